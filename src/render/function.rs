@@ -1,0 +1,292 @@
+//! A function: its role, log group, Lambda function, and when routed its target group, rules,
+//! invoke permission and alarms.
+
+use serde_json::{Map, Value, json};
+
+use super::alb::Listener;
+use super::{Doc, get_att, r#ref};
+use crate::spec::{Access, Function, Spec, names};
+
+/// The logical ids derived from a function's spec name.
+pub struct Ids {
+    pub prefix: String,
+    pub function: String,
+    pub role: String,
+    pub log_group: String,
+    pub target_group: String,
+    pub permission: String,
+}
+
+impl Ids {
+    /// Ids for the function called `name` in the spec.
+    pub fn of(name: &str) -> Ids {
+        let prefix = names::logical_id(name);
+        Ids {
+            function: format!("{prefix}Function"),
+            role: format!("{prefix}Role"),
+            log_group: format!("{prefix}LogGroup"),
+            target_group: format!("{prefix}TargetGroup"),
+            permission: format!("{prefix}AlbPermission"),
+            prefix,
+        }
+    }
+}
+
+/// DynamoDB actions per access level, sorted; nothing beyond what the level names.
+fn dynamodb_actions(access: Access) -> &'static [&'static str] {
+    match access {
+        Access::Read => &[
+            "dynamodb:BatchGetItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:DescribeTable",
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "dynamodb:Scan",
+        ],
+        Access::Write => &[
+            "dynamodb:BatchWriteItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:DescribeTable",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+        ],
+        Access::ReadWrite => &[
+            "dynamodb:BatchGetItem",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:DescribeTable",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:Query",
+            "dynamodb:Scan",
+            "dynamodb:UpdateItem",
+        ],
+    }
+}
+
+/// Adds everything one function needs.
+pub fn render(spec: &Spec, name: &str, f: &Function, listener: Option<&Listener>, doc: &mut Doc) {
+    let ids = Ids::of(name);
+    let physical_name = names::function_name(&spec.app, &spec.env, name);
+    let code = super::code_parameters(spec)
+        .into_iter()
+        .find(|c| c.function == name)
+        .expect("every function has code parameters");
+    doc.parameters.insert(
+        code.bucket.clone(),
+        json!({ "Type": "String", "MinLength": 1, "Description": format!("S3 bucket of the `{name}` artifact") }),
+    );
+    doc.parameters.insert(
+        code.key.clone(),
+        json!({ "Type": "String", "MinLength": 1, "Description": format!("S3 key of the `{name}` artifact (its sha256)") }),
+    );
+
+    doc.resource(
+        &ids.log_group,
+        "AWS::Logs::LogGroup",
+        json!({
+            "LogGroupName": format!("/aws/lambda/{physical_name}"),
+            "RetentionInDays": f.log_retention_days,
+        }),
+    );
+
+    let mut statements = vec![json!({
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": get_att(&ids.log_group, "Arn"),
+    })];
+    for (table, access) in &f.tables {
+        let table_id = super::table::id(table);
+        let mut resources = vec![get_att(&table_id, "Arn")];
+        if spec
+            .tables
+            .get(table)
+            .is_some_and(|t| !t.indexes.is_empty())
+        {
+            resources.push(json!({ "Fn::Sub": format!("${{{table_id}.Arn}}/index/*") }));
+        }
+        statements.push(json!({
+            "Effect": "Allow",
+            "Action": dynamodb_actions(*access),
+            "Resource": resources,
+        }));
+    }
+    doc.resource(
+        &ids.role,
+        "AWS::IAM::Role",
+        json!({
+            "Description": format!("Runs the `{name}` function of {}", spec.stack_name()),
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{
+                    "Effect": "Allow",
+                    "Principal": { "Service": "lambda.amazonaws.com" },
+                    "Action": "sts:AssumeRole",
+                }],
+            },
+            "Policies": [{
+                "PolicyName": "least-privilege",
+                "PolicyDocument": { "Version": "2012-10-17", "Statement": statements },
+            }],
+        }),
+    );
+
+    let mut variables = Map::new();
+    for (key, value) in &f.environment {
+        variables.insert(key.clone(), json!(value));
+    }
+    for table in f.tables.keys() {
+        variables.insert(names::table_env_var(table), r#ref(&super::table::id(table)));
+    }
+    let mut properties = json!({
+        "FunctionName": physical_name,
+        "Description": format!("`{name}` of {}", spec.stack_name()),
+        "Runtime": "provided.al2023",
+        "Handler": "bootstrap",
+        "Architectures": [f.architecture.as_str()],
+        "MemorySize": f.memory,
+        "Timeout": f.timeout,
+        "Role": get_att(&ids.role, "Arn"),
+        "Code": { "S3Bucket": r#ref(&code.bucket), "S3Key": r#ref(&code.key) },
+        "LoggingConfig": { "LogGroup": r#ref(&ids.log_group), "LogFormat": "JSON" },
+    });
+    let props = properties.as_object_mut().expect("object literal");
+    if !variables.is_empty() {
+        props.insert("Environment".into(), json!({ "Variables": variables }));
+    }
+    if let Some(n) = f.reserved_concurrency {
+        props.insert("ReservedConcurrentExecutions".into(), json!(n));
+    }
+    doc.resource(&ids.function, "AWS::Lambda::Function", properties);
+    doc.output(
+        format!("{}FunctionArn", ids.prefix),
+        &format!("ARN of the `{name}` function"),
+        get_att(&ids.function, "Arn"),
+    );
+
+    let routed = f.default_route || !f.routes.is_empty();
+    if let (Some(listener), true) = (listener, routed) {
+        render_routing(spec, name, f, &ids, listener, doc);
+    }
+    if f.alarms {
+        render_alarms(spec, name, &ids, listener.filter(|_| routed), doc);
+    }
+}
+
+fn render_routing(
+    spec: &Spec,
+    name: &str,
+    f: &Function,
+    ids: &Ids,
+    listener: &Listener,
+    doc: &mut Doc,
+) {
+    // SourceArn cannot name the target group (the group must wait for this permission to exist),
+    // so the permission is scoped to this account's target groups.
+    doc.resource(
+        &ids.permission,
+        "AWS::Lambda::Permission",
+        json!({
+            "FunctionName": get_att(&ids.function, "Arn"),
+            "Action": "lambda:InvokeFunction",
+            "Principal": "elasticloadbalancing.amazonaws.com",
+            "SourceAccount": r#ref("AWS::AccountId"),
+            "SourceArn": { "Fn::Sub": "arn:${AWS::Partition}:elasticloadbalancing:${AWS::Region}:${AWS::AccountId}:targetgroup/*" },
+        }),
+    );
+    doc.resource(
+        &ids.target_group,
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        json!({
+            "TargetType": "lambda",
+            "Targets": [{ "Id": get_att(&ids.function, "Arn") }],
+            "TargetGroupAttributes": [{ "Key": "lambda.multi_value_headers.enabled", "Value": "true" }],
+            "HealthCheckEnabled": true,
+            "HealthCheckPath": "/health",
+            "HealthCheckIntervalSeconds": 60,
+            "HealthCheckTimeoutSeconds": 30,
+        }),
+    )
+    .insert("DependsOn".into(), json!(ids.permission));
+
+    let first_priority = spec
+        .functions
+        .iter()
+        .take_while(|(n, _)| n.as_str() != name)
+        .map(|(_, other)| other.routes.len())
+        .sum::<usize>()
+        + 1;
+    for (i, route) in f.routes.iter().enumerate() {
+        let mut conditions: Vec<Value> = Vec::new();
+        if let Some(path) = &route.path {
+            conditions.push(
+                json!({ "Field": "path-pattern", "PathPatternConfig": { "Values": [path] } }),
+            );
+        }
+        if let Some(host) = &route.host {
+            conditions
+                .push(json!({ "Field": "host-header", "HostHeaderConfig": { "Values": [host] } }));
+        }
+        if !route.methods.is_empty() {
+            conditions.push(json!({
+                "Field": "http-request-method",
+                "HttpRequestMethodConfig": { "Values": route.methods },
+            }));
+        }
+        doc.resource(
+            format!("{}Route{}", ids.prefix, i + 1),
+            "AWS::ElasticLoadBalancingV2::ListenerRule",
+            json!({
+                "ListenerArn": r#ref(listener.id),
+                "Priority": first_priority + i,
+                "Conditions": conditions,
+                "Actions": [{ "Type": "forward", "TargetGroupArn": r#ref(&ids.target_group) }],
+            }),
+        );
+    }
+}
+
+fn render_alarms(spec: &Spec, name: &str, ids: &Ids, listener: Option<&Listener>, doc: &mut Doc) {
+    let stack = spec.stack_name();
+    for metric in ["Errors", "Throttles"] {
+        doc.resource(
+            format!("{}{metric}Alarm", ids.prefix),
+            "AWS::CloudWatch::Alarm",
+            json!({
+                "AlarmDescription": format!("`{name}` of {stack}: {metric} in the last 5 minutes"),
+                "Namespace": "AWS/Lambda",
+                "MetricName": metric,
+                "Dimensions": [{ "Name": "FunctionName", "Value": r#ref(&ids.function) }],
+                "Statistic": "Sum",
+                "Period": 300,
+                "EvaluationPeriods": 1,
+                "Threshold": 1,
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                "TreatMissingData": "notBreaching",
+            }),
+        );
+    }
+    if let Some(listener) = listener {
+        doc.resource(
+            format!("{}Target5xxAlarm", ids.prefix),
+            "AWS::CloudWatch::Alarm",
+            json!({
+                "AlarmDescription": format!("`{name}` of {stack}: 5xx answers through the load balancer"),
+                "Namespace": "AWS/ApplicationELB",
+                "MetricName": "HTTPCode_Target_5XX_Count",
+                "Dimensions": [
+                    { "Name": "LoadBalancer", "Value": get_att(listener.load_balancer, "LoadBalancerFullName") },
+                    { "Name": "TargetGroup", "Value": get_att(&ids.target_group, "TargetGroupFullName") },
+                ],
+                "Statistic": "Sum",
+                "Period": 300,
+                "EvaluationPeriods": 1,
+                "Threshold": 5,
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                "TreatMissingData": "notBreaching",
+            }),
+        );
+    }
+}

@@ -1,0 +1,1025 @@
+//! From the YAML tree to a [`Spec`], collecting every problem instead of stopping at the first.
+
+use indexmap::IndexMap;
+
+use super::diag::{Diag, Pos};
+use super::model::*;
+use super::names;
+use super::yaml::{Node, Value, parse_bool, parse_int};
+
+/// Decodes and validates a parsed spec. `None` when any problem was found (all are in `diags`).
+pub fn decode(root: &Node, diags: &mut Vec<Diag>) -> Option<Spec> {
+    let mut cx = Cx {
+        diags,
+        declared_tables: Vec::new(),
+    };
+    // A best-effort spec even when fields are wrong, so cross-checks still report their problems.
+    let spec = cx.spec(root);
+    if let Some(spec) = &spec {
+        cross_check(spec, &cx.declared_tables, cx.diags);
+    }
+    spec.filter(|_| diags.is_empty())
+}
+
+/// The keys each part of the spec accepts; a test checks them against the JSON Schema.
+pub mod keys {
+    /// Keys of spec.
+    pub const SPEC: &[&str] = &[
+        "app",
+        "env",
+        "region",
+        "tags",
+        "protected_envs",
+        "network",
+        "alb",
+        "functions",
+        "tables",
+        "extra",
+    ];
+    /// Keys of function.
+    pub const FUNCTION: &[&str] = &[
+        "path",
+        "binary",
+        "architecture",
+        "memory",
+        "timeout",
+        "reserved_concurrency",
+        "environment",
+        "default_route",
+        "routes",
+        "tables",
+        "log_retention_days",
+        "alarms",
+        "build",
+    ];
+    /// Keys of table.
+    pub const TABLE: &[&str] = &[
+        "partition_key",
+        "sort_key",
+        "billing",
+        "ttl_attribute",
+        "stream",
+        "point_in_time_recovery",
+        "indexes",
+    ];
+    /// Keys of network.
+    pub const NETWORK: &[&str] = &["vpc_id", "subnet_ids", "dedicated"];
+    /// Keys of alb.
+    pub const ALB: &[&str] = &[
+        "internal",
+        "certificate_arn",
+        "allowed_cidrs",
+        "idle_timeout",
+    ];
+    /// Keys of route.
+    pub const ROUTE: &[&str] = &["path", "host", "methods"];
+    /// Keys of build.
+    pub const BUILD: &[&str] = &["method", "path", "dockerfile"];
+    /// Keys of key.
+    pub const KEY: &[&str] = &["name", "type"];
+    /// Keys of index.
+    pub const INDEX: &[&str] = &["name", "partition_key", "sort_key", "projection"];
+    /// Keys of billing.
+    pub const BILLING: &[&str] = &["read", "write"];
+}
+
+struct Cx<'d> {
+    diags: &'d mut Vec<Diag>,
+    /// Every table name under `tables`, including tables that failed to decode.
+    declared_tables: Vec<String>,
+}
+
+/// A mapping whose keys were checked against the allowed ones.
+struct Fields<'n> {
+    pos: Pos,
+    entries: &'n [(Node, Node)],
+}
+
+impl<'n> Fields<'n> {
+    fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k.as_str() == Some(key))
+            .map(|(_, v)| v)
+            .filter(|v| !v.is_null())
+    }
+}
+
+/// The key closest to `unknown`, when it is close enough to be a typo.
+pub fn suggest<'a>(unknown: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let known: Vec<&str> = known.into_iter().collect();
+    if let Some(same) = known.iter().find(|k| k.eq_ignore_ascii_case(unknown)) {
+        return Some(same);
+    }
+    known
+        .into_iter()
+        .map(|k| (strsim::damerau_levenshtein(unknown, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// How a wrongly typed node is named in a message: scalars by their text.
+fn found(node: &Node) -> String {
+    match &node.value {
+        Value::Scalar { text, plain: false }
+            if parse_int(text).is_some() || parse_bool(text).is_some() =>
+        {
+            format!("the quoted string '{text}' (remove the quotes)")
+        }
+        Value::Scalar { text, .. } if !node.is_null() => format!("`{text}`"),
+        _ => node.kind().to_string(),
+    }
+}
+
+impl Cx<'_> {
+    fn err(&mut self, pos: Pos, message: impl Into<String>) {
+        self.diags.push(Diag::new(pos, message));
+    }
+
+    /// Checks that `node` is a mapping with only `allowed` keys.
+    fn fields<'n>(&mut self, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
+        let Value::Map(entries) = &node.value else {
+            let found = node.kind();
+            self.err(node.pos, format!("{what} must be a mapping, found {found}"));
+            return None;
+        };
+        for (key, _) in entries {
+            let name = key.as_str().unwrap_or_default();
+            if !allowed.contains(&name) {
+                let hint = match suggest(name, allowed.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("expected one of: {}", allowed.join(", ")),
+                };
+                self.err(key.pos, format!("unknown key `{name}` in {what}; {hint}"));
+            }
+        }
+        Some(Fields {
+            pos: node.pos,
+            entries,
+        })
+    }
+
+    fn required<'n>(&mut self, f: &Fields<'n>, key: &str, what: &str) -> Option<&'n Node> {
+        let node = f.get(key);
+        if node.is_none() {
+            self.err(f.pos, format!("{what} is missing the required key `{key}`"));
+        }
+        node
+    }
+
+    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match (&node.value, node.is_null()) {
+            (Value::Scalar { text, .. }, false) => Some(text.clone()),
+            _ => {
+                let found = node.kind();
+                self.err(node.pos, format!("{what} must be a string, found {found}"));
+                None
+            }
+        }
+    }
+
+    /// A string that must match `rule`; the message explains the rule in words.
+    fn checked(
+        &mut self,
+        node: &Node,
+        what: &str,
+        rule: fn(&str) -> Result<(), String>,
+    ) -> Option<String> {
+        let text = self.string(node, what)?;
+        match rule(&text) {
+            Ok(()) => Some(text),
+            Err(why) => {
+                self.err(node.pos, format!("{what} `{text}` {why}"));
+                None
+            }
+        }
+    }
+
+    fn int(&mut self, node: &Node, what: &str, min: i64, max: i64) -> Option<u32> {
+        let value = match &node.value {
+            Value::Scalar { text, plain: true } => parse_int(text),
+            _ => None,
+        };
+        match value {
+            Some(v) if (min..=max).contains(&v) => u32::try_from(v).ok(),
+            Some(v) => {
+                self.err(
+                    node.pos,
+                    format!("{what} must be from {min} to {max}, found {v}"),
+                );
+                None
+            }
+            None => {
+                let found = found(node);
+                self.err(
+                    node.pos,
+                    format!("{what} must be a whole number from {min} to {max}, found {found}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn bool(&mut self, node: &Node, what: &str) -> Option<bool> {
+        if let Value::Scalar { text, plain: true } = &node.value
+            && let Some(b) = parse_bool(text)
+        {
+            return Some(b);
+        }
+        let found = found(node);
+        self.err(
+            node.pos,
+            format!("{what} must be true or false, found {found}"),
+        );
+        None
+    }
+
+    /// One of a fixed set of words.
+    fn choice<T: Clone>(&mut self, node: &Node, what: &str, options: &[(&str, T)]) -> Option<T> {
+        let text = self.string(node, what)?;
+        if let Some((_, v)) = options.iter().find(|(name, _)| *name == text) {
+            return Some(v.clone());
+        }
+        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
+        let hint = match suggest(&text, names.iter().copied()) {
+            Some(s) => format!("; did you mean `{s}`?"),
+            None => String::new(),
+        };
+        self.err(
+            node.pos,
+            format!(
+                "{what} must be one of {}, found `{text}`{hint}",
+                names.join(", ")
+            ),
+        );
+        None
+    }
+
+    fn list<'n>(&mut self, node: &'n Node, what: &str) -> &'n [Node] {
+        match &node.value {
+            Value::Seq(items) => items,
+            _ => {
+                let found = node.kind();
+                self.err(node.pos, format!("{what} must be a list, found {found}"));
+                &[]
+            }
+        }
+    }
+
+    fn map_entries<'n>(&mut self, node: &'n Node, what: &str) -> &'n [(Node, Node)] {
+        match &node.value {
+            Value::Map(entries) => entries,
+            _ => {
+                let found = node.kind();
+                self.err(node.pos, format!("{what} must be a mapping, found {found}"));
+                &[]
+            }
+        }
+    }
+
+    fn spec(&mut self, root: &Node) -> Option<Spec> {
+        let Value::Map(_) = root.value else {
+            let found = root.kind();
+            self.err(root.pos, format!("the spec must be a mapping with keys such as `app` and `functions`, found {found}"));
+            return None;
+        };
+        let f = self.fields(root, "the spec", keys::SPEC)?;
+        let app = self
+            .required(&f, "app", "the spec")
+            .and_then(|n| self.checked(n, "app", names::check_app));
+        let env = match f.get("env") {
+            Some(n) => self.checked(n, "env", names::check_env),
+            None => Some(default_env()),
+        };
+        let region = f
+            .get("region")
+            .and_then(|n| self.checked(n, "region", names::check_region));
+        let tags = f.get("tags").map(|n| self.tags(n)).unwrap_or_default();
+        let protected_envs = f
+            .get("protected_envs")
+            .map(|n| {
+                let items = self.list(n, "`protected_envs`");
+                items
+                    .iter()
+                    .filter_map(|i| self.checked(i, "protected env", names::check_env))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let network = f.get("network").and_then(|n| self.network(n));
+        let alb = f.get("alb").and_then(|n| self.alb(n));
+        let mut functions = IndexMap::new();
+        if let Some(n) = f.get("functions") {
+            for (key, value) in self.map_entries(n, "`functions`") {
+                let name = self.checked(key, "function name", names::check_resource_name);
+                let function = self.function(value, key.as_str().unwrap_or_default(), key.pos);
+                if let (Some(name), Some(function)) = (name, function) {
+                    functions.insert(name, function);
+                }
+            }
+        }
+        let mut tables = IndexMap::new();
+        if let Some(n) = f.get("tables") {
+            for (key, value) in self.map_entries(n, "`tables`") {
+                self.declared_tables
+                    .extend(key.as_str().map(str::to_string));
+                let name = self.checked(key, "table name", names::check_resource_name);
+                let table = self.table(value, key.as_str().unwrap_or_default(), key.pos);
+                if let (Some(name), Some(table)) = (name, table) {
+                    tables.insert(name, table);
+                }
+            }
+        }
+        let extra = f.get("extra").and_then(|n| self.extra(n));
+        Some(Spec {
+            app: app.unwrap_or_default(),
+            env: env.unwrap_or_default(),
+            region,
+            tags,
+            protected_envs,
+            network,
+            alb,
+            functions,
+            tables,
+            extra,
+        })
+    }
+
+    fn tags(&mut self, node: &Node) -> IndexMap<String, String> {
+        let mut tags = IndexMap::new();
+        for (key, value) in self.map_entries(node, "`tags`") {
+            let Some(name) = self.checked(key, "tag key", names::check_tag_key) else {
+                continue;
+            };
+            let what = format!("tag `{name}`");
+            if let Some(value) = self.checked(value, &what, names::check_tag_value) {
+                tags.insert(name, value);
+            }
+        }
+        tags
+    }
+
+    fn network(&mut self, node: &Node) -> Option<Network> {
+        let f = self.fields(node, "`network`", keys::NETWORK)?;
+        let vpc_id = f
+            .get("vpc_id")
+            .and_then(|n| self.checked(n, "vpc_id", names::check_vpc_id));
+        let mut subnet_ids: Vec<String> = Vec::new();
+        let mut subnets_given = 0;
+        if let Some(n) = f.get("subnet_ids") {
+            let items = self.list(n, "`subnet_ids`");
+            subnets_given = items.len();
+            for item in items {
+                let Some(id) = self.checked(item, "subnet id", names::check_subnet_id) else {
+                    continue;
+                };
+                if subnet_ids.contains(&id) {
+                    self.err(item.pos, format!("subnet `{id}` is listed twice"));
+                }
+                subnet_ids.push(id);
+            }
+        }
+        let dedicated = f
+            .get("dedicated")
+            .and_then(|n| self.bool(n, "`dedicated`"))
+            .unwrap_or(false);
+        if dedicated && (f.get("vpc_id").is_some() || f.get("subnet_ids").is_some()) {
+            self.err(f.pos, "`dedicated: true` creates a VPC; it cannot be combined with `vpc_id` or `subnet_ids`");
+        } else if f.get("vpc_id").is_some() != f.get("subnet_ids").is_some() {
+            self.err(
+                f.pos,
+                "`vpc_id` and `subnet_ids` go together: name the VPC and its subnets",
+            );
+        } else if f.get("subnet_ids").is_some() && subnets_given < 2 {
+            self.err(f.pos, "an ALB needs subnets in at least 2 Availability Zones: give at least 2 `subnet_ids`");
+        }
+        Some(Network {
+            vpc_id,
+            subnet_ids,
+            dedicated,
+        })
+    }
+
+    fn alb(&mut self, node: &Node) -> Option<Alb> {
+        let f = self.fields(node, "`alb`", keys::ALB)?;
+        let internal = f
+            .get("internal")
+            .and_then(|n| self.bool(n, "`internal`"))
+            .unwrap_or(false);
+        let certificate_arn = f
+            .get("certificate_arn")
+            .and_then(|n| self.checked(n, "certificate_arn", names::check_certificate_arn));
+        let allowed_cidrs = match f.get("allowed_cidrs") {
+            Some(n) => {
+                let items = self.list(n, "`allowed_cidrs`");
+                if items.is_empty() && matches!(n.value, Value::Seq(_)) {
+                    self.err(
+                        n.pos,
+                        "`allowed_cidrs` is empty: nobody could reach the load balancer",
+                    );
+                }
+                let mut cidrs: Vec<String> = Vec::new();
+                for item in items {
+                    if let Some(cidr) = self.checked(item, "CIDR", names::check_cidr) {
+                        if cidrs.contains(&cidr) {
+                            self.err(item.pos, format!("CIDR `{cidr}` is listed twice"));
+                        }
+                        cidrs.push(cidr);
+                    }
+                }
+                cidrs
+            }
+            None => vec!["0.0.0.0/0".to_string()],
+        };
+        let idle_timeout = f
+            .get("idle_timeout")
+            .and_then(|n| self.int(n, "`idle_timeout`", 1, 4000))
+            .unwrap_or(60);
+        Some(Alb {
+            internal,
+            certificate_arn,
+            allowed_cidrs,
+            idle_timeout,
+        })
+    }
+
+    fn function(&mut self, node: &Node, name: &str, pos: Pos) -> Option<Function> {
+        let what = format!("function `{name}`");
+        let f = self.fields(node, &what, keys::FUNCTION)?;
+        let path = self
+            .required(&f, "path", &what)
+            .and_then(|n| self.string(n, "`path`"));
+        let binary = f
+            .get("binary")
+            .and_then(|n| self.checked(n, "binary", names::check_binary));
+        let architecture = f
+            .get("architecture")
+            .and_then(|n| {
+                self.choice(
+                    n,
+                    "`architecture`",
+                    &[
+                        ("arm64", Architecture::Arm64),
+                        ("x86_64", Architecture::X86_64),
+                    ],
+                )
+            })
+            .unwrap_or_default();
+        let memory = f
+            .get("memory")
+            .and_then(|n| self.int(n, "`memory`", 128, 10240))
+            .unwrap_or(256);
+        let timeout = f
+            .get("timeout")
+            .and_then(|n| self.int(n, "`timeout`", 1, 900))
+            .unwrap_or(10);
+        let reserved_concurrency = f
+            .get("reserved_concurrency")
+            .and_then(|n| self.int(n, "`reserved_concurrency`", 0, 100_000));
+        let environment = f
+            .get("environment")
+            .map(|n| self.environment(n))
+            .unwrap_or_default();
+        let default_route = f
+            .get("default_route")
+            .and_then(|n| self.bool(n, "`default_route`"))
+            .unwrap_or(false);
+        let default_route_pos = f.get("default_route").map_or(pos, |n| n.pos);
+        let routes = match f.get("routes") {
+            Some(n) => {
+                let items = self.list(n, "`routes`");
+                items.iter().filter_map(|r| self.route(r)).collect()
+            }
+            None => Vec::new(),
+        };
+        let mut tables = IndexMap::new();
+        let mut table_ref_pos = Vec::new();
+        if let Some(n) = f.get("tables") {
+            for (key, value) in self.map_entries(n, "`tables` of a function") {
+                let Some(table) = self.string(key, "table name") else {
+                    continue;
+                };
+                let access = self.choice(
+                    value,
+                    &format!("access to table `{table}`"),
+                    &[
+                        ("read", Access::Read),
+                        ("write", Access::Write),
+                        ("read_write", Access::ReadWrite),
+                    ],
+                );
+                if let Some(access) = access {
+                    tables.insert(table, access);
+                    table_ref_pos.push(key.pos);
+                }
+            }
+        }
+        let log_retention_days = match f.get("log_retention_days") {
+            Some(n) => {
+                let days = self.int(n, "`log_retention_days`", 1, 3653)?;
+                if !LOG_RETENTION_DAYS.contains(&days) {
+                    let allowed: Vec<String> =
+                        LOG_RETENTION_DAYS.iter().map(u32::to_string).collect();
+                    self.err(
+                        n.pos,
+                        format!(
+                            "`log_retention_days` must be one of {}, found {days}",
+                            allowed.join(", ")
+                        ),
+                    );
+                }
+                days
+            }
+            None => 14,
+        };
+        let alarms = f
+            .get("alarms")
+            .and_then(|n| self.bool(n, "`alarms`"))
+            .unwrap_or(true);
+        let build = f.get("build").and_then(|n| self.build(n));
+        Some(Function {
+            pos,
+            path: path?,
+            binary,
+            architecture,
+            memory,
+            timeout,
+            reserved_concurrency,
+            environment,
+            default_route,
+            default_route_pos,
+            routes,
+            tables,
+            table_ref_pos,
+            log_retention_days,
+            alarms,
+            build,
+        })
+    }
+
+    fn environment(&mut self, node: &Node) -> IndexMap<String, String> {
+        let mut vars = IndexMap::new();
+        let mut size = 0;
+        for (key, value) in self.map_entries(node, "`environment`") {
+            let Some(name) = self.checked(key, "environment variable", names::check_env_var) else {
+                continue;
+            };
+            // Numbers and booleans are fine as values: Lambda sees them as text anyway.
+            let value = match &value.value {
+                Value::Scalar { text, .. } => text.clone(),
+                _ => {
+                    let found = value.kind();
+                    self.err(
+                        value.pos,
+                        format!("environment variable `{name}` must be a string, found {found}"),
+                    );
+                    continue;
+                }
+            };
+            size += name.len() + value.len();
+            if size > 4096 {
+                self.err(key.pos, "environment variables exceed Lambda's 4 KB limit");
+            }
+            vars.insert(name, value);
+        }
+        vars
+    }
+
+    fn route(&mut self, node: &Node) -> Option<Route> {
+        let f = self.fields(node, "a route", keys::ROUTE)?;
+        let path = f
+            .get("path")
+            .and_then(|n| self.checked(n, "route path", names::check_path_pattern));
+        let host = f
+            .get("host")
+            .and_then(|n| self.checked(n, "route host", names::check_host_pattern));
+        let mut methods: Vec<String> = Vec::new();
+        if let Some(n) = f.get("methods") {
+            let items = self.list(n, "`methods`");
+            if items.is_empty() && matches!(n.value, Value::Seq(_)) {
+                self.err(
+                    n.pos,
+                    "`methods` is empty: leave it out to match every method",
+                );
+            }
+            for item in items {
+                let m = self.choice(
+                    item,
+                    "method",
+                    &[
+                        ("GET", "GET"),
+                        ("HEAD", "HEAD"),
+                        ("POST", "POST"),
+                        ("PUT", "PUT"),
+                        ("PATCH", "PATCH"),
+                        ("DELETE", "DELETE"),
+                        ("OPTIONS", "OPTIONS"),
+                    ],
+                );
+                if let Some(m) = m {
+                    if methods.iter().any(|x| x == m) {
+                        self.err(item.pos, format!("method `{m}` is listed twice"));
+                    }
+                    methods.push(m.to_string());
+                }
+            }
+        }
+        if f.get("path").is_none() && f.get("host").is_none() {
+            self.err(f.pos, "a route needs a `path`, a `host`, or both");
+            return None;
+        }
+        Some(Route {
+            pos: f.pos,
+            path,
+            host,
+            methods,
+        })
+    }
+
+    fn build(&mut self, node: &Node) -> Option<Build> {
+        let f = self.fields(node, "`build`", keys::BUILD)?;
+        let method = f
+            .get("method")
+            .and_then(|n| {
+                self.choice(
+                    n,
+                    "`build.method`",
+                    &[
+                        ("docker", BuildMethod::Docker),
+                        ("cargo-lambda", BuildMethod::CargoLambda),
+                        ("zip", BuildMethod::Zip),
+                    ],
+                )
+            })
+            .unwrap_or_default();
+        let path = f.get("path").and_then(|n| self.string(n, "`build.path`"));
+        let dockerfile = f
+            .get("dockerfile")
+            .and_then(|n| self.string(n, "`build.dockerfile`"));
+        if method == BuildMethod::Zip && f.get("path").is_none() {
+            self.err(f.pos, "`build.method: zip` needs `path`: the prebuilt zip");
+        }
+        if method != BuildMethod::Zip && f.get("path").is_some() {
+            self.err(f.pos, "`build.path` is only for `method: zip`");
+        }
+        if method != BuildMethod::Docker && f.get("dockerfile").is_some() {
+            self.err(f.pos, "`build.dockerfile` is only for `method: docker`");
+        }
+        Some(Build {
+            method,
+            path,
+            dockerfile,
+        })
+    }
+
+    fn table(&mut self, node: &Node, name: &str, pos: Pos) -> Option<Table> {
+        let what = format!("table `{name}`");
+        let f = self.fields(node, &what, keys::TABLE)?;
+        let partition_key = self
+            .required(&f, "partition_key", &what)
+            .and_then(|n| self.key(n, "`partition_key`"));
+        let sort_key = f.get("sort_key").and_then(|n| self.key(n, "`sort_key`"));
+        let billing = f
+            .get("billing")
+            .and_then(|n| self.billing(n))
+            .unwrap_or_default();
+        let ttl_attribute = f
+            .get("ttl_attribute")
+            .and_then(|n| self.checked(n, "ttl_attribute", names::check_attribute));
+        let stream = f.get("stream").and_then(|n| {
+            self.choice(
+                n,
+                "`stream`",
+                &[
+                    ("keys_only", StreamView::KeysOnly),
+                    ("new_image", StreamView::NewImage),
+                    ("old_image", StreamView::OldImage),
+                    ("new_and_old_images", StreamView::NewAndOldImages),
+                ],
+            )
+        });
+        let point_in_time_recovery = f
+            .get("point_in_time_recovery")
+            .and_then(|n| self.bool(n, "`point_in_time_recovery`"))
+            .unwrap_or(true);
+        let mut indexes: Vec<Index> = Vec::new();
+        if let Some(n) = f.get("indexes") {
+            let items = self.list(n, "`indexes`");
+            if items.len() > 20 {
+                self.err(
+                    n.pos,
+                    format!("a table can have at most 20 indexes, found {}", items.len()),
+                );
+            }
+            for item in items {
+                if let Some(index) = self.index(item) {
+                    if indexes.iter().any(|i| i.name == index.name) {
+                        self.err(
+                            item.pos,
+                            format!("index `{}` is defined twice in {what}", index.name),
+                        );
+                    }
+                    indexes.push(index);
+                }
+            }
+        }
+        Some(Table {
+            pos,
+            partition_key: partition_key?,
+            sort_key,
+            billing,
+            ttl_attribute,
+            stream,
+            point_in_time_recovery,
+            indexes,
+        })
+    }
+
+    fn key(&mut self, node: &Node, what: &str) -> Option<Key> {
+        let f = self.fields(node, what, keys::KEY)?;
+        let name = self
+            .required(&f, "name", what)
+            .and_then(|n| self.checked(n, "key name", names::check_attribute));
+        let kind = self.required(&f, "type", what).and_then(|n| {
+            self.choice(
+                n,
+                "key `type`",
+                &[("S", KeyType::S), ("N", KeyType::N), ("B", KeyType::B)],
+            )
+        });
+        Some(Key {
+            pos: f.pos,
+            name: name?,
+            kind: kind?,
+        })
+    }
+
+    fn billing(&mut self, node: &Node) -> Option<Billing> {
+        if let Value::Scalar { .. } = node.value {
+            if node.as_str() == Some("on_demand") {
+                return Some(Billing::OnDemand);
+            }
+            let found = found(node);
+            self.err(
+                node.pos,
+                format!(
+                    "`billing` must be `on_demand` or `{{ read: N, write: N }}`, found {found}"
+                ),
+            );
+            return None;
+        }
+        let f = self.fields(node, "`billing`", keys::BILLING)?;
+        let read = self
+            .required(&f, "read", "`billing`")
+            .and_then(|n| self.int(n, "`read`", 1, 40_000));
+        let write = self
+            .required(&f, "write", "`billing`")
+            .and_then(|n| self.int(n, "`write`", 1, 40_000));
+        Some(Billing::Provisioned {
+            read: read?,
+            write: write?,
+        })
+    }
+
+    fn index(&mut self, node: &Node) -> Option<Index> {
+        let f = self.fields(node, "an index", keys::INDEX)?;
+        let name = self
+            .required(&f, "name", "an index")
+            .and_then(|n| self.checked(n, "index name", names::check_index_name));
+        let partition_key = self
+            .required(&f, "partition_key", "an index")
+            .and_then(|n| self.key(n, "`partition_key`"));
+        let sort_key = f.get("sort_key").and_then(|n| self.key(n, "`sort_key`"));
+        let projection = match f.get("projection") {
+            None => Some(Projection::All),
+            Some(
+                n @ Node {
+                    value: Value::Seq(items),
+                    ..
+                },
+            ) => {
+                if items.is_empty() {
+                    self.err(n.pos, "`projection` lists no attributes: use `keys_only`");
+                }
+                let mut attrs: Vec<String> = Vec::new();
+                for item in items {
+                    if let Some(a) =
+                        self.checked(item, "projected attribute", names::check_attribute)
+                    {
+                        if attrs.contains(&a) {
+                            self.err(item.pos, format!("attribute `{a}` is projected twice"));
+                        }
+                        attrs.push(a);
+                    }
+                }
+                Some(Projection::Include(attrs))
+            }
+            Some(n) => self.choice(
+                n,
+                "`projection`",
+                &[
+                    ("all", Projection::All),
+                    ("keys_only", Projection::KeysOnly),
+                ],
+            ),
+        };
+        Some(Index {
+            name: name?,
+            partition_key: partition_key?,
+            sort_key,
+            projection: projection?,
+        })
+    }
+
+    fn extra(&mut self, node: &Node) -> Option<Extra> {
+        const SECTIONS: &[&str] = &[
+            "Resources",
+            "Outputs",
+            "Conditions",
+            "Mappings",
+            "Parameters",
+        ];
+        let f = self.fields(node, "`extra`", SECTIONS)?;
+        let mut extra = Extra::default();
+        for section in SECTIONS {
+            let Some(n) = f.get(section) else {
+                continue;
+            };
+            let mut items = IndexMap::new();
+            for (key, value) in self.map_entries(n, &format!("`extra.{section}`")) {
+                let Some(id) = self.checked(key, "logical id", names::check_logical_id) else {
+                    continue;
+                };
+                if !matches!(value.value, Value::Map(_)) {
+                    let found = value.kind();
+                    self.err(
+                        value.pos,
+                        format!("`extra.{section}.{id}` must be a mapping, found {found}"),
+                    );
+                    continue;
+                }
+                extra
+                    .positions
+                    .push((section.to_string(), id.clone(), key.pos));
+                items.insert(id, value.to_json());
+            }
+            extra.sections.insert(section.to_string(), items);
+        }
+        Some(extra)
+    }
+}
+
+/// Rules that span sections: references, uniqueness, and names derived from several fields.
+fn cross_check(spec: &Spec, declared_tables: &[String], diags: &mut Vec<Diag>) {
+    let mut err = |pos: Pos, message: String| diags.push(Diag::new(pos, message));
+
+    for (name, f) in &spec.functions {
+        for ((table, _), pos) in f.tables.iter().zip(&f.table_ref_pos) {
+            if !declared_tables.contains(table) {
+                let hint = match suggest(table, declared_tables.iter().map(String::as_str)) {
+                    Some(s) => format!("; did you mean `{s}`?"),
+                    None => String::new(),
+                };
+                err(
+                    *pos,
+                    format!(
+                        "function `{name}` uses table `{table}`, which is not defined under `tables`{hint}"
+                    ),
+                );
+            }
+        }
+        if spec.alb.is_none() && (f.default_route || !f.routes.is_empty()) {
+            let pos = f.routes.first().map_or(f.default_route_pos, |r| r.pos);
+            err(
+                pos,
+                format!(
+                    "function `{name}` has routes, but the spec has no `alb` section to route from"
+                ),
+            );
+        }
+        let names_valid = !spec.app.is_empty() && !spec.env.is_empty();
+        if let (true, Err(why)) = (
+            names_valid,
+            names::check_function_name(&spec.app, &spec.env, name),
+        ) {
+            err(f.pos, why);
+        }
+    }
+
+    let mut default_owner: Option<&str> = None;
+    for (name, f) in spec.functions.iter().filter(|(_, f)| f.default_route) {
+        match default_owner {
+            Some(owner) => err(
+                f.default_route_pos,
+                format!("only one function can be the default route, and `{owner}` already is"),
+            ),
+            None => default_owner = Some(name),
+        }
+    }
+
+    let mut seen: Vec<(&Route, &str)> = Vec::new();
+    for (name, f) in &spec.functions {
+        for route in &f.routes {
+            let mut methods = route.methods.clone();
+            methods.sort();
+            let same = seen.iter().find(|(r, _)| {
+                let mut other = r.methods.clone();
+                other.sort();
+                r.path == route.path && r.host == route.host && other == methods
+            });
+            match same {
+                Some((first, owner)) => err(
+                    route.pos,
+                    format!(
+                        "duplicate route: function `{owner}` already has this route at line {}",
+                        first.pos.line
+                    ),
+                ),
+                None => seen.push((route, name)),
+            }
+        }
+    }
+    if seen.len() > 100 {
+        let pos = seen[100].0.pos;
+        err(
+            pos,
+            format!(
+                "an ALB listener allows 100 rules; the spec has {}",
+                seen.len()
+            ),
+        );
+    }
+
+    // Logical ids and env var names are derived from names; two names must not collapse into one.
+    let mut ids: Vec<(String, &str, &str, Pos)> = Vec::new();
+    let named = spec
+        .functions
+        .iter()
+        .map(|(n, f)| (n, "function", f.pos))
+        .chain(spec.tables.iter().map(|(n, t)| (n, "table", t.pos)));
+    for (name, kind, pos) in named {
+        let id = names::logical_id(name);
+        if let Some((_, _, other, _)) = ids.iter().find(|(i, k, ..)| *i == id && *k == kind) {
+            err(
+                pos,
+                format!(
+                    "{kind} names `{other}` and `{name}` both become the CloudFormation id `{id}`; rename one"
+                ),
+            );
+        } else {
+            ids.push((id, kind, name, pos));
+        }
+    }
+
+    for (name, t) in &spec.tables {
+        let mut keys = vec![&t.partition_key];
+        keys.extend(&t.sort_key);
+        for index in &t.indexes {
+            keys.push(&index.partition_key);
+            keys.extend(&index.sort_key);
+        }
+        let mut declared: Vec<&Key> = Vec::new();
+        for key in keys {
+            match declared.iter().find(|k| k.name == key.name) {
+                Some(first) if first.kind != key.kind => err(
+                    key.pos,
+                    format!(
+                        "attribute `{}` of table `{name}` is declared as {} here but as {} at line {}",
+                        key.name,
+                        key.kind.as_str(),
+                        first.kind.as_str(),
+                        first.pos.line
+                    ),
+                ),
+                Some(_) => {}
+                None => declared.push(key),
+            }
+        }
+        if let Some(sort) = &t.sort_key
+            && sort.name == t.partition_key.name
+        {
+            err(
+                sort.pos,
+                format!(
+                    "table `{name}` uses `{}` as both partition and sort key",
+                    sort.name
+                ),
+            );
+        }
+    }
+
+    for (name, f) in &spec.functions {
+        for var in f.environment.keys() {
+            if let Some(table) = spec.tables.keys().find(|t| names::table_env_var(t) == *var)
+                && f.tables.contains_key(table)
+            {
+                err(
+                    f.pos,
+                    format!(
+                        "function `{name}` sets `{var}`, which deployer sets to the name of table `{table}`"
+                    ),
+                );
+            }
+        }
+    }
+}

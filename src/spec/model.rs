@@ -1,0 +1,469 @@
+//! The validated stack spec. Field docs double as the JSON Schema descriptions editors show.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+
+use super::diag::Pos;
+
+/// A deployer stack spec: one Rust service (one or more Lambda functions), its HTTP front door and
+/// its DynamoDB tables. The stack is named `<app>-<env>`.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "deployer stack spec")]
+pub struct Spec {
+    /// Application name: a lowercase letter, then up to 30 lowercase letters, digits or `-`.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,30}$"))]
+    pub app: String,
+    /// Default environment; `--env` overrides it.
+    #[serde(default = "default_env")]
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,31}$"))]
+    pub env: String,
+    /// AWS region; without it the SDK's region chain decides (AWS_REGION, profile, ...).
+    pub region: Option<String>,
+    /// Stack tags; CloudFormation propagates them to the resources.
+    #[serde(default)]
+    pub tags: IndexMap<String, String>,
+    /// Environments that get termination protection and that `deployer down` refuses to delete.
+    #[serde(default)]
+    pub protected_envs: Vec<String>,
+    /// Where the load balancer lives. Default: the shared VPC of the region's bootstrap stack.
+    pub network: Option<Network>,
+    /// The Application Load Balancer in front of the functions. Without it there is no HTTP entry.
+    pub alb: Option<Alb>,
+    /// Lambda functions by name.
+    #[serde(default)]
+    pub functions: IndexMap<String, Function>,
+    /// DynamoDB tables by name.
+    #[serde(default)]
+    pub tables: IndexMap<String, Table>,
+    /// Raw CloudFormation merged into the rendered template. A logical id clash is an error.
+    #[serde(default)]
+    #[schemars(schema_with = "extra_schema")]
+    pub extra: Option<Extra>,
+}
+
+/// The default environment name when the spec gives none.
+pub fn default_env() -> String {
+    "dev".to_string()
+}
+
+/// Reuse an existing VPC (`vpc_id` + `subnet_ids`) or create a dedicated one (`dedicated: true`).
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// An existing VPC, e.g. `vpc-0123abcd`.
+    pub vpc_id: Option<String>,
+    /// Subnets of that VPC in at least two Availability Zones.
+    #[serde(default)]
+    pub subnet_ids: Vec<String>,
+    /// `true`: the stack creates its own VPC instead of using the shared one.
+    #[serde(default)]
+    pub dedicated: bool,
+}
+
+/// Where the stack's load balancer goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement<'a> {
+    /// The VPC exported by the `deployer-bootstrap` stack of the region.
+    SharedVpc,
+    /// An existing VPC named in the spec.
+    Existing {
+        vpc_id: &'a str,
+        subnet_ids: &'a [String],
+    },
+    /// A VPC created by and for this stack.
+    Dedicated,
+}
+
+impl Spec {
+    /// Where the load balancer goes, from the `network` section.
+    pub fn placement(&self) -> Placement<'_> {
+        match &self.network {
+            Some(Network {
+                vpc_id: Some(vpc_id),
+                subnet_ids,
+                ..
+            }) => Placement::Existing { vpc_id, subnet_ids },
+            Some(Network {
+                dedicated: true, ..
+            }) => Placement::Dedicated,
+            _ => Placement::SharedVpc,
+        }
+    }
+}
+
+/// The Application Load Balancer.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Alb {
+    /// `true`: reachable only from inside the VPC.
+    #[serde(default)]
+    pub internal: bool,
+    /// An ACM certificate ARN: adds HTTPS:443 (TLS 1.2+) and redirects HTTP:80 to it.
+    pub certificate_arn: Option<String>,
+    /// Who may connect (IPv4 or IPv6 CIDRs).
+    #[serde(default = "default_allowed_cidrs")]
+    pub allowed_cidrs: Vec<String>,
+    /// Connection idle timeout in seconds.
+    #[serde(default = "default_idle_timeout")]
+    #[schemars(range(min = 1, max = 4000))]
+    pub idle_timeout: u32,
+}
+
+fn default_allowed_cidrs() -> Vec<String> {
+    vec!["0.0.0.0/0".to_string()]
+}
+
+fn default_idle_timeout() -> u32 {
+    60
+}
+
+/// CPU architecture of a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// Graviton; cheaper per GB-second.
+    #[default]
+    Arm64,
+    /// Intel/AMD.
+    X86_64,
+}
+
+impl Architecture {
+    /// The name Lambda and the spec use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Architecture::Arm64 => "arm64",
+            Architecture::X86_64 => "x86_64",
+        }
+    }
+}
+
+/// One Lambda function built from a cargo project.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Function {
+    /// Where the function's key starts in the spec.
+    #[schemars(skip)]
+    pub pos: Pos,
+    /// The cargo project directory, relative to the spec file.
+    pub path: String,
+    /// The cargo binary name (default: the package name).
+    pub binary: Option<String>,
+    /// `arm64` (default) or `x86_64`.
+    #[serde(default)]
+    pub architecture: Architecture,
+    /// Memory in MB, 128..=10240.
+    #[serde(default = "default_memory")]
+    #[schemars(range(min = 128, max = 10240))]
+    pub memory: u32,
+    /// Timeout in seconds, 1..=900.
+    #[serde(default = "default_timeout")]
+    #[schemars(range(min = 1, max = 900))]
+    pub timeout: u32,
+    /// Reserved concurrency (also caps the function).
+    pub reserved_concurrency: Option<u32>,
+    /// Environment variables.
+    #[serde(default)]
+    #[schemars(schema_with = "environment_schema")]
+    pub environment: IndexMap<String, String>,
+    /// `true`: the listener's default action forwards here (at most one function).
+    #[serde(default)]
+    pub default_route: bool,
+    /// Where `default_route` is set, for cross-check messages.
+    #[schemars(skip)]
+    pub default_route_pos: Pos,
+    /// ALB listener rules, in order of priority.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+    /// Tables this function may use, with the access it needs. Sets `TABLE_<NAME>`.
+    #[serde(default)]
+    pub tables: IndexMap<String, Access>,
+    /// Where each entry of `tables` is, for cross-check messages (same order as `tables`).
+    #[schemars(skip)]
+    pub table_ref_pos: Vec<Pos>,
+    /// Days CloudWatch keeps the function's logs.
+    #[serde(default = "default_log_retention_days")]
+    pub log_retention_days: u32,
+    /// Errors and Throttles alarms (and ALB 5xx when routed).
+    #[serde(default = "default_true")]
+    pub alarms: bool,
+    /// How the deployment zip is made.
+    pub build: Option<Build>,
+}
+
+fn default_memory() -> u32 {
+    256
+}
+fn default_timeout() -> u32 {
+    10
+}
+fn default_log_retention_days() -> u32 {
+    14
+}
+fn default_true() -> bool {
+    true
+}
+
+/// The retention periods CloudWatch Logs accepts.
+pub const LOG_RETENTION_DAYS: &[u32] = &[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+/// One ALB listener rule: a path pattern and/or a host, optionally limited to methods.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Where the route starts in the spec.
+    #[schemars(skip)]
+    pub pos: Pos,
+    /// An ALB path pattern such as `/notes*` (`*` and `?` are wildcards).
+    pub path: Option<String>,
+    /// An ALB host pattern such as `api.example.com`.
+    pub host: Option<String>,
+    /// HTTP methods; all when absent.
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+/// The DynamoDB access a function gets to a table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Get, query, scan.
+    Read,
+    /// Put, update, delete.
+    Write,
+    /// Both.
+    ReadWrite,
+}
+
+/// How a function's deployment zip is produced.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Build {
+    /// `docker` (default), `cargo-lambda` or `zip`.
+    #[serde(default)]
+    pub method: BuildMethod,
+    /// With `zip`: the prebuilt zip, relative to the spec file.
+    pub path: Option<String>,
+    /// With `docker`: a Dockerfile to use instead of the shipped one.
+    pub dockerfile: Option<String>,
+}
+
+/// The build methods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuildMethod {
+    /// The multistage Dockerfile.
+    #[default]
+    Docker,
+    /// `cargo lambda build` on the host.
+    CargoLambda,
+    /// A prebuilt zip.
+    Zip,
+}
+
+/// A DynamoDB table.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Table {
+    /// Where the table's key starts in the spec.
+    #[schemars(skip)]
+    pub pos: Pos,
+    /// The partition (hash) key.
+    pub partition_key: Key,
+    /// The sort (range) key.
+    pub sort_key: Option<Key>,
+    /// `on_demand` (default) or provisioned `{ read: N, write: N }`.
+    #[serde(default)]
+    #[schemars(schema_with = "billing_schema")]
+    pub billing: Billing,
+    /// The attribute holding an expiry time (epoch seconds).
+    pub ttl_attribute: Option<String>,
+    /// Stream view type.
+    pub stream: Option<StreamView>,
+    /// Continuous backups.
+    #[serde(default = "default_true")]
+    pub point_in_time_recovery: bool,
+    /// Global secondary indexes.
+    #[serde(default)]
+    pub indexes: Vec<Index>,
+}
+
+/// A key attribute.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Key {
+    /// Where the key starts in the spec.
+    #[schemars(skip)]
+    pub pos: Pos,
+    /// Attribute name.
+    pub name: String,
+    /// Attribute type.
+    #[serde(rename = "type")]
+    pub kind: KeyType,
+}
+
+/// DynamoDB key attribute types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+pub enum KeyType {
+    /// String.
+    S,
+    /// Number.
+    N,
+    /// Binary.
+    B,
+}
+
+impl KeyType {
+    /// The DynamoDB type letter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::S => "S",
+            KeyType::N => "N",
+            KeyType::B => "B",
+        }
+    }
+}
+
+/// Table capacity.
+#[derive(Debug, Clone, PartialEq, Eq, Default, JsonSchema)]
+#[serde(untagged)]
+pub enum Billing {
+    /// Pay per request.
+    #[default]
+    OnDemand,
+    /// Provisioned capacity units.
+    Provisioned {
+        /// Read capacity units.
+        read: u32,
+        /// Write capacity units.
+        write: u32,
+    },
+}
+
+/// What a table stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamView {
+    /// Keys only.
+    KeysOnly,
+    /// The item after the change.
+    NewImage,
+    /// The item before the change.
+    OldImage,
+    /// Both.
+    NewAndOldImages,
+}
+
+impl StreamView {
+    /// The DynamoDB `StreamViewType`.
+    pub fn as_cfn(self) -> &'static str {
+        match self {
+            StreamView::KeysOnly => "KEYS_ONLY",
+            StreamView::NewImage => "NEW_IMAGE",
+            StreamView::OldImage => "OLD_IMAGE",
+            StreamView::NewAndOldImages => "NEW_AND_OLD_IMAGES",
+        }
+    }
+}
+
+/// A global secondary index.
+#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Index {
+    /// Index name.
+    pub name: String,
+    /// The index partition key.
+    pub partition_key: Key,
+    /// The index sort key.
+    pub sort_key: Option<Key>,
+    /// `all` (default), `keys_only`, or a list of attributes to include.
+    #[serde(default)]
+    #[schemars(schema_with = "projection_schema")]
+    pub projection: Projection,
+}
+
+/// Which attributes an index copies.
+#[derive(Debug, Clone, PartialEq, Eq, Default, JsonSchema)]
+#[serde(untagged)]
+pub enum Projection {
+    /// Every attribute.
+    #[default]
+    All,
+    /// Only keys.
+    KeysOnly,
+    /// Keys plus these attributes.
+    Include(Vec<String>),
+}
+
+/// Raw CloudFormation sections merged into the rendered template.
+#[derive(Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Extra {
+    /// Extra template sections (`Resources`, `Outputs`, `Conditions`, `Mappings`, `Parameters`),
+    /// each a mapping from logical id to its CloudFormation definition.
+    #[serde(flatten)]
+    pub sections: IndexMap<String, IndexMap<String, serde_json::Value>>,
+    /// Where each `(section, logical id)` is, for clash messages.
+    #[schemars(skip)]
+    pub positions: Vec<(String, String, Pos)>,
+}
+
+// The YAML forms of a few fields are unions of a word and a structure, which derive cannot express.
+
+fn billing_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "`on_demand` (default) or provisioned `{ read: N, write: N }`.",
+        "oneOf": [
+            { "const": "on_demand" },
+            {
+                "type": "object",
+                "properties": {
+                    "read": { "type": "integer", "minimum": 1, "maximum": 40000 },
+                    "write": { "type": "integer", "minimum": 1, "maximum": 40000 }
+                },
+                "required": ["read", "write"],
+                "additionalProperties": false
+            }
+        ]
+    })
+}
+
+fn projection_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "`all` (default), `keys_only`, or a list of attributes to include.",
+        "oneOf": [
+            { "enum": ["all", "keys_only"] },
+            { "type": "array", "items": { "type": "string" }, "minItems": 1, "uniqueItems": true }
+        ]
+    })
+}
+
+fn extra_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let section = serde_json::json!({
+        "type": "object",
+        "propertyNames": { "pattern": "^[A-Za-z0-9]{1,255}$" },
+        "additionalProperties": { "type": "object" }
+    });
+    schemars::json_schema!({
+        "description": "Raw CloudFormation merged into the rendered template. A logical id clash is an error.",
+        "type": "object",
+        "properties": {
+            "Resources": section, "Outputs": section, "Conditions": section,
+            "Mappings": section, "Parameters": section
+        },
+        "additionalProperties": false
+    })
+}
+
+fn environment_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Environment variables (numbers and booleans are passed as text).",
+        "type": "object",
+        "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" },
+        "additionalProperties": { "type": ["string", "number", "boolean"] }
+    })
+}

@@ -1,0 +1,376 @@
+//! Naming rules of AWS and CloudFormation, and the names deployer derives from the spec.
+//!
+//! Each `check_*` returns the reason a value is refused, phrased to follow "`<what>` `<value>` ".
+
+/// Lambda's limit on function names.
+const FUNCTION_NAME_MAX: usize = 64;
+
+fn all(s: &str, ok: impl Fn(char) -> bool) -> bool {
+    s.chars().all(ok)
+}
+
+fn lower_dash_name(s: &str, max: usize) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && s.len() <= max
+        && all(s, |c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+        })
+        && !s.ends_with('-')
+        && !s.contains("--")
+}
+
+/// `app`: a lowercase letter, then up to 30 lowercase letters, digits or `-`.
+pub fn check_app(s: &str) -> Result<(), String> {
+    if lower_dash_name(s, 31) {
+        Ok(())
+    } else {
+        Err("must be a lowercase letter followed by up to 30 lowercase letters, digits or single dashes".into())
+    }
+}
+
+/// Environment names end up in stack names: the same shape as `app`, 32 characters at most.
+pub fn check_env(s: &str) -> Result<(), String> {
+    if lower_dash_name(s, 32) {
+        Ok(())
+    } else {
+        Err("must be a lowercase letter followed by up to 31 lowercase letters, digits or single dashes".into())
+    }
+}
+
+/// Function and table names: lowercase, digits, `-` and `_`, starting with a letter.
+pub fn check_resource_name(s: &str) -> Result<(), String> {
+    let mut chars = s.chars();
+    if matches!(chars.next(), Some('a'..='z'))
+        && s.len() <= 48
+        && all(s, |c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+        })
+    {
+        Ok(())
+    } else {
+        Err("must start with a lowercase letter and hold at most 48 lowercase letters, digits, `-` or `_`".into())
+    }
+}
+
+/// The physical Lambda function name, `<app>-<env>-<function>`.
+pub fn function_name(app: &str, env: &str, function: &str) -> String {
+    format!("{app}-{env}-{function}")
+}
+
+/// The function name must fit Lambda's 64 characters for this env.
+pub fn check_function_name(app: &str, env: &str, function: &str) -> Result<(), String> {
+    let name = function_name(app, env, function);
+    if name.len() <= FUNCTION_NAME_MAX {
+        Ok(())
+    } else {
+        Err(format!(
+            "function name `{name}` is {} characters and Lambda allows {FUNCTION_NAME_MAX}: shorten the app, env or function name",
+            name.len()
+        ))
+    }
+}
+
+/// The CloudFormation stack name of an app in an env.
+pub fn stack_name(app: &str, env: &str) -> String {
+    format!("{app}-{env}")
+}
+
+/// A spec name as a CloudFormation logical id: `notes-api` and `notes_api` become `NotesApi`.
+pub fn logical_id(name: &str) -> String {
+    name.split(['-', '_'])
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            let first = chars.next().map(|c| c.to_ascii_uppercase());
+            first.into_iter().chain(chars).collect::<String>()
+        })
+        .collect()
+}
+
+/// The environment variable that carries a table's physical name: `TABLE_NOTES`.
+pub fn table_env_var(table: &str) -> String {
+    format!("TABLE_{}", table.replace('-', "_").to_ascii_uppercase())
+}
+
+/// `eu-west-1`, `us-gov-west-1`, ...
+pub fn check_region(s: &str) -> Result<(), String> {
+    let parts: Vec<&str> = s.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && all(p, |c| c.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|p| !p.is_empty() && all(p, |c| c.is_ascii_digit()));
+    if ok {
+        Ok(())
+    } else {
+        Err("is not an AWS region name such as `eu-west-1`".into())
+    }
+}
+
+/// Stack tag keys: 1..=128 characters, not in the `aws:` or `deployer:` namespaces.
+pub fn check_tag_key(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 128 {
+        Err("must be 1 to 128 characters".into())
+    } else if s.starts_with("aws:") || s.starts_with("deployer:") {
+        Err("uses a reserved prefix (`aws:`, `deployer:`)".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Stack tag values: at most 256 characters.
+pub fn check_tag_value(s: &str) -> Result<(), String> {
+    if s.len() <= 256 {
+        Ok(())
+    } else {
+        Err("is longer than 256 characters".into())
+    }
+}
+
+fn aws_id(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix).is_some_and(|rest| {
+        (1..=17).contains(&rest.len())
+            && all(rest, |c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+    })
+}
+
+/// `vpc-0123abcd`.
+pub fn check_vpc_id(s: &str) -> Result<(), String> {
+    if aws_id(s, "vpc-") {
+        Ok(())
+    } else {
+        Err("is not a VPC id such as `vpc-0123abcd`".into())
+    }
+}
+
+/// `subnet-0123abcd`.
+pub fn check_subnet_id(s: &str) -> Result<(), String> {
+    if aws_id(s, "subnet-") {
+        Ok(())
+    } else {
+        Err("is not a subnet id such as `subnet-0123abcd`".into())
+    }
+}
+
+/// `arn:aws:acm:<region>:<account>:certificate/<id>`.
+pub fn check_certificate_arn(s: &str) -> Result<(), String> {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "acm"
+        && check_region(parts[3]).is_ok()
+        && parts[4].len() == 12
+        && all(parts[4], |c| c.is_ascii_digit())
+        && parts[5]
+            .strip_prefix("certificate/")
+            .is_some_and(|id| !id.is_empty());
+    if ok {
+        Ok(())
+    } else {
+        Err("is not an ACM certificate ARN such as `arn:aws:acm:eu-west-1:123456789012:certificate/abc`".into())
+    }
+}
+
+/// An IPv4 or IPv6 CIDR whose host bits are zero.
+pub fn check_cidr(s: &str) -> Result<(), String> {
+    let bad = || Err("is not a CIDR such as `203.0.113.0/24` or `::/0`".to_string());
+    let Some((addr, len)) = s.split_once('/') else {
+        return bad();
+    };
+    let Ok(len) = len.parse::<u32>() else {
+        return bad();
+    };
+    let (bits, max) = match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(a)) => (u128::from(u32::from(a)) << 96, 32),
+        Ok(std::net::IpAddr::V6(a)) => (u128::from(a), 128),
+        Err(_) => return bad(),
+    };
+    if len > max {
+        return bad();
+    }
+    let host_bits = if len == 0 {
+        u128::MAX
+    } else {
+        (1u128 << (128 - len)) - 1
+    };
+    let host_bits = if max == 32 {
+        host_bits & (u128::MAX << 96)
+    } else {
+        host_bits
+    };
+    if bits & host_bits != 0 {
+        return Err(format!(
+            "has host bits set: did you mean the network address with /{len}?"
+        ));
+    }
+    Ok(())
+}
+
+/// Cargo binary names.
+pub fn check_binary(s: &str) -> Result<(), String> {
+    if !s.is_empty() && all(s, |c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        Ok(())
+    } else {
+        Err("must be a cargo binary name (letters, digits, `-`, `_`)".into())
+    }
+}
+
+/// Environment variable names; Lambda reserves the `AWS_` prefix and a few runtime names.
+pub fn check_env_var(s: &str) -> Result<(), String> {
+    const RESERVED: &[&str] = &[
+        "_HANDLER",
+        "_X_AMZN_TRACE_ID",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+        "TZ",
+    ];
+    let mut chars = s.chars();
+    if !matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        || !all(s, |c| c.is_ascii_alphanumeric() || c == '_')
+    {
+        Err("must start with a letter or `_` and hold only letters, digits and `_`".into())
+    } else if s.starts_with("AWS_") || RESERVED.contains(&s) {
+        Err("is reserved by the Lambda runtime".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// ALB path patterns: start with `/`, at most 128 characters of the allowed set.
+pub fn check_path_pattern(s: &str) -> Result<(), String> {
+    const OK: &str = "_-.$/~\"'@:+&*?";
+    if !s.starts_with('/') {
+        Err("must start with `/`".into())
+    } else if s.len() > 128 {
+        Err("is longer than the 128 characters an ALB path pattern allows".into())
+    } else if let Some(c) = s
+        .chars()
+        .find(|c| !c.is_ascii_alphanumeric() && !OK.contains(*c))
+    {
+        Err(format!(
+            "contains `{c}`, which ALB path patterns do not allow"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// ALB host patterns: labels of letters, digits, `-`, wildcards; at least one dot.
+pub fn check_host_pattern(s: &str) -> Result<(), String> {
+    if s.len() > 128 {
+        Err("is longer than the 128 characters an ALB host pattern allows".into())
+    } else if let Some(c) = s
+        .chars()
+        .find(|c| !c.is_ascii_alphanumeric() && !"-.*?".contains(*c))
+    {
+        Err(format!(
+            "contains `{c}`, which ALB host patterns do not allow"
+        ))
+    } else if !s.contains('.') || s.starts_with('.') || s.ends_with('.') || s.contains("..") {
+        Err("is not a host name such as `api.example.com`".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// DynamoDB attribute names: 1..=255 characters.
+pub fn check_attribute(s: &str) -> Result<(), String> {
+    if (1..=255).contains(&s.len()) {
+        Ok(())
+    } else {
+        Err("must be 1 to 255 characters".into())
+    }
+}
+
+/// DynamoDB index names: 3..=255 of letters, digits, `_`, `-`, `.`.
+pub fn check_index_name(s: &str) -> Result<(), String> {
+    if (3..=255).contains(&s.len()) && all(s, |c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+        Ok(())
+    } else {
+        Err("must be 3 to 255 letters, digits, `_`, `-` or `.`".into())
+    }
+}
+
+/// CloudFormation logical ids: alphanumeric, at most 255 characters.
+pub fn check_logical_id(s: &str) -> Result<(), String> {
+    if (1..=255).contains(&s.len()) && all(s, |c| c.is_ascii_alphanumeric()) {
+        Ok(())
+    } else {
+        Err("must be 1 to 255 letters and digits (CloudFormation logical id)".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logical_ids() {
+        assert_eq!(logical_id("api"), "Api");
+        assert_eq!(logical_id("notes-api"), "NotesApi");
+        assert_eq!(logical_id("notes_api"), "NotesApi");
+        assert_eq!(logical_id("v2-x"), "V2X");
+    }
+
+    #[test]
+    fn names() {
+        assert!(check_app("notes").is_ok());
+        assert!(check_app("Notes").is_err());
+        assert!(check_app("a-").is_err());
+        assert!(check_app(&"a".repeat(32)).is_err());
+        assert!(check_env("pr-42").is_ok());
+        assert!(check_env("42").is_err());
+        assert_eq!(table_env_var("user-events"), "TABLE_USER_EVENTS");
+        assert!(check_function_name("a", "b", &"c".repeat(61)).is_err());
+        assert!(check_function_name("a", "b", &"c".repeat(60)).is_ok());
+        assert!(check_function_name("notes", "dev", "api").is_ok());
+    }
+
+    #[test]
+    fn cidrs() {
+        for ok in [
+            "0.0.0.0/0",
+            "10.0.0.0/8",
+            "203.0.113.7/32",
+            "::/0",
+            "2001:db8::/32",
+        ] {
+            assert!(check_cidr(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "10.0.0.1/8",
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "x/1",
+            "2001:db8::1/32",
+            "::/129",
+        ] {
+            assert!(check_cidr(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn patterns() {
+        assert!(check_path_pattern("/notes*").is_ok());
+        assert!(check_path_pattern("notes").is_err());
+        assert!(check_path_pattern("/a b").is_err());
+        assert!(check_host_pattern("api.example.com").is_ok());
+        assert!(check_host_pattern("*.example.com").is_ok());
+        assert!(check_host_pattern("localhost").is_err());
+        assert!(
+            check_certificate_arn("arn:aws:acm:eu-west-1:123456789012:certificate/abc").is_ok()
+        );
+        assert!(check_certificate_arn("arn:aws:iam::123456789012:role/x").is_err());
+        assert!(check_vpc_id("vpc-0123").is_ok());
+        assert!(check_vpc_id("vpc-XYZ").is_err());
+        assert!(check_region("eu-west-1").is_ok());
+        assert!(check_region("us-gov-west-1").is_ok());
+        assert!(check_region("europe").is_err());
+        assert!(check_env_var("AWS_REGION").is_err());
+        assert!(check_env_var("RUST_LOG").is_ok());
+    }
+}

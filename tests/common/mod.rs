@@ -1,0 +1,56 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every spec that must render: `stacks/*.yaml` and `tests/specs/*.yaml`, sorted.
+pub fn good_specs() -> Vec<PathBuf> {
+    let mut specs = Vec::new();
+    for dir in ["stacks", "tests/specs"] {
+        for entry in std::fs::read_dir(root().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                specs.push(path);
+            }
+        }
+    }
+    specs.sort();
+    assert!(
+        specs.len() >= 6,
+        "expected the example and at least 5 test specs, found {specs:?}"
+    );
+    specs
+}
+
+/// Parses a spec file, panicking with the spec errors.
+pub fn load(path: &Path) -> deployer::spec::Spec {
+    let source = std::fs::read_to_string(path).unwrap();
+    deployer::spec::parse(&source, &path.display().to_string()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A tool installed by `scripts/test` into the project venv (`.venv/bin`), or on PATH.
+/// Panics with what to run when it is missing: a missing oracle is a failure, never a skip.
+pub fn python_tool(name: &str) -> PathBuf {
+    let venv =
+        std::env::var_os("DEPLOYER_VENV").map_or_else(|| root().join(".venv"), PathBuf::from);
+    let in_venv = venv.join("bin").join(name);
+    if in_venv.is_file() {
+        return in_venv;
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
+    });
+    on_path.unwrap_or_else(|| {
+        panic!(
+            "`{name}` is not installed (looked in {} and on PATH): run `scripts/test`, which installs it into .venv",
+            in_venv.display()
+        )
+    })
+}

@@ -1,0 +1,140 @@
+//! Every template deployer renders passes oracles we did not write: cfn-lint with zero findings,
+//! and checkov with only the skips listed (each with a reason) in tests/oracles/checkov-skips.txt.
+
+mod common;
+
+use std::process::Command;
+
+use deployer::render::{self, Format, Options};
+
+/// Writes every template the test specs render, in every variant, into a fresh directory.
+fn render_all() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: String, template: render::Template| {
+        std::fs::write(
+            dir.path().join(format!("{name}.yaml")),
+            template.to_string(Format::Yaml),
+        )
+        .unwrap();
+    };
+    write("bootstrap".into(), render::bootstrap::template());
+    for path in common::good_specs() {
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let spec = common::load(&path);
+        write(
+            name.clone(),
+            render::app(&spec, Options::default()).unwrap(),
+        );
+        write(
+            format!("{name}-ephemeral"),
+            render::app(&spec, Options { ephemeral: true }).unwrap(),
+        );
+        if let Some(protected) = spec.protected_envs.first() {
+            let spec = spec.for_env(protected).unwrap();
+            write(
+                format!("{name}-{protected}"),
+                render::app(&spec, Options::default()).unwrap(),
+            );
+        }
+    }
+    dir
+}
+
+fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn cfn_lint_finds_nothing() {
+    let dir = render_all();
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(files.len() >= 13, "{files:?}");
+    let out = Command::new(common::python_tool("cfn-lint"))
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cfn-lint found problems:\n{}",
+        output_text(&out)
+    );
+}
+
+#[test]
+fn checkov_passes_with_only_documented_skips() {
+    let skips_file = common::root().join("tests/oracles/checkov-skips.txt");
+    let skips: Vec<String> = std::fs::read_to_string(&skips_file)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (id, reason) = l.split_once(char::is_whitespace).unwrap_or((l, ""));
+            assert!(
+                reason.trim().len() > 10,
+                "skip {id} has no reason in {}",
+                skips_file.display()
+            );
+            id.to_string()
+        })
+        .collect();
+    let dir = render_all();
+    let out = Command::new(common::python_tool("checkov"))
+        .args([
+            "--framework",
+            "cloudformation",
+            "--compact",
+            "--quiet",
+            "--skip-check",
+            &skips.join(","),
+        ])
+        .arg("-d")
+        .arg(dir.path())
+        .env("BC_SKIP_MAPPING", "TRUE")
+        .env("CHECKOV_RUN_SCA_PACKAGE_SCAN_V2", "false")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "checkov failed:\n{}",
+        output_text(&out)
+    );
+}
+
+#[test]
+fn the_json_schema_accepts_every_good_spec_and_is_committed_current() {
+    let schema = deployer::spec::schema();
+    let committed = std::fs::read_to_string(common::root().join("deployer.schema.json")).unwrap();
+    assert_eq!(committed, schema, "deployer.schema.json is stale: run `deployer schema > deployer.schema.json`");
+    let check = r#"
+import json, sys, yaml, jsonschema
+def any_tag(loader, suffix, node):  # CloudFormation short forms such as !Sub: keep the value
+    if isinstance(node, yaml.ScalarNode): return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode): return loader.construct_sequence(node)
+    return loader.construct_mapping(node)
+yaml.SafeLoader.add_multi_constructor("!", any_tag)
+schema = json.load(open(sys.argv[1]))
+jsonschema.Draft202012Validator.check_schema(schema)
+validator = jsonschema.Draft202012Validator(schema)
+bad = 0
+for path in sys.argv[2:]:
+    for error in validator.iter_errors(yaml.safe_load(open(path))):
+        bad += 1
+        print(f"{path}: {error.json_path}: {error.message}")
+sys.exit(1 if bad else 0)
+"#;
+    let out = Command::new(common::python_tool("python"))
+        .arg("-c")
+        .arg(check)
+        .arg(common::root().join("deployer.schema.json"))
+        .args(common::good_specs())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the schema rejects a good spec:\n{}", output_text(&out));
+}

@@ -1,0 +1,141 @@
+//! Snapshots of rendered templates, and the properties rendering promises.
+
+mod common;
+
+use deployer::render::{self, Format, Options};
+
+fn snapshot_name(path: &std::path::Path) -> String {
+    path.file_stem().unwrap().to_string_lossy().into_owned()
+}
+
+#[test]
+fn every_spec_renders_to_its_snapshot() {
+    for path in common::good_specs() {
+        let spec = common::load(&path);
+        let template = render::app(&spec, Options::default()).unwrap();
+        insta::assert_snapshot!(snapshot_name(&path), template.to_string(Format::Yaml));
+    }
+}
+
+#[test]
+fn ephemeral_example_deletes_its_tables() {
+    let spec = common::load(&common::root().join("stacks/example.yaml"));
+    let spec = spec.for_env("pr-42").unwrap();
+    let template = render::app(&spec, Options { ephemeral: true }).unwrap();
+    insta::assert_snapshot!("example-ephemeral", template.to_string(Format::Yaml));
+    let table = &template.0["Resources"]["NotesTable"];
+    assert_eq!(table["DeletionPolicy"], "Delete");
+    assert_eq!(table["UpdateReplacePolicy"], "Delete");
+}
+
+#[test]
+fn bootstrap_renders_to_its_snapshot() {
+    insta::assert_snapshot!(
+        "bootstrap",
+        render::bootstrap::template().to_string(Format::Yaml)
+    );
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    for path in common::good_specs() {
+        let a = render::app(&common::load(&path), Options::default()).unwrap();
+        let b = render::app(&common::load(&path), Options::default()).unwrap();
+        assert_eq!(a.to_string(Format::Yaml), b.to_string(Format::Yaml));
+        assert_eq!(a.body(), b.body());
+    }
+}
+
+#[test]
+fn persistent_tables_are_retained_and_protected_envs_are_guarded() {
+    let spec = common::load(&common::root().join("stacks/example.yaml"));
+    let dev = render::app(&spec, Options::default()).unwrap();
+    assert_eq!(dev.0["Resources"]["NotesTable"]["DeletionPolicy"], "Retain");
+    assert_eq!(
+        dev.0["Resources"]["NotesTable"]["Properties"]["DeletionProtectionEnabled"],
+        false
+    );
+    let prod = render::app(&spec.for_env("prod").unwrap(), Options::default()).unwrap();
+    assert_eq!(
+        prod.0["Resources"]["NotesTable"]["Properties"]["DeletionProtectionEnabled"],
+        true
+    );
+}
+
+#[test]
+fn another_env_changes_names_but_not_logical_ids() {
+    let spec = common::load(&common::root().join("stacks/example.yaml"));
+    let dev = render::app(&spec, Options::default()).unwrap();
+    let pr = render::app(&spec.for_env("pr-7").unwrap(), Options::default()).unwrap();
+    let ids = |t: &render::Template| {
+        t.0["Resources"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&dev), ids(&pr));
+    assert_eq!(
+        pr.0["Resources"]["ApiFunction"]["Properties"]["FunctionName"],
+        "notes-pr-7-api"
+    );
+}
+
+#[test]
+fn iam_grants_only_what_each_access_level_needs() {
+    let spec = common::load(&common::root().join("tests/specs/multi.yaml"));
+    let t = render::app(&spec, Options::default()).unwrap();
+    let statements = |role: &str| {
+        t.0["Resources"][role]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"].clone()
+    };
+    let actions = |role: &str, i: usize| {
+        statements(role)[i]["Action"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    // ingest: write on events, read on users.
+    assert!(actions("IngestRole", 1).contains(&"dynamodb:PutItem".to_string()));
+    assert!(!actions("IngestRole", 1).contains(&"dynamodb:GetItem".to_string()));
+    assert!(actions("IngestRole", 2).contains(&"dynamodb:GetItem".to_string()));
+    assert!(!actions("IngestRole", 2).contains(&"dynamodb:PutItem".to_string()));
+    // No statement anywhere grants on `*`.
+    let body = t.body();
+    assert!(!body.contains("\"Resource\":\"*\""), "{body}");
+    // The index ARN is granted only for tables with indexes.
+    let events = statements("QueryRole")[1]["Resource"].clone();
+    assert_eq!(events.as_array().unwrap().len(), 2, "{events}");
+    let users = statements("IngestRole")[2]["Resource"].clone();
+    assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
+}
+
+#[test]
+fn routes_get_unique_priorities_in_spec_order() {
+    let spec = common::load(&common::root().join("tests/specs/multi.yaml"));
+    let t = render::app(&spec, Options::default()).unwrap();
+    let r = &t.0["Resources"];
+    assert_eq!(r["IngestRoute1"]["Properties"]["Priority"], 1);
+    assert_eq!(r["QueryRoute1"]["Properties"]["Priority"], 2);
+    // The default route forwards to `query`; `compact` has no routes and no target group.
+    assert_eq!(
+        r["HttpListener"]["Properties"]["DefaultActions"][0]["TargetGroupArn"]["Ref"],
+        "QueryTargetGroup"
+    );
+    assert!(r.get("CompactTargetGroup").is_none());
+}
+
+#[test]
+fn extra_that_clashes_with_a_rendered_id_is_an_error() {
+    let source = "app: a\nfunctions:\n  api:\n    path: x\nextra:\n  Resources:\n    ApiFunction: { Type: AWS::SNS::Topic }\n";
+    let spec = deployer::spec::parse(source, "x.yaml").unwrap();
+    let diags = render::app(&spec, Options::default()).unwrap_err();
+    assert_eq!(diags.len(), 1);
+    assert_eq!((diags[0].pos.line, diags[0].pos.col), (7, 5));
+    assert_eq!(
+        diags[0].message,
+        "`extra.Resources.ApiFunction` clashes with a logical id deployer renders; pick another name"
+    );
+}
