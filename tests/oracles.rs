@@ -111,7 +111,10 @@ fn checkov_passes_with_only_documented_skips() {
 fn the_json_schema_accepts_every_good_spec_and_is_committed_current() {
     let schema = deployer::spec::schema();
     let committed = std::fs::read_to_string(common::root().join("deployer.schema.json")).unwrap();
-    assert_eq!(committed, schema, "deployer.schema.json is stale: run `deployer schema > deployer.schema.json`");
+    assert_eq!(
+        committed, schema,
+        "deployer.schema.json is stale: run `deployer schema > deployer.schema.json`"
+    );
     let check = r#"
 import json, sys, yaml, jsonschema
 def any_tag(loader, suffix, node):  # CloudFormation short forms such as !Sub: keep the value
@@ -136,5 +139,9 @@ sys.exit(1 if bad else 0)
         .args(common::good_specs())
         .output()
         .unwrap();
-    assert!(out.status.success(), "the schema rejects a good spec:\n{}", output_text(&out));
+    assert!(
+        out.status.success(),
+        "the schema rejects a good spec:\n{}",
+        output_text(&out)
+    );
 }
