@@ -8,6 +8,42 @@ use crate::exit::{self, Error};
 use crate::render::{self, Format};
 use crate::workspace;
 
+/// Output shape shared by the verbs that talk to AWS.
+#[derive(Debug, Args)]
+struct Output {
+    /// One JSON object per event on stdout, then a summary object (no colour, no prompts)
+    #[arg(long)]
+    json: bool,
+    /// Print only the result
+    #[arg(short, long, conflicts_with = "json")]
+    quiet: bool,
+}
+
+impl Output {
+    fn reporter(&self) -> crate::ui::Reporter {
+        crate::ui::Reporter::new(if self.json {
+            crate::ui::Format::Json
+        } else {
+            crate::ui::Format::Human { quiet: self.quiet }
+        })
+    }
+}
+
+/// Where function artifacts come from.
+#[derive(Debug, Args)]
+struct Artifacts {
+    /// Use a prebuilt zip for a function (repeatable): FN=path/to/artifact.zip
+    #[arg(long = "artifact", value_name = "FN=ZIP", value_parser = parse_artifact)]
+    artifacts: Vec<(String, PathBuf)>,
+}
+
+fn parse_artifact(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((f, p)) if !f.is_empty() && !p.is_empty() => Ok((f.to_string(), PathBuf::from(p))),
+        _ => Err("expected FN=path/to/artifact.zip".into()),
+    }
+}
+
 /// Put a Rust service on AWS Lambda behind an Application Load Balancer, with DynamoDB tables and
 /// least-privilege IAM, from one small YAML spec.
 #[derive(Debug, Parser)]
@@ -56,6 +92,69 @@ enum Command {
         #[arg(long, conflicts_with_all = ["ephemeral"])]
         bootstrap: bool,
     },
+    /// Create or update the stack so it matches the spec (bootstrap, build, upload, change set, execute)
+    #[command(
+        after_help = "Examples:\n  deployer up --yes\n  deployer up -s stacks/example.yaml --env pr-42 --artifact api=target/api.zip --yes --json\n\nRuns with nothing but AWS credentials: the first `up` in a region creates the\ndeployer-bootstrap stack (artifact bucket, shared VPC) without asking. An unchanged\nspec and artifact is detected without creating a change set and exits 0."
+    )]
+    Up {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        artifacts: Artifacts,
+        /// Apply without asking (required when not on a terminal, e.g. in CI)
+        #[arg(short, long)]
+        yes: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Show what `up` would change, without changing anything (exit 10 when changes are pending)
+    #[command(
+        after_help = "Example:\n  deployer plan --env staging || [ $? -eq 10 ] && echo \"changes pending\""
+    )]
+    Plan {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        artifacts: Artifacts,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Delete the stack and wait until it is gone (retained tables are listed, never lost)
+    #[command(after_help = "Example:\n  deployer down --env pr-42 --yes")]
+    Down {
+        #[command(flatten)]
+        target: Target,
+        /// Delete without asking (required when not on a terminal)
+        #[arg(short, long)]
+        yes: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Show the stack's status
+    #[command(after_help = "Example:\n  deployer status --env dev")]
+    Status {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Print the stack's outputs (Url first)
+    #[command(after_help = "Example:\n  curl \"$(deployer outputs --json | jq -r .Url)/health\"")]
+    Outputs {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Create or update the per-region deployer-bootstrap stack (`up` does this by itself)
+    #[command(after_help = "Example:\n  AWS_REGION=eu-west-1 deployer bootstrap")]
+    Bootstrap {
+        /// Region [default: the SDK's region chain]
+        #[arg(long)]
+        region: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
     /// Print the JSON Schema of the stack spec, for editor completion
     #[command(
         after_help = "Example:\n  deployer schema > deployer.schema.json\n  # then, first line of a spec:\n  # yaml-language-server: $schema=./deployer.schema.json"
@@ -67,6 +166,44 @@ impl Cli {
     /// Runs the parsed command.
     pub fn run(self) -> Result<(), Error> {
         match self.command {
+            Command::Up {
+                target,
+                artifacts,
+                yes,
+                output,
+            } => {
+                let loaded = workspace::load(target.spec.as_deref(), target.env.as_deref())?;
+                let mode = crate::converge::engine::Mode::Apply { yes };
+                crate::commands::up(&loaded, &artifacts.artifacts, mode, &output.reporter())
+            }
+            Command::Plan {
+                target,
+                artifacts,
+                output,
+            } => {
+                let loaded = workspace::load(target.spec.as_deref(), target.env.as_deref())?;
+                let mode = crate::converge::engine::Mode::Plan;
+                crate::commands::up(&loaded, &artifacts.artifacts, mode, &output.reporter())
+            }
+            Command::Down {
+                target,
+                yes,
+                output,
+            } => {
+                let loaded = workspace::load(target.spec.as_deref(), target.env.as_deref())?;
+                crate::commands::down(&loaded, yes, &output.reporter())
+            }
+            Command::Status { target, output } => {
+                let loaded = workspace::load(target.spec.as_deref(), target.env.as_deref())?;
+                crate::commands::status(&loaded, &output.reporter())
+            }
+            Command::Outputs { target, output } => {
+                let loaded = workspace::load(target.spec.as_deref(), target.env.as_deref())?;
+                crate::commands::outputs(&loaded, &output.reporter())
+            }
+            Command::Bootstrap { region, output } => {
+                crate::commands::bootstrap(region.as_deref(), &output.reporter())
+            }
             Command::Validate { target } => {
                 let loaded = workspace::load(target.spec.as_deref(), target.env.as_deref())?;
                 loaded.render(render::Options::default())?;

@@ -1,11 +1,18 @@
 //! deployer: a YAML stack spec in, a converged CloudFormation stack out.
 //!
-//! The pipeline reads top to bottom: [`spec`] parses and validates, [`render`] turns the spec into
-//! CloudFormation (pure and deterministic). [`workspace`] finds and reads the spec file, [`cli`]
-//! parses arguments and dispatches, [`exit`] holds the exit codes.
+//! The pipeline reads top to bottom:
+//! [`spec`] parses and validates → [`render`] turns the spec into CloudFormation (pure and
+//! deterministic) → [`build`] produces function artifacts → [`aws`] holds the clients →
+//! [`converge`] is the stack state machine → [`ui`] reports. [`cli`] parses arguments and
+//! [`commands`] runs one verb; [`workspace`] finds and reads the spec; [`exit`] holds exit codes.
 
+pub mod aws;
+pub mod build;
 pub mod cli;
+pub mod commands;
+pub mod converge;
 pub mod exit;
 pub mod render;
 pub mod spec;
+pub mod ui;
 pub mod workspace;

@@ -19,6 +19,10 @@ pub const EXPORT_SUBNETS: [&str; 2] = [
 ];
 /// Output holding the artifact bucket name.
 pub const OUTPUT_BUCKET: &str = "ArtifactBucket";
+/// Output holding the shared VPC id.
+pub const OUTPUT_VPC_ID: &str = "VpcId";
+/// Outputs holding the shared public subnets.
+pub const OUTPUT_SUBNETS: [&str; 2] = ["PublicSubnet1", "PublicSubnet2"];
 
 /// Days a replaced (noncurrent) artifact version is kept. Current objects never expire: keys are
 /// content hashes, so a key a deployed stack references is always a current object.
@@ -92,12 +96,13 @@ pub fn template() -> Template {
         }),
     );
     doc.outputs.insert(
-        "VpcId".into(),
+        OUTPUT_VPC_ID.into(),
         json!({ "Description": "The shared VPC", "Value": vpc.vpc_id, "Export": { "Name": EXPORT_VPC_ID } }),
     );
-    for (i, (subnet, export)) in vpc.subnet_ids.into_iter().zip(EXPORT_SUBNETS).enumerate() {
+    let subnets = vpc.subnet_ids.as_array().cloned().unwrap_or_default();
+    for (i, (subnet, export)) in subnets.into_iter().zip(EXPORT_SUBNETS).enumerate() {
         doc.outputs.insert(
-            format!("PublicSubnet{}", i + 1),
+            OUTPUT_SUBNETS[i].into(),
             json!({ "Description": "A public subnet of the shared VPC", "Value": subnet, "Export": { "Name": export } }),
         );
     }

@@ -15,6 +15,7 @@ use serde_json::{Map, Value, json};
 use crate::spec::{Diag, Spec, names};
 
 pub use emit::to_yaml;
+pub use network::{SUBNETS_PARAMETER, VPC_PARAMETER, uses_shared_vpc};
 
 /// How to render an app stack.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -5,10 +5,21 @@ use serde_json::{Value, json};
 use super::{Doc, bootstrap, r#ref};
 use crate::spec::{Placement, Spec};
 
-/// The VPC and the two public subnets the load balancer uses, as template values.
+/// Parameter through which deployer passes the shared VPC id (from the bootstrap stack).
+pub const VPC_PARAMETER: &str = "NetworkVpcId";
+/// Parameter through which deployer passes the shared VPC's public subnets.
+pub const SUBNETS_PARAMETER: &str = "NetworkSubnetIds";
+
+/// The VPC and the public subnets the load balancer uses, as template values.
 pub struct Placed {
     pub vpc_id: Value,
-    pub subnet_ids: Vec<Value>,
+    /// A list value (or a reference to a list parameter).
+    pub subnet_ids: Value,
+}
+
+/// Whether the template takes the shared VPC through [`VPC_PARAMETER`] and [`SUBNETS_PARAMETER`].
+pub fn uses_shared_vpc(spec: &Spec) -> bool {
+    spec.alb.is_some() && spec.placement() == Placement::SharedVpc
 }
 
 /// Resolves the spec's network section; adds a VPC to `doc` only for `dedicated: true`.
@@ -18,20 +29,30 @@ pub fn place(spec: &Spec, doc: &mut Doc) -> Placed {
         // a load balancer the stack needs no network at all.
         return Placed {
             vpc_id: Value::Null,
-            subnet_ids: Vec::new(),
+            subnet_ids: Value::Null,
         };
     }
     match spec.placement() {
-        Placement::SharedVpc => Placed {
-            vpc_id: json!({ "Fn::ImportValue": bootstrap::EXPORT_VPC_ID }),
-            subnet_ids: bootstrap::EXPORT_SUBNETS
-                .iter()
-                .map(|export| json!({ "Fn::ImportValue": export }))
-                .collect(),
-        },
+        // Passed as parameters that deployer reads from the bootstrap stack's outputs, rather than
+        // Fn::ImportValue: an import locks the export, so the shared VPC could never change while
+        // any environment exists (and moto cannot resolve imports in CREATE change sets).
+        Placement::SharedVpc => {
+            doc.parameters.insert(
+                VPC_PARAMETER.into(),
+                json!({ "Type": "AWS::EC2::VPC::Id", "Description": format!("The shared VPC of the {} stack", bootstrap::STACK_NAME) }),
+            );
+            doc.parameters.insert(
+                SUBNETS_PARAMETER.into(),
+                json!({ "Type": "List<AWS::EC2::Subnet::Id>", "Description": format!("Public subnets of the {} stack, in two Availability Zones", bootstrap::STACK_NAME) }),
+            );
+            Placed {
+                vpc_id: r#ref(VPC_PARAMETER),
+                subnet_ids: r#ref(SUBNETS_PARAMETER),
+            }
+        }
         Placement::Existing { vpc_id, subnet_ids } => Placed {
             vpc_id: json!(vpc_id),
-            subnet_ids: subnet_ids.iter().map(|s| json!(s)).collect(),
+            subnet_ids: json!(subnet_ids),
         },
         Placement::Dedicated => {
             public_vpc(doc, "10.192.0.0/16", &["10.192.0.0/20", "10.192.16.0/20"])
@@ -90,6 +111,6 @@ pub fn public_vpc(doc: &mut Doc, cidr: &str, subnet_cidrs: &[&str]) -> Placed {
     }
     Placed {
         vpc_id: r#ref("Vpc"),
-        subnet_ids,
+        subnet_ids: Value::Array(subnet_ids),
     }
 }

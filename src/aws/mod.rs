@@ -1,0 +1,498 @@
+//! AWS clients from one `SdkConfig` (region, credentials, `AWS_ENDPOINT_URL` as the SDK reads
+//! them), the credentials check, and [`AwsCloud`], the SDK implementation of [`Cloud`].
+
+use std::collections::BTreeMap;
+
+use aws_config::BehaviorVersion;
+use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Parameter, Tag};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+
+use crate::converge::cloud::{ChangeSetRequest, Cloud, CloudError, StackRequest};
+use crate::converge::model::{Change, ChangeSet, Resource, Stack, StackEvent};
+use crate::exit::{Code, Error};
+
+/// The clients deployer uses, all from one configuration.
+pub struct Aws {
+    /// The resolved configuration.
+    pub config: aws_config::SdkConfig,
+    cfn: aws_sdk_cloudformation::Client,
+    s3: aws_sdk_s3::Client,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
+}
+
+/// Who the credentials belong to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The account id.
+    pub account: String,
+    /// The caller ARN.
+    pub arn: String,
+}
+
+/// Whether an endpoint override is in force (an emulator): S3 must then use path-style URLs,
+/// since `bucket.localhost` does not resolve.
+fn endpoint_overridden() -> bool {
+    ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()))
+}
+
+impl Aws {
+    /// Loads the configuration: the spec's region if it has one, else the SDK's region chain;
+    /// credentials from the SDK's default chain (environment, profile, SSO, web identity, ...).
+    pub async fn connect(region: Option<&str>) -> Result<Aws, Error> {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = region {
+            loader = loader.region(aws_config::Region::new(region.to_string()));
+        }
+        let config = loader.load().await;
+        if config.region().is_none() {
+            return Err(Error::new(
+                Code::Credentials,
+                "no AWS region: set `region:` in the spec, AWS_REGION, or a region in your AWS profile",
+            ));
+        }
+        let s3_config = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(endpoint_overridden())
+            .build();
+        Ok(Aws {
+            cfn: aws_sdk_cloudformation::Client::new(&config),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+            config,
+        })
+    }
+
+    /// The region in use.
+    pub fn region(&self) -> String {
+        self.config
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_default()
+    }
+
+    /// Checks the credentials with STS GetCallerIdentity: one clear sentence on failure, exit 3.
+    pub async fn identity(&self) -> Result<Identity, Error> {
+        let sts = aws_sdk_sts::Client::new(&self.config);
+        match sts.get_caller_identity().send().await {
+            Ok(out) => Ok(Identity {
+                account: out.account().unwrap_or_default().to_string(),
+                arn: out.arn().unwrap_or_default().to_string(),
+            }),
+            Err(e) => Err(credentials_error(&e)),
+        }
+    }
+
+    /// The [`Cloud`] over these clients.
+    pub fn cloud(&self) -> AwsCloud<'_> {
+        AwsCloud { aws: self }
+    }
+}
+
+/// The sentence for a failed credentials check. Never includes a secret: only variable names.
+fn credentials_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: &SdkError<E, R>,
+) -> Error {
+    let tried = "tried: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE (or the `default` profile) in ~/.aws, \
+                 SSO, web identity, and container/instance metadata";
+    match e.code() {
+        Some(code @ ("ExpiredToken" | "ExpiredTokenException" | "RequestExpired")) => Error::new(
+            Code::Credentials,
+            format!(
+                "the AWS session token has expired ({code}): refresh AWS_SESSION_TOKEN or log in again (`aws sso login`)"
+            ),
+        ),
+        Some(
+            code @ ("InvalidClientTokenId"
+            | "SignatureDoesNotMatch"
+            | "UnrecognizedClientException"
+            | "AccessDenied"),
+        ) => Error::new(
+            Code::Credentials,
+            format!(
+                "AWS rejected the credentials ({code}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
+            ),
+        ),
+        _ => {
+            let detail = DisplayErrorContext(e).to_string();
+            if detail.contains("credential") || detail.contains("Credential") {
+                Error::new(
+                    Code::Credentials,
+                    format!("no usable AWS credentials ({tried})"),
+                )
+            } else {
+                Error::failed(format!(
+                    "cannot reach AWS STS to check the credentials: {}",
+                    one_line(&detail)
+                ))
+            }
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// An SDK error reduced to its code and message.
+fn cloud_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
+    e: SdkError<E, R>,
+) -> CloudError {
+    CloudError {
+        code: e.code().map(str::to_string),
+        message: e
+            .message()
+            .map(str::to_string)
+            .unwrap_or_else(|| one_line(&DisplayErrorContext(&e).to_string())),
+    }
+}
+
+fn parameters(values: &BTreeMap<String, String>) -> Vec<Parameter> {
+    values
+        .iter()
+        .map(|(k, v)| {
+            Parameter::builder()
+                .parameter_key(k)
+                .parameter_value(v)
+                .build()
+        })
+        .collect()
+}
+
+fn tags(values: &BTreeMap<String, String>) -> Vec<Tag> {
+    values
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+fn stack_from(s: &aws_sdk_cloudformation::types::Stack) -> Stack {
+    Stack {
+        id: s.stack_id().unwrap_or_default().to_string(),
+        name: s.stack_name().unwrap_or_default().to_string(),
+        status: s
+            .stack_status()
+            .cloned()
+            .unwrap_or_else(|| "UNKNOWN".into()),
+        reason: s.stack_status_reason().map(str::to_string),
+        outputs: s
+            .outputs()
+            .iter()
+            .filter_map(|o| {
+                Some((
+                    o.output_key()?.to_string(),
+                    o.output_value().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect(),
+        tags: s
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+            .collect(),
+        termination_protection: s.enable_termination_protection().unwrap_or(false),
+    }
+}
+
+/// [`Cloud`] over the AWS SDK.
+pub struct AwsCloud<'a> {
+    aws: &'a Aws,
+}
+
+impl Cloud for AwsCloud<'_> {
+    async fn stack(&self, name: &str) -> Result<Option<Stack>, CloudError> {
+        match self.aws.cfn.describe_stacks().stack_name(name).send().await {
+            Ok(out) => Ok(out.stacks().first().map(stack_from)),
+            Err(e) if e.message().is_some_and(|m| m.contains("does not exist")) => Ok(None),
+            Err(e) => Err(cloud_error(e)),
+        }
+    }
+
+    async fn put_stack(&self, r: &StackRequest) -> Result<(), CloudError> {
+        if r.create {
+            self.aws
+                .cfn
+                .create_stack()
+                .stack_name(&r.stack_name)
+                .template_body(&r.template_body)
+                .set_parameters(Some(parameters(&r.parameters)))
+                .set_tags(Some(tags(&r.tags)))
+                .capabilities(Capability::CapabilityIam)
+                .client_request_token(&r.token)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(cloud_error)
+        } else {
+            self.aws
+                .cfn
+                .update_stack()
+                .stack_name(&r.stack_name)
+                .template_body(&r.template_body)
+                .set_parameters(Some(parameters(&r.parameters)))
+                .set_tags(Some(tags(&r.tags)))
+                .capabilities(Capability::CapabilityIam)
+                .client_request_token(&r.token)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(cloud_error)
+        }
+    }
+
+    async fn create_change_set(
+        &self,
+        r: &ChangeSetRequest,
+    ) -> Result<(String, String), CloudError> {
+        let out = self
+            .aws
+            .cfn
+            .create_change_set()
+            .stack_name(&r.stack_name)
+            .change_set_name(&r.name)
+            .change_set_type(if r.create {
+                ChangeSetType::Create
+            } else {
+                ChangeSetType::Update
+            })
+            .template_body(&r.template_body)
+            .set_parameters(Some(parameters(&r.parameters)))
+            .set_tags(Some(tags(&r.tags)))
+            .capabilities(Capability::CapabilityIam)
+            .send()
+            .await
+            .map_err(cloud_error)?;
+        Ok((
+            out.id().unwrap_or(&r.name).to_string(),
+            out.stack_id().unwrap_or(&r.stack_name).to_string(),
+        ))
+    }
+
+    async fn change_set(&self, id: &str) -> Result<ChangeSet, CloudError> {
+        let mut next: Option<String> = None;
+        let mut result: Option<ChangeSet> = None;
+        loop {
+            let out = self
+                .aws
+                .cfn
+                .describe_change_set()
+                .change_set_name(id)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(cloud_error)?;
+            let cs = result.get_or_insert_with(|| ChangeSet {
+                id: out.change_set_id().unwrap_or(id).to_string(),
+                status: out
+                    .status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                reason: out.status_reason().map(str::to_string),
+                changes: Vec::new(),
+            });
+            for change in out.changes() {
+                if let Some(rc) = change.resource_change() {
+                    cs.changes.push(Change {
+                        action: rc
+                            .action()
+                            .map(|a| a.as_str().to_string())
+                            .unwrap_or_default(),
+                        logical_id: rc.logical_resource_id().unwrap_or_default().to_string(),
+                        resource_type: rc.resource_type().unwrap_or_default().to_string(),
+                        replacement: rc.replacement().map(|r| r.as_str().to_string()),
+                    });
+                }
+            }
+            match out.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_string()),
+                _ => return Ok(result.expect("set on the first page")),
+            }
+        }
+    }
+
+    async fn execute_change_set(&self, id: &str, token: &str) -> Result<(), CloudError> {
+        self.aws
+            .cfn
+            .execute_change_set()
+            .change_set_name(id)
+            .client_request_token(token)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(cloud_error)
+    }
+
+    async fn delete_change_set(&self, id: &str) -> Result<(), CloudError> {
+        self.aws
+            .cfn
+            .delete_change_set()
+            .change_set_name(id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(cloud_error)
+    }
+
+    async fn delete_stack(&self, name: &str, token: &str) -> Result<(), CloudError> {
+        self.aws
+            .cfn
+            .delete_stack()
+            .stack_name(name)
+            .client_request_token(token)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(cloud_error)
+    }
+
+    async fn continue_update_rollback(&self, name: &str, token: &str) -> Result<(), CloudError> {
+        self.aws
+            .cfn
+            .continue_update_rollback()
+            .stack_name(name)
+            .client_request_token(token)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(cloud_error)
+    }
+
+    async fn set_termination_protection(&self, name: &str, on: bool) -> Result<(), CloudError> {
+        self.aws
+            .cfn
+            .update_termination_protection()
+            .stack_name(name)
+            .enable_termination_protection(on)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(cloud_error)
+    }
+
+    async fn events(&self, stack_id: &str, since: f64) -> Result<Vec<StackEvent>, CloudError> {
+        let mut events = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .aws
+                .cfn
+                .describe_stack_events()
+                .stack_name(stack_id)
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(cloud_error)?;
+            for e in out.stack_events() {
+                let timestamp = e.timestamp().map(|t| t.as_secs_f64()).unwrap_or_default();
+                if timestamp < since {
+                    return Ok(events);
+                }
+                events.push(StackEvent {
+                    id: e.event_id().unwrap_or_default().to_string(),
+                    logical_id: e.logical_resource_id().unwrap_or_default().to_string(),
+                    resource_type: e.resource_type().unwrap_or_default().to_string(),
+                    status: e
+                        .resource_status()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    reason: e.resource_status_reason().map(str::to_string),
+                    timestamp,
+                    token: e.client_request_token().map(str::to_string),
+                });
+            }
+            match out.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_string()),
+                _ => return Ok(events),
+            }
+        }
+    }
+
+    async fn resources(&self, stack_name: &str) -> Result<Vec<Resource>, CloudError> {
+        let out = self
+            .aws
+            .cfn
+            .describe_stack_resources()
+            .stack_name(stack_name)
+            .send()
+            .await
+            .map_err(cloud_error)?;
+        Ok(out
+            .stack_resources()
+            .iter()
+            .filter_map(|r| {
+                Some(Resource {
+                    logical_id: r.logical_resource_id()?.to_string(),
+                    physical_id: r.physical_resource_id().unwrap_or_default().to_string(),
+                    resource_type: r.resource_type().unwrap_or_default().to_string(),
+                })
+            })
+            .collect())
+    }
+
+    async fn deployed_template(&self, stack_name: &str) -> Result<String, CloudError> {
+        let out = self
+            .aws
+            .cfn
+            .get_template()
+            .stack_name(stack_name)
+            .send()
+            .await
+            .map_err(cloud_error)?;
+        Ok(out.template_body().unwrap_or_default().to_string())
+    }
+
+    async fn object_exists(&self, bucket: &str, key: &str) -> Result<bool, CloudError> {
+        match self
+            .aws
+            .s3
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(cloud_error(e)),
+        }
+    }
+
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        sha256: &[u8; 32],
+    ) -> Result<(), CloudError> {
+        self.aws
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.into())
+            .content_type("application/zip")
+            .checksum_sha256(aws_smithy_types::base64::encode(sha256))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(cloud_error)
+    }
+
+    async fn load_balancer_dns(&self, arn: &str) -> Result<Option<String>, CloudError> {
+        let out = self
+            .aws
+            .elb
+            .describe_load_balancers()
+            .load_balancer_arns(arn)
+            .send()
+            .await
+            .map_err(cloud_error)?;
+        Ok(out
+            .load_balancers()
+            .first()
+            .and_then(|lb| lb.dns_name())
+            .map(str::to_string))
+    }
+}

@@ -1,0 +1,113 @@
+//! The narrow interface the engine needs from CloudFormation and S3, so that the same engine
+//! runs against AWS, moto and a scripted fake.
+#![allow(async_fn_in_trait)] // the engine runs on one task; no Send bound is needed
+
+use std::collections::BTreeMap;
+
+use super::model::{ChangeSet, Resource, Stack, StackEvent};
+
+/// An error from the cloud, reduced to what the engine decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudError {
+    /// The AWS error code (`ValidationError`, `AccessDenied`, ...), when there is one.
+    pub code: Option<String>,
+    /// The message to show.
+    pub message: String,
+}
+
+impl CloudError {
+    /// An error with a code.
+    pub fn new(code: &str, message: impl Into<String>) -> Self {
+        CloudError {
+            code: Some(code.to_string()),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for CloudError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{} ({code})", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// What a CREATE or UPDATE change set is made of.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeSetRequest {
+    /// The stack.
+    pub stack_name: String,
+    /// A name unique to this operation.
+    pub name: String,
+    /// `true`: CREATE; `false`: UPDATE.
+    pub create: bool,
+    /// The template body.
+    pub template_body: String,
+    /// Parameter values.
+    pub parameters: BTreeMap<String, String>,
+    /// Stack tags, digest included.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A plain CreateStack/UpdateStack, used for deployer's own bootstrap stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StackRequest {
+    /// The stack.
+    pub stack_name: String,
+    /// `true`: create; `false`: update.
+    pub create: bool,
+    /// The template body.
+    pub template_body: String,
+    /// Parameter values.
+    pub parameters: BTreeMap<String, String>,
+    /// Stack tags, digest included.
+    pub tags: BTreeMap<String, String>,
+    /// Idempotency token of the operation.
+    pub token: String,
+}
+
+/// CloudFormation and S3, as far as deployer uses them.
+pub trait Cloud {
+    /// DescribeStacks for one stack; `None` when it does not exist.
+    async fn stack(&self, name: &str) -> Result<Option<Stack>, CloudError>;
+    /// CreateStack or UpdateStack (bootstrap only).
+    async fn put_stack(&self, request: &StackRequest) -> Result<(), CloudError>;
+    /// CreateChangeSet; returns the change set ARN and the stack ARN.
+    async fn create_change_set(
+        &self,
+        request: &ChangeSetRequest,
+    ) -> Result<(String, String), CloudError>;
+    /// DescribeChangeSet, all pages of changes.
+    async fn change_set(&self, id: &str) -> Result<ChangeSet, CloudError>;
+    /// ExecuteChangeSet with an idempotency token.
+    async fn execute_change_set(&self, id: &str, token: &str) -> Result<(), CloudError>;
+    /// DeleteChangeSet.
+    async fn delete_change_set(&self, id: &str) -> Result<(), CloudError>;
+    /// DeleteStack with an idempotency token.
+    async fn delete_stack(&self, name: &str, token: &str) -> Result<(), CloudError>;
+    /// ContinueUpdateRollback with an idempotency token.
+    async fn continue_update_rollback(&self, name: &str, token: &str) -> Result<(), CloudError>;
+    /// UpdateTerminationProtection.
+    async fn set_termination_protection(&self, name: &str, on: bool) -> Result<(), CloudError>;
+    /// DescribeStackEvents, newest first, only events at or after `since` (epoch seconds):
+    /// paging stops at the first older event.
+    async fn events(&self, stack_id: &str, since: f64) -> Result<Vec<StackEvent>, CloudError>;
+    /// DescribeStackResources.
+    async fn resources(&self, stack_name: &str) -> Result<Vec<Resource>, CloudError>;
+    /// GetTemplate of the deployed stack (JSON or YAML text as stored).
+    async fn deployed_template(&self, stack_name: &str) -> Result<String, CloudError>;
+    /// HeadObject: whether the key exists.
+    async fn object_exists(&self, bucket: &str, key: &str) -> Result<bool, CloudError>;
+    /// PutObject with a SHA-256 checksum S3 verifies.
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        sha256: &[u8; 32],
+    ) -> Result<(), CloudError>;
+    /// The DNS name of a load balancer, by ARN (for stacks whose backend returns no Outputs).
+    async fn load_balancer_dns(&self, arn: &str) -> Result<Option<String>, CloudError>;
+}

@@ -1,0 +1,739 @@
+//! The stack state machine: settle whatever state a stack is in, then bring it to the wanted
+//! template through a change set, watching events until it is done. Never prints: it reports
+//! [`Progress`] to a [`Ui`] and returns outcomes or errors.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_cloudformation::types::StackStatus;
+
+use super::cloud::{ChangeSetRequest, Cloud, CloudError, StackRequest};
+use super::decide::{Action, decide, is_in_progress, is_success};
+use super::model::{Change, DIGEST_TAG, Stack, StackEvent, digest, root_cause};
+use crate::exit::{Code, Error};
+
+/// Something worth showing while the engine works.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// A step, in a few words.
+    Step(String),
+    /// Something went wrong that does not fail the command, and what it means.
+    Warning(String),
+    /// An artifact is in the bucket (`uploaded`: it was sent now; otherwise it was already there).
+    Artifact {
+        function: String,
+        key: String,
+        size: usize,
+        uploaded: bool,
+    },
+    /// What a change set would do.
+    Changes { stack: String, changes: Vec<Change> },
+    /// A new stack event.
+    Event {
+        stack: String,
+        event: StackEvent,
+        elapsed: Duration,
+    },
+}
+
+/// The answer to "go ahead?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmation {
+    /// Go ahead.
+    Yes,
+    /// The person said no.
+    No,
+    /// Nobody can be asked (not a terminal).
+    NotInteractive,
+}
+
+/// Where progress goes and who is asked for confirmation.
+pub trait Ui {
+    /// Shows progress.
+    fn progress(&self, progress: Progress);
+    /// Asks a yes/no question.
+    fn confirm(&self, question: &str) -> Confirmation;
+}
+
+/// How often to poll: starts fast, backs off to `max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Poll {
+    /// The first delay.
+    pub first: Duration,
+    /// The longest delay.
+    pub max: Duration,
+}
+
+impl Default for Poll {
+    fn default() -> Self {
+        Poll {
+            first: Duration::from_millis(250),
+            max: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Poll {
+    fn next(&self, delay: Duration) -> Duration {
+        (delay * 8 / 5).min(self.max)
+    }
+}
+
+/// A stack as the spec wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    /// Stack name.
+    pub stack_name: String,
+    /// Template body.
+    pub template_body: String,
+    /// Every parameter value.
+    pub parameters: BTreeMap<String, String>,
+    /// Stack tags (the digest tag is added by the engine).
+    pub tags: BTreeMap<String, String>,
+    /// Termination protection.
+    pub termination_protection: bool,
+}
+
+impl Deployment {
+    /// The digest recorded on the stack once this deployment is done.
+    pub fn digest(&self) -> String {
+        digest(
+            &self.template_body,
+            &self.parameters,
+            &self.tags,
+            self.termination_protection,
+        )
+    }
+}
+
+/// Execute the change set, or only show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Execute; `yes`: without asking.
+    Apply { yes: bool },
+    /// Show the changes, then delete the change set.
+    Plan,
+}
+
+/// How a deployment ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The stack already matched; no change set was created or it had no changes.
+    NoChanges { stack: Stack },
+    /// `plan`: these changes are pending.
+    Planned { changes: Vec<Change> },
+    /// The change set ran and the stack reached a complete status.
+    Applied { stack: Stack, changes: Vec<Change> },
+}
+
+/// How `down` ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Teardown {
+    /// There was no stack.
+    NothingToDelete,
+    /// Deleted; these retained tables (physical names) survive it.
+    Deleted { retained_tables: Vec<String> },
+}
+
+/// The engine over a cloud and a UI.
+pub struct Engine<'a, C, U> {
+    cloud: &'a C,
+    ui: &'a U,
+    poll: Poll,
+}
+
+fn cloud_error(what: &str, e: CloudError) -> Error {
+    let code = match e.code.as_deref() {
+        Some(
+            "ExpiredToken"
+            | "ExpiredTokenException"
+            | "InvalidClientTokenId"
+            | "UnrecognizedClientException",
+        ) => Code::Credentials,
+        _ => Code::Failed,
+    };
+    Error::new(code, format!("{what}: {e}"))
+}
+
+/// A token unique to one operation: CloudFormation uses it to make retries idempotent.
+pub fn token(kind: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("deployer-{kind}-{nanos}")
+}
+
+impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
+    /// An engine with the default polling cadence.
+    pub fn new(cloud: &'a C, ui: &'a U) -> Self {
+        Engine {
+            cloud,
+            ui,
+            poll: Poll::default(),
+        }
+    }
+
+    /// The same engine polling at another cadence (tests against fakes poll fast).
+    pub fn with_poll(mut self, poll: Poll) -> Self {
+        self.poll = poll;
+        self
+    }
+
+    fn step(&self, message: impl Into<String>) {
+        self.ui.progress(Progress::Step(message.into()));
+    }
+
+    async fn describe(&self, name: &str) -> Result<Option<Stack>, Error> {
+        self.cloud
+            .stack(name)
+            .await
+            .map_err(|e| cloud_error(&format!("cannot describe stack {name}"), e))
+    }
+
+    /// Settles the stack: waits out running operations, clears failed creations, continues stuck
+    /// rollbacks. Returns the stack to update, or `None` when it must be created.
+    pub async fn settle(&self, name: &str) -> Result<Option<Stack>, Error> {
+        // Each round either finishes or waits for CloudFormation; a handful always suffices.
+        for _ in 0..8 {
+            let stack = self.describe(name).await?;
+            match decide(stack.as_ref().map(|s| &s.status)) {
+                Action::Create => {
+                    return Ok(stack.filter(|s| s.status == StackStatus::ReviewInProgress));
+                }
+                Action::Update => return Ok(stack),
+                Action::Wait => {
+                    let stack = stack.expect("Wait is only decided for an existing stack");
+                    self.step(format!(
+                        "{name} is {}: waiting for it to settle",
+                        stack.status.as_str()
+                    ));
+                    self.watch(&stack, None, Instant::now()).await?;
+                }
+                Action::DeleteThenCreate => {
+                    let stack =
+                        stack.expect("DeleteThenCreate is only decided for an existing stack");
+                    self.step(format!(
+                        "{name} is {} after a failed creation, so it holds nothing to keep: deleting it first",
+                        stack.status.as_str()
+                    ));
+                    let token = token("delete");
+                    self.cloud
+                        .delete_stack(&stack.id, &token)
+                        .await
+                        .map_err(|e| cloud_error(&format!("cannot delete {name}"), e))?;
+                    self.watch(&stack, Some(&token), Instant::now()).await?;
+                }
+                Action::ContinueRollbackThenUpdate => {
+                    let stack =
+                        stack.expect("ContinueRollback is only decided for an existing stack");
+                    self.step(format!(
+                        "{name} is UPDATE_ROLLBACK_FAILED: continuing the rollback"
+                    ));
+                    let token = token("continue");
+                    self.cloud
+                        .continue_update_rollback(name, &token)
+                        .await
+                        .map_err(|e| {
+                            cloud_error(&format!("cannot continue the rollback of {name}"), e)
+                        })?;
+                    self.watch(&stack, Some(&token), Instant::now()).await?;
+                }
+                Action::Stop(why) => {
+                    let stack = stack.expect("Stop is only decided for an existing stack");
+                    let events = self.cloud.events(&stack.id, 0.0).await.unwrap_or_default();
+                    let failed: Vec<String> = failed_resources(&events, name);
+                    let detail = if failed.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\n{}", failed.join("\n"))
+                    };
+                    return Err(Error::failed(format!("{name}: {why}{detail}")));
+                }
+            }
+        }
+        Err(Error::failed(format!(
+            "{name} did not settle: it keeps changing status; try again later"
+        )))
+    }
+
+    /// Polls the stack and its new events until no operation is running; returns the final stack
+    /// (`None` when it is gone) and the events seen.
+    async fn watch(
+        &self,
+        stack: &Stack,
+        token: Option<&str>,
+        started: Instant,
+    ) -> Result<(Option<Stack>, Vec<StackEvent>), Error> {
+        let name = &stack.name;
+        let mut seen: HashSet<String> = HashSet::new();
+        let mut all = Vec::new();
+        // Events from before this operation are history, not progress.
+        let since = now_epoch() - started.elapsed().as_secs_f64() - 1.0;
+        let mut delay = self.poll.first;
+        loop {
+            tokio::time::sleep(delay).await;
+            // By id, so that a deleted stack is still found (as DELETE_COMPLETE).
+            let current = self.describe(&stack.id).await?;
+            let mut events = self
+                .cloud
+                .events(&stack.id, since)
+                .await
+                .unwrap_or_default();
+            events.retain(|e| {
+                !seen.contains(&e.id)
+                    && token.is_none_or(|t| e.token.as_deref().is_none_or(|et| et == t))
+            });
+            events.reverse(); // oldest first
+            for event in events {
+                seen.insert(event.id.clone());
+                self.ui.progress(Progress::Event {
+                    stack: name.clone(),
+                    event: event.clone(),
+                    elapsed: started.elapsed(),
+                });
+                all.push(event);
+            }
+            match current {
+                Some(s) if is_in_progress(&s.status) => {}
+                Some(s) if s.status == StackStatus::DeleteComplete => return Ok((None, all)),
+                other => return Ok((other, all)),
+            }
+            delay = self.poll.next(delay);
+        }
+    }
+
+    /// Brings the stack to `deployment`, or with [`Mode::Plan`] only shows what would change.
+    pub async fn deploy(&self, deployment: &Deployment, mode: Mode) -> Result<Outcome, Error> {
+        let name = &deployment.stack_name;
+        let digest = deployment.digest();
+        let existing = self.describe(name).await?;
+        if let Some(stack) = existing.filter(|s| {
+            s.tags.get(DIGEST_TAG) == Some(&digest) && decide(Some(&s.status)) == Action::Update
+        }) {
+            let stack = self
+                .ensure_protection(stack, deployment.termination_protection)
+                .await;
+            return Ok(Outcome::NoChanges { stack });
+        }
+
+        let stack = self.settle(name).await?;
+        // A CREATE change set makes an empty REVIEW_IN_PROGRESS stack; when nothing is executed
+        // (plan, refusal), that husk is deleted again so nothing is left behind.
+        let husk_created = stack.is_none();
+        let create = stack
+            .as_ref()
+            .is_none_or(|s| s.status == StackStatus::ReviewInProgress);
+        let mut tags = deployment.tags.clone();
+        tags.insert(DIGEST_TAG.into(), digest.clone());
+        let request = ChangeSetRequest {
+            stack_name: name.clone(),
+            name: token("cs"),
+            create,
+            template_body: deployment.template_body.clone(),
+            parameters: deployment.parameters.clone(),
+            tags: tags.clone(),
+        };
+        self.step(format!(
+            "{name}: creating a {} change set",
+            if create { "CREATE" } else { "UPDATE" }
+        ));
+        let (id, stack_id) = self
+            .cloud
+            .create_change_set(&request)
+            .await
+            .map_err(|e| cloud_error(&format!("cannot create a change set for {name}"), e))?;
+        let abandon = async |this: &Self| {
+            this.delete_change_set(&id).await;
+            if husk_created {
+                let _ = this.cloud.delete_stack(&stack_id, &token("husk")).await;
+            }
+        };
+        let change_set = self.wait_for_change_set(&id).await?;
+
+        if change_set.has_no_changes() {
+            abandon(self).await;
+            let stack = match stack {
+                Some(stack) if stack.tags.get(DIGEST_TAG) != Some(&digest) => {
+                    self.record_digest(&stack, deployment, &tags).await?
+                }
+                Some(stack) => stack,
+                None => {
+                    return Err(Error::failed(format!(
+                        "{name}: the CREATE change set has no changes"
+                    )));
+                }
+            };
+            return Ok(Outcome::NoChanges { stack });
+        }
+        if change_set.status != "CREATE_COMPLETE" {
+            abandon(self).await;
+            let reason = change_set
+                .reason
+                .unwrap_or_else(|| change_set.status.clone());
+            return Err(Error::failed(format!(
+                "{name}: the change set failed: {reason}"
+            )));
+        }
+        let changes = change_set.changes;
+        self.ui.progress(Progress::Changes {
+            stack: name.clone(),
+            changes: changes.clone(),
+        });
+
+        let yes = match mode {
+            Mode::Plan => {
+                abandon(self).await;
+                return Ok(Outcome::Planned { changes });
+            }
+            Mode::Apply { yes } => yes,
+        };
+        if !yes {
+            match self
+                .ui
+                .confirm(&format!("Apply these {} changes to {name}?", changes.len()))
+            {
+                Confirmation::Yes => {}
+                Confirmation::No => {
+                    abandon(self).await;
+                    return Err(Error::failed("cancelled: nothing was changed"));
+                }
+                Confirmation::NotInteractive => {
+                    abandon(self).await;
+                    return Err(Error::usage(format!(
+                        "not a terminal, so nobody can confirm the changes to {name}: pass --yes to apply them \
+                         (or run `deployer plan` to only see them)"
+                    )));
+                }
+            }
+        }
+
+        let token = token("exec");
+        let started = Instant::now();
+        self.step(format!("{name}: executing the change set"));
+        self.cloud
+            .execute_change_set(&id, &token)
+            .await
+            .map_err(|e| cloud_error(&format!("cannot execute the change set for {name}"), e))?;
+        let watched = Stack {
+            id: stack_id,
+            name: name.clone(),
+            status: StackStatus::CreateInProgress,
+            reason: None,
+            outputs: Vec::new(),
+            tags: BTreeMap::new(),
+            termination_protection: false,
+        };
+        let (done, events) = self.watch(&watched, Some(&token), started).await?;
+        let done = match done {
+            Some(stack) if is_success(&stack.status) => stack,
+            other => return Err(self.failure(name, other.as_ref(), &events)),
+        };
+        let done = self
+            .ensure_protection(done, deployment.termination_protection)
+            .await;
+        Ok(Outcome::Applied {
+            stack: done,
+            changes,
+        })
+    }
+
+    /// Turns termination protection on or off as wanted. Change sets cannot carry it, so this is
+    /// a separate call; when it fails the deployment still stands, so it warns instead of failing
+    /// (every later `up` tries again, and `deployer down` refuses protected envs regardless).
+    async fn ensure_protection(&self, stack: Stack, wanted: bool) -> Stack {
+        if stack.termination_protection == wanted {
+            return stack;
+        }
+        match self
+            .cloud
+            .set_termination_protection(&stack.id, wanted)
+            .await
+        {
+            Ok(()) => Stack {
+                termination_protection: wanted,
+                ..stack
+            },
+            Err(e) => {
+                let state = if wanted { "on" } else { "off" };
+                self.ui.progress(Progress::Warning(format!(
+                    "could not turn termination protection {state} for {}: {e}",
+                    stack.name
+                )));
+                stack
+            }
+        }
+    }
+
+    /// The error for a failed operation: the root cause first, then the final status.
+    fn failure(&self, name: &str, stack: Option<&Stack>, events: &[StackEvent]) -> Error {
+        let status = stack.map_or("DELETE_COMPLETE", |s| s.status.as_str());
+        let mut message = match root_cause(events, name) {
+            Some(cause) => format!(
+                "{} ({}) {}: {}\n",
+                cause.logical_id,
+                cause.resource_type,
+                cause.status,
+                cause.reason.as_deref().unwrap_or("no reason given")
+            ),
+            None => String::new(),
+        };
+        message.push_str(&format!("{name} ended in {status}"));
+        if let Some(reason) = stack.and_then(|s| s.reason.as_deref()) {
+            message.push_str(&format!(": {reason}"));
+        }
+        Error::failed(message)
+    }
+
+    async fn wait_for_change_set(&self, id: &str) -> Result<super::model::ChangeSet, Error> {
+        let mut delay = self.poll.first.min(Duration::from_millis(200));
+        loop {
+            let change_set = self
+                .cloud
+                .change_set(id)
+                .await
+                .map_err(|e| cloud_error("cannot describe the change set", e))?;
+            if !change_set.is_pending() {
+                return Ok(change_set);
+            }
+            tokio::time::sleep(delay).await;
+            delay = self.poll.next(delay);
+        }
+    }
+
+    async fn delete_change_set(&self, id: &str) {
+        // A leftover change set costs nothing and expires with the stack; never fail over it.
+        let _ = self.cloud.delete_change_set(id).await;
+    }
+
+    /// Records the digest on a stack whose change set had no changes, so the next run skips
+    /// the change set altogether.
+    async fn record_digest(
+        &self,
+        stack: &Stack,
+        deployment: &Deployment,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Stack, Error> {
+        let token = token("tags");
+        let request = StackRequest {
+            stack_name: stack.name.clone(),
+            create: false,
+            template_body: deployment.template_body.clone(),
+            parameters: deployment.parameters.clone(),
+            tags: tags.clone(),
+            token: token.clone(),
+        };
+        match self.cloud.put_stack(&request).await {
+            Ok(()) => {
+                let (done, _) = self.watch(stack, Some(&token), Instant::now()).await?;
+                Ok(done.unwrap_or_else(|| stack.clone()))
+            }
+            // Tags only differ in ways CloudFormation ignores: nothing to record.
+            Err(e) if e.message.contains("No updates are to be performed") => Ok(stack.clone()),
+            Err(e) => Err(cloud_error(
+                &format!("cannot record the digest on {}", stack.name),
+                e,
+            )),
+        }
+    }
+
+    /// Creates or updates a stack directly (no change set): for deployer's own bootstrap stack.
+    pub async fn put_stack(&self, name: &str, template_body: &str) -> Result<Stack, Error> {
+        let mut tags = BTreeMap::new();
+        let digest = digest(template_body, &BTreeMap::new(), &tags, false);
+        let existing = self.describe(name).await?;
+        if let Some(stack) = existing.filter(|s| {
+            s.tags.get(DIGEST_TAG) == Some(&digest) && decide(Some(&s.status)) == Action::Update
+        }) {
+            return Ok(stack);
+        }
+        let stack = self.settle(name).await?;
+        tags.insert(DIGEST_TAG.into(), digest);
+        let token = token("put");
+        let request = StackRequest {
+            stack_name: name.to_string(),
+            create: stack.is_none(),
+            template_body: template_body.to_string(),
+            parameters: BTreeMap::new(),
+            tags,
+            token: token.clone(),
+        };
+        self.step(format!(
+            "{name}: {}",
+            if stack.is_none() {
+                "creating"
+            } else {
+                "updating"
+            }
+        ));
+        let started = Instant::now();
+        match self.cloud.put_stack(&request).await {
+            Ok(()) => {}
+            Err(e) if e.message.contains("No updates are to be performed") => {
+                return stack.ok_or_else(|| Error::failed(format!("{name}: {e}")));
+            }
+            Err(e) => return Err(cloud_error(&format!("cannot create or update {name}"), e)),
+        }
+        let watched = match stack {
+            Some(stack) => stack,
+            None => self.describe(name).await?.ok_or_else(|| {
+                Error::failed(format!("{name} vanished right after it was created"))
+            })?,
+        };
+        let (done, events) = self.watch(&watched, Some(&token), started).await?;
+        match done {
+            Some(stack) if is_success(&stack.status) => Ok(stack),
+            other => Err(self.failure(name, other.as_ref(), &events)),
+        }
+    }
+
+    /// Deletes the stack and waits until it is gone. `protected`: refuse (a protected env).
+    pub async fn teardown(
+        &self,
+        name: &str,
+        protected: bool,
+        yes: bool,
+    ) -> Result<Teardown, Error> {
+        let Some(stack) = self.describe(name).await? else {
+            return Ok(Teardown::NothingToDelete);
+        };
+        if protected {
+            return Err(Error::usage(format!(
+                "{name} belongs to a protected environment (`protected_envs` in the spec): deployer down refuses to delete it"
+            )));
+        }
+        if stack.termination_protection {
+            return Err(Error::usage(format!(
+                "{name} has termination protection on: turn it off first if you really mean to delete it"
+            )));
+        }
+        let retained_tables = self.retained_tables(name).await?;
+        if !yes {
+            let question = format!("Delete stack {name}?");
+            match self.ui.confirm(&question) {
+                Confirmation::Yes => {}
+                Confirmation::No => return Err(Error::failed("cancelled: nothing was deleted")),
+                Confirmation::NotInteractive => {
+                    return Err(Error::usage(format!(
+                        "not a terminal, so nobody can confirm deleting {name}: pass --yes"
+                    )));
+                }
+            }
+        }
+        let stack = match self.settle(name).await? {
+            Some(stack) => stack,
+            None if stack.status == StackStatus::ReviewInProgress => stack,
+            None => return Ok(Teardown::NothingToDelete),
+        };
+        let token = token("delete");
+        self.step(format!("{name}: deleting"));
+        let started = Instant::now();
+        self.cloud
+            .delete_stack(&stack.id, &token)
+            .await
+            .map_err(|e| cloud_error(&format!("cannot delete {name}"), e))?;
+        let (done, events) = self.watch(&stack, Some(&token), started).await?;
+        match done {
+            None => Ok(Teardown::Deleted { retained_tables }),
+            Some(other) => Err(self.failure(name, Some(&other), &events)),
+        }
+    }
+
+    /// Physical names of the DynamoDB tables the deployed template retains on deletion.
+    async fn retained_tables(&self, name: &str) -> Result<Vec<String>, Error> {
+        let template = self
+            .cloud
+            .deployed_template(name)
+            .await
+            .map_err(|e| cloud_error(&format!("cannot read the template of {name}"), e))?;
+        let template: serde_json::Value = match serde_json::from_str(&template) {
+            Ok(v) => v,
+            // Not deployer's JSON (someone deployed YAML by hand): read it as YAML.
+            Err(_) => crate::spec::yaml::parse(&template)
+                .0
+                .map(|n| n.to_json())
+                .unwrap_or_default(),
+        };
+        let retained: Vec<&String> = template["Resources"]
+            .as_object()
+            .map(|resources| {
+                resources
+                    .iter()
+                    .filter(|(_, r)| {
+                        r["Type"] == "AWS::DynamoDB::Table" && r["DeletionPolicy"] == "Retain"
+                    })
+                    .map(|(id, _)| id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if retained.is_empty() {
+            return Ok(Vec::new());
+        }
+        let resources = self
+            .cloud
+            .resources(name)
+            .await
+            .map_err(|e| cloud_error(&format!("cannot list the resources of {name}"), e))?;
+        Ok(resources
+            .into_iter()
+            .filter(|r| retained.contains(&&r.logical_id) && !r.physical_id.is_empty())
+            .map(|r| r.physical_id)
+            .collect())
+    }
+
+    /// Uploads an artifact under `key` unless it is already there.
+    pub async fn upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        function: &str,
+        zip: &crate::build::Artifact,
+    ) -> Result<(), Error> {
+        let exists = self
+            .cloud
+            .object_exists(bucket, key)
+            .await
+            .map_err(|e| cloud_error(&format!("cannot look for s3://{bucket}/{key}"), e))?;
+        if !exists {
+            self.cloud
+                .put_object(bucket, key, zip.bytes.clone(), &zip.sha256)
+                .await
+                .map_err(|e| cloud_error(&format!("cannot upload s3://{bucket}/{key}"), e))?;
+        }
+        self.ui.progress(Progress::Artifact {
+            function: function.to_string(),
+            key: key.to_string(),
+            size: zip.bytes.len(),
+            uploaded: !exists,
+        });
+        Ok(())
+    }
+}
+
+/// `Logical (Type): reason` for every resource whose last event failed.
+fn failed_resources(events: &[StackEvent], stack_name: &str) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut done: HashSet<&str> = HashSet::new();
+    for e in events {
+        // Newest first: the first event per resource is its current state.
+        if e.logical_id == stack_name || !done.insert(&e.logical_id) {
+            continue;
+        }
+        if e.status.ends_with("_FAILED") {
+            lines.push(format!(
+                "  {} ({}): {}",
+                e.logical_id,
+                e.resource_type,
+                e.reason.as_deref().unwrap_or("no reason given")
+            ));
+        }
+    }
+    lines
+}
+
+fn now_epoch() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}

@@ -1,0 +1,161 @@
+//! Converge: bring the stack `<app>-<env>` to exactly what the spec says, whatever state it is in.
+//!
+//! [`decide`] and [`model`] are pure; [`engine`] drives a [`cloud::Cloud`] and reports to an
+//! [`engine::Ui`]; this module wires spec, render, build and engine into `up`, `plan` and `down`.
+
+pub mod cloud;
+pub mod decide;
+pub mod engine;
+pub mod model;
+pub mod outputs;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use cloud::Cloud;
+use engine::{Deployment, Engine, Mode, Outcome, Ui};
+use model::{APP_TAG, ENV_TAG, Stack};
+
+use crate::build::Artifact;
+use crate::exit::Error;
+use crate::render::{self, Template, bootstrap};
+use crate::spec::Spec;
+
+/// What the bootstrap stack provides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bootstrap {
+    /// The artifact bucket.
+    pub bucket: String,
+    /// The shared VPC.
+    pub vpc_id: String,
+    /// Its public subnets.
+    pub subnet_ids: Vec<String>,
+}
+
+/// Creates or updates `deployer-bootstrap` when it is missing or outdated, and reads what it provides.
+pub async fn ensure_bootstrap<C: Cloud, U: Ui>(
+    engine: &Engine<'_, C, U>,
+    cloud: &C,
+) -> Result<Bootstrap, Error> {
+    let stack = engine
+        .put_stack(bootstrap::STACK_NAME, &bootstrap::template().body())
+        .await?;
+    let value = |output: &str| stack.output(output).map(str::to_string);
+    let from_outputs = (
+        value(bootstrap::OUTPUT_BUCKET),
+        value(bootstrap::OUTPUT_VPC_ID),
+        bootstrap::OUTPUT_SUBNETS.map(value),
+    );
+    if let (Some(bucket), Some(vpc_id), [Some(a), Some(b)]) = from_outputs {
+        return Ok(Bootstrap {
+            bucket,
+            vpc_id,
+            subnet_ids: vec![a, b],
+        });
+    }
+    // No Outputs from the backend: read the physical ids of the same resources.
+    let resources = cloud.resources(bootstrap::STACK_NAME).await.map_err(|e| {
+        Error::failed(format!(
+            "cannot read the resources of {}: {e}",
+            bootstrap::STACK_NAME
+        ))
+    })?;
+    let physical = |id: &str| {
+        resources
+            .iter()
+            .find(|r| r.logical_id == id)
+            .map(|r| r.physical_id.clone())
+            .ok_or_else(|| Error::failed(format!("{} has no resource {id}", bootstrap::STACK_NAME)))
+    };
+    Ok(Bootstrap {
+        bucket: physical("ArtifactBucket")?,
+        vpc_id: physical("Vpc")?,
+        subnet_ids: vec![physical("PublicSubnet1")?, physical("PublicSubnet2")?],
+    })
+}
+
+/// The stack tags deployer sets: the spec's, plus who manages the stack.
+pub fn stack_tags(spec: &Spec) -> BTreeMap<String, String> {
+    let mut tags: BTreeMap<String, String> = spec
+        .tags
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    tags.insert(APP_TAG.into(), spec.app.clone());
+    tags.insert(ENV_TAG.into(), spec.env.clone());
+    tags
+}
+
+/// The full deployment: template parameters filled from the bootstrap stack and the artifacts.
+pub fn deployment(
+    spec: &Spec,
+    template: &Template,
+    boot: &Bootstrap,
+    artifacts: &[(String, Artifact)],
+) -> Deployment {
+    let mut parameters = BTreeMap::new();
+    for code in render::code_parameters(spec) {
+        if let Some((_, artifact)) = artifacts.iter().find(|(f, _)| *f == code.function) {
+            parameters.insert(code.bucket, boot.bucket.clone());
+            parameters.insert(code.key, artifact.key(&spec.app, &code.function));
+        }
+    }
+    if render::uses_shared_vpc(spec) {
+        parameters.insert(render::VPC_PARAMETER.into(), boot.vpc_id.clone());
+        parameters.insert(render::SUBNETS_PARAMETER.into(), boot.subnet_ids.join(","));
+    }
+    Deployment {
+        stack_name: spec.stack_name(),
+        template_body: template.body(),
+        parameters,
+        tags: stack_tags(spec),
+        termination_protection: spec.is_protected(),
+    }
+}
+
+/// `up` and `plan`: bootstrap (while the artifacts build), upload, then converge the app stack.
+pub async fn up<C: Cloud, U: Ui>(
+    engine: &Engine<'_, C, U>,
+    cloud: &C,
+    spec: &Spec,
+    template: &Template,
+    artifacts: impl Future<Output = Result<Vec<(String, Artifact)>, Error>>,
+    mode: Mode,
+) -> Result<Outcome, Error> {
+    let (boot, artifacts) = tokio::join!(ensure_bootstrap(engine, cloud), artifacts);
+    let (boot, artifacts) = (boot?, artifacts?);
+    for (function, artifact) in &artifacts {
+        engine
+            .upload(
+                &boot.bucket,
+                &artifact.key(&spec.app, function),
+                function,
+                artifact,
+            )
+            .await?;
+    }
+    engine
+        .deploy(&deployment(spec, template, &boot, &artifacts), mode)
+        .await
+}
+
+/// The stack's outputs, Url first; derived from its resources when the backend gave none.
+pub async fn stack_outputs<C: Cloud>(cloud: &C, stack: &Stack) -> Vec<(String, String)> {
+    if !stack.outputs.is_empty() {
+        return outputs::ordered(stack.outputs.clone());
+    }
+    let Ok(template) = cloud.deployed_template(&stack.name).await else {
+        return Vec::new();
+    };
+    let template: serde_json::Value = serde_json::from_str(&template).unwrap_or_default();
+    let resources = cloud.resources(&stack.name).await.unwrap_or_default();
+    let mut dns = None;
+    if let Some(lb) = resources.iter().find(|r| r.logical_id == "LoadBalancer") {
+        dns = cloud
+            .load_balancer_dns(&lb.physical_id)
+            .await
+            .ok()
+            .flatten();
+    }
+    outputs::derive(stack, &template, &resources, dns.as_deref())
+}

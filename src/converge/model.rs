@@ -1,0 +1,314 @@
+//! What the engine knows about stacks, change sets and events, independent of the SDK's shapes,
+//! and the pure functions over them: the digest, the root cause, the change summary.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_cloudformation::types::StackStatus;
+use sha2::{Digest, Sha256};
+
+/// Stack tag holding the digest of what was last deployed.
+pub const DIGEST_TAG: &str = "deployer:digest";
+/// Stack tag naming the app.
+pub const APP_TAG: &str = "deployer:app";
+/// Stack tag naming the environment.
+pub const ENV_TAG: &str = "deployer:env";
+
+/// A stack as DescribeStacks shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stack {
+    /// The stack ARN.
+    pub id: String,
+    /// The stack name.
+    pub name: String,
+    /// Its status.
+    pub status: StackStatus,
+    /// Why it is in that status, when CloudFormation says.
+    pub reason: Option<String>,
+    /// Outputs by key, in the order CloudFormation lists them.
+    pub outputs: Vec<(String, String)>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// Whether termination protection is on.
+    pub termination_protection: bool,
+}
+
+impl Stack {
+    /// An output's value.
+    pub fn output(&self, key: &str) -> Option<&str> {
+        self.outputs
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One resource of a stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resource {
+    /// Logical id in the template.
+    pub logical_id: String,
+    /// Physical id (name or ARN) in AWS.
+    pub physical_id: String,
+    /// CloudFormation resource type.
+    pub resource_type: String,
+}
+
+/// One stack event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackEvent {
+    /// Unique id of the event.
+    pub id: String,
+    /// The resource's logical id (the stack's own name for stack-level events).
+    pub logical_id: String,
+    /// The resource type.
+    pub resource_type: String,
+    /// The resource status, e.g. `CREATE_FAILED`.
+    pub status: String,
+    /// CloudFormation's reason, when given.
+    pub reason: Option<String>,
+    /// When it happened, in seconds since the epoch.
+    pub timestamp: f64,
+    /// The operation's client request token, when the backend records it.
+    pub token: Option<String>,
+}
+
+/// What a change set would do to one resource.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// `Add`, `Modify`, `Remove`, `Import`, `Dynamic`.
+    pub action: String,
+    /// Logical id.
+    pub logical_id: String,
+    /// Resource type.
+    pub resource_type: String,
+    /// `True`, `False` or `Conditional` for modifications.
+    pub replacement: Option<String>,
+}
+
+impl Change {
+    /// The one-character marker: `+` add, `~` modify, `-` remove, `!` replace.
+    pub fn marker(&self) -> char {
+        match (self.action.as_str(), self.replacement.as_deref()) {
+            ("Modify", Some("True" | "Conditional")) => '!',
+            ("Add", _) | ("Import", _) => '+',
+            ("Remove", _) => '-',
+            _ => '~',
+        }
+    }
+}
+
+/// A change set's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeSet {
+    /// The change set ARN.
+    pub id: String,
+    /// `CREATE_PENDING`, `CREATE_IN_PROGRESS`, `CREATE_COMPLETE`, `FAILED`, ...
+    pub status: String,
+    /// Why it failed, when it did.
+    pub reason: Option<String>,
+    /// Every change, across all pages.
+    pub changes: Vec<Change>,
+}
+
+impl ChangeSet {
+    /// Whether CloudFormation is still computing it.
+    pub fn is_pending(&self) -> bool {
+        matches!(
+            self.status.as_str(),
+            "CREATE_PENDING" | "CREATE_IN_PROGRESS"
+        )
+    }
+
+    /// "No changes" in any of the forms CloudFormation uses.
+    pub fn has_no_changes(&self) -> bool {
+        let reason = self.reason.as_deref().unwrap_or_default();
+        (self.status == "FAILED"
+            && (reason.contains("didn't contain changes")
+                || reason.contains("No updates are to be performed")))
+            || (self.status == "CREATE_COMPLETE" && self.changes.is_empty())
+    }
+}
+
+/// Everything that decides what a deployment is, hashed: equal digests mean nothing to do.
+pub fn digest(
+    template_body: &str,
+    parameters: &BTreeMap<String, String>,
+    tags: &BTreeMap<String, String>,
+    termination_protection: bool,
+) -> String {
+    let mut hasher = Sha256::new();
+    let mut field = |label: &str, value: &str| {
+        // Length-prefixed so that no two different inputs concatenate to the same bytes.
+        hasher.update(label.as_bytes());
+        hasher.update((value.len() as u64).to_be_bytes());
+        hasher.update(value.as_bytes());
+    };
+    field("template", template_body);
+    for (k, v) in parameters {
+        field("parameter", k);
+        field("value", v);
+    }
+    for (k, v) in tags.iter().filter(|(k, _)| k.as_str() != DIGEST_TAG) {
+        field("tag", k);
+        field("value", v);
+    }
+    field(
+        "protection",
+        if termination_protection { "on" } else { "off" },
+    );
+    hex(&hasher.finalize())
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reasons that only say "because something else failed".
+fn is_cascade(reason: &str) -> bool {
+    reason.contains("Resource creation cancelled")
+        || reason.contains("Resource update cancelled")
+        || reason.contains("Resource deletion cancelled")
+}
+
+/// The event that explains a failure: the earliest `*_FAILED` resource event whose reason is not
+/// just a cancellation caused by another failure.
+pub fn root_cause<'a>(events: &'a [StackEvent], stack_name: &str) -> Option<&'a StackEvent> {
+    let failed = |e: &&StackEvent| e.status.ends_with("_FAILED");
+    let mut candidates: Vec<&StackEvent> = events
+        .iter()
+        .filter(failed)
+        .filter(|e| !e.reason.as_deref().is_some_and(is_cascade))
+        .collect();
+    candidates.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
+    // Prefer a resource's own failure over the stack-level summary.
+    candidates
+        .iter()
+        .find(|e| e.logical_id != stack_name)
+        .or_else(|| candidates.first())
+        .copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(t: f64, id: &str, status: &str, reason: &str) -> StackEvent {
+        StackEvent {
+            id: format!("{id}-{t}"),
+            logical_id: id.into(),
+            resource_type: "AWS::X::Y".into(),
+            status: status.into(),
+            reason: (!reason.is_empty()).then(|| reason.to_string()),
+            timestamp: t,
+            token: None,
+        }
+    }
+
+    #[test]
+    fn root_cause_skips_cancellations_and_the_stack_summary() {
+        // Newest first, as DescribeStackEvents returns them.
+        let events = vec![
+            event(9.0, "app-dev", "ROLLBACK_COMPLETE", ""),
+            event(8.0, "Api", "DELETE_COMPLETE", ""),
+            event(
+                6.0,
+                "app-dev",
+                "ROLLBACK_IN_PROGRESS",
+                "The following resource(s) failed to create: [Table, Api]",
+            ),
+            event(5.0, "Api", "CREATE_FAILED", "Resource creation cancelled"),
+            event(4.0, "Table", "CREATE_FAILED", "Table already exists: notes"),
+            event(3.0, "Role", "CREATE_FAILED", "Resource creation cancelled"),
+            event(1.0, "app-dev", "CREATE_IN_PROGRESS", "User Initiated"),
+        ];
+        let cause = root_cause(&events, "app-dev").unwrap();
+        assert_eq!(cause.logical_id, "Table");
+        assert_eq!(cause.reason.as_deref(), Some("Table already exists: notes"));
+    }
+
+    #[test]
+    fn root_cause_falls_back_to_the_stack_event_and_to_none() {
+        let events = vec![event(2.0, "s", "UPDATE_FAILED", "Parameter X is invalid")];
+        assert_eq!(root_cause(&events, "s").unwrap().logical_id, "s");
+        let only_cancelled = vec![event(
+            2.0,
+            "A",
+            "CREATE_FAILED",
+            "Resource creation cancelled",
+        )];
+        assert!(root_cause(&only_cancelled, "s").is_none());
+        assert!(root_cause(&[], "s").is_none());
+    }
+
+    #[test]
+    fn digest_changes_with_each_input_but_not_with_the_digest_tag() {
+        let params = BTreeMap::from([("A".to_string(), "1".to_string())]);
+        let tags = BTreeMap::from([("team".to_string(), "x".to_string())]);
+        let base = digest("{}", &params, &tags, false);
+        assert_eq!(base.len(), 64);
+        assert_eq!(base, digest("{}", &params, &tags, false));
+        assert_ne!(base, digest("{ }", &params, &tags, false));
+        assert_ne!(
+            base,
+            digest(
+                "{}",
+                &BTreeMap::from([("A".into(), "2".into())]),
+                &tags,
+                false
+            )
+        );
+        assert_ne!(base, digest("{}", &params, &BTreeMap::new(), false));
+        assert_ne!(base, digest("{}", &params, &tags, true));
+        let mut with_digest = tags.clone();
+        with_digest.insert(DIGEST_TAG.into(), "old".into());
+        assert_eq!(base, digest("{}", &params, &with_digest, false));
+        // Field boundaries matter: ("AB","") and ("A","B") differ.
+        let ab = BTreeMap::from([("AB".to_string(), String::new())]);
+        let a_b = BTreeMap::from([("A".to_string(), "B".to_string())]);
+        assert_ne!(
+            digest("", &ab, &tags, false),
+            digest("", &a_b, &tags, false)
+        );
+    }
+
+    #[test]
+    fn no_changes_in_every_form() {
+        let cs = |status: &str, reason: Option<&str>, n: usize| ChangeSet {
+            id: "cs".into(),
+            status: status.into(),
+            reason: reason.map(str::to_string),
+            changes: vec![
+                Change {
+                    action: "Add".into(),
+                    logical_id: "X".into(),
+                    resource_type: "T".into(),
+                    replacement: None
+                };
+                n
+            ],
+        };
+        let moto = "The submitted information didn't contain changes. Submit different information to create a change set.";
+        assert!(cs("FAILED", Some(moto), 0).has_no_changes());
+        assert!(cs("FAILED", Some("No updates are to be performed."), 0).has_no_changes());
+        assert!(cs("CREATE_COMPLETE", None, 0).has_no_changes());
+        assert!(!cs("CREATE_COMPLETE", None, 1).has_no_changes());
+        assert!(!cs("FAILED", Some("Template format error"), 0).has_no_changes());
+        assert!(cs("CREATE_PENDING", None, 0).is_pending());
+    }
+
+    #[test]
+    fn change_markers() {
+        let c = |action: &str, replacement: Option<&str>| Change {
+            action: action.into(),
+            logical_id: "X".into(),
+            resource_type: "T".into(),
+            replacement: replacement.map(str::to_string),
+        };
+        assert_eq!(c("Add", None).marker(), '+');
+        assert_eq!(c("Remove", None).marker(), '-');
+        assert_eq!(c("Modify", Some("False")).marker(), '~');
+        assert_eq!(c("Modify", Some("True")).marker(), '!');
+        assert_eq!(c("Modify", Some("Conditional")).marker(), '!');
+    }
+}

@@ -1,0 +1,132 @@
+//! Stack outputs, Url first; derived from the stack's resources when the backend returns none
+//! (moto does not compute Outputs for stacks created through change sets).
+
+use serde_json::Value;
+
+use super::model::{Resource, Stack};
+
+/// Outputs in display order: `Url` first, then as the template lists them.
+pub fn ordered(mut outputs: Vec<(String, String)>) -> Vec<(String, String)> {
+    outputs.sort_by_key(|(k, _)| k != "Url");
+    outputs
+}
+
+/// Region, account and partition from a stack ARN
+/// (`arn:aws:cloudformation:eu-west-1:123456789012:stack/name/id`).
+fn arn_parts(stack_id: &str) -> Option<(&str, &str, &str)> {
+    let mut parts = stack_id.split(':');
+    let (_, partition, _, region, account) = (
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    );
+    Some((partition, region, account))
+}
+
+/// The outputs the template declares, computed from physical resource ids: `Ref` gives the
+/// physical id, a Lambda function's `Arn` is built from its name, and `Fn::Sub` of
+/// `${LoadBalancer.DNSName}` uses `load_balancer_dns`. Outputs it cannot compute are left out.
+pub fn derive(
+    stack: &Stack,
+    template: &Value,
+    resources: &[Resource],
+    load_balancer_dns: Option<&str>,
+) -> Vec<(String, String)> {
+    let physical = |id: &str| resources.iter().find(|r| r.logical_id == id);
+    let mut derived = Vec::new();
+    let Some(outputs) = template["Outputs"].as_object() else {
+        return derived;
+    };
+    for (key, output) in outputs {
+        let value = &output["Value"];
+        let computed = if let Some(id) = value["Ref"].as_str() {
+            physical(id).map(|r| r.physical_id.clone())
+        } else if let Some([id, attribute]) = value["Fn::GetAtt"].as_array().map(Vec::as_slice) {
+            let resource = id.as_str().and_then(physical);
+            match (resource, attribute.as_str(), arn_parts(&stack.id)) {
+                (Some(r), Some("Arn"), Some((partition, region, account)))
+                    if r.resource_type == "AWS::Lambda::Function" =>
+                {
+                    Some(format!(
+                        "arn:{partition}:lambda:{region}:{account}:function:{}",
+                        r.physical_id
+                    ))
+                }
+                _ => None,
+            }
+        } else if let Some(text) = value["Fn::Sub"].as_str() {
+            load_balancer_dns
+                .filter(|_| text.contains("${LoadBalancer.DNSName}"))
+                .map(|dns| text.replace("${LoadBalancer.DNSName}", dns))
+        } else {
+            None
+        };
+        if let Some(v) = computed {
+            derived.push((key.clone(), v));
+        }
+    }
+    ordered(derived)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cloudformation::types::StackStatus;
+    use serde_json::json;
+
+    #[test]
+    fn derives_the_declared_outputs_from_resources() {
+        let stack = Stack {
+            id: "arn:aws:cloudformation:us-east-1:123456789012:stack/notes-dev/x".into(),
+            name: "notes-dev".into(),
+            status: StackStatus::CreateComplete,
+            reason: None,
+            outputs: vec![],
+            tags: Default::default(),
+            termination_protection: false,
+        };
+        let template = json!({ "Outputs": {
+            "ApiFunctionArn": { "Value": { "Fn::GetAtt": ["ApiFunction", "Arn"] } },
+            "NotesTableName": { "Value": { "Ref": "NotesTable" } },
+            "Url": { "Value": { "Fn::Sub": "http://${LoadBalancer.DNSName}" } },
+            "Other": { "Value": { "Fn::GetAtt": ["Thing", "Arn"] } },
+        }});
+        let resources = vec![
+            Resource {
+                logical_id: "ApiFunction".into(),
+                physical_id: "notes-dev-api".into(),
+                resource_type: "AWS::Lambda::Function".into(),
+            },
+            Resource {
+                logical_id: "NotesTable".into(),
+                physical_id: "notes-dev-NotesTable-X".into(),
+                resource_type: "AWS::DynamoDB::Table".into(),
+            },
+        ];
+        let outputs = derive(
+            &stack,
+            &template,
+            &resources,
+            Some("lb-1.elb.amazonaws.com"),
+        );
+        assert_eq!(
+            outputs,
+            vec![
+                (
+                    "Url".to_string(),
+                    "http://lb-1.elb.amazonaws.com".to_string()
+                ),
+                (
+                    "ApiFunctionArn".to_string(),
+                    "arn:aws:lambda:us-east-1:123456789012:function:notes-dev-api".to_string()
+                ),
+                (
+                    "NotesTableName".to_string(),
+                    "notes-dev-NotesTable-X".to_string()
+                ),
+            ]
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! What people and machines see: progress lines on stderr, or JSON lines on stdout (`--json`).
+//! The engine never prints; it reports [`Progress`] here.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use console::style;
+use serde_json::json;
+
+use crate::converge::engine::{Confirmation, Progress, Ui};
+use crate::converge::model::{Change, Stack};
+
+/// How output is shaped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Lines for people on stderr; results on stdout.
+    Human {
+        /// Only the result.
+        quiet: bool,
+    },
+    /// One JSON object per line on stdout, then a summary object.
+    Json,
+}
+
+/// The result of `up` or `plan`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// Stack name.
+    pub stack: String,
+    /// Environment.
+    pub env: String,
+    /// Final stack status, `no changes` or `changes pending`.
+    pub status: String,
+    /// Whether anything changed (or, for `plan`, would).
+    pub changed: bool,
+    /// Stack outputs, Url first.
+    pub outputs: Vec<(String, String)>,
+    /// The change set's changes.
+    pub changes: Vec<Change>,
+    /// Wall time of the command.
+    pub elapsed: Duration,
+}
+
+/// The reporter for one command.
+pub struct Reporter {
+    format: Format,
+}
+
+/// `HH:MM:SS` (UTC) of an epoch timestamp.
+fn clock(epoch_seconds: f64) -> String {
+    let s = epoch_seconds.max(0.0) as u64;
+    format!("{:02}:{:02}:{:02}", (s / 3600) % 24, (s / 60) % 60, s % 60)
+}
+
+fn change_json(c: &Change) -> serde_json::Value {
+    json!({
+        "action": c.action,
+        "logical_id": c.logical_id,
+        "type": c.resource_type,
+        "replacement": c.replacement,
+    })
+}
+
+/// One line per change: `+ ApiFunction  AWS::Lambda::Function`.
+pub fn change_lines(changes: &[Change]) -> Vec<String> {
+    let width = changes
+        .iter()
+        .map(|c| c.logical_id.len())
+        .max()
+        .unwrap_or(0);
+    changes
+        .iter()
+        .map(|c| {
+            let note = match c.marker() {
+                '!' => "  (replaced)",
+                _ => "",
+            };
+            format!(
+                "{} {:width$}  {}{note}",
+                c.marker(),
+                c.logical_id,
+                c.resource_type
+            )
+        })
+        .collect()
+}
+
+impl Reporter {
+    /// A reporter in `format`.
+    pub fn new(format: Format) -> Self {
+        Reporter { format }
+    }
+
+    fn json_line(&self, value: serde_json::Value) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{value}");
+    }
+
+    fn human(&self, line: impl std::fmt::Display) {
+        if let Format::Human { quiet: false } = self.format {
+            eprintln!("{line}");
+        }
+    }
+
+    /// The result of `up` or `plan`: status, outputs (Url first), elapsed time.
+    pub fn finish(&self, summary: &Summary) {
+        match self.format {
+            Format::Json => self.json_line(json!({
+                "type": "summary",
+                "stack": summary.stack,
+                "env": summary.env,
+                "status": summary.status,
+                "changed": summary.changed,
+                "outputs": summary.outputs.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
+                "duration_s": (summary.elapsed.as_secs_f64() * 100.0).round() / 100.0,
+                "change_set": summary.changes.iter().map(change_json).collect::<Vec<_>>(),
+            })),
+            Format::Human { .. } => {
+                let mark = style("✓").green().bold().for_stderr();
+                eprintln!("{mark} {}: {} in {:.1} s", summary.stack, summary.status, summary.elapsed.as_secs_f64());
+                let mut out = std::io::stdout().lock();
+                for (key, value) in &summary.outputs {
+                    let _ = writeln!(out, "{key}: {value}");
+                }
+            }
+        }
+    }
+
+    /// A one-line result without outputs (down, nothing to do).
+    pub fn done(
+        &self,
+        stack: &str,
+        status: &str,
+        message: &str,
+        elapsed: Duration,
+        extra: serde_json::Value,
+    ) {
+        match self.format {
+            Format::Json => {
+                let mut summary = json!({
+                    "type": "summary",
+                    "stack": stack,
+                    "status": status,
+                    "message": message,
+                    "duration_s": (elapsed.as_secs_f64() * 100.0).round() / 100.0,
+                });
+                if let (Some(summary), Some(extra)) = (summary.as_object_mut(), extra.as_object()) {
+                    summary.extend(extra.clone());
+                }
+                self.json_line(summary);
+            }
+            Format::Human { .. } => {
+                let mark = style("✓").green().bold().for_stderr();
+                eprintln!("{mark} {stack}: {message} ({:.1} s)", elapsed.as_secs_f64());
+            }
+        }
+    }
+
+    /// `status`: one stack's state.
+    pub fn status(&self, stack: Option<&Stack>, name: &str) {
+        match (self.format, stack) {
+            (Format::Json, None) => self.json_line(json!({ "stack": name, "status": null })),
+            (Format::Json, Some(s)) => self.json_line(json!({
+                "stack": s.name,
+                "status": s.status.as_str(),
+                "reason": s.reason,
+                "termination_protection": s.termination_protection,
+                "tags": s.tags,
+            })),
+            (Format::Human { .. }, None) => println!("{name}: does not exist"),
+            (Format::Human { .. }, Some(s)) => {
+                let reason = s
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default();
+                println!("{}: {}{reason}", s.name, s.status.as_str());
+            }
+        }
+    }
+
+    /// `outputs`: key/value lines, or one JSON object.
+    pub fn outputs(&self, outputs: &[(String, String)]) {
+        match self.format {
+            Format::Json => {
+                let map: serde_json::Map<String, serde_json::Value> =
+                    outputs.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+                self.json_line(serde_json::Value::Object(map));
+            }
+            Format::Human { .. } => {
+                for (k, v) in outputs {
+                    println!("{k}: {v}");
+                }
+            }
+        }
+    }
+}
+
+impl Ui for Reporter {
+    fn progress(&self, progress: Progress) {
+        match (self.format, progress) {
+            (Format::Json, Progress::Step(message)) => self.json_line(json!({ "type": "step", "message": message })),
+            (Format::Json, Progress::Warning(message)) => self.json_line(json!({ "type": "warning", "message": message })),
+            // Warnings show even with -q: they are about the result.
+            (Format::Human { .. }, Progress::Warning(message)) => {
+                eprintln!("{} {message}", style("warning:").yellow().bold().for_stderr())
+            }
+            (Format::Json, Progress::Artifact { function, key, size, uploaded }) => self.json_line(
+                json!({ "type": "artifact", "function": function, "key": key, "size": size, "uploaded": uploaded }),
+            ),
+            (Format::Json, Progress::Changes { stack, changes }) => self.json_line(
+                json!({ "type": "changes", "stack": stack, "changes": changes.iter().map(change_json).collect::<Vec<_>>() }),
+            ),
+            (Format::Json, Progress::Event { stack, event, elapsed }) => self.json_line(json!({
+                "type": "event",
+                "stack": stack,
+                "logical_id": event.logical_id,
+                "resource_type": event.resource_type,
+                "status": event.status,
+                "reason": event.reason,
+                "timestamp": event.timestamp,
+                "elapsed_s": elapsed.as_secs(),
+            })),
+            (Format::Human { .. }, Progress::Step(message)) => self.human(format!("{} {message}", style("▸").cyan().for_stderr())),
+            (Format::Human { .. }, Progress::Artifact { function, key, size, uploaded }) => {
+                let what = if uploaded { "uploaded" } else { "already in the bucket" };
+                self.human(format!(
+                    "{} artifact {function}: {:.1} MB {key} ({what})",
+                    style("▸").cyan().for_stderr(),
+                    size as f64 / 1e6
+                ));
+            }
+            (Format::Human { .. }, Progress::Changes { stack, changes }) => {
+                self.human(format!("Changes to {stack} (+ add, ~ modify, - remove, ! replace):"));
+                for line in change_lines(&changes) {
+                    self.human(format!("  {line}"));
+                }
+            }
+            (Format::Human { .. }, Progress::Event { event, elapsed, .. }) => {
+                let status = if event.status.ends_with("_FAILED") {
+                    style(event.status.clone()).red().for_stderr()
+                } else if event.status.ends_with("_COMPLETE") {
+                    style(event.status.clone()).green().for_stderr()
+                } else {
+                    style(event.status.clone()).for_stderr()
+                };
+                let reason = event.reason.as_deref().map(|r| format!("  {r}")).unwrap_or_default();
+                self.human(format!(
+                    "{} +{}s  {}  {}  {status}{reason}",
+                    clock(event.timestamp),
+                    elapsed.as_secs(),
+                    event.logical_id,
+                    event.resource_type
+                ));
+            }
+        }
+    }
+
+    fn confirm(&self, question: &str) -> Confirmation {
+        if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
+            return Confirmation::NotInteractive;
+        }
+        eprint!("{question} [y/N] ");
+        let mut answer = String::new();
+        if std::io::stdin().lock().read_line(&mut answer).is_err() {
+            return Confirmation::No;
+        }
+        if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
+            Confirmation::Yes
+        } else {
+            Confirmation::No
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clock_is_utc_time_of_day() {
+        assert_eq!(clock(0.0), "00:00:00");
+        assert_eq!(clock(86_400.0 + 3_723.9), "01:02:03");
+    }
+
+    #[test]
+    fn change_lines_align_and_flag_replacements() {
+        let c = |a: &str, id: &str, r: Option<&str>| Change {
+            action: a.into(),
+            logical_id: id.into(),
+            resource_type: "AWS::T".into(),
+            replacement: r.map(str::to_string),
+        };
+        let lines = change_lines(&[
+            c("Add", "Api", None),
+            c("Modify", "NotesTable", Some("True")),
+        ]);
+        assert_eq!(
+            lines,
+            ["+ Api         AWS::T", "! NotesTable  AWS::T  (replaced)"]
+        );
+    }
+}
