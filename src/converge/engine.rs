@@ -135,6 +135,9 @@ pub enum Teardown {
     Deleted { retained_tables: Vec<String> },
 }
 
+/// How far back event paging reaches (clocks may disagree; `seen` decides what is new).
+const HISTORY_SECONDS: f64 = 300.0;
+
 /// The engine over a cloud and a UI.
 pub struct Engine<'a, C, U> {
     cloud: &'a C,
@@ -208,7 +211,8 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                         "{name} is {}: waiting for it to settle",
                         stack.status.as_str()
                     ));
-                    self.watch(&stack, None, Instant::now()).await?;
+                    let seen = self.baseline(&stack.id).await;
+                    self.watch(&stack, None, Instant::now(), seen).await?;
                 }
                 Action::DeleteThenCreate => {
                     let stack =
@@ -218,11 +222,13 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                         stack.status.as_str()
                     ));
                     let token = token("delete");
+                    let seen = self.baseline(&stack.id).await;
                     self.cloud
                         .delete_stack(&stack.id, &token)
                         .await
                         .map_err(|e| cloud_error(&format!("cannot delete {name}"), e))?;
-                    self.watch(&stack, Some(&token), Instant::now()).await?;
+                    self.watch(&stack, Some(&token), Instant::now(), seen)
+                        .await?;
                 }
                 Action::ContinueRollbackThenUpdate => {
                     let stack =
@@ -231,13 +237,15 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                         "{name} is UPDATE_ROLLBACK_FAILED: continuing the rollback"
                     ));
                     let token = token("continue");
+                    let seen = self.baseline(&stack.id).await;
                     self.cloud
                         .continue_update_rollback(name, &token)
                         .await
                         .map_err(|e| {
                             cloud_error(&format!("cannot continue the rollback of {name}"), e)
                         })?;
-                    self.watch(&stack, Some(&token), Instant::now()).await?;
+                    self.watch(&stack, Some(&token), Instant::now(), seen)
+                        .await?;
                 }
                 Action::Stop(why) => {
                     let stack = stack.expect("Stop is only decided for an existing stack");
@@ -257,6 +265,14 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         )))
     }
 
+    /// The ids of the stack's recent events before an operation: history, not progress. Needed
+    /// because not every backend tags events with the operation's ClientRequestToken.
+    async fn baseline(&self, stack_id: &str) -> HashSet<String> {
+        let since = now_epoch() - HISTORY_SECONDS;
+        let events = self.cloud.events(stack_id, since).await.unwrap_or_default();
+        events.into_iter().map(|e| e.id).collect()
+    }
+
     /// Polls the stack and its new events until no operation is running; returns the final stack
     /// (`None` when it is gone) and the events seen.
     async fn watch(
@@ -264,12 +280,12 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         stack: &Stack,
         token: Option<&str>,
         started: Instant,
+        mut seen: HashSet<String>,
     ) -> Result<(Option<Stack>, Vec<StackEvent>), Error> {
         let name = &stack.name;
-        let mut seen: HashSet<String> = HashSet::new();
         let mut all = Vec::new();
-        // Events from before this operation are history, not progress.
-        let since = now_epoch() - started.elapsed().as_secs_f64() - 1.0;
+        // Bounds paging; which events are new is decided by `seen` and the token.
+        let since = now_epoch() - started.elapsed().as_secs_f64() - HISTORY_SECONDS;
         let mut delay = self.poll.first;
         loop {
             tokio::time::sleep(delay).await;
@@ -409,6 +425,10 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         }
 
         let token = token("exec");
+        let seen = match &stack {
+            Some(stack) => self.baseline(&stack.id).await,
+            None => HashSet::new(),
+        };
         let started = Instant::now();
         self.step(format!("{name}: executing the change set"));
         self.cloud
@@ -424,7 +444,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             tags: BTreeMap::new(),
             termination_protection: false,
         };
-        let (done, events) = self.watch(&watched, Some(&token), started).await?;
+        let (done, events) = self.watch(&watched, Some(&token), started, seen).await?;
         let done = match done {
             Some(stack) if is_success(&stack.status) => stack,
             other => return Err(self.failure(name, other.as_ref(), &events)),
@@ -523,9 +543,12 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             tags: tags.clone(),
             token: token.clone(),
         };
+        let seen = self.baseline(&stack.id).await;
         match self.cloud.put_stack(&request).await {
             Ok(()) => {
-                let (done, _) = self.watch(stack, Some(&token), Instant::now()).await?;
+                let (done, _) = self
+                    .watch(stack, Some(&token), Instant::now(), seen)
+                    .await?;
                 Ok(done.unwrap_or_else(|| stack.clone()))
             }
             // Tags only differ in ways CloudFormation ignores: nothing to record.
@@ -566,6 +589,10 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 "updating"
             }
         ));
+        let seen = match &stack {
+            Some(stack) => self.baseline(&stack.id).await,
+            None => HashSet::new(),
+        };
         let started = Instant::now();
         match self.cloud.put_stack(&request).await {
             Ok(()) => {}
@@ -580,7 +607,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 Error::failed(format!("{name} vanished right after it was created"))
             })?,
         };
-        let (done, events) = self.watch(&watched, Some(&token), started).await?;
+        let (done, events) = self.watch(&watched, Some(&token), started, seen).await?;
         match done {
             Some(stack) if is_success(&stack.status) => Ok(stack),
             other => Err(self.failure(name, other.as_ref(), &events)),
@@ -626,13 +653,14 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             None => return Ok(Teardown::NothingToDelete),
         };
         let token = token("delete");
+        let seen = self.baseline(&stack.id).await;
         self.step(format!("{name}: deleting"));
         let started = Instant::now();
         self.cloud
             .delete_stack(&stack.id, &token)
             .await
             .map_err(|e| cloud_error(&format!("cannot delete {name}"), e))?;
-        let (done, events) = self.watch(&stack, Some(&token), started).await?;
+        let (done, events) = self.watch(&stack, Some(&token), started, seen).await?;
         match done {
             None => Ok(Teardown::Deleted { retained_tables }),
             Some(other) => Err(self.failure(name, Some(&other), &events)),

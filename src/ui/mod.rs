@@ -61,6 +61,15 @@ fn change_json(c: &Change) -> serde_json::Value {
     })
 }
 
+/// `812 B`, `14.2 KB`, `3.1 MB`.
+pub fn human_size(bytes: usize) -> String {
+    match bytes {
+        b if b < 1_000 => format!("{b} B"),
+        b if b < 1_000_000 => format!("{:.1} KB", b as f64 / 1e3),
+        b => format!("{:.1} MB", b as f64 / 1e6),
+    }
+}
+
 /// One line per change: `+ ApiFunction  AWS::Lambda::Function`.
 pub fn change_lines(changes: &[Change]) -> Vec<String> {
     let width = changes
@@ -224,11 +233,7 @@ impl Ui for Reporter {
             (Format::Human { .. }, Progress::Step(message)) => self.human(format!("{} {message}", style("▸").cyan().for_stderr())),
             (Format::Human { .. }, Progress::Artifact { function, key, size, uploaded }) => {
                 let what = if uploaded { "uploaded" } else { "already in the bucket" };
-                self.human(format!(
-                    "{} artifact {function}: {:.1} MB {key} ({what})",
-                    style("▸").cyan().for_stderr(),
-                    size as f64 / 1e6
-                ));
+                self.human(format!("{} artifact {function}: {} {key} ({what})", style("▸").cyan().for_stderr(), human_size(size)));
             }
             (Format::Human { .. }, Progress::Changes { stack, changes }) => {
                 self.human(format!("Changes to {stack} (+ add, ~ modify, - remove, ! replace):"));
@@ -276,6 +281,13 @@ impl Ui for Reporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(human_size(812), "812 B");
+        assert_eq!(human_size(14_200), "14.2 KB");
+        assert_eq!(human_size(3_100_000), "3.1 MB");
+    }
 
     #[test]
     fn clock_is_utc_time_of_day() {

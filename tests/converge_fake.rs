@@ -1,0 +1,531 @@
+//! The engine against a scripted CloudFormation: response sequences moto never produces
+//! (rollbacks, stuck rollbacks, operations already running, replacements, failed creates).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use aws_sdk_cloudformation::types::StackStatus;
+use deployer::converge::cloud::{ChangeSetRequest, Cloud, CloudError, StackRequest};
+use deployer::converge::engine::{
+    Confirmation, Deployment, Engine, Mode, Outcome, Poll, Progress, Teardown, Ui,
+};
+use deployer::converge::model::{Change, ChangeSet, DIGEST_TAG, Resource, Stack, StackEvent};
+
+const NAME: &str = "notes-dev";
+const ID: &str = "arn:aws:cloudformation:eu-west-1:123456789012:stack/notes-dev/1";
+
+fn stack(status: &str) -> Option<Stack> {
+    Some(Stack {
+        id: ID.into(),
+        name: NAME.into(),
+        status: StackStatus::from(status),
+        reason: None,
+        outputs: vec![],
+        tags: BTreeMap::new(),
+        termination_protection: false,
+    })
+}
+
+fn event(t: f64, logical_id: &str, status: &str, reason: &str) -> StackEvent {
+    StackEvent {
+        id: format!("{logical_id}-{status}-{t}"),
+        logical_id: logical_id.into(),
+        resource_type: if logical_id == NAME {
+            "AWS::CloudFormation::Stack"
+        } else {
+            "AWS::DynamoDB::Table"
+        }
+        .into(),
+        status: status.into(),
+        reason: (!reason.is_empty()).then(|| reason.into()),
+        timestamp: t,
+        token: None,
+    }
+}
+
+/// Replays stack states: each `stack()` call takes the next state; the last one repeats.
+#[derive(Default)]
+struct Script {
+    states: RefCell<VecDeque<Option<Stack>>>,
+    change_set: RefCell<Option<ChangeSet>>,
+    events: RefCell<Vec<StackEvent>>,
+    /// Events exist only once this many `stack()` calls were made (they happen while waiting).
+    reveal_after: std::cell::Cell<usize>,
+    stack_calls: std::cell::Cell<usize>,
+    calls: RefCell<Vec<String>>,
+}
+
+impl Script {
+    fn new(states: Vec<Option<Stack>>) -> Script {
+        Script {
+            states: RefCell::new(states.into()),
+            change_set: RefCell::new(Some(ChangeSet {
+                id: "cs-1".into(),
+                status: "CREATE_COMPLETE".into(),
+                reason: None,
+                changes: vec![Change {
+                    action: "Modify".into(),
+                    logical_id: "ApiFunction".into(),
+                    resource_type: "AWS::Lambda::Function".into(),
+                    replacement: Some("False".into()),
+                }],
+            })),
+            ..Script::default()
+        }
+    }
+
+    fn call(&self, what: impl Into<String>) {
+        self.calls.borrow_mut().push(what.into());
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.calls.borrow().clone()
+    }
+}
+
+impl Cloud for Script {
+    async fn stack(&self, _name: &str) -> Result<Option<Stack>, CloudError> {
+        self.stack_calls.set(self.stack_calls.get() + 1);
+        let mut states = self.states.borrow_mut();
+        Ok(if states.len() > 1 {
+            states.pop_front().unwrap()
+        } else {
+            states[0].clone()
+        })
+    }
+    async fn put_stack(&self, r: &StackRequest) -> Result<(), CloudError> {
+        self.call(format!("put_stack create={}", r.create));
+        Ok(())
+    }
+    async fn create_change_set(
+        &self,
+        r: &ChangeSetRequest,
+    ) -> Result<(String, String), CloudError> {
+        self.call(format!(
+            "create_change_set {}",
+            if r.create { "CREATE" } else { "UPDATE" }
+        ));
+        Ok(("cs-1".into(), ID.into()))
+    }
+    async fn change_set(&self, _id: &str) -> Result<ChangeSet, CloudError> {
+        Ok(self.change_set.borrow().clone().unwrap())
+    }
+    async fn execute_change_set(&self, _id: &str, token: &str) -> Result<(), CloudError> {
+        assert!(
+            token.starts_with("deployer-exec-"),
+            "ExecuteChangeSet needs an idempotency token"
+        );
+        self.call("execute_change_set");
+        Ok(())
+    }
+    async fn delete_change_set(&self, _id: &str) -> Result<(), CloudError> {
+        self.call("delete_change_set");
+        Ok(())
+    }
+    async fn delete_stack(&self, name: &str, _token: &str) -> Result<(), CloudError> {
+        self.call(format!("delete_stack {name}"));
+        Ok(())
+    }
+    async fn continue_update_rollback(&self, name: &str, _token: &str) -> Result<(), CloudError> {
+        self.call(format!("continue_update_rollback {name}"));
+        Ok(())
+    }
+    async fn set_termination_protection(&self, _name: &str, on: bool) -> Result<(), CloudError> {
+        self.call(format!("set_termination_protection {on}"));
+        Ok(())
+    }
+    async fn events(&self, _stack_id: &str, since: f64) -> Result<Vec<StackEvent>, CloudError> {
+        if self.stack_calls.get() < self.reveal_after.get() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .events
+            .borrow()
+            .iter()
+            .filter(|e| e.timestamp >= since)
+            .cloned()
+            .collect())
+    }
+    async fn resources(&self, _stack_name: &str) -> Result<Vec<Resource>, CloudError> {
+        Ok(vec![Resource {
+            logical_id: "NotesTable".into(),
+            physical_id: "notes-dev-NotesTable-ABC".into(),
+            resource_type: "AWS::DynamoDB::Table".into(),
+        }])
+    }
+    async fn deployed_template(&self, _stack_name: &str) -> Result<String, CloudError> {
+        Ok(r#"{"Resources":{"NotesTable":{"Type":"AWS::DynamoDB::Table","DeletionPolicy":"Retain"}}}"#.into())
+    }
+    async fn object_exists(&self, _bucket: &str, _key: &str) -> Result<bool, CloudError> {
+        Ok(true)
+    }
+    async fn put_object(
+        &self,
+        _b: &str,
+        _k: &str,
+        _body: Vec<u8>,
+        _sha: &[u8; 32],
+    ) -> Result<(), CloudError> {
+        Ok(())
+    }
+    async fn load_balancer_dns(&self, _arn: &str) -> Result<Option<String>, CloudError> {
+        Ok(None)
+    }
+}
+
+#[derive(Default)]
+struct Recorder {
+    seen: RefCell<Vec<Progress>>,
+}
+
+impl Ui for Recorder {
+    fn progress(&self, progress: Progress) {
+        self.seen.borrow_mut().push(progress);
+    }
+    fn confirm(&self, _question: &str) -> Confirmation {
+        Confirmation::Yes
+    }
+}
+
+impl Recorder {
+    fn steps(&self) -> Vec<String> {
+        self.seen
+            .borrow()
+            .iter()
+            .filter_map(|p| match p {
+                Progress::Step(s) | Progress::Warning(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn deployment() -> Deployment {
+    Deployment {
+        stack_name: NAME.into(),
+        template_body: "{}".into(),
+        parameters: BTreeMap::new(),
+        tags: BTreeMap::new(),
+        termination_protection: false,
+    }
+}
+
+const FAST: Poll = Poll {
+    first: Duration::from_millis(1),
+    max: Duration::from_millis(2),
+};
+
+async fn run(script: &Script, ui: &Recorder) -> Result<Outcome, deployer::exit::Error> {
+    Engine::new(script, ui)
+        .with_poll(FAST)
+        .deploy(&deployment(), Mode::Apply { yes: true })
+        .await
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[tokio::test]
+async fn rollback_complete_is_deleted_then_created() {
+    let script = Script::new(vec![
+        stack("ROLLBACK_COMPLETE"),  // deploy's first look
+        stack("ROLLBACK_COMPLETE"),  // settle
+        stack("DELETE_IN_PROGRESS"), // watching the delete
+        stack("DELETE_COMPLETE"),
+        None,                        // settle again: gone
+        stack("CREATE_IN_PROGRESS"), // watching the execution
+        stack("CREATE_COMPLETE"),
+    ]);
+    let ui = Recorder::default();
+    let outcome = run(&script, &ui).await.unwrap();
+    assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
+    assert_eq!(
+        script.calls(),
+        [
+            format!("delete_stack {ID}"),
+            "create_change_set CREATE".into(),
+            "execute_change_set".into()
+        ]
+    );
+    assert!(
+        ui.steps()[0].contains("ROLLBACK_COMPLETE after a failed creation"),
+        "{:?}",
+        ui.steps()
+    );
+}
+
+#[tokio::test]
+async fn update_rollback_failed_is_continued_then_updated() {
+    let script = Script::new(vec![
+        stack("UPDATE_ROLLBACK_FAILED"),
+        stack("UPDATE_ROLLBACK_FAILED"),
+        stack("UPDATE_ROLLBACK_IN_PROGRESS"),
+        stack("UPDATE_ROLLBACK_COMPLETE"),
+        stack("UPDATE_ROLLBACK_COMPLETE"),
+        stack("UPDATE_IN_PROGRESS"),
+        stack("UPDATE_COMPLETE"),
+    ]);
+    let ui = Recorder::default();
+    run(&script, &ui).await.unwrap();
+    assert_eq!(
+        script.calls(),
+        [
+            format!("continue_update_rollback {NAME}"),
+            "create_change_set UPDATE".into(),
+            "execute_change_set".into()
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_update_in_progress_is_waited_for_with_its_events_shown() {
+    let script = Script::new(vec![
+        stack("UPDATE_IN_PROGRESS"),
+        stack("UPDATE_IN_PROGRESS"),
+        stack("UPDATE_IN_PROGRESS"),
+        stack("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"),
+        stack("UPDATE_COMPLETE"),
+        stack("UPDATE_COMPLETE"),
+        stack("UPDATE_COMPLETE"),
+    ]);
+    script
+        .events
+        .borrow_mut()
+        .push(event(now() + 1.0, "NotesTable", "UPDATE_COMPLETE", ""));
+    script.reveal_after.set(3);
+    let ui = Recorder::default();
+    run(&script, &ui).await.unwrap();
+    assert!(
+        ui.steps()[0].contains("is UPDATE_IN_PROGRESS: waiting for it to settle"),
+        "{:?}",
+        ui.steps()
+    );
+    let shown = ui
+        .seen
+        .borrow()
+        .iter()
+        .filter(|p| matches!(p, Progress::Event { .. }))
+        .count();
+    assert!(
+        shown >= 1,
+        "the running operation's events are shown: {:?}",
+        ui.seen.borrow()
+    );
+    assert_eq!(
+        script.calls(),
+        ["create_change_set UPDATE", "execute_change_set"]
+    );
+}
+
+#[tokio::test]
+async fn replacements_are_shown_as_such() {
+    let script = Script::new(vec![stack("UPDATE_COMPLETE")]);
+    script.change_set.borrow_mut().as_mut().unwrap().changes = vec![Change {
+        action: "Modify".into(),
+        logical_id: "NotesTable".into(),
+        resource_type: "AWS::DynamoDB::Table".into(),
+        replacement: Some("True".into()),
+    }];
+    let ui = Recorder::default();
+    let outcome = Engine::new(&script, &ui)
+        .with_poll(FAST)
+        .deploy(&deployment(), Mode::Plan)
+        .await
+        .unwrap();
+    let Outcome::Planned { changes } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(changes[0].marker(), '!');
+    assert_eq!(
+        deployer::ui::change_lines(&changes),
+        ["! NotesTable  AWS::DynamoDB::Table  (replaced)"]
+    );
+    assert_eq!(
+        script.calls(),
+        ["create_change_set UPDATE", "delete_change_set"],
+        "plan executes nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_create_reports_the_root_cause_not_the_cancellations() {
+    let t = now() + 1.0;
+    let script = Script::new(vec![
+        None,
+        None,
+        stack("ROLLBACK_IN_PROGRESS"),
+        stack("ROLLBACK_COMPLETE"),
+    ]);
+    *script.events.borrow_mut() = vec![
+        event(t + 6.0, NAME, "ROLLBACK_COMPLETE", ""),
+        event(
+            t + 5.0,
+            NAME,
+            "ROLLBACK_IN_PROGRESS",
+            "The following resource(s) failed to create: [ApiRole, NotesTable].",
+        ),
+        event(
+            t + 4.0,
+            "ApiRole",
+            "CREATE_FAILED",
+            "Resource creation cancelled",
+        ),
+        event(
+            t + 3.0,
+            "NotesTable",
+            "CREATE_FAILED",
+            "Table notes already exists",
+        ),
+        event(
+            t + 2.0,
+            "ApiLogGroup",
+            "CREATE_FAILED",
+            "Resource creation cancelled",
+        ),
+        event(t + 1.0, NAME, "CREATE_IN_PROGRESS", "User Initiated"),
+    ];
+    let ui = Recorder::default();
+    let error = run(&script, &ui).await.unwrap_err();
+    assert_eq!(error.code, deployer::exit::Code::Failed);
+    assert_eq!(
+        error.message,
+        "NotesTable (AWS::DynamoDB::Table) CREATE_FAILED: Table notes already exists\nnotes-dev ended in ROLLBACK_COMPLETE"
+    );
+}
+
+#[tokio::test]
+async fn delete_failed_stops_and_names_the_resources() {
+    let script = Script::new(vec![stack("DELETE_FAILED")]);
+    *script.events.borrow_mut() = vec![
+        event(
+            3.0,
+            NAME,
+            "DELETE_FAILED",
+            "The following resource(s) failed to delete: [NotesTable].",
+        ),
+        event(
+            2.0,
+            "NotesTable",
+            "DELETE_FAILED",
+            "Table has deletion protection enabled",
+        ),
+        event(1.0, "ApiFunction", "DELETE_COMPLETE", ""),
+    ];
+    let ui = Recorder::default();
+    let error = run(&script, &ui).await.unwrap_err();
+    assert_eq!(error.code, deployer::exit::Code::Failed);
+    assert!(
+        error
+            .message
+            .starts_with("notes-dev: the stack is DELETE_FAILED"),
+        "{}",
+        error.message
+    );
+    assert!(
+        error.message.ends_with(
+            "\n  NotesTable (AWS::DynamoDB::Table): Table has deletion protection enabled"
+        ),
+        "{}",
+        error.message
+    );
+    assert!(
+        script.calls().is_empty(),
+        "nothing is attempted on a DELETE_FAILED stack"
+    );
+}
+
+#[tokio::test]
+async fn an_equal_digest_creates_no_change_set() {
+    let mut current = stack("UPDATE_COMPLETE").unwrap();
+    current
+        .tags
+        .insert(DIGEST_TAG.into(), deployment().digest());
+    let script = Script::new(vec![Some(current)]);
+    let ui = Recorder::default();
+    let outcome = run(&script, &ui).await.unwrap();
+    assert!(matches!(outcome, Outcome::NoChanges { .. }));
+    assert!(script.calls().is_empty(), "{:?}", script.calls());
+}
+
+#[tokio::test]
+async fn no_changes_records_the_digest_and_deletes_the_change_set() {
+    let script = Script::new(vec![
+        stack("UPDATE_COMPLETE"),
+        stack("UPDATE_COMPLETE"),
+        stack("UPDATE_COMPLETE"),
+    ]);
+    *script.change_set.borrow_mut() = Some(ChangeSet {
+        id: "cs-1".into(),
+        status: "FAILED".into(),
+        reason: Some("No updates are to be performed.".into()),
+        changes: vec![],
+    });
+    let ui = Recorder::default();
+    let outcome = run(&script, &ui).await.unwrap();
+    assert!(matches!(outcome, Outcome::NoChanges { .. }));
+    assert_eq!(
+        script.calls(),
+        [
+            "create_change_set UPDATE",
+            "delete_change_set",
+            "put_stack create=false"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn termination_protection_is_set_after_creating_a_protected_stack() {
+    let script = Script::new(vec![
+        None,
+        None,
+        stack("CREATE_IN_PROGRESS"),
+        stack("CREATE_COMPLETE"),
+    ]);
+    let ui = Recorder::default();
+    let mut protected = deployment();
+    protected.termination_protection = true;
+    let outcome = Engine::new(&script, &ui)
+        .with_poll(FAST)
+        .deploy(&protected, Mode::Apply { yes: true })
+        .await
+        .unwrap();
+    let Outcome::Applied { stack, .. } = outcome else {
+        panic!()
+    };
+    assert!(stack.termination_protection);
+    assert_eq!(
+        script.calls().last().unwrap(),
+        "set_termination_protection true"
+    );
+}
+
+#[tokio::test]
+async fn teardown_lists_retained_tables_and_refuses_protected_envs() {
+    let script = Script::new(vec![stack("UPDATE_COMPLETE")]);
+    let ui = Recorder::default();
+    let engine = Engine::new(&script, &ui).with_poll(FAST);
+    let refused = engine.teardown(NAME, true, true).await.unwrap_err();
+    assert_eq!(refused.code, deployer::exit::Code::Usage);
+    assert!(script.calls().is_empty());
+
+    let script = Script::new(vec![
+        stack("UPDATE_COMPLETE"),
+        stack("UPDATE_COMPLETE"),
+        stack("DELETE_IN_PROGRESS"),
+        stack("DELETE_COMPLETE"),
+    ]);
+    let engine = Engine::new(&script, &ui).with_poll(FAST);
+    let done = engine.teardown(NAME, false, true).await.unwrap();
+    assert_eq!(
+        done,
+        Teardown::Deleted {
+            retained_tables: vec!["notes-dev-NotesTable-ABC".into()]
+        }
+    );
+    assert_eq!(script.calls(), [format!("delete_stack {ID}")]);
+}
