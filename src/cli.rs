@@ -62,6 +62,23 @@ struct Target {
     /// Environment (stack `<app>-<env>`) [default: the spec's `env`]
     #[arg(short, long, env = "DEPLOYER_ENV")]
     env: Option<String>,
+    /// Derive the environment from the git branch (CI variables first, then `git`)
+    #[arg(long, conflicts_with = "env")]
+    env_from_branch: bool,
+}
+
+impl Target {
+    fn load(&self) -> Result<workspace::Loaded, Error> {
+        if self.env_from_branch {
+            workspace::load_for_branch(self.spec.as_deref())
+        } else {
+            workspace::load(self.spec.as_deref(), self.env.as_deref())
+        }
+    }
+}
+
+fn parse_ttl(s: &str) -> Result<std::time::Duration, String> {
+    crate::converge::ephemeral::parse_duration(s)
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +118,10 @@ enum Command {
         target: Target,
         #[command(flatten)]
         artifacts: Artifacts,
+        /// Make the env ephemeral: tables are deleted with it, and `deployer gc` deletes it once
+        /// this long has passed since the last `up` (e.g. 48h, 7d)
+        #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+        ttl: Option<std::time::Duration>,
         /// Apply without asking (required when not on a terminal, e.g. in CI)
         #[arg(short, long)]
         yes: bool,
@@ -116,6 +137,9 @@ enum Command {
         target: Target,
         #[command(flatten)]
         artifacts: Artifacts,
+        /// Plan for an ephemeral env (see `up --ttl`)
+        #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+        ttl: Option<std::time::Duration>,
         #[command(flatten)]
         output: Output,
     },
@@ -146,6 +170,41 @@ enum Command {
         #[command(flatten)]
         output: Output,
     },
+    /// Delete expired ephemeral stacks (tagged deployer:ephemeral=true), four at a time
+    #[command(
+        after_help = "Examples:\n  deployer gc --dry-run\n  deployer gc --app notes --yes --json        # nightly in CI\n  deployer gc --older-than 7d --yes\n\nNever touches a stack without deployer:ephemeral=true, nor one that is\ntermination-protected or has an operation running."
+    )]
+    Gc {
+        /// Only this app's stacks
+        #[arg(long)]
+        app: Option<String>,
+        /// List what would be deleted, delete nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Delete ephemeral stacks last deployed longer ago than this, whatever their expiry
+        #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+        older_than: Option<std::time::Duration>,
+        /// Delete without asking (required when not on a terminal)
+        #[arg(short, long)]
+        yes: bool,
+        /// Region [default: the SDK's region chain]
+        #[arg(long)]
+        region: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// List the stacks deployer manages, with env, status, last update and expiry
+    #[command(after_help = "Example:\n  deployer ls --app notes")]
+    Ls {
+        /// Only this app's stacks
+        #[arg(long)]
+        app: Option<String>,
+        /// Region [default: the SDK's region chain]
+        #[arg(long)]
+        region: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
     /// Create or update the per-region deployer-bootstrap stack (`up` does this by itself)
     #[command(after_help = "Example:\n  AWS_REGION=eu-west-1 deployer bootstrap")]
     Bootstrap {
@@ -169,43 +228,70 @@ impl Cli {
             Command::Up {
                 target,
                 artifacts,
+                ttl,
                 yes,
                 output,
             } => {
-                let loaded = workspace::load(target.spec.as_deref(), target.env.as_deref())?;
                 let mode = crate::converge::engine::Mode::Apply { yes };
-                crate::commands::up(&loaded, &artifacts.artifacts, mode, &output.reporter())
+                crate::commands::up(
+                    &target.load()?,
+                    &artifacts.artifacts,
+                    ttl,
+                    mode,
+                    &output.reporter(),
+                )
             }
             Command::Plan {
                 target,
                 artifacts,
+                ttl,
                 output,
             } => {
-                let loaded = workspace::load(target.spec.as_deref(), target.env.as_deref())?;
                 let mode = crate::converge::engine::Mode::Plan;
-                crate::commands::up(&loaded, &artifacts.artifacts, mode, &output.reporter())
+                crate::commands::up(
+                    &target.load()?,
+                    &artifacts.artifacts,
+                    ttl,
+                    mode,
+                    &output.reporter(),
+                )
             }
             Command::Down {
                 target,
                 yes,
                 output,
-            } => {
-                let loaded = workspace::load(target.spec.as_deref(), target.env.as_deref())?;
-                crate::commands::down(&loaded, yes, &output.reporter())
-            }
+            } => crate::commands::down(&target.load()?, yes, &output.reporter()),
             Command::Status { target, output } => {
-                let loaded = workspace::load(target.spec.as_deref(), target.env.as_deref())?;
-                crate::commands::status(&loaded, &output.reporter())
+                crate::commands::status(&target.load()?, &output.reporter())
             }
             Command::Outputs { target, output } => {
-                let loaded = workspace::load(target.spec.as_deref(), target.env.as_deref())?;
-                crate::commands::outputs(&loaded, &output.reporter())
+                crate::commands::outputs(&target.load()?, &output.reporter())
             }
+            Command::Gc {
+                app,
+                dry_run,
+                older_than,
+                yes,
+                region,
+                output,
+            } => crate::commands::gc(
+                region.as_deref(),
+                app.as_deref(),
+                older_than,
+                dry_run,
+                yes,
+                &output.reporter(),
+            ),
+            Command::Ls {
+                app,
+                region,
+                output,
+            } => crate::commands::ls(region.as_deref(), app.as_deref(), &output.reporter()),
             Command::Bootstrap { region, output } => {
                 crate::commands::bootstrap(region.as_deref(), &output.reporter())
             }
             Command::Validate { target } => {
-                let loaded = workspace::load(target.spec.as_deref(), target.env.as_deref())?;
+                let loaded = target.load()?;
                 loaded.render(render::Options::default())?;
                 eprintln!(
                     "{}: ok (stack {})",
@@ -224,8 +310,7 @@ impl Cli {
                 let template = if bootstrap {
                     render::bootstrap::template()
                 } else {
-                    let loaded = workspace::load(target.spec.as_deref(), target.env.as_deref())?;
-                    loaded.render(render::Options { ephemeral })?
+                    target.load()?.render(render::Options { ephemeral })?
                 };
                 write_output(output, &template.to_string(format))
             }

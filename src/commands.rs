@@ -1,17 +1,20 @@
 //! One function per verb that talks to AWS: connect, run the engine, report the result.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::StreamExt;
 
 use serde_json::json;
 
 use crate::aws::Aws;
 use crate::build::{self, Artifact, Source};
-use crate::converge::engine::{Engine, Mode, Outcome, Teardown};
-use crate::converge::{self, cloud::Cloud};
+use crate::converge::engine::{Confirmation, Engine, Mode, Outcome, Teardown, Ui};
+use crate::converge::model::{APP_TAG, Stack};
+use crate::converge::{self, Lifetime, cloud::Cloud, decide, ephemeral};
 use crate::exit::{Code, Error};
 use crate::render;
-use crate::spec::BuildMethod;
+use crate::spec::{BuildMethod, Spec};
 use crate::ui::{Reporter, Summary};
 use crate::workspace::Loaded;
 
@@ -75,28 +78,86 @@ async fn connect(region: Option<&str>) -> Result<Aws, Error> {
     Ok(aws)
 }
 
+/// The current time; `DEPLOYER_NOW` (RFC 3339) replaces it in tests of expiry and `gc`.
+pub fn now() -> Result<SystemTime, Error> {
+    match std::env::var("DEPLOYER_NOW") {
+        Ok(text) => ephemeral::parse_time(&text)
+            .ok_or_else(|| Error::usage(format!("DEPLOYER_NOW=`{text}` is not an RFC 3339 time"))),
+        Err(_) => Ok(SystemTime::now()),
+    }
+}
+
+/// Decides whether the env is ephemeral: `--ttl`, or an existing ephemeral stack (whose expiry a
+/// later `up` extends by its stored TTL). Refuses to turn a live persistent env ephemeral: that
+/// would switch its tables to `DeletionPolicy: Delete`.
+fn lifetime(
+    spec: &Spec,
+    ttl: Option<Duration>,
+    existing: Option<&Stack>,
+    now: SystemTime,
+) -> Result<Lifetime, Error> {
+    let name = spec.stack_name();
+    let existing_ephemeral = existing.filter(|s| ephemeral::is_ephemeral(s));
+    if let (Some(_), Some(stack), None) = (ttl, existing, existing_ephemeral)
+        && decide::decide(Some(&stack.status)) == decide::Action::Update
+    {
+        return Err(Error::usage(format!(
+            "{name} exists as a persistent env; making it ephemeral would delete its tables with it. \
+             Drop --ttl, or delete it first with `deployer down`"
+        )));
+    }
+    let ttl =
+        ttl.or_else(|| existing_ephemeral.map(|s| ephemeral::stored_ttl(s).unwrap_or(DEFAULT_TTL)));
+    Ok(match ttl {
+        None => Lifetime::default(),
+        Some(ttl) => Lifetime {
+            tags: ephemeral::tags(now, ttl),
+            refresh: existing.is_none_or(|s| ephemeral::needs_extension(s, now, ttl)),
+        },
+    })
+}
+
+/// TTL of an ephemeral stack whose TTL tag was lost.
+const DEFAULT_TTL: Duration = Duration::from_secs(48 * 3600);
+
 /// `up` and `plan`.
 pub fn up(
     loaded: &Loaded,
     overrides: &[(String, PathBuf)],
+    ttl: Option<Duration>,
     mode: Mode,
     reporter: &Reporter,
 ) -> Result<(), Error> {
     let started = Instant::now();
     let spec = &loaded.spec;
-    let template = loaded.render(render::Options::default())?;
+    let now = now()?;
+    if ttl.is_some() && spec.is_protected() {
+        return Err(Error::usage(format!(
+            "env `{}` is protected (`protected_envs`), so it can never be ephemeral: drop --ttl",
+            spec.env
+        )));
+    }
     let sources = artifact_sources(loaded, overrides)?;
     runtime()?.block_on(async {
         let aws = connect(spec.region.as_deref()).await?;
         let cloud = aws.cloud();
         let engine = Engine::new(&cloud, reporter);
+        let existing = cloud
+            .stack(&spec.stack_name())
+            .await
+            .map_err(|e| Error::failed(format!("cannot describe {}: {e}", spec.stack_name())))?;
+        let lifetime = lifetime(spec, ttl, existing.as_ref(), now)?;
+        let template = loaded.render(render::Options {
+            ephemeral: !lifetime.tags.is_empty(),
+        })?;
         let artifacts = async {
             sources
                 .iter()
                 .map(|(function, source)| build::build(source).map(|a| (function.clone(), a)))
                 .collect::<Result<Vec<(String, Artifact)>, Error>>()
         };
-        let outcome = converge::up(&engine, &cloud, spec, &template, artifacts, mode).await?;
+        let outcome =
+            converge::up(&engine, &cloud, spec, &template, artifacts, &lifetime, mode).await?;
         let (status, changed, outputs, changes) = match &outcome {
             Outcome::NoChanges { stack } => {
                 let outputs = converge::stack_outputs(&cloud, stack).await;
@@ -143,34 +204,161 @@ pub fn down(loaded: &Loaded, yes: bool, reporter: &Reporter) -> Result<(), Error
         let aws = connect(spec.region.as_deref()).await?;
         let cloud = aws.cloud();
         let engine = Engine::new(&cloud, reporter);
-        match engine.teardown(&name, spec.is_protected(), yes).await? {
-            Teardown::NothingToDelete => {
-                reporter.done(
-                    &name,
-                    "absent",
-                    "nothing to delete",
-                    started.elapsed(),
-                    json!({}),
-                );
+        let report = converge::down(&engine, &cloud, &name, spec.is_protected(), yes).await?;
+        let (status, mut message, retained) = match &report.teardown {
+            Teardown::NothingToDelete => ("absent", "nothing to delete".to_string(), Vec::new()),
+            Teardown::Deleted { retained_tables } if retained_tables.is_empty() => {
+                ("DELETE_COMPLETE", "deleted".to_string(), Vec::new())
             }
-            Teardown::Deleted { retained_tables } => {
-                let message = if retained_tables.is_empty() {
-                    "deleted".to_string()
-                } else {
-                    format!(
-                        "deleted; these tables are retained and keep their data: {}",
-                        retained_tables.join(", ")
-                    )
-                };
-                reporter.done(
-                    &name,
-                    "DELETE_COMPLETE",
-                    &message,
-                    started.elapsed(),
-                    json!({ "retained_tables": retained_tables }),
-                );
+            Teardown::Deleted { retained_tables } => (
+                "DELETE_COMPLETE",
+                format!(
+                    "deleted; these tables are retained and keep their data: {}",
+                    retained_tables.join(", ")
+                ),
+                retained_tables.clone(),
+            ),
+        };
+        if !report.removed_artifacts.is_empty() || !report.kept_artifacts.is_empty() {
+            message.push_str(&format!(
+                "; removed {} artifact(s), kept {} still used by other envs",
+                report.removed_artifacts.len(),
+                report.kept_artifacts.len()
+            ));
+        }
+        reporter.done(
+            &name,
+            status,
+            &message,
+            started.elapsed(),
+            json!({
+                "retained_tables": retained,
+                "removed_artifacts": report.removed_artifacts,
+                "kept_artifacts": report.kept_artifacts,
+            }),
+        );
+        Ok(())
+    })
+}
+
+/// `gc`: deletes expired ephemeral stacks, four at a time.
+pub fn gc(
+    region: Option<&str>,
+    app: Option<&str>,
+    older_than: Option<Duration>,
+    dry_run: bool,
+    yes: bool,
+    reporter: &Reporter,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let now = now()?;
+    runtime()?.block_on(async {
+        let aws = connect(region).await?;
+        let cloud = aws.cloud();
+        let stacks = cloud
+            .list_stacks()
+            .await
+            .map_err(|e| Error::failed(format!("cannot list stacks: {e}")))?;
+        let mut doomed = Vec::new();
+        for stack in stacks
+            .iter()
+            .filter(|s| app.is_none_or(|a| s.tags.get(APP_TAG).is_some_and(|t| t == a)))
+        {
+            let verdict = ephemeral::gc_verdict(stack, now, older_than);
+            reporter.gc_verdict(&stack.name, &verdict);
+            if let ephemeral::Verdict::Delete(_) = verdict {
+                doomed.push(stack.name.clone());
             }
         }
+        if dry_run || doomed.is_empty() {
+            let message = format!(
+                "{} stack(s) to delete{}",
+                doomed.len(),
+                if dry_run { " (dry run)" } else { "" }
+            );
+            reporter.done(
+                "gc",
+                "ok",
+                &message,
+                started.elapsed(),
+                json!({ "would_delete": doomed }),
+            );
+            return Ok(());
+        }
+        let engine = Engine::new(&cloud, reporter);
+        if !yes {
+            match reporter.confirm(&format!("Delete {} expired stack(s)?", doomed.len())) {
+                Confirmation::Yes => {}
+                Confirmation::No => return Err(Error::failed("cancelled: nothing was deleted")),
+                Confirmation::NotInteractive => {
+                    return Err(Error::usage(
+                        "not a terminal, so nobody can confirm: pass --yes (or --dry-run)",
+                    ));
+                }
+            }
+        }
+        let results: Vec<(String, Result<converge::DownReport, Error>)> =
+            futures_util::stream::iter(doomed)
+                .map(|name| {
+                    let (engine, cloud) = (&engine, &cloud);
+                    async move {
+                        let result = converge::down(engine, cloud, &name, false, true).await;
+                        (name, result)
+                    }
+                })
+                .buffer_unordered(GC_CONCURRENCY)
+                .collect()
+                .await;
+        let mut failed = Vec::new();
+        let mut deleted = Vec::new();
+        for (name, result) in results {
+            match result {
+                Ok(_) => deleted.push(name),
+                Err(e) => failed.push(format!("{name}: {}", e.message)),
+            }
+        }
+        deleted.sort();
+        let message = format!("deleted {} stack(s): {}", deleted.len(), deleted.join(", "));
+        reporter.done(
+            "gc",
+            if failed.is_empty() { "ok" } else { "failed" },
+            &message,
+            started.elapsed(),
+            json!({ "deleted": deleted, "failed": failed }),
+        );
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::failed(format!(
+                "{} deletion(s) failed:\n{}",
+                failed.len(),
+                failed.join("\n")
+            )))
+        }
+    })
+}
+
+/// How many stacks `gc` deletes at once: CloudFormation deletes run for minutes, and more
+/// concurrent operations only invite throttling.
+const GC_CONCURRENCY: usize = 4;
+
+/// `ls`: the stacks deployer manages.
+pub fn ls(region: Option<&str>, app: Option<&str>, reporter: &Reporter) -> Result<(), Error> {
+    runtime()?.block_on(async {
+        let aws = connect(region).await?;
+        let stacks = aws
+            .cloud()
+            .list_stacks()
+            .await
+            .map_err(|e| Error::failed(format!("cannot list stacks: {e}")))?;
+        let mut rows: Vec<_> = stacks
+            .iter()
+            .filter(|s| s.tags.contains_key(APP_TAG))
+            .filter(|s| app.is_none_or(|a| s.tags.get(APP_TAG).is_some_and(|t| t == a)))
+            .map(ephemeral::StackRow::of)
+            .collect();
+        rows.sort();
+        reporter.stack_list(&rows);
         Ok(())
     })
 }

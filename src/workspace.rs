@@ -83,3 +83,38 @@ impl Loaded {
         })
     }
 }
+
+/// Reads the spec for the env named after the current git branch (`--env-from-branch`).
+pub fn load_for_branch(given: Option<&Path>) -> Result<Loaded, Error> {
+    let loaded = load(given, None)?;
+    let git_branch = || {
+        let out = std::process::Command::new("git")
+            .args(["rev-parse", "--abbrev-ref", "HEAD"])
+            .current_dir(loaded.base_dir())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let branch = crate::converge::ephemeral::branch_from_environment(git_branch).ok_or_else(|| {
+        Error::usage("--env-from-branch: no branch found (not a git checkout, or a detached HEAD without CI variables)")
+    })?;
+    // Leave room for `<app>-<env>-<function>` within Lambda's 64 characters.
+    let longest_function = loaded
+        .spec
+        .functions
+        .keys()
+        .map(String::len)
+        .max()
+        .unwrap_or(0);
+    let room = 64usize.saturating_sub(loaded.spec.app.len() + longest_function + 2);
+    let env = crate::converge::ephemeral::env_from_branch(&branch, room.min(32));
+    let spec = loaded.spec.for_env(&env).map_err(|why| {
+        Error::usage(format!(
+            "{}: env `{env}` from branch `{branch}`: {why}",
+            loaded.path.display()
+        ))
+    })?;
+    Ok(Loaded { spec, ..loaded })
+}

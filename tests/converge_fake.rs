@@ -24,6 +24,9 @@ fn stack(status: &str) -> Option<Stack> {
         outputs: vec![],
         tags: BTreeMap::new(),
         termination_protection: false,
+        parameters: BTreeMap::new(),
+        created: None,
+        updated: None,
     })
 }
 
@@ -93,6 +96,13 @@ impl Cloud for Script {
         } else {
             states[0].clone()
         })
+    }
+    async fn list_stacks(&self) -> Result<Vec<Stack>, CloudError> {
+        Ok(self.states.borrow()[0].iter().cloned().collect())
+    }
+    async fn delete_object(&self, _bucket: &str, key: &str) -> Result<(), CloudError> {
+        self.call(format!("delete_object {key}"));
+        Ok(())
     }
     async fn put_stack(&self, r: &StackRequest) -> Result<(), CloudError> {
         self.call(format!("put_stack create={}", r.create));
@@ -208,6 +218,7 @@ fn deployment() -> Deployment {
         parameters: BTreeMap::new(),
         tags: BTreeMap::new(),
         termination_protection: false,
+        refresh_tags: false,
     }
 }
 

@@ -193,6 +193,18 @@ fn stack_from(s: &aws_sdk_cloudformation::types::Stack) -> Stack {
             .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
             .collect(),
         termination_protection: s.enable_termination_protection().unwrap_or(false),
+        parameters: s
+            .parameters()
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p.parameter_key()?.to_string(),
+                    p.parameter_value().unwrap_or_default().to_string(),
+                ))
+            })
+            .collect(),
+        created: s.creation_time().map(|t| t.as_secs_f64()),
+        updated: s.last_updated_time().map(|t| t.as_secs_f64()),
     }
 }
 
@@ -207,6 +219,26 @@ impl Cloud for AwsCloud<'_> {
             Ok(out) => Ok(out.stacks().first().map(stack_from)),
             Err(e) if e.message().is_some_and(|m| m.contains("does not exist")) => Ok(None),
             Err(e) => Err(cloud_error(e)),
+        }
+    }
+
+    async fn list_stacks(&self) -> Result<Vec<Stack>, CloudError> {
+        let mut stacks = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .aws
+                .cfn
+                .describe_stacks()
+                .set_next_token(next.take())
+                .send()
+                .await
+                .map_err(cloud_error)?;
+            stacks.extend(out.stacks().iter().map(stack_from));
+            match out.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_string()),
+                _ => return Ok(stacks),
+            }
         }
     }
 
@@ -474,6 +506,18 @@ impl Cloud for AwsCloud<'_> {
             .body(body.into())
             .content_type("application/zip")
             .checksum_sha256(aws_smithy_types::base64::encode(sha256))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(cloud_error)
+    }
+
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), CloudError> {
+        self.aws
+            .s3
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
             .send()
             .await
             .map(|_| ())

@@ -72,6 +72,8 @@ pub struct StackRequest {
 pub trait Cloud {
     /// DescribeStacks for one stack; `None` when it does not exist.
     async fn stack(&self, name: &str) -> Result<Option<Stack>, CloudError>;
+    /// DescribeStacks for every stack of the account and region (all pages).
+    async fn list_stacks(&self) -> Result<Vec<Stack>, CloudError>;
     /// CreateStack or UpdateStack (bootstrap only).
     async fn put_stack(&self, request: &StackRequest) -> Result<(), CloudError>;
     /// CreateChangeSet; returns the change set ARN and the stack ARN.
@@ -108,6 +110,8 @@ pub trait Cloud {
         body: Vec<u8>,
         sha256: &[u8; 32],
     ) -> Result<(), CloudError>;
+    /// DeleteObject.
+    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), CloudError>;
     /// The DNS name of a load balancer, by ARN (for stacks whose backend returns no Outputs).
     async fn load_balancer_dns(&self, arn: &str) -> Result<Option<String>, CloudError>;
 }

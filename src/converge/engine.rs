@@ -92,6 +92,9 @@ pub struct Deployment {
     pub tags: BTreeMap<String, String>,
     /// Termination protection.
     pub termination_protection: bool,
+    /// Write the tags even when nothing else changed (an ephemeral env's expiry is due for
+    /// extension; the digest ignores it so that unchanged envs stay no-ops otherwise).
+    pub refresh_tags: bool,
 }
 
 impl Deployment {
@@ -330,6 +333,13 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             let stack = self
                 .ensure_protection(stack, deployment.termination_protection)
                 .await;
+            if !deployment.refresh_tags {
+                return Ok(Outcome::NoChanges { stack });
+            }
+            let mut tags = deployment.tags.clone();
+            tags.insert(DIGEST_TAG.into(), digest.clone());
+            self.step(format!("{name}: extending the expiry"));
+            let stack = self.update_tags(&stack, deployment, &tags).await?;
             return Ok(Outcome::NoChanges { stack });
         }
 
@@ -371,7 +381,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             abandon(self).await;
             let stack = match stack {
                 Some(stack) if stack.tags.get(DIGEST_TAG) != Some(&digest) => {
-                    self.record_digest(&stack, deployment, &tags).await?
+                    self.update_tags(&stack, deployment, &tags).await?
                 }
                 Some(stack) => stack,
                 None => {
@@ -443,6 +453,9 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             outputs: Vec::new(),
             tags: BTreeMap::new(),
             termination_protection: false,
+            parameters: BTreeMap::new(),
+            created: None,
+            updated: None,
         };
         let (done, events) = self.watch(&watched, Some(&token), started, seen).await?;
         let done = match done {
@@ -526,9 +539,9 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         let _ = self.cloud.delete_change_set(id).await;
     }
 
-    /// Records the digest on a stack whose change set had no changes, so the next run skips
-    /// the change set altogether.
-    async fn record_digest(
+    /// Writes the stack's tags without changing its template: records the digest after a change
+    /// set with no changes (so the next run skips the change set), or extends an expiry.
+    async fn update_tags(
         &self,
         stack: &Stack,
         deployment: &Deployment,

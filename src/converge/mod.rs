@@ -6,6 +6,7 @@
 pub mod cloud;
 pub mod decide;
 pub mod engine;
+pub mod ephemeral;
 pub mod model;
 pub mod outputs;
 
@@ -13,7 +14,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use cloud::Cloud;
-use engine::{Deployment, Engine, Mode, Outcome, Ui};
+use engine::{Deployment, Engine, Mode, Outcome, Teardown, Ui};
 use model::{APP_TAG, ENV_TAG, Stack};
 
 use crate::build::Artifact;
@@ -40,6 +41,12 @@ pub async fn ensure_bootstrap<C: Cloud, U: Ui>(
     let stack = engine
         .put_stack(bootstrap::STACK_NAME, &bootstrap::template().body())
         .await?;
+    read_bootstrap(cloud, &stack).await
+}
+
+/// What an existing bootstrap stack provides: from its outputs, or (when the backend gives no
+/// outputs) from the physical ids of the same resources.
+pub async fn read_bootstrap<C: Cloud>(cloud: &C, stack: &Stack) -> Result<Bootstrap, Error> {
     let value = |output: &str| stack.output(output).map(str::to_string);
     let from_outputs = (
         value(bootstrap::OUTPUT_BUCKET),
@@ -74,6 +81,82 @@ pub async fn ensure_bootstrap<C: Cloud, U: Ui>(
     })
 }
 
+/// The bootstrap stack of the region, when there is one (read-only: for `down` and `gc`).
+pub async fn existing_bootstrap<C: Cloud>(cloud: &C) -> Result<Option<Bootstrap>, Error> {
+    let stack = cloud
+        .stack(bootstrap::STACK_NAME)
+        .await
+        .map_err(|e| Error::failed(format!("cannot describe {}: {e}", bootstrap::STACK_NAME)))?;
+    match stack {
+        Some(stack) => read_bootstrap(cloud, &stack).await.map(Some),
+        None => Ok(None),
+    }
+}
+
+/// What `down` did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DownReport {
+    /// The teardown itself.
+    pub teardown: Teardown,
+    /// Artifacts deleted with an ephemeral env (no other stack referenced them).
+    pub removed_artifacts: Vec<String>,
+    /// Artifacts of the env kept because another stack still uses them.
+    pub kept_artifacts: Vec<String>,
+}
+
+/// Deletes the stack; for an ephemeral env, also the artifacts no other stack references.
+pub async fn down<C: Cloud, U: Ui>(
+    engine: &Engine<'_, C, U>,
+    cloud: &C,
+    name: &str,
+    protected: bool,
+    yes: bool,
+) -> Result<DownReport, Error> {
+    let before = cloud
+        .stack(name)
+        .await
+        .map_err(|e| Error::failed(format!("cannot describe {name}: {e}")))?;
+    let teardown = engine.teardown(name, protected, yes).await?;
+    let mut report = DownReport {
+        teardown,
+        removed_artifacts: Vec::new(),
+        kept_artifacts: Vec::new(),
+    };
+    let Some(before) = before.filter(ephemeral::is_ephemeral) else {
+        return Ok(report);
+    };
+    if report.teardown == Teardown::NothingToDelete {
+        return Ok(report);
+    }
+    let others = cloud.list_stacks().await.map_err(|e| {
+        Error::failed(format!(
+            "{name} is deleted, but listing stacks to clean its artifacts failed: {e}"
+        ))
+    })?;
+    let unreferenced = ephemeral::unreferenced_artifacts(&before, &others);
+    let Some(boot) = existing_bootstrap(cloud).await? else {
+        return Ok(report);
+    };
+    for key in before
+        .parameters
+        .iter()
+        .filter(|(k, _)| k.ends_with("CodeKey"))
+        .map(|(_, v)| v)
+    {
+        if unreferenced.contains(key) {
+            cloud.delete_object(&boot.bucket, key).await.map_err(|e| {
+                Error::failed(format!(
+                    "{name} is deleted, but its artifact {key} was not: {e}"
+                ))
+            })?;
+            report.removed_artifacts.push(key.clone());
+        } else {
+            report.kept_artifacts.push(key.clone());
+        }
+    }
+    Ok(report)
+}
+
 /// The stack tags deployer sets: the spec's, plus who manages the stack.
 pub fn stack_tags(spec: &Spec) -> BTreeMap<String, String> {
     let mut tags: BTreeMap<String, String> = spec
@@ -92,6 +175,7 @@ pub fn deployment(
     template: &Template,
     boot: &Bootstrap,
     artifacts: &[(String, Artifact)],
+    lifetime: &Lifetime,
 ) -> Deployment {
     let mut parameters = BTreeMap::new();
     for code in render::code_parameters(spec) {
@@ -108,9 +192,23 @@ pub fn deployment(
         stack_name: spec.stack_name(),
         template_body: template.body(),
         parameters,
-        tags: stack_tags(spec),
+        tags: {
+            let mut tags = stack_tags(spec);
+            tags.extend(lifetime.tags.clone());
+            tags
+        },
         termination_protection: spec.is_protected(),
+        refresh_tags: lifetime.refresh,
     }
+}
+
+/// Whether an env is ephemeral, with the tags that say so.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Lifetime {
+    /// Ephemeral tags (empty for a persistent env).
+    pub tags: BTreeMap<String, String>,
+    /// Write them even if nothing else changed (the expiry is due for extension).
+    pub refresh: bool,
 }
 
 /// `up` and `plan`: bootstrap (while the artifacts build), upload, then converge the app stack.
@@ -120,6 +218,7 @@ pub async fn up<C: Cloud, U: Ui>(
     spec: &Spec,
     template: &Template,
     artifacts: impl Future<Output = Result<Vec<(String, Artifact)>, Error>>,
+    lifetime: &Lifetime,
     mode: Mode,
 ) -> Result<Outcome, Error> {
     let (boot, artifacts) = tokio::join!(ensure_bootstrap(engine, cloud), artifacts);
@@ -135,7 +234,10 @@ pub async fn up<C: Cloud, U: Ui>(
             .await?;
     }
     engine
-        .deploy(&deployment(spec, template, &boot, &artifacts), mode)
+        .deploy(
+            &deployment(spec, template, &boot, &artifacts, lifetime),
+            mode,
+        )
         .await
 }
 

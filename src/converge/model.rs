@@ -30,6 +30,12 @@ pub struct Stack {
     pub tags: BTreeMap<String, String>,
     /// Whether termination protection is on.
     pub termination_protection: bool,
+    /// Parameter values.
+    pub parameters: BTreeMap<String, String>,
+    /// Creation time, epoch seconds.
+    pub created: Option<f64>,
+    /// Last update time, epoch seconds.
+    pub updated: Option<f64>,
 }
 
 impl Stack {
@@ -148,7 +154,8 @@ pub fn digest(
         field("parameter", k);
         field("value", v);
     }
-    for (k, v) in tags.iter().filter(|(k, _)| k.as_str() != DIGEST_TAG) {
+    let ignored = |k: &str| k == DIGEST_TAG || super::ephemeral::VOLATILE_TAGS.contains(&k);
+    for (k, v) in tags.iter().filter(|(k, _)| !ignored(k)) {
         field("tag", k);
         field("value", v);
     }
@@ -262,7 +269,15 @@ mod tests {
         assert_ne!(base, digest("{}", &params, &tags, true));
         let mut with_digest = tags.clone();
         with_digest.insert(DIGEST_TAG.into(), "old".into());
-        assert_eq!(base, digest("{}", &params, &with_digest, false));
+        with_digest.insert(
+            super::super::ephemeral::EXPIRES_TAG.into(),
+            "2030-01-01T00:00:00Z".into(),
+        );
+        assert_eq!(
+            base,
+            digest("{}", &params, &with_digest, false),
+            "the digest and expiry tags are not inputs"
+        );
         // Field boundaries matter: ("AB","") and ("A","B") differ.
         let ab = BTreeMap::from([("AB".to_string(), String::new())]);
         let a_b = BTreeMap::from([("A".to_string(), "B".to_string())]);

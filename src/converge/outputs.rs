@@ -86,6 +86,9 @@ mod tests {
             outputs: vec![],
             tags: Default::default(),
             termination_protection: false,
+            parameters: Default::default(),
+            created: None,
+            updated: None,
         };
         let template = json!({ "Outputs": {
             "ApiFunctionArn": { "Value": { "Fn::GetAtt": ["ApiFunction", "Arn"] } },

@@ -188,6 +188,49 @@ impl Reporter {
         }
     }
 
+    /// One `gc` decision.
+    pub fn gc_verdict(&self, stack: &str, verdict: &crate::converge::ephemeral::Verdict) {
+        use crate::converge::ephemeral::Verdict;
+        let (action, reason) = match verdict {
+            Verdict::Delete(r) => ("delete", r),
+            Verdict::Skip(r) => ("skip", r),
+        };
+        match self.format {
+            Format::Json => self.json_line(
+                json!({ "type": "gc", "stack": stack, "action": action, "reason": reason }),
+            ),
+            Format::Human { .. } => self.human(format!("{action:6} {stack}  ({reason})")),
+        }
+    }
+
+    /// `ls`: one row per stack.
+    pub fn stack_list(&self, rows: &[crate::converge::ephemeral::StackRow]) {
+        match self.format {
+            Format::Json => {
+                for r in rows {
+                    self.json_line(json!({
+                        "stack": r.stack, "app": r.app, "env": r.env, "status": r.status,
+                        "updated": r.updated, "expires": r.expires,
+                    }));
+                }
+            }
+            Format::Human { .. } => {
+                let width = rows.iter().map(|r| r.stack.len()).max().unwrap_or(5).max(5);
+                println!(
+                    "{:width$}  {:12}  {:10}  {:26}  {:20}  EXPIRES",
+                    "STACK", "APP", "ENV", "STATUS", "UPDATED"
+                );
+                for r in rows {
+                    let expires = r.expires.as_deref().unwrap_or("-");
+                    println!(
+                        "{:width$}  {:12}  {:10}  {:26}  {:20}  {expires}",
+                        r.stack, r.app, r.env, r.status, r.updated
+                    );
+                }
+            }
+        }
+    }
+
     /// `outputs`: key/value lines, or one JSON object.
     pub fn outputs(&self, outputs: &[(String, String)]) {
         match self.format {

@@ -162,10 +162,16 @@ impl Moto {
 
     /// `deployer ARGS` against this moto, from `dir`.
     pub fn deployer(&self, dir: &Path, args: &[&str]) -> Output {
+        self.deployer_with(dir, args, &[])
+    }
+
+    /// `deployer ARGS` with extra environment variables.
+    pub fn deployer_with(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         let out = self
             .command(assert_cmd::cargo::cargo_bin("deployer"))
             .current_dir(dir)
             .args(args)
+            .envs(env.iter().copied())
             .output()
             .unwrap();
         Output {

@@ -1,0 +1,404 @@
+//! Ephemeral environments: expiry tags, what `gc` may delete, env names from git branches, and
+//! which artifacts a torn-down env leaves unreferenced. All pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime};
+
+use sha2::{Digest, Sha256};
+
+use super::decide::is_in_progress;
+use super::model::{APP_TAG, ENV_TAG, Stack};
+
+/// Tag marking a stack as ephemeral (`true`).
+pub const EPHEMERAL_TAG: &str = "deployer:ephemeral";
+/// Tag holding the RFC 3339 time after which `gc` deletes the stack.
+pub const EXPIRES_TAG: &str = "deployer:expires-at";
+/// Tag holding the TTL, so that a later `up` without `--ttl` extends by the same amount.
+pub const TTL_TAG: &str = "deployer:ttl";
+
+/// Tags that change on every `up` of an ephemeral env; the digest ignores them so an unchanged
+/// env is still a no-op (the expiry is extended separately when it needs to be).
+pub const VOLATILE_TAGS: &[&str] = &[EXPIRES_TAG];
+
+/// Parses a duration such as `48h`, `30m`, `7d`, `1d 12h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration such as 48h or 7d: {e}"))?;
+    if d < Duration::from_secs(60) {
+        return Err(format!("`{text}` is shorter than a minute"));
+    }
+    Ok(d)
+}
+
+/// RFC 3339 (UTC, whole seconds).
+pub fn format_time(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Parses RFC 3339; `None` when the text is not a time.
+pub fn parse_time(text: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(text).ok()
+}
+
+/// The ephemeral tags of a stack deployed at `now` with `ttl`.
+pub fn tags(now: SystemTime, ttl: Duration) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (EPHEMERAL_TAG.to_string(), "true".to_string()),
+        (EXPIRES_TAG.to_string(), format_time(now + ttl)),
+        (
+            TTL_TAG.to_string(),
+            humantime::format_duration(ttl).to_string(),
+        ),
+    ])
+}
+
+/// Whether a stack is tagged ephemeral by deployer.
+pub fn is_ephemeral(stack: &Stack) -> bool {
+    stack.tags.get(EPHEMERAL_TAG).is_some_and(|v| v == "true") && stack.tags.contains_key(APP_TAG)
+}
+
+/// The TTL an ephemeral stack was deployed with.
+pub fn stored_ttl(stack: &Stack) -> Option<Duration> {
+    stack
+        .tags
+        .get(TTL_TAG)
+        .and_then(|t| humantime::parse_duration(t).ok())
+}
+
+/// Whether a no-op `up` should still push the expiry out: when less than 90 % of the TTL is
+/// left (or the expiry is missing), so that repeated runs minutes apart stay no-ops.
+pub fn needs_extension(stack: &Stack, now: SystemTime, ttl: Duration) -> bool {
+    match stack.tags.get(EXPIRES_TAG).and_then(|t| parse_time(t)) {
+        Some(expires) => expires < now + ttl.mul_f64(0.9),
+        None => true,
+    }
+}
+
+/// What `gc` does with one stack, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Delete it.
+    Delete(String),
+    /// Leave it alone.
+    Skip(String),
+}
+
+/// Decides for one stack. Only stacks tagged `deployer:ephemeral=true` by deployer are ever
+/// deleted; among those, only expired ones (or older than `older_than`), never one that is
+/// termination-protected or has an operation running.
+pub fn gc_verdict(stack: &Stack, now: SystemTime, older_than: Option<Duration>) -> Verdict {
+    if !stack.tags.contains_key(APP_TAG) {
+        return Verdict::Skip("not managed by deployer".into());
+    }
+    if !is_ephemeral(stack) {
+        return Verdict::Skip("not ephemeral".into());
+    }
+    if stack.termination_protection {
+        return Verdict::Skip("termination protection is on".into());
+    }
+    if is_in_progress(&stack.status) {
+        return Verdict::Skip(format!("{} is running", stack.status.as_str()));
+    }
+    if let Some(age) = older_than {
+        let last = stack
+            .updated
+            .or(stack.created)
+            .map(|t| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(t.max(0.0)));
+        return match last {
+            Some(t) if t + age <= now => {
+                Verdict::Delete(format!("last deployed {} ago", ago(now, t)))
+            }
+            Some(t) => Verdict::Skip(format!("last deployed {} ago", ago(now, t))),
+            None => Verdict::Skip("no creation time".into()),
+        };
+    }
+    match stack.tags.get(EXPIRES_TAG).map(|t| (t, parse_time(t))) {
+        Some((text, Some(expires))) if expires <= now => {
+            Verdict::Delete(format!("expired at {text}"))
+        }
+        Some((text, Some(_))) => Verdict::Skip(format!("expires at {text}")),
+        Some((text, None)) => Verdict::Skip(format!("unreadable expiry `{text}`")),
+        None => Verdict::Skip("no expiry tag".into()),
+    }
+}
+
+fn ago(now: SystemTime, then: SystemTime) -> String {
+    let secs = now.duration_since(then).unwrap_or_default().as_secs();
+    humantime::format_duration(Duration::from_secs(secs - secs % 60)).to_string()
+}
+
+/// An env name from a git branch: lowercase letters, digits and single dashes, starting with a
+/// letter, at most `max_len` characters; a truncated name ends in 6 hex digits of the branch's
+/// hash so two long branches with the same prefix still get different envs.
+pub fn env_from_branch(branch: &str, max_len: usize) -> String {
+    let mut slug = String::new();
+    for c in branch.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+    }
+    let mut slug = slug.trim_matches('-').to_string();
+    if !slug.starts_with(|c: char| c.is_ascii_lowercase()) {
+        slug.insert_str(0, "b-");
+    }
+    let slug = slug.trim_end_matches('-').to_string();
+    let max_len = max_len.max(8);
+    if slug.len() <= max_len {
+        return slug;
+    }
+    let hash = super::model::hex(&Sha256::digest(branch.as_bytes()));
+    let keep = slug[..max_len - 7].trim_end_matches('-');
+    format!("{keep}-{}", &hash[..6])
+}
+
+/// The branch CI or git says this checkout is on.
+pub fn branch_from_environment(git_branch: impl FnOnce() -> Option<String>) -> Option<String> {
+    // Pull requests: GitHub sets GITHUB_HEAD_REF; GitLab CI_COMMIT_REF_NAME; others fall back to git.
+    [
+        "GITHUB_HEAD_REF",
+        "CI_COMMIT_REF_NAME",
+        "BUILDKITE_BRANCH",
+        "GITHUB_REF_NAME",
+    ]
+    .iter()
+    .filter_map(|v| std::env::var(v).ok())
+    .find(|b| !b.is_empty())
+    .or_else(git_branch)
+    .filter(|b| b != "HEAD")
+}
+
+/// Keys of artifacts `stack` references (its `*CodeKey` parameters) that no stack in `others`
+/// references: safe to delete with `stack`.
+pub fn unreferenced_artifacts(stack: &Stack, others: &[Stack]) -> Vec<String> {
+    let code_keys = |s: &Stack| -> BTreeSet<String> {
+        s.parameters
+            .iter()
+            .filter(|(k, _)| k.ends_with("CodeKey"))
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    let still_used: BTreeSet<String> = others
+        .iter()
+        .filter(|o| o.id != stack.id)
+        .flat_map(code_keys)
+        .collect();
+    code_keys(stack).difference(&still_used).cloned().collect()
+}
+
+/// One line of `deployer ls`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StackRow {
+    /// Stack name.
+    pub stack: String,
+    /// `deployer:app`.
+    pub app: String,
+    /// `deployer:env`.
+    pub env: String,
+    /// Stack status.
+    pub status: String,
+    /// Last deployment, RFC 3339.
+    pub updated: String,
+    /// Expiry of an ephemeral env, RFC 3339.
+    pub expires: Option<String>,
+}
+
+impl StackRow {
+    /// The row for a stack.
+    pub fn of(stack: &Stack) -> StackRow {
+        StackRow {
+            stack: stack.name.clone(),
+            app: stack.tags.get(APP_TAG).cloned().unwrap_or_default(),
+            env: stack.tags.get(ENV_TAG).cloned().unwrap_or_default(),
+            status: stack.status.as_str().to_string(),
+            updated: stack
+                .updated
+                .or(stack.created)
+                .map(|t| format_time(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(t.max(0.0))))
+                .unwrap_or_default(),
+            expires: stack.tags.get(EXPIRES_TAG).cloned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_cloudformation::types::StackStatus;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn stack(tags: &[(&str, &str)]) -> Stack {
+        Stack {
+            id: "id".into(),
+            name: "s".into(),
+            status: StackStatus::UpdateComplete,
+            reason: None,
+            outputs: vec![],
+            tags: tags
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            termination_protection: false,
+            parameters: BTreeMap::new(),
+            created: Some(1_000.0),
+            updated: None,
+        }
+    }
+
+    const NOW: u64 = 1_800_000_000;
+
+    #[test]
+    fn durations_and_times() {
+        assert_eq!(
+            parse_duration("48h").unwrap(),
+            Duration::from_secs(48 * 3600)
+        );
+        assert_eq!(
+            parse_duration("1d 12h").unwrap(),
+            Duration::from_secs(36 * 3600)
+        );
+        assert!(parse_duration("soon").is_err());
+        assert!(
+            parse_duration("10s")
+                .unwrap_err()
+                .contains("shorter than a minute")
+        );
+        assert_eq!(format_time(at(NOW)), "2027-01-15T08:00:00Z");
+        assert_eq!(parse_time("2027-01-15T08:00:00Z"), Some(at(NOW)));
+        let t = tags(at(NOW), Duration::from_secs(3600));
+        assert_eq!(t[EXPIRES_TAG], "2027-01-15T09:00:00Z");
+        assert_eq!(t[TTL_TAG], "1h");
+        assert_eq!(t[EPHEMERAL_TAG], "true");
+    }
+
+    #[test]
+    fn gc_deletes_only_expired_ephemeral_deployer_stacks() {
+        let ttl = |expires: &str| {
+            stack(&[
+                (APP_TAG, "a"),
+                (EPHEMERAL_TAG, "true"),
+                (EXPIRES_TAG, expires),
+            ])
+        };
+        let now = at(NOW);
+        let expired = ttl("2027-01-15T07:59:59Z");
+        assert_eq!(
+            gc_verdict(&expired, now, None),
+            Verdict::Delete("expired at 2027-01-15T07:59:59Z".into())
+        );
+        assert_eq!(
+            gc_verdict(&ttl("2027-01-15T08:00:01Z"), now, None),
+            Verdict::Skip("expires at 2027-01-15T08:00:01Z".into())
+        );
+        assert_eq!(
+            gc_verdict(&ttl("garbage"), now, None),
+            Verdict::Skip("unreadable expiry `garbage`".into())
+        );
+        assert_eq!(
+            gc_verdict(
+                &stack(&[(APP_TAG, "a"), (EPHEMERAL_TAG, "true")]),
+                now,
+                None
+            ),
+            Verdict::Skip("no expiry tag".into())
+        );
+        assert_eq!(
+            gc_verdict(
+                &stack(&[
+                    (EPHEMERAL_TAG, "true"),
+                    (EXPIRES_TAG, "2000-01-01T00:00:00Z")
+                ]),
+                now,
+                None
+            ),
+            Verdict::Skip("not managed by deployer".into())
+        );
+        assert_eq!(
+            gc_verdict(&stack(&[(APP_TAG, "a")]), now, None),
+            Verdict::Skip("not ephemeral".into())
+        );
+        assert_eq!(
+            gc_verdict(
+                &stack(&[(APP_TAG, "a"), (EPHEMERAL_TAG, "false")]),
+                now,
+                None
+            ),
+            Verdict::Skip("not ephemeral".into())
+        );
+        let mut protected = expired.clone();
+        protected.termination_protection = true;
+        assert_eq!(
+            gc_verdict(&protected, now, None),
+            Verdict::Skip("termination protection is on".into())
+        );
+        let mut running = expired.clone();
+        running.status = StackStatus::UpdateInProgress;
+        assert_eq!(
+            gc_verdict(&running, now, None),
+            Verdict::Skip("UPDATE_IN_PROGRESS is running".into())
+        );
+        // --older-than looks at the last deployment instead of the expiry.
+        let mut old = ttl("2099-01-01T00:00:00Z");
+        old.updated = Some((NOW - 3 * 86_400) as f64);
+        assert_eq!(
+            gc_verdict(&old, now, Some(Duration::from_secs(2 * 86_400))),
+            Verdict::Delete("last deployed 3days ago".into())
+        );
+        assert_eq!(
+            gc_verdict(&old, now, Some(Duration::from_secs(4 * 86_400))),
+            Verdict::Skip("last deployed 3days ago".into())
+        );
+    }
+
+    #[test]
+    fn expiry_is_extended_once_a_tenth_of_the_ttl_has_passed() {
+        let ttl = Duration::from_secs(48 * 3600);
+        let fresh = stack(&[(EXPIRES_TAG, &format_time(at(NOW) + ttl))]);
+        assert!(!needs_extension(&fresh, at(NOW + 60), ttl));
+        assert!(needs_extension(&fresh, at(NOW + 5 * 3600), ttl));
+        assert!(needs_extension(&stack(&[]), at(NOW), ttl));
+    }
+
+    #[test]
+    fn branch_names_become_valid_envs() {
+        assert_eq!(
+            env_from_branch("feature/Add-Login", 32),
+            "feature-add-login"
+        );
+        assert_eq!(env_from_branch("refs/heads/pr_42", 32), "refs-heads-pr-42");
+        assert_eq!(env_from_branch("123-fix", 32), "b-123-fix");
+        assert_eq!(env_from_branch("--x--", 32), "x");
+        assert_eq!(env_from_branch("", 32), "b");
+        let long = env_from_branch("feature/a-very-long-branch-name-that-goes-on-and-on", 24);
+        assert_eq!(long.len(), 24, "{long}");
+        assert!(long.starts_with("feature-a-very-lo-"), "{long}");
+        let other = env_from_branch("feature/a-very-long-branch-name-that-goes-on-and-off", 24);
+        assert_ne!(long, other, "a hash suffix keeps truncated names apart");
+        for name in [long, other, env_from_branch("Ünïcode/ブランチ", 32)] {
+            assert!(crate::spec::names::check_env(&name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn only_artifacts_no_other_stack_uses_are_unreferenced() {
+        let mut mine = stack(&[]);
+        mine.id = "mine".into();
+        mine.parameters = BTreeMap::from([
+            ("ApiCodeKey".into(), "a/api/1.zip".into()),
+            ("WorkerCodeKey".into(), "a/worker/2.zip".into()),
+            ("ApiCodeBucket".into(), "bucket".into()),
+        ]);
+        let mut other = stack(&[]);
+        other.id = "other".into();
+        other.parameters = BTreeMap::from([("ApiCodeKey".into(), "a/api/1.zip".into())]);
+        assert_eq!(
+            unreferenced_artifacts(&mine, &[mine.clone(), other]),
+            ["a/worker/2.zip"]
+        );
+    }
+}

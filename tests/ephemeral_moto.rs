@@ -1,0 +1,354 @@
+//! Ephemeral environments against moto: `--ttl`, expiry, `gc`, `ls`, artifact cleanup.
+
+mod common;
+
+use std::path::Path;
+
+use common::moto::Moto;
+
+const T0: &str = "2030-01-01T00:00:00Z";
+const T0_PLUS_2H: &str = "2030-01-01T02:00:00Z";
+const T0_PLUS_10H: &str = "2030-01-01T10:00:00Z";
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("stacks")).unwrap();
+    std::fs::copy(
+        common::root().join("stacks/example.yaml"),
+        dir.path().join("stacks/example.yaml"),
+    )
+    .unwrap();
+    for (name, content) in [("shared.zip", "shared"), ("unique.zip", "unique")] {
+        let zip = deployer::build::zip_bootstrap(format!("#!/bin/sh\n# {content}\n").as_bytes());
+        std::fs::write(dir.path().join(name), zip).unwrap();
+    }
+    dir
+}
+
+fn up(
+    moto: &Moto,
+    dir: &Path,
+    env: &str,
+    zip: &str,
+    extra: &[&str],
+    now: &str,
+) -> common::moto::Output {
+    let artifact = format!("api={}", dir.join(zip).display());
+    let mut args = vec!["up", "--env", env, "--artifact", &artifact, "--yes"];
+    args.extend_from_slice(extra);
+    moto.deployer_with(dir, &args, &[("DEPLOYER_NOW", now)])
+}
+
+async fn cfn(moto: &Moto) -> aws_sdk_cloudformation::Client {
+    aws_sdk_cloudformation::Client::new(&moto.sdk_config().await)
+}
+
+async fn tags(moto: &Moto, stack: &str) -> std::collections::BTreeMap<String, String> {
+    let out = cfn(moto)
+        .await
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .unwrap();
+    out.stacks()[0]
+        .tags()
+        .iter()
+        .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+        .collect()
+}
+
+async fn live_stacks(moto: &Moto) -> Vec<String> {
+    let out = cfn(moto).await.describe_stacks().send().await.unwrap();
+    let mut names: Vec<String> = out
+        .stacks()
+        .iter()
+        .map(|s| s.stack_name().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+fn json_lines(out: &str) -> Vec<serde_json::Value> {
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_deletes_exactly_the_expired_ephemeral_envs() {
+    let moto = Moto::start();
+    let p = project();
+    let dir = p.path();
+    up(&moto, dir, "pr-1", "shared.zip", &["--ttl", "1h"], T0).expect_code(0);
+    up(&moto, dir, "pr-2", "shared.zip", &["--ttl", "48h"], T0).expect_code(0);
+    up(&moto, dir, "pr-3", "shared.zip", &["--ttl", "7d"], T0).expect_code(0);
+    up(&moto, dir, "prod", "shared.zip", &[], T0).expect_code(0);
+    up(&moto, dir, "staging", "shared.zip", &[], T0).expect_code(0);
+    // A stack deployer did not make, even one that looks ephemeral, is never touched.
+    cfn(&moto)
+        .await
+        .create_stack()
+        .stack_name("hand-made")
+        .template_body(r#"{"Resources":{"Topic":{"Type":"AWS::SNS::Topic"}}}"#)
+        .tags(
+            aws_sdk_cloudformation::types::Tag::builder()
+                .key("deployer:ephemeral")
+                .value("true")
+                .build(),
+        )
+        .tags(
+            aws_sdk_cloudformation::types::Tag::builder()
+                .key("deployer:expires-at")
+                .value("2000-01-01T00:00:00Z")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let t = tags(&moto, "notes-pr-1").await;
+    assert_eq!(t["deployer:ephemeral"], "true");
+    assert_eq!(t["deployer:expires-at"], "2030-01-01T01:00:00Z");
+    assert_eq!(t["deployer:app"], "notes");
+    assert_eq!(t["deployer:env"], "pr-1");
+    let template = cfn(&moto)
+        .await
+        .get_template()
+        .stack_name("notes-pr-1")
+        .send()
+        .await
+        .unwrap();
+    let template: serde_json::Value =
+        serde_json::from_str(template.template_body().unwrap()).unwrap();
+    assert_eq!(
+        template["Resources"]["NotesTable"]["DeletionPolicy"], "Delete",
+        "ephemeral tables are deleted with the env"
+    );
+    assert!(
+        !tags(&moto, "notes-prod")
+            .await
+            .contains_key("deployer:ephemeral")
+    );
+
+    let dry = moto.deployer_with(
+        dir,
+        &["gc", "--dry-run", "--json"],
+        &[("DEPLOYER_NOW", T0_PLUS_2H)],
+    );
+    dry.expect_code(0);
+    let lines = json_lines(&dry.stdout);
+    let deletions: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "gc" && l["action"] == "delete")
+        .map(|l| l["stack"].as_str().unwrap())
+        .collect();
+    assert_eq!(deletions, ["notes-pr-1"]);
+    let reason = |stack: &str| {
+        lines.iter().find(|l| l["stack"] == stack).unwrap()["reason"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(reason("notes-pr-1"), "expired at 2030-01-01T01:00:00Z");
+    assert_eq!(reason("notes-pr-2"), "expires at 2030-01-03T00:00:00Z");
+    assert_eq!(reason("notes-prod"), "not ephemeral");
+    assert_eq!(reason("hand-made"), "not managed by deployer");
+    assert_eq!(
+        live_stacks(&moto).await.len(),
+        7,
+        "a dry run deletes nothing"
+    );
+
+    moto.reset_recording();
+    let gc = moto.deployer_with(
+        dir,
+        &["gc", "--yes", "--json"],
+        &[("DEPLOYER_NOW", T0_PLUS_2H)],
+    );
+    gc.expect_code(0);
+    assert_eq!(moto.count("DeleteStack"), 1);
+    let summary = json_lines(&gc.stdout).pop().unwrap();
+    assert_eq!(summary["deleted"], serde_json::json!(["notes-pr-1"]));
+    assert_eq!(
+        live_stacks(&moto).await,
+        [
+            "deployer-bootstrap",
+            "hand-made",
+            "notes-pr-2",
+            "notes-pr-3",
+            "notes-prod",
+            "notes-staging"
+        ]
+    );
+
+    // Without --yes off a terminal, gc refuses; with nothing expired it has nothing to do.
+    let refuse = moto.deployer_with(dir, &["gc"], &[("DEPLOYER_NOW", "2030-01-05T00:00:00Z")]);
+    refuse.expect_code(2);
+    assert!(refuse.stderr.contains("pass --yes"), "{}", refuse.stderr);
+    let nothing = moto.deployer_with(dir, &["gc", "--yes"], &[("DEPLOYER_NOW", T0_PLUS_2H)]);
+    nothing.expect_code(0);
+    assert!(
+        nothing.stderr.contains("0 stack(s) to delete"),
+        "{}",
+        nothing.stderr
+    );
+
+    let ls = moto.deployer(dir, &["ls", "--app", "notes", "--json"]);
+    ls.expect_code(0);
+    let rows = json_lines(&ls.stdout);
+    let envs: Vec<&str> = rows.iter().map(|r| r["env"].as_str().unwrap()).collect();
+    assert_eq!(envs, ["pr-2", "pr-3", "prod", "staging"]);
+    assert_eq!(rows[0]["expires"], "2030-01-03T00:00:00Z");
+    assert_eq!(rows[2]["expires"], serde_json::Value::Null);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_later_up_extends_the_expiry_and_refusals_protect_data() {
+    let moto = Moto::start();
+    let p = project();
+    let dir = p.path();
+    up(&moto, dir, "pr-9", "shared.zip", &["--ttl", "48h"], T0).expect_code(0);
+    // An unchanged env right after: a no-op, no tag update.
+    moto.reset_recording();
+    up(
+        &moto,
+        dir,
+        "pr-9",
+        "shared.zip",
+        &[],
+        "2030-01-01T00:05:00Z",
+    )
+    .expect_code(0);
+    assert_eq!(moto.count("UpdateStack") + moto.count("CreateChangeSet"), 0);
+    // Ten hours later, without --ttl: still ephemeral, expiry pushed out by the stored 48h.
+    let later = up(&moto, dir, "pr-9", "shared.zip", &[], T0_PLUS_10H);
+    later.expect_code(0);
+    assert!(
+        later.stderr.contains("extending the expiry"),
+        "{}",
+        later.stderr
+    );
+    let t = tags(&moto, "notes-pr-9").await;
+    assert_eq!(t["deployer:expires-at"], "2030-01-03T10:00:00Z");
+    assert_eq!(t["deployer:ttl"], "2days");
+
+    let protected = up(&moto, dir, "prod", "shared.zip", &["--ttl", "1h"], T0);
+    protected.expect_code(2);
+    assert!(
+        protected
+            .stderr
+            .contains("protected (`protected_envs`), so it can never be ephemeral"),
+        "{}",
+        protected.stderr
+    );
+
+    up(&moto, dir, "staging", "shared.zip", &[], T0).expect_code(0);
+    let convert = up(&moto, dir, "staging", "shared.zip", &["--ttl", "1h"], T0);
+    convert.expect_code(2);
+    assert!(
+        convert
+            .stderr
+            .contains("making it ephemeral would delete its tables"),
+        "{}",
+        convert.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn down_of_an_ephemeral_env_removes_only_its_unreferenced_artifacts() {
+    let moto = Moto::start();
+    let p = project();
+    let dir = p.path();
+    up(&moto, dir, "pr-5", "shared.zip", &["--ttl", "1h"], T0).expect_code(0);
+    up(&moto, dir, "pr-6", "unique.zip", &["--ttl", "1h"], T0).expect_code(0);
+    up(&moto, dir, "pr-7", "shared.zip", &["--ttl", "1h"], T0).expect_code(0);
+    let config = moto.sdk_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = {
+        let out = cfn(&moto)
+            .await
+            .describe_stacks()
+            .stack_name("deployer-bootstrap")
+            .send()
+            .await
+            .unwrap();
+        out.stacks()[0]
+            .outputs()
+            .iter()
+            .find(|o| o.output_key() == Some("ArtifactBucket"))
+            .unwrap()
+            .output_value()
+            .unwrap()
+            .to_string()
+    };
+    let keys = || async {
+        let out = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
+        let mut keys: Vec<String> = out
+            .contents()
+            .iter()
+            .map(|o| o.key().unwrap().to_string())
+            .collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(keys().await.len(), 2);
+
+    let down = moto.deployer(dir, &["down", "--env", "pr-6", "--yes", "--json"]);
+    down.expect_code(0);
+    let summary = json_lines(&down.stdout).pop().unwrap();
+    assert_eq!(summary["removed_artifacts"].as_array().unwrap().len(), 1);
+    let down = moto.deployer(dir, &["down", "--env", "pr-5", "--yes", "--json"]);
+    down.expect_code(0);
+    let summary = json_lines(&down.stdout).pop().unwrap();
+    assert_eq!(summary["removed_artifacts"], serde_json::json!([]));
+    assert_eq!(
+        summary["kept_artifacts"].as_array().unwrap().len(),
+        1,
+        "pr-7 still uses the shared artifact"
+    );
+    let left = keys().await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    let shared_key = {
+        let out = cfn(&moto)
+            .await
+            .describe_stacks()
+            .stack_name("notes-pr-7")
+            .send()
+            .await
+            .unwrap();
+        out.stacks()[0]
+            .parameters()
+            .iter()
+            .find(|p| p.parameter_key() == Some("ApiCodeKey"))
+            .unwrap()
+            .parameter_value()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(left, [shared_key]);
+}
+
+#[test]
+fn env_from_branch_uses_ci_variables_and_makes_a_valid_name() {
+    let out = assert_cmd::Command::cargo_bin("deployer")
+        .unwrap()
+        .current_dir(common::root())
+        .env("GITHUB_HEAD_REF", "feature/Login_Page")
+        .args(["validate", "-s", "stacks/example.yaml", "--env-from-branch"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "stacks/example.yaml: ok (stack notes-feature-login-page)\n"
+    );
+}
