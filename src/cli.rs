@@ -125,6 +125,9 @@ enum Command {
         /// Apply without asking (required when not on a terminal, e.g. in CI)
         #[arg(short, long)]
         yes: bool,
+        /// Go ahead even if tables, buckets or log groups would be deleted or replaced (exit 4 otherwise)
+        #[arg(long)]
+        allow_data_loss: bool,
         #[command(flatten)]
         output: Output,
     },
@@ -230,9 +233,13 @@ impl Cli {
                 artifacts,
                 ttl,
                 yes,
+                allow_data_loss,
                 output,
             } => {
-                let mode = crate::converge::engine::Mode::Apply { yes };
+                let mode = crate::converge::engine::Mode::Apply {
+                    yes,
+                    allow_data_loss,
+                };
                 crate::commands::up(
                     &target.load()?,
                     &artifacts.artifacts,

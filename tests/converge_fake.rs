@@ -34,16 +34,22 @@ fn event(t: f64, logical_id: &str, status: &str, reason: &str) -> StackEvent {
     StackEvent {
         id: format!("{logical_id}-{status}-{t}"),
         logical_id: logical_id.into(),
-        resource_type: if logical_id == NAME {
-            "AWS::CloudFormation::Stack"
-        } else {
-            "AWS::DynamoDB::Table"
-        }
-        .into(),
+        resource_type: resource_type(logical_id).into(),
         status: status.into(),
         reason: (!reason.is_empty()).then(|| reason.into()),
         timestamp: t,
         token: None,
+    }
+}
+
+/// The type deployer gives a logical id, from its suffix.
+fn resource_type(logical_id: &str) -> &'static str {
+    match logical_id {
+        NAME => "AWS::CloudFormation::Stack",
+        id if id.ends_with("Role") => "AWS::IAM::Role",
+        id if id.ends_with("LogGroup") => "AWS::Logs::LogGroup",
+        id if id.ends_with("Function") => "AWS::Lambda::Function",
+        _ => "AWS::DynamoDB::Table",
     }
 }
 
@@ -230,7 +236,13 @@ const FAST: Poll = Poll {
 async fn run(script: &Script, ui: &Recorder) -> Result<Outcome, deployer::exit::Error> {
     Engine::new(script, ui)
         .with_poll(FAST)
-        .deploy(&deployment(), Mode::Apply { yes: true })
+        .deploy(
+            &deployment(),
+            Mode::Apply {
+                yes: true,
+                allow_data_loss: false,
+            },
+        )
         .await
 }
 
@@ -502,7 +514,13 @@ async fn termination_protection_is_set_after_creating_a_protected_stack() {
     protected.termination_protection = true;
     let outcome = Engine::new(&script, &ui)
         .with_poll(FAST)
-        .deploy(&protected, Mode::Apply { yes: true })
+        .deploy(
+            &protected,
+            Mode::Apply {
+                yes: true,
+                allow_data_loss: false,
+            },
+        )
         .await
         .unwrap();
     let Outcome::Applied { stack, .. } = outcome else {
@@ -539,4 +557,164 @@ async fn teardown_lists_retained_tables_and_refuses_protected_envs() {
         }
     );
     assert_eq!(script.calls(), [format!("delete_stack {ID}")]);
+}
+
+/// 2030-01-01T00:00:00Z: fixed event times keep the snapshots stable.
+const T2030: f64 = 1_893_456_000.0;
+
+fn failed_create_script() -> Script {
+    let script = Script::new(vec![
+        None,
+        None,
+        stack("CREATE_IN_PROGRESS"),
+        stack("ROLLBACK_COMPLETE"),
+    ]);
+    let t = T2030;
+    *script.events.borrow_mut() = vec![
+        event(t + 9.0, NAME, "ROLLBACK_COMPLETE", ""),
+        event(t + 8.0, "ApiLogGroup", "DELETE_COMPLETE", ""),
+        event(
+            t + 7.0,
+            NAME,
+            "ROLLBACK_IN_PROGRESS",
+            "The following resource(s) failed to create: [ApiRole, NotesTable].",
+        ),
+        event(
+            t + 6.0,
+            "ApiRole",
+            "CREATE_FAILED",
+            "Resource creation cancelled",
+        ),
+        event(
+            t + 5.0,
+            "NotesTable",
+            "CREATE_FAILED",
+            "Table notes already exists",
+        ),
+        event(t + 4.0, "ApiLogGroup", "CREATE_COMPLETE", ""),
+        event(t + 3.0, "NotesTable", "CREATE_IN_PROGRESS", ""),
+        event(t + 1.0, NAME, "CREATE_IN_PROGRESS", "User Initiated"),
+    ];
+    script
+}
+
+/// What a command prints: stdout, stderr, then the error `main` would print and its exit code.
+fn transcript(
+    captured: &deployer::ui::Captured,
+    result: &Result<Outcome, deployer::exit::Error>,
+) -> String {
+    let ending = match result {
+        Ok(_) => "exit 0".to_string(),
+        Err(e) => format!("exit {}\nerror: {}", e.code as i32, e.message),
+    };
+    format!(
+        "--- stdout\n{}--- stderr\n{}--- {ending}\n",
+        captured.stdout(),
+        captured.stderr()
+    )
+}
+
+#[tokio::test]
+async fn ci_and_json_output_of_a_failed_create() {
+    use deployer::ui::{Format, Reporter};
+    for (name, format) in [
+        ("failed-create-ci", Format::Human { quiet: false }),
+        ("failed-create-json", Format::Json),
+    ] {
+        let script = failed_create_script();
+        let (reporter, captured) = Reporter::capture(format, false);
+        let result = Engine::new(&script, &reporter)
+            .with_poll(FAST)
+            .deploy(
+                &deployment(),
+                Mode::Apply {
+                    yes: true,
+                    allow_data_loss: false,
+                },
+            )
+            .await;
+        insta::assert_snapshot!(name, transcript(&captured, &result));
+    }
+}
+
+#[tokio::test]
+async fn ci_output_of_an_update_and_the_live_view() {
+    use deployer::ui::{Format, Reporter, Summary};
+    let script = Script::new(vec![
+        stack("UPDATE_COMPLETE"),
+        stack("UPDATE_COMPLETE"),
+        stack("UPDATE_IN_PROGRESS"),
+        stack("UPDATE_COMPLETE"),
+    ]);
+    *script.events.borrow_mut() = vec![
+        event(T2030 + 3.0, NAME, "UPDATE_COMPLETE", ""),
+        event(T2030 + 2.0, "ApiFunction", "UPDATE_COMPLETE", ""),
+        event(T2030 + 1.0, "ApiFunction", "UPDATE_IN_PROGRESS", ""),
+        event(T2030, NAME, "UPDATE_IN_PROGRESS", "User Initiated"),
+    ];
+    script.reveal_after.set(3); // the events happen after the change set is executed
+    for (name, live) in [("update-ci", false), ("update-live", true)] {
+        script.stack_calls.set(0);
+        *script.states.borrow_mut() = vec![
+            stack("UPDATE_COMPLETE"),
+            stack("UPDATE_COMPLETE"),
+            stack("UPDATE_IN_PROGRESS"),
+            stack("UPDATE_COMPLETE"),
+        ]
+        .into();
+        let (reporter, captured) = Reporter::capture(Format::Human { quiet: false }, live);
+        let result = Engine::new(&script, &reporter)
+            .with_poll(FAST)
+            .deploy(
+                &deployment(),
+                Mode::Apply {
+                    yes: true,
+                    allow_data_loss: false,
+                },
+            )
+            .await;
+        reporter.finish(&Summary {
+            stack: NAME.into(),
+            env: "dev".into(),
+            status: "UPDATE_COMPLETE".into(),
+            changed: true,
+            outputs: vec![("Url".into(), "http://lb.example".into())],
+            changes: vec![],
+            elapsed: Duration::from_millis(1234),
+        });
+        // Escape the terminal control codes so the snapshot shows where the view is redrawn.
+        let text = transcript(&captured, &result).replace('\x1b', "<ESC>");
+        insta::assert_snapshot!(name, text);
+    }
+}
+
+#[tokio::test]
+async fn ci_output_says_it_is_alive_during_long_silences() {
+    use deployer::ui::{Format, Reporter};
+    let script = Script::new(vec![
+        stack("UPDATE_COMPLETE"),
+        stack("UPDATE_COMPLETE"),
+        stack("UPDATE_IN_PROGRESS"),
+        stack("UPDATE_IN_PROGRESS"),
+        stack("UPDATE_COMPLETE"),
+    ]);
+    let (reporter, captured) = Reporter::capture(Format::Human { quiet: false }, false);
+    let reporter = reporter.with_heartbeat(Duration::ZERO);
+    Engine::new(&script, &reporter)
+        .with_poll(FAST)
+        .deploy(
+            &deployment(),
+            Mode::Apply {
+                yes: true,
+                allow_data_loss: false,
+            },
+        )
+        .await
+        .unwrap();
+    let heartbeats = captured
+        .stderr()
+        .lines()
+        .filter(|l| l.ends_with("notes-dev  still UPDATE_IN_PROGRESS"))
+        .count();
+    assert_eq!(heartbeats, 2, "{}", captured.stderr());
 }

@@ -373,3 +373,50 @@ fn missing_credentials_exit_3_with_one_sentence() {
         "nothing may reach AWS without credentials"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_key_schema_change_is_refused_unless_data_loss_is_allowed() {
+    let moto = Moto::start();
+    let p = Project::new();
+    up(&moto, &p, &[]).expect_code(0);
+    p.edit_spec(
+        "sort_key: { name: sk, type: S }",
+        "sort_key: { name: created_at, type: S }",
+    );
+
+    let artifact = format!("api={}", p.zip().display());
+    let plan = moto.deployer(p.path(), &["plan", "--artifact", &artifact]);
+    plan.expect_code(10);
+    assert!(
+        plan.stderr.contains("`up` would refuse these changes"),
+        "{}",
+        plan.stderr
+    );
+
+    moto.reset_recording();
+    let refused = up(&moto, &p, &[]);
+    refused.expect_code(4);
+    assert!(
+        refused.stderr.contains(
+            "NotesTable (AWS::DynamoDB::Table): replaced because `KeySchema` changes: the new one starts empty"
+        ),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(moto.count("ExecuteChangeSet"), 0, "nothing is executed");
+    assert_eq!(
+        moto.count("DeleteChangeSet"),
+        1,
+        "the refused change set is cleaned up"
+    );
+
+    let allowed = up(&moto, &p, &["--allow-data-loss"]);
+    allowed.expect_code(0);
+    assert!(
+        allowed
+            .stderr
+            .contains("warning: --allow-data-loss: going ahead"),
+        "{}",
+        allowed.stderr
+    );
+}

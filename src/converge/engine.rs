@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_sdk_cloudformation::types::StackStatus;
 
 use super::cloud::{ChangeSetRequest, Cloud, CloudError, StackRequest};
+use super::data_loss::Loss;
 use super::decide::{Action, decide, is_in_progress, is_success};
 use super::model::{Change, DIGEST_TAG, Stack, StackEvent, digest, root_cause};
 use crate::exit::{Code, Error};
@@ -32,6 +33,12 @@ pub enum Progress {
     Event {
         stack: String,
         event: StackEvent,
+        elapsed: Duration,
+    },
+    /// A poll found the operation still running (drives heartbeats and the live view's clock).
+    Waiting {
+        stack: String,
+        status: String,
         elapsed: Duration,
     },
 }
@@ -112,8 +119,9 @@ impl Deployment {
 /// Execute the change set, or only show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
-    /// Execute; `yes`: without asking.
-    Apply { yes: bool },
+    /// Execute; `yes`: without asking; `allow_data_loss`: even when tables, buckets or log
+    /// groups would be deleted or replaced.
+    Apply { yes: bool, allow_data_loss: bool },
     /// Show the changes, then delete the change set.
     Plan,
 }
@@ -294,6 +302,14 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             tokio::time::sleep(delay).await;
             // By id, so that a deleted stack is still found (as DELETE_COMPLETE).
             let current = self.describe(&stack.id).await?;
+            // The status was read before the events: report it first, so newer events win.
+            if let Some(s) = current.as_ref().filter(|s| is_in_progress(&s.status)) {
+                self.ui.progress(Progress::Waiting {
+                    stack: name.clone(),
+                    status: s.status.as_str().to_string(),
+                    elapsed: started.elapsed(),
+                });
+            }
             let mut events = self
                 .cloud
                 .events(&stack.id, since)
@@ -361,8 +377,8 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             tags: tags.clone(),
         };
         self.step(format!(
-            "{name}: creating a {} change set",
-            if create { "CREATE" } else { "UPDATE" }
+            "{name}: creating {} change set",
+            if create { "a CREATE" } else { "an UPDATE" }
         ));
         let (id, stack_id) = self
             .cloud
@@ -407,12 +423,44 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             changes: changes.clone(),
         });
 
+        let losses = match &stack {
+            Some(stack) if !create => self.losses(stack, deployment, &changes).await?,
+            _ => Vec::new(),
+        };
+        let loss_lines: Vec<String> = losses.iter().map(|l| format!("  {l}")).collect();
         let yes = match mode {
             Mode::Plan => {
+                if !losses.is_empty() {
+                    self.ui.progress(Progress::Warning(format!(
+                        "`up` would refuse these changes, which destroy data, without --allow-data-loss:\n{}",
+                        loss_lines.join("\n")
+                    )));
+                }
                 abandon(self).await;
                 return Ok(Outcome::Planned { changes });
             }
-            Mode::Apply { yes } => yes,
+            Mode::Apply {
+                yes,
+                allow_data_loss,
+            } => {
+                if !losses.is_empty() && !allow_data_loss {
+                    abandon(self).await;
+                    return Err(Error::new(
+                        Code::DataLoss,
+                        format!(
+                            "refusing to change {name}: it would destroy data\n{}\nNothing was changed. Back the data up, then re-run with --allow-data-loss if this is what you want",
+                            loss_lines.join("\n")
+                        ),
+                    ));
+                }
+                if !losses.is_empty() {
+                    self.ui.progress(Progress::Warning(format!(
+                        "--allow-data-loss: going ahead although this destroys data:\n{}",
+                        loss_lines.join("\n")
+                    )));
+                }
+                yes
+            }
         };
         if !yes {
             match self
@@ -498,6 +546,38 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         }
     }
 
+    /// What the change set would destroy, judged against the deployed template.
+    async fn losses(
+        &self,
+        stack: &Stack,
+        deployment: &Deployment,
+        changes: &[Change],
+    ) -> Result<Vec<Loss>, Error> {
+        if !changes
+            .iter()
+            .any(|c| super::data_loss::DATA_TYPES.contains(&c.resource_type.as_str()))
+        {
+            return Ok(Vec::new());
+        }
+        let deployed = self
+            .cloud
+            .deployed_template(&stack.name)
+            .await
+            .map_err(|e| {
+                cloud_error(
+                    &format!("cannot read the deployed template of {}", stack.name),
+                    e,
+                )
+            })?;
+        let wanted: serde_json::Value =
+            serde_json::from_str(&deployment.template_body).unwrap_or_default();
+        Ok(super::data_loss::losses(
+            changes,
+            &parse_template(&deployed),
+            &wanted,
+        ))
+    }
+
     /// The error for a failed operation: the root cause first, then the final status.
     fn failure(&self, name: &str, stack: Option<&Stack>, events: &[StackEvent]) -> Error {
         let status = stack.map_or("DELETE_COMPLETE", |s| s.status.as_str());
@@ -511,6 +591,10 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             ),
             None => String::new(),
         };
+        let rolled_back = super::model::rolled_back(events, name);
+        if !rolled_back.is_empty() {
+            message.push_str(&format!("rolled back: {}\n", rolled_back.join(", ")));
+        }
         message.push_str(&format!("{name} ended in {status}"));
         if let Some(reason) = stack.and_then(|s| s.reason.as_deref()) {
             message.push_str(&format!(": {reason}"));
@@ -687,14 +771,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .deployed_template(name)
             .await
             .map_err(|e| cloud_error(&format!("cannot read the template of {name}"), e))?;
-        let template: serde_json::Value = match serde_json::from_str(&template) {
-            Ok(v) => v,
-            // Not deployer's JSON (someone deployed YAML by hand): read it as YAML.
-            Err(_) => crate::spec::yaml::parse(&template)
-                .0
-                .map(|n| n.to_json())
-                .unwrap_or_default(),
-        };
+        let template = parse_template(&template);
         let retained: Vec<&String> = template["Resources"]
             .as_object()
             .map(|resources| {
@@ -770,6 +847,16 @@ fn failed_resources(events: &[StackEvent], stack_name: &str) -> Vec<String> {
         }
     }
     lines
+}
+
+/// A deployed template: deployer's JSON, or YAML someone deployed by hand.
+fn parse_template(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|_| {
+        crate::spec::yaml::parse(text)
+            .0
+            .map(|n| n.to_json())
+            .unwrap_or_default()
+    })
 }
 
 fn now_epoch() -> f64 {

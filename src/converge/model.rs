@@ -196,6 +196,24 @@ pub fn root_cause<'a>(events: &'a [StackEvent], stack_name: &str) -> Option<&'a 
         .copied()
 }
 
+/// Resources undone after a failure: those that reached a `*_COMPLETE` status after the first
+/// failed event, in the order they were undone.
+pub fn rolled_back(events: &[StackEvent], stack_name: &str) -> Vec<String> {
+    let mut ordered: Vec<&StackEvent> = events.iter().collect();
+    ordered.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
+    let Some(first_failure) = ordered.iter().position(|e| e.status.ends_with("_FAILED")) else {
+        return Vec::new();
+    };
+    let mut undone: Vec<String> = Vec::new();
+    for e in &ordered[first_failure..] {
+        let undoing = e.status == "DELETE_COMPLETE" || e.status == "UPDATE_COMPLETE";
+        if undoing && e.logical_id != stack_name && !undone.contains(&e.logical_id) {
+            undone.push(e.logical_id.clone());
+        }
+    }
+    undone
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,6 +250,20 @@ mod tests {
         let cause = root_cause(&events, "app-dev").unwrap();
         assert_eq!(cause.logical_id, "Table");
         assert_eq!(cause.reason.as_deref(), Some("Table already exists: notes"));
+    }
+
+    #[test]
+    fn rolled_back_lists_what_was_undone_after_the_failure() {
+        let events = vec![
+            event(9.0, "app-dev", "ROLLBACK_COMPLETE", ""),
+            event(8.0, "Role", "DELETE_COMPLETE", ""),
+            event(7.0, "Logs", "DELETE_COMPLETE", ""),
+            event(5.0, "Table", "CREATE_FAILED", "exists"),
+            event(4.0, "Logs", "CREATE_COMPLETE", ""),
+            event(3.0, "Role", "CREATE_COMPLETE", ""),
+        ];
+        assert_eq!(rolled_back(&events, "app-dev"), ["Logs", "Role"]);
+        assert!(rolled_back(&events[..1], "app-dev").is_empty());
     }
 
     #[test]

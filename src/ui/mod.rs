@@ -1,14 +1,19 @@
-//! What people and machines see: progress lines on stderr, or JSON lines on stdout (`--json`).
-//! The engine never prints; it reports [`Progress`] here.
+//! What people and machines see: progress on stderr (an in-place view on a terminal, append-only
+//! lines elsewhere), or JSON lines on stdout (`--json`). The engine never prints; it reports
+//! [`Progress`] here.
 
+pub mod live;
+
+use std::cell::{Cell, RefCell};
 use std::io::{BufRead, IsTerminal, Write};
-use std::time::Duration;
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime};
 
 use console::style;
 use serde_json::json;
 
 use crate::converge::engine::{Confirmation, Progress, Ui};
-use crate::converge::model::{Change, Stack};
+use crate::converge::model::{Change, Stack, StackEvent};
 
 /// How output is shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +49,53 @@ pub struct Summary {
 /// The reporter for one command.
 pub struct Reporter {
     format: Format,
+    /// Draw the in-place view (a terminal, not quiet, not JSON).
+    live: bool,
+    out: RefCell<Box<dyn Write>>,
+    err: RefCell<Box<dyn Write>>,
+    view: RefCell<live::LiveView>,
+    /// Lines of the view currently on screen, to erase before the next draw.
+    drawn: Cell<usize>,
+    last_output: Cell<Instant>,
+    heartbeat: Duration,
+}
+
+/// After this long without a line, CI output gets a heartbeat so logs never look hung.
+pub const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// What a captured reporter wrote: stdout and stderr.
+#[derive(Clone, Default)]
+pub struct Captured {
+    out: Rc<RefCell<Vec<u8>>>,
+    err: Rc<RefCell<Vec<u8>>>,
+}
+
+impl Captured {
+    /// Everything written to stdout.
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.out.borrow()).into_owned()
+    }
+    /// Everything written to stderr.
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.err.borrow()).into_owned()
+    }
+}
+
+struct Shared(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Whether stderr is a terminal that can redraw lines.
+fn stderr_is_live_terminal() -> bool {
+    std::io::stderr().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb")
 }
 
 /// `HH:MM:SS` (UTC) of an epoch timestamp.
@@ -95,20 +147,100 @@ pub fn change_lines(changes: &[Change]) -> Vec<String> {
 }
 
 impl Reporter {
-    /// A reporter in `format`.
+    /// A reporter in `format` on stdout and stderr; the live view when stderr is a terminal.
     pub fn new(format: Format) -> Self {
-        Reporter { format }
+        let live = format == Format::Human { quiet: false } && stderr_is_live_terminal();
+        Reporter::with_sinks(
+            format,
+            live,
+            Box::new(std::io::stdout()),
+            Box::new(std::io::stderr()),
+        )
+    }
+
+    /// A reporter writing into memory (tests): `live` selects the terminal view.
+    pub fn capture(format: Format, live: bool) -> (Self, Captured) {
+        let captured = Captured::default();
+        let reporter = Reporter::with_sinks(
+            format,
+            live,
+            Box::new(Shared(captured.out.clone())),
+            Box::new(Shared(captured.err.clone())),
+        );
+        (reporter, captured)
+    }
+
+    fn with_sinks(format: Format, live: bool, out: Box<dyn Write>, err: Box<dyn Write>) -> Self {
+        Reporter {
+            format,
+            live,
+            out: RefCell::new(out),
+            err: RefCell::new(err),
+            view: RefCell::new(live::LiveView::default()),
+            drawn: Cell::new(0),
+            last_output: Cell::new(Instant::now()),
+            heartbeat: HEARTBEAT,
+        }
+    }
+
+    /// The same reporter with another heartbeat interval (tests).
+    pub fn with_heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = interval;
+        self
     }
 
     fn json_line(&self, value: serde_json::Value) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{value}");
+        let _ = writeln!(self.out.borrow_mut(), "{value}");
+        self.last_output.set(Instant::now());
+    }
+
+    fn stdout_line(&self, line: impl std::fmt::Display) {
+        let _ = writeln!(self.out.borrow_mut(), "{line}");
+    }
+
+    /// A line on stderr, above the live view when there is one.
+    fn stderr_line(&self, line: impl std::fmt::Display) {
+        self.erase_view();
+        let _ = writeln!(self.err.borrow_mut(), "{line}");
+        self.last_output.set(Instant::now());
     }
 
     fn human(&self, line: impl std::fmt::Display) {
         if let Format::Human { quiet: false } = self.format {
-            eprintln!("{line}");
+            self.stderr_line(line);
+            self.draw_view(None);
         }
+    }
+
+    fn erase_view(&self) {
+        let mut err = self.err.borrow_mut();
+        for _ in 0..self.drawn.replace(0) {
+            // Cursor up one line, erase it.
+            let _ = write!(err, "\x1b[1A\x1b[2K");
+        }
+    }
+
+    /// Redraws the live view (only while an operation is being watched).
+    fn draw_view(&self, elapsed: Option<Duration>) {
+        if !self.live {
+            return;
+        }
+        let Some(elapsed) = elapsed else {
+            return;
+        };
+        self.erase_view();
+        let frame = self.view.borrow().frame(elapsed);
+        let mut err = self.err.borrow_mut();
+        for line in &frame {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+        self.drawn.set(frame.len());
+    }
+
+    fn take_view_down(&self) {
+        self.erase_view();
+        *self.view.borrow_mut() = live::LiveView::default();
     }
 
     /// The result of `up` or `plan`: status, outputs (Url first), elapsed time.
@@ -125,11 +257,11 @@ impl Reporter {
                 "change_set": summary.changes.iter().map(change_json).collect::<Vec<_>>(),
             })),
             Format::Human { .. } => {
+                self.take_view_down();
                 let mark = style("✓").green().bold().for_stderr();
-                eprintln!("{mark} {}: {} in {:.1} s", summary.stack, summary.status, summary.elapsed.as_secs_f64());
-                let mut out = std::io::stdout().lock();
+                self.stderr_line(format!("{mark} {}: {} in {:.1} s", summary.stack, summary.status, summary.elapsed.as_secs_f64()));
                 for (key, value) in &summary.outputs {
-                    let _ = writeln!(out, "{key}: {value}");
+                    self.stdout_line(format!("{key}: {value}"));
                 }
             }
         }
@@ -159,8 +291,12 @@ impl Reporter {
                 self.json_line(summary);
             }
             Format::Human { .. } => {
+                self.take_view_down();
                 let mark = style("✓").green().bold().for_stderr();
-                eprintln!("{mark} {stack}: {message} ({:.1} s)", elapsed.as_secs_f64());
+                self.stderr_line(format!(
+                    "{mark} {stack}: {message} ({:.1} s)",
+                    elapsed.as_secs_f64()
+                ));
             }
         }
     }
@@ -176,14 +312,14 @@ impl Reporter {
                 "termination_protection": s.termination_protection,
                 "tags": s.tags,
             })),
-            (Format::Human { .. }, None) => println!("{name}: does not exist"),
+            (Format::Human { .. }, None) => self.stdout_line(format!("{name}: does not exist")),
             (Format::Human { .. }, Some(s)) => {
                 let reason = s
                     .reason
                     .as_deref()
                     .map(|r| format!(" ({r})"))
                     .unwrap_or_default();
-                println!("{}: {}{reason}", s.name, s.status.as_str());
+                self.stdout_line(format!("{}: {}{reason}", s.name, s.status.as_str()));
             }
         }
     }
@@ -216,16 +352,16 @@ impl Reporter {
             }
             Format::Human { .. } => {
                 let width = rows.iter().map(|r| r.stack.len()).max().unwrap_or(5).max(5);
-                println!(
+                self.stdout_line(format!(
                     "{:width$}  {:12}  {:10}  {:26}  {:20}  EXPIRES",
                     "STACK", "APP", "ENV", "STATUS", "UPDATED"
-                );
+                ));
                 for r in rows {
                     let expires = r.expires.as_deref().unwrap_or("-");
-                    println!(
+                    self.stdout_line(format!(
                         "{:width$}  {:12}  {:10}  {:26}  {:20}  {expires}",
                         r.stack, r.app, r.env, r.status, r.updated
-                    );
+                    ));
                 }
             }
         }
@@ -241,28 +377,66 @@ impl Reporter {
             }
             Format::Human { .. } => {
                 for (k, v) in outputs {
-                    println!("{k}: {v}");
+                    self.stdout_line(format!("{k}: {v}"));
                 }
             }
         }
     }
 }
 
+impl Reporter {
+    /// `HH:MM:SS +Ns  Logical  Type  STATUS  reason`: one append-only line per event.
+    fn event_line(event: &StackEvent, elapsed: Duration) -> String {
+        let status = if event.status.ends_with("_FAILED") {
+            style(event.status.clone()).red().for_stderr()
+        } else if event.status.ends_with("_COMPLETE") {
+            style(event.status.clone()).green().for_stderr()
+        } else {
+            style(event.status.clone()).for_stderr()
+        };
+        let reason = event
+            .reason
+            .as_deref()
+            .map(|r| format!("  {r}"))
+            .unwrap_or_default();
+        format!(
+            "{} +{}s  {}  {}  {status}{reason}",
+            clock(event.timestamp),
+            elapsed.as_secs(),
+            event.logical_id,
+            event.resource_type
+        )
+    }
+
+    fn due_for_heartbeat(&self) -> bool {
+        self.last_output.get().elapsed() >= self.heartbeat
+    }
+}
+
+/// Seconds since the epoch, now.
+fn epoch_now() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or_default()
+}
+
 impl Ui for Reporter {
     fn progress(&self, progress: Progress) {
+        let quiet = self.format == Format::Human { quiet: true };
         match (self.format, progress) {
             (Format::Json, Progress::Step(message)) => self.json_line(json!({ "type": "step", "message": message })),
-            (Format::Json, Progress::Warning(message)) => self.json_line(json!({ "type": "warning", "message": message })),
-            // Warnings show even with -q: they are about the result.
-            (Format::Human { .. }, Progress::Warning(message)) => {
-                eprintln!("{} {message}", style("warning:").yellow().bold().for_stderr())
+            (Format::Json, Progress::Warning(message)) => {
+                self.json_line(json!({ "type": "warning", "message": message }))
             }
             (Format::Json, Progress::Artifact { function, key, size, uploaded }) => self.json_line(
                 json!({ "type": "artifact", "function": function, "key": key, "size": size, "uploaded": uploaded }),
             ),
-            (Format::Json, Progress::Changes { stack, changes }) => self.json_line(
-                json!({ "type": "changes", "stack": stack, "changes": changes.iter().map(change_json).collect::<Vec<_>>() }),
-            ),
+            (Format::Json, Progress::Changes { stack, changes }) => self.json_line(json!({
+                "type": "changes",
+                "stack": stack,
+                "changes": changes.iter().map(change_json).collect::<Vec<_>>(),
+            })),
             (Format::Json, Progress::Event { stack, event, elapsed }) => self.json_line(json!({
                 "type": "event",
                 "stack": stack,
@@ -273,33 +447,54 @@ impl Ui for Reporter {
                 "timestamp": event.timestamp,
                 "elapsed_s": elapsed.as_secs(),
             })),
-            (Format::Human { .. }, Progress::Step(message)) => self.human(format!("{} {message}", style("▸").cyan().for_stderr())),
+            (Format::Json, Progress::Waiting { stack, status, elapsed }) => {
+                if self.due_for_heartbeat() {
+                    self.json_line(json!({ "type": "heartbeat", "stack": stack, "status": status, "elapsed_s": elapsed.as_secs() }));
+                }
+            }
+            // Warnings show even with -q: they are about the result.
+            (Format::Human { .. }, Progress::Warning(message)) => {
+                self.stderr_line(format!("{} {message}", style("warning:").yellow().bold().for_stderr()));
+            }
+            (Format::Human { .. }, _) if quiet => {}
+            (Format::Human { .. }, Progress::Step(message)) => {
+                self.human(format!("{} {message}", style("▸").cyan().for_stderr()))
+            }
             (Format::Human { .. }, Progress::Artifact { function, key, size, uploaded }) => {
                 let what = if uploaded { "uploaded" } else { "already in the bucket" };
-                self.human(format!("{} artifact {function}: {} {key} ({what})", style("▸").cyan().for_stderr(), human_size(size)));
+                let arrow = style("▸").cyan().for_stderr();
+                self.human(format!("{arrow} artifact {function}: {} {key} ({what})", human_size(size)));
             }
             (Format::Human { .. }, Progress::Changes { stack, changes }) => {
                 self.human(format!("Changes to {stack} (+ add, ~ modify, - remove, ! replace):"));
                 for line in change_lines(&changes) {
                     self.human(format!("  {line}"));
                 }
+                self.view.borrow_mut().start(&stack, changes.len());
+            }
+            (Format::Human { .. }, Progress::Event { stack, event, elapsed }) if self.live => {
+                if !self.view.borrow().is_for(&stack) {
+                    // Deletes and waits have no change set to count from.
+                    self.view.borrow_mut().start(&stack, 0);
+                }
+                let done = self.view.borrow_mut().event(&event, elapsed);
+                if let Some(line) = done {
+                    self.stderr_line(format!("{} {line}", style("✓").green().for_stderr()));
+                } else if event.status.ends_with("_FAILED") {
+                    self.stderr_line(Self::event_line(&event, elapsed));
+                }
+                self.draw_view(Some(elapsed));
             }
             (Format::Human { .. }, Progress::Event { event, elapsed, .. }) => {
-                let status = if event.status.ends_with("_FAILED") {
-                    style(event.status.clone()).red().for_stderr()
-                } else if event.status.ends_with("_COMPLETE") {
-                    style(event.status.clone()).green().for_stderr()
-                } else {
-                    style(event.status.clone()).for_stderr()
-                };
-                let reason = event.reason.as_deref().map(|r| format!("  {r}")).unwrap_or_default();
-                self.human(format!(
-                    "{} +{}s  {}  {}  {status}{reason}",
-                    clock(event.timestamp),
-                    elapsed.as_secs(),
-                    event.logical_id,
-                    event.resource_type
-                ));
+                self.stderr_line(Self::event_line(&event, elapsed));
+            }
+            (Format::Human { .. }, Progress::Waiting { stack, status, elapsed }) => {
+                if self.live {
+                    self.view.borrow_mut().stack_status(&status);
+                    self.draw_view(Some(elapsed));
+                } else if self.due_for_heartbeat() {
+                    self.stderr_line(format!("{} +{}s  {stack}  still {status}", clock(epoch_now()), elapsed.as_secs()));
+                }
             }
         }
     }
@@ -308,7 +503,9 @@ impl Ui for Reporter {
         if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
             return Confirmation::NotInteractive;
         }
-        eprint!("{question} [y/N] ");
+        self.erase_view();
+        let _ = write!(self.err.borrow_mut(), "{question} [y/N] ");
+        let _ = self.err.borrow_mut().flush();
         let mut answer = String::new();
         if std::io::stdin().lock().read_line(&mut answer).is_err() {
             return Confirmation::No;
