@@ -17,15 +17,19 @@ struct Output {
     /// Print only the result
     #[arg(short, long, conflicts_with = "json")]
     quiet: bool,
+    /// Also show each AWS call (service, operation, outcome, time) on stderr
+    #[arg(short, long)]
+    verbose: bool,
 }
 
 impl Output {
     fn reporter(&self) -> crate::ui::Reporter {
-        crate::ui::Reporter::new(if self.json {
+        let format = if self.json {
             crate::ui::Format::Json
         } else {
             crate::ui::Format::Human { quiet: self.quiet }
-        })
+        };
+        crate::ui::Reporter::new(format).verbose(self.verbose)
     }
 }
 
@@ -217,6 +221,33 @@ enum Command {
         #[command(flatten)]
         output: Output,
     },
+    /// Print a function's CloudWatch logs (and keep following them with --follow)
+    #[command(
+        after_help = "Examples:\n  deployer logs --since 1h\n  deployer logs --fn api --follow --env pr-42"
+    )]
+    Logs {
+        #[command(flatten)]
+        target: Target,
+        /// The function [default: the only one]
+        #[arg(long = "fn", value_name = "NAME")]
+        function: Option<String>,
+        /// Keep printing new events until Ctrl-C
+        #[arg(short, long)]
+        follow: bool,
+        /// How far back to start
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_ttl)]
+        since: std::time::Duration,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Print a shell completion script
+    #[command(
+        after_help = "Examples:\n  deployer completions bash > ~/.local/share/bash-completion/completions/deployer\n  deployer completions zsh > \"${fpath[1]}/_deployer\"\n  deployer completions fish > ~/.config/fish/completions/deployer.fish"
+    )]
+    Completions {
+        /// The shell
+        shell: clap_complete::Shell,
+    },
     /// Print the JSON Schema of the stack spec, for editor completion
     #[command(
         after_help = "Example:\n  deployer schema > deployer.schema.json\n  # then, first line of a spec:\n  # yaml-language-server: $schema=./deployer.schema.json"
@@ -322,6 +353,25 @@ impl Cli {
                 write_output(output, &template.to_string(format))
             }
             Command::Schema => write_output(None, &crate::spec::schema()),
+            Command::Logs {
+                target,
+                function,
+                follow,
+                since,
+                output,
+            } => crate::commands::logs(
+                &target.load()?,
+                function.as_deref(),
+                since,
+                follow,
+                &output.reporter(),
+            ),
+            Command::Completions { shell } => {
+                use clap::CommandFactory;
+                let mut script = Vec::new();
+                clap_complete::generate(shell, &mut Cli::command(), "deployer", &mut script);
+                write_output(None, &String::from_utf8_lossy(&script))
+            }
         }
     }
 }

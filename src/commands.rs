@@ -72,8 +72,8 @@ pub fn artifact_sources(
     Ok(sources)
 }
 
-async fn connect(region: Option<&str>) -> Result<Aws, Error> {
-    let aws = Aws::connect(region).await?;
+async fn connect(region: Option<&str>, reporter: &Reporter) -> Result<Aws, Error> {
+    let aws = Aws::connect(region, reporter.call_log()).await?;
     aws.identity().await?;
     Ok(aws)
 }
@@ -139,7 +139,7 @@ pub fn up(
     }
     let sources = artifact_sources(loaded, overrides)?;
     runtime()?.block_on(async {
-        let aws = connect(spec.region.as_deref()).await?;
+        let aws = connect(spec.region.as_deref(), reporter).await?;
         let cloud = aws.cloud();
         let engine = Engine::new(&cloud, reporter);
         let existing = cloud
@@ -201,7 +201,7 @@ pub fn down(loaded: &Loaded, yes: bool, reporter: &Reporter) -> Result<(), Error
     let spec = &loaded.spec;
     let name = spec.stack_name();
     runtime()?.block_on(async {
-        let aws = connect(spec.region.as_deref()).await?;
+        let aws = connect(spec.region.as_deref(), reporter).await?;
         let cloud = aws.cloud();
         let engine = Engine::new(&cloud, reporter);
         let report = converge::down(&engine, &cloud, &name, spec.is_protected(), yes).await?;
@@ -253,7 +253,7 @@ pub fn gc(
     let started = Instant::now();
     let now = now()?;
     runtime()?.block_on(async {
-        let aws = connect(region).await?;
+        let aws = connect(region, reporter).await?;
         let cloud = aws.cloud();
         let stacks = cloud
             .list_stacks()
@@ -345,7 +345,7 @@ const GC_CONCURRENCY: usize = 4;
 /// `ls`: the stacks deployer manages.
 pub fn ls(region: Option<&str>, app: Option<&str>, reporter: &Reporter) -> Result<(), Error> {
     runtime()?.block_on(async {
-        let aws = connect(region).await?;
+        let aws = connect(region, reporter).await?;
         let stacks = aws
             .cloud()
             .list_stacks()
@@ -367,7 +367,7 @@ pub fn ls(region: Option<&str>, app: Option<&str>, reporter: &Reporter) -> Resul
 pub fn status(loaded: &Loaded, reporter: &Reporter) -> Result<(), Error> {
     let name = loaded.spec.stack_name();
     runtime()?.block_on(async {
-        let aws = connect(loaded.spec.region.as_deref()).await?;
+        let aws = connect(loaded.spec.region.as_deref(), reporter).await?;
         let stack = aws
             .cloud()
             .stack(&name)
@@ -382,7 +382,7 @@ pub fn status(loaded: &Loaded, reporter: &Reporter) -> Result<(), Error> {
 pub fn outputs(loaded: &Loaded, reporter: &Reporter) -> Result<(), Error> {
     let name = loaded.spec.stack_name();
     runtime()?.block_on(async {
-        let aws = connect(loaded.spec.region.as_deref()).await?;
+        let aws = connect(loaded.spec.region.as_deref(), reporter).await?;
         let cloud = aws.cloud();
         let stack = cloud
             .stack(&name)
@@ -400,7 +400,7 @@ pub fn outputs(loaded: &Loaded, reporter: &Reporter) -> Result<(), Error> {
 pub fn bootstrap(region: Option<&str>, reporter: &Reporter) -> Result<(), Error> {
     let started = Instant::now();
     runtime()?.block_on(async {
-        let aws = connect(region).await?;
+        let aws = connect(region, reporter).await?;
         let cloud = aws.cloud();
         let engine = Engine::new(&cloud, reporter);
         let boot = converge::ensure_bootstrap(&engine, &cloud).await?;
@@ -412,5 +412,57 @@ pub fn bootstrap(region: Option<&str>, reporter: &Reporter) -> Result<(), Error>
             json!({ "bucket": boot.bucket, "vpc_id": boot.vpc_id, "subnet_ids": boot.subnet_ids, "region": aws.region() }),
         );
         Ok(())
+    })
+}
+
+/// `logs`: prints the function's CloudWatch log events since `since` ago; `follow` keeps polling.
+pub fn logs(
+    loaded: &Loaded,
+    function: Option<&str>,
+    since: Duration,
+    follow: bool,
+    reporter: &Reporter,
+) -> Result<(), Error> {
+    let spec = &loaded.spec;
+    let function = match function {
+        Some(f) if spec.functions.contains_key(f) => f.to_string(),
+        Some(f) => return Err(Error::usage(format!("the spec has no function `{f}`"))),
+        None if spec.functions.len() == 1 => {
+            spec.functions.keys().next().cloned().unwrap_or_default()
+        }
+        None => {
+            let names: Vec<&str> = spec.functions.keys().map(String::as_str).collect();
+            return Err(Error::usage(format!(
+                "several functions; pick one with --fn ({})",
+                names.join(", ")
+            )));
+        }
+    };
+    let group = format!(
+        "/aws/lambda/{}",
+        crate::spec::names::function_name(&spec.app, &spec.env, &function)
+    );
+    let start = now()?.checked_sub(since).unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut start_ms = start
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    runtime()?.block_on(async {
+        let aws = connect(spec.region.as_deref(), reporter).await?;
+        let mut seen = std::collections::HashSet::new();
+        loop {
+            for event in aws.log_events(&group, start_ms).await? {
+                if seen.insert(event.id.clone()) {
+                    start_ms = start_ms.max(event.timestamp_ms);
+                    reporter.log_event(&function, &event);
+                }
+            }
+            if !follow {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+            }
+        }
     })
 }

@@ -420,3 +420,79 @@ async fn a_table_key_schema_change_is_refused_unless_data_loss_is_allowed() {
         allowed.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_prints_the_function_log_events() {
+    let moto = Moto::start();
+    let p = Project::new();
+    up(&moto, &p, &[]).expect_code(0);
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&moto.sdk_config().await);
+    let group = "/aws/lambda/notes-dev-api";
+    logs.create_log_stream()
+        .log_group_name(group)
+        .log_stream_name("s1")
+        .send()
+        .await
+        .unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for (i, message) in [
+        "{\"level\":\"INFO\",\"msg\":\"started\"}",
+        "{\"level\":\"INFO\",\"msg\":\"GET /notes 200\"}",
+    ]
+    .iter()
+    .enumerate()
+    {
+        logs.put_log_events()
+            .log_group_name(group)
+            .log_stream_name("s1")
+            .log_events(
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(now_ms + i as i64)
+                    .message(*message)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    let out = moto.deployer(p.path(), &["logs", "--since", "10m"]);
+    out.expect_code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    assert!(
+        lines[0].ends_with(" {\"level\":\"INFO\",\"msg\":\"started\"}"),
+        "{}",
+        out.stdout
+    );
+    let json = moto.deployer(p.path(), &["logs", "--json"]);
+    json.expect_code(0);
+    let first: serde_json::Value =
+        serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["function"], "api");
+    let unknown = moto.deployer(p.path(), &["logs", "--fn", "nope"]);
+    unknown.expect_code(2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verbose_shows_each_aws_call_and_never_the_secret() {
+    let moto = Moto::start();
+    let p = Project::new();
+    let out = up(&moto, &p, &["-v"]);
+    out.expect_code(0); // expect_code also asserts that the secret key appears nowhere
+    assert!(
+        out.stderr.contains("aws STS.GetCallerIdentity ok"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("aws CloudFormation.CreateChangeSet ok"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("aws S3.PutObject ok"), "{}", out.stderr);
+    assert!(!out.stdout.contains("aws "), "calls go to stderr only");
+}

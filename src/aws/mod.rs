@@ -20,6 +20,71 @@ pub struct Aws {
     cfn: aws_sdk_cloudformation::Client,
     s3: aws_sdk_s3::Client,
     elb: aws_sdk_elasticloadbalancingv2::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    sts: aws_sdk_sts::Client,
+}
+
+/// Where `-v` sends one line per AWS call.
+pub type CallLog = fn(String);
+
+/// Logs every AWS call made through a client (`-v`): service, operation, outcome, duration.
+#[derive(Debug)]
+struct LogCalls(CallLog);
+
+/// When the current call started.
+#[derive(Debug, Clone)]
+struct CallStart(std::time::Instant);
+
+impl aws_smithy_types::config_bag::Storable for CallStart {
+    type Storer = aws_smithy_types::config_bag::StoreReplace<Self>;
+}
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for LogCalls {
+    fn name(&self) -> &'static str {
+        "deployer-log-calls"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        cfg.interceptor_state()
+            .store_put(CallStart(std::time::Instant::now()));
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &aws_smithy_runtime_api::client::interceptors::context::FinalizerInterceptorContextRef<'_>,
+        _components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        let metadata = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>();
+        let (service, operation) = metadata.map_or(("?", "?"), |m| (m.service(), m.name()));
+        let took = cfg
+            .load::<CallStart>()
+            .map(|s| s.0.elapsed().as_millis())
+            .unwrap_or_default();
+        let outcome = match context.output_or_error() {
+            Some(Ok(_)) => "ok",
+            Some(Err(_)) => "error",
+            None => "no response",
+        };
+        (self.0)(format!("aws {service}.{operation} {outcome} {took} ms"));
+        Ok(())
+    }
+}
+
+/// One CloudWatch Logs event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEvent {
+    /// Unique id.
+    pub id: String,
+    /// Epoch milliseconds.
+    pub timestamp_ms: i64,
+    /// The line, without its trailing newline.
+    pub message: String,
 }
 
 /// Who the credentials belong to.
@@ -42,7 +107,7 @@ fn endpoint_overridden() -> bool {
 impl Aws {
     /// Loads the configuration: the spec's region if it has one, else the SDK's region chain;
     /// credentials from the SDK's default chain (environment, profile, SSO, web identity, ...).
-    pub async fn connect(region: Option<&str>) -> Result<Aws, Error> {
+    pub async fn connect(region: Option<&str>, log_calls: Option<CallLog>) -> Result<Aws, Error> {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
         if let Some(region) = region {
             loader = loader.region(aws_config::Region::new(region.to_string()));
@@ -54,13 +119,36 @@ impl Aws {
                 "no AWS region: set `region:` in the spec, AWS_REGION, or a region in your AWS profile",
             ));
         }
-        let s3_config = aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(endpoint_overridden())
-            .build();
+        // One macro per client type would not be clearer than this: each SDK has its own Builder.
+        let mut cfn = aws_sdk_cloudformation::config::Builder::from(&config);
+        let mut s3 =
+            aws_sdk_s3::config::Builder::from(&config).force_path_style(endpoint_overridden());
+        let mut elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(&config);
+        let mut logs = aws_sdk_cloudwatchlogs::config::Builder::from(&config);
+        let mut sts = aws_sdk_sts::config::Builder::from(&config);
+        if let Some(log) = log_calls {
+            cfn.push_interceptor(
+                aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
+            );
+            s3.push_interceptor(
+                aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
+            );
+            elb.push_interceptor(
+                aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
+            );
+            logs.push_interceptor(
+                aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
+            );
+            sts.push_interceptor(
+                aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
+            );
+        }
         Ok(Aws {
-            cfn: aws_sdk_cloudformation::Client::new(&config),
-            s3: aws_sdk_s3::Client::from_conf(s3_config),
-            elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+            cfn: aws_sdk_cloudformation::Client::from_conf(cfn.build()),
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(elb.build()),
+            logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs.build()),
+            sts: aws_sdk_sts::Client::from_conf(sts.build()),
             config,
         })
     }
@@ -75,13 +163,53 @@ impl Aws {
 
     /// Checks the credentials with STS GetCallerIdentity: one clear sentence on failure, exit 3.
     pub async fn identity(&self) -> Result<Identity, Error> {
-        let sts = aws_sdk_sts::Client::new(&self.config);
-        match sts.get_caller_identity().send().await {
+        match self.sts.get_caller_identity().send().await {
             Ok(out) => Ok(Identity {
                 account: out.account().unwrap_or_default().to_string(),
                 arn: out.arn().unwrap_or_default().to_string(),
             }),
             Err(e) => Err(credentials_error(&e)),
+        }
+    }
+
+    /// Log events of `group` at or after `start_ms` (epoch milliseconds), all pages, oldest first.
+    /// A missing group is an empty result: the function has not logged yet.
+    pub async fn log_events(&self, group: &str, start_ms: i64) -> Result<Vec<LogEvent>, Error> {
+        let mut events = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let out = self
+                .logs
+                .filter_log_events()
+                .log_group_name(group)
+                .start_time(start_ms)
+                .set_next_token(next.take())
+                .send()
+                .await;
+            let out = match out {
+                Ok(out) => out,
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                {
+                    return Ok(events);
+                }
+                Err(e) => {
+                    return Err(Error::failed(format!(
+                        "cannot read the logs of {group}: {}",
+                        cloud_error(e)
+                    )));
+                }
+            };
+            events.extend(out.events().iter().map(|e| LogEvent {
+                id: e.event_id().unwrap_or_default().to_string(),
+                timestamp_ms: e.timestamp().unwrap_or_default(),
+                message: e.message().unwrap_or_default().trim_end().to_string(),
+            }));
+            match out.next_token() {
+                Some(token) if !token.is_empty() => next = Some(token.to_string()),
+                _ => return Ok(events),
+            }
         }
     }
 

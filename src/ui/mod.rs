@@ -49,6 +49,8 @@ pub struct Summary {
 /// The reporter for one command.
 pub struct Reporter {
     format: Format,
+    /// `-v`: one line per AWS call.
+    verbose: bool,
     /// Draw the in-place view (a terminal, not quiet, not JSON).
     live: bool,
     out: RefCell<Box<dyn Write>>,
@@ -173,6 +175,7 @@ impl Reporter {
     fn with_sinks(format: Format, live: bool, out: Box<dyn Write>, err: Box<dyn Write>) -> Self {
         Reporter {
             format,
+            verbose: false,
             live,
             out: RefCell::new(out),
             err: RefCell::new(err),
@@ -180,6 +183,32 @@ impl Reporter {
             drawn: Cell::new(0),
             last_output: Cell::new(Instant::now()),
             heartbeat: HEARTBEAT,
+        }
+    }
+
+    /// The same reporter printing each AWS call (`-v`); lines replace the live view, which
+    /// those calls would tear.
+    pub fn verbose(mut self, verbose: bool) -> Self {
+        self.verbose = verbose;
+        self.live &= !verbose;
+        self
+    }
+
+    /// Where the AWS layer logs its calls, with `-v`.
+    pub fn call_log(&self) -> Option<crate::aws::CallLog> {
+        self.verbose.then_some(print_call as crate::aws::CallLog)
+    }
+
+    /// One CloudWatch Logs event.
+    pub fn log_event(&self, function: &str, event: &crate::aws::LogEvent) {
+        let seconds = event.timestamp_ms as f64 / 1000.0;
+        match self.format {
+            Format::Json => self.json_line(json!({
+                "function": function, "timestamp_ms": event.timestamp_ms, "message": event.message,
+            })),
+            Format::Human { .. } => {
+                self.stdout_line(format!("{} {}", clock(seconds), event.message))
+            }
         }
     }
 
@@ -411,6 +440,11 @@ impl Reporter {
     fn due_for_heartbeat(&self) -> bool {
         self.last_output.get().elapsed() >= self.heartbeat
     }
+}
+
+/// `-v` output: straight to stderr, dimmed; it never goes to stdout, which may carry JSON.
+fn print_call(line: String) {
+    eprintln!("{}", style(line).dim().for_stderr());
 }
 
 /// Seconds since the epoch, now.
