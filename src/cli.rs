@@ -161,11 +161,16 @@ enum Command {
         #[command(flatten)]
         output: Output,
     },
-    /// Show the stack's status
-    #[command(after_help = "Example:\n  deployer status --env dev")]
+    /// Show the stack's status (with --watch, follow a running operation until it settles)
+    #[command(
+        after_help = "Examples:\n  deployer status --env dev\n  deployer status --watch --env pr-42   # resume watching after Ctrl-C"
+    )]
     Status {
         #[command(flatten)]
         target: Target,
+        /// Follow the running operation's events until it settles
+        #[arg(short, long)]
+        watch: bool,
         #[command(flatten)]
         output: Output,
     },
@@ -299,9 +304,11 @@ impl Cli {
                 yes,
                 output,
             } => crate::commands::down(&target.load()?, yes, &output.reporter()),
-            Command::Status { target, output } => {
-                crate::commands::status(&target.load()?, &output.reporter())
-            }
+            Command::Status {
+                target,
+                watch,
+                output,
+            } => crate::commands::status(&target.load()?, watch, &output.reporter()),
             Command::Outputs { target, output } => {
                 crate::commands::outputs(&target.load()?, &output.reporter())
             }

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::aws::Aws;
 use crate::build::{self, Artifact, Source};
-use crate::converge::engine::{Confirmation, Engine, Mode, Outcome, Teardown, Ui};
+use crate::converge::engine::{Confirmation, Engine, Interrupts, Mode, Outcome, Teardown, Ui};
 use crate::converge::model::{APP_TAG, Stack};
 use crate::converge::{self, Lifetime, cloud::Cloud, decide, ephemeral};
 use crate::exit::{Code, Error};
@@ -70,6 +70,35 @@ pub fn artifact_sources(
         }
     }
     Ok(sources)
+}
+
+/// Counts Ctrl-C presses for the engine. A second press always ends the process with 130 within
+/// two seconds, even if the engine is inside a slow call and cannot react itself.
+fn listen_for_ctrl_c(resume_hint: String) -> Interrupts {
+    let interrupts = Interrupts::default();
+    let counter = interrupts.clone();
+    tokio::spawn(async move {
+        while tokio::signal::ctrl_c().await.is_ok() {
+            counter.bump();
+            if counter.count() >= 2 {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                eprintln!(
+                    "error: interrupted: stopped watching. Resume watching with: {resume_hint}"
+                );
+                std::process::exit(Code::Interrupted as i32);
+            }
+        }
+    });
+    interrupts
+}
+
+/// The command that resumes watching this spec's stack.
+fn resume_hint(loaded: &Loaded) -> String {
+    format!(
+        "deployer status --watch -s {} --env {}",
+        loaded.path.display(),
+        loaded.spec.env
+    )
 }
 
 async fn connect(region: Option<&str>, reporter: &Reporter) -> Result<Aws, Error> {
@@ -139,9 +168,11 @@ pub fn up(
     }
     let sources = artifact_sources(loaded, overrides)?;
     runtime()?.block_on(async {
+        let hint = resume_hint(loaded);
+        let interrupts = listen_for_ctrl_c(hint.clone());
         let aws = connect(spec.region.as_deref(), reporter).await?;
         let cloud = aws.cloud();
-        let engine = Engine::new(&cloud, reporter);
+        let engine = Engine::new(&cloud, reporter).with_interrupts(interrupts, hint);
         let existing = cloud
             .stack(&spec.stack_name())
             .await
@@ -201,9 +232,11 @@ pub fn down(loaded: &Loaded, yes: bool, reporter: &Reporter) -> Result<(), Error
     let spec = &loaded.spec;
     let name = spec.stack_name();
     runtime()?.block_on(async {
+        let hint = resume_hint(loaded);
+        let interrupts = listen_for_ctrl_c(hint.clone());
         let aws = connect(spec.region.as_deref(), reporter).await?;
         let cloud = aws.cloud();
-        let engine = Engine::new(&cloud, reporter);
+        let engine = Engine::new(&cloud, reporter).with_interrupts(interrupts, hint);
         let report = converge::down(&engine, &cloud, &name, spec.is_protected(), yes).await?;
         let (status, mut message, retained) = match &report.teardown {
             Teardown::NothingToDelete => ("absent", "nothing to delete".to_string(), Vec::new()),
@@ -363,16 +396,24 @@ pub fn ls(region: Option<&str>, app: Option<&str>, reporter: &Reporter) -> Resul
     })
 }
 
-/// `status`.
-pub fn status(loaded: &Loaded, reporter: &Reporter) -> Result<(), Error> {
+/// `status`, and with `watch` following a running operation until it settles.
+pub fn status(loaded: &Loaded, watch: bool, reporter: &Reporter) -> Result<(), Error> {
     let name = loaded.spec.stack_name();
     runtime()?.block_on(async {
         let aws = connect(loaded.spec.region.as_deref(), reporter).await?;
-        let stack = aws
-            .cloud()
-            .stack(&name)
-            .await
-            .map_err(|e| Error::failed(format!("cannot describe {name}: {e}")))?;
+        let cloud = aws.cloud();
+        let stack = if watch {
+            let interrupts = listen_for_ctrl_c(resume_hint(loaded));
+            Engine::new(&cloud, reporter)
+                .with_interrupts(interrupts, resume_hint(loaded))
+                .follow(&name)
+                .await?
+        } else {
+            cloud
+                .stack(&name)
+                .await
+                .map_err(|e| Error::failed(format!("cannot describe {name}: {e}")))?
+        };
         reporter.status(stack.as_ref(), &name);
         Ok(())
     })

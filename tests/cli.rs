@@ -83,3 +83,35 @@ fn completion_scripts_are_valid_shell() {
     }
     assert_eq!(deployer(&["completions", "tcsh"]).status.code(), Some(2));
 }
+
+/// Runs `deployer ARGS` with `env` on a pseudo-terminal (util-linux `script`) or on a pipe.
+fn first_bytes(env: &[(&str, &str)], on_terminal: bool) -> Vec<u8> {
+    let bin = assert_cmd::cargo::cargo_bin("deployer");
+    let spec = common_root().join("tests/bad-specs/04-app-uppercase.yaml");
+    let command = format!("{} validate -s {}", bin.display(), spec.display());
+    let mut cmd = if on_terminal {
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &command, "/dev/null"]);
+        c
+    } else {
+        let mut c = std::process::Command::new("sh");
+        c.args(["-c", &format!("{command} 2>&1")]);
+        c
+    };
+    cmd.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE").env_remove("CLICOLOR");
+    let out = cmd.envs(env.iter().copied()).output().expect("util-linux `script` and sh are installed");
+    out.stdout.into_iter().take(8).collect()
+}
+
+fn common_root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn colour_follows_the_terminal_no_color_and_clicolor_force() {
+    let coloured = |bytes: Vec<u8>| bytes.first() == Some(&0x1b);
+    assert!(coloured(first_bytes(&[], true)), "a terminal gets colour");
+    assert!(!coloured(first_bytes(&[("NO_COLOR", "1")], true)), "NO_COLOR turns it off");
+    assert!(!coloured(first_bytes(&[], false)), "a pipe gets none");
+    assert!(coloured(first_bytes(&[("CLICOLOR_FORCE", "1")], false)), "CLICOLOR_FORCE forces it");
+}

@@ -143,6 +143,10 @@ impl Cloud for Script {
         self.call(format!("delete_stack {name}"));
         Ok(())
     }
+    async fn cancel_update_stack(&self, name: &str, _token: &str) -> Result<(), CloudError> {
+        self.call(format!("cancel_update_stack {name}"));
+        Ok(())
+    }
     async fn continue_update_rollback(&self, name: &str, _token: &str) -> Result<(), CloudError> {
         self.call(format!("continue_update_rollback {name}"));
         Ok(())

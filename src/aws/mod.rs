@@ -507,6 +507,18 @@ impl Cloud for AwsCloud<'_> {
             .map_err(cloud_error)
     }
 
+    async fn cancel_update_stack(&self, name: &str, token: &str) -> Result<(), CloudError> {
+        self.aws
+            .cfn
+            .cancel_update_stack()
+            .stack_name(name)
+            .client_request_token(token)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(cloud_error)
+    }
+
     async fn continue_update_rollback(&self, name: &str, token: &str) -> Result<(), CloudError> {
         self.aws
             .cfn

@@ -89,6 +89,8 @@ pub trait Cloud {
     async fn delete_change_set(&self, id: &str) -> Result<(), CloudError>;
     /// DeleteStack with an idempotency token.
     async fn delete_stack(&self, name: &str, token: &str) -> Result<(), CloudError>;
+    /// CancelUpdateStack with an idempotency token.
+    async fn cancel_update_stack(&self, name: &str, token: &str) -> Result<(), CloudError>;
     /// ContinueUpdateRollback with an idempotency token.
     async fn continue_update_rollback(&self, name: &str, token: &str) -> Result<(), CloudError>;
     /// UpdateTerminationProtection.

@@ -154,6 +154,51 @@ pub struct Engine<'a, C, U> {
     cloud: &'a C,
     ui: &'a U,
     poll: Poll,
+    interrupts: Interrupts,
+    resume_hint: String,
+}
+
+/// Ctrl-C presses, counted by a signal task and read by the engine at safe points.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupts {
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    notify: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl Interrupts {
+    /// Records one Ctrl-C.
+    pub fn bump(&self) {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    /// How many so far.
+    pub fn count(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Resolves once more than `n` have happened.
+    async fn beyond(&self, n: usize) {
+        loop {
+            // Created before the check, so a press in between still wakes it.
+            let notified = self.notify.notified();
+            if self.count() > n {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// What the first Ctrl-C does while an operation is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OnInterrupt {
+    /// Stop watching; CloudFormation goes on.
+    StopWatching,
+    /// The stack is being created and holds nothing yet: delete it.
+    DeleteCreating,
+    /// Cancel the update; CloudFormation rolls it back.
+    CancelUpdate,
 }
 
 fn cloud_error(what: &str, e: CloudError) -> Error {
@@ -185,6 +230,8 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             cloud,
             ui,
             poll: Poll::default(),
+            interrupts: Interrupts::default(),
+            resume_hint: "deployer status --watch".into(),
         }
     }
 
@@ -192,6 +239,32 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
     pub fn with_poll(mut self, poll: Poll) -> Self {
         self.poll = poll;
         self
+    }
+
+    /// The same engine reacting to Ctrl-C presses counted in `interrupts`; `resume_hint` is the
+    /// command that resumes watching after a second Ctrl-C.
+    pub fn with_interrupts(
+        mut self,
+        interrupts: Interrupts,
+        resume_hint: impl Into<String>,
+    ) -> Self {
+        self.interrupts = interrupts;
+        self.resume_hint = resume_hint.into();
+        self
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupts.count() > 0
+    }
+
+    fn stopped_watching(&self, name: &str) -> Error {
+        Error::new(
+            Code::Interrupted,
+            format!(
+                "interrupted: stopped watching {name}, which CloudFormation is still changing. Resume watching with: {}",
+                self.resume_hint
+            ),
+        )
     }
 
     fn step(&self, message: impl Into<String>) {
@@ -291,15 +364,61 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         stack: &Stack,
         token: Option<&str>,
         started: Instant,
+        seen: HashSet<String>,
+    ) -> Result<(Option<Stack>, Vec<StackEvent>), Error> {
+        self.watch_reacting(stack, token, started, seen, OnInterrupt::StopWatching)
+            .await
+    }
+
+    /// [`Self::watch`], with the first Ctrl-C handled as `on_interrupt` says and the second one
+    /// ending the watch (exit 130) with the command that resumes it.
+    async fn watch_reacting(
+        &self,
+        stack: &Stack,
+        token: Option<&str>,
+        started: Instant,
         mut seen: HashSet<String>,
+        on_interrupt: OnInterrupt,
     ) -> Result<(Option<Stack>, Vec<StackEvent>), Error> {
         let name = &stack.name;
         let mut all = Vec::new();
         // Bounds paging; which events are new is decided by `seen` and the token.
         let since = now_epoch() - started.elapsed().as_secs_f64() - HISTORY_SECONDS;
         let mut delay = self.poll.first;
+        let mut handled = self.interrupts.count();
+        let mut reacted = false;
         loop {
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.interrupts.beyond(handled) => {}
+            }
+            if self.interrupts.count() > handled {
+                handled = self.interrupts.count();
+                if reacted || on_interrupt == OnInterrupt::StopWatching {
+                    return Err(self.stopped_watching(name));
+                }
+                reacted = true;
+                let token = crate::converge::engine::token("interrupt");
+                let reaction = match on_interrupt {
+                    OnInterrupt::DeleteCreating => {
+                        self.ui.progress(Progress::Warning(format!(
+                            "Ctrl-C: deleting {name}, which was being created and holds nothing yet (Ctrl-C again to stop watching)"
+                        )));
+                        self.cloud.delete_stack(&stack.id, &token).await
+                    }
+                    _ => {
+                        self.ui.progress(Progress::Warning(format!(
+                            "Ctrl-C: cancelling the update of {name}; CloudFormation rolls it back (Ctrl-C again to stop watching)"
+                        )));
+                        self.cloud.cancel_update_stack(name, &token).await
+                    }
+                };
+                if let Err(e) = reaction {
+                    self.ui.progress(Progress::Warning(format!(
+                        "could not stop the operation on {name}: {e}"
+                    )));
+                }
+            }
             // By id, so that a deleted stack is still found (as DELETE_COMPLETE).
             let current = self.describe(&stack.id).await?;
             // The status was read before the events: report it first, so newer events win.
@@ -336,6 +455,23 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             }
             delay = self.poll.next(delay);
         }
+    }
+
+    /// `status --watch`: follows the running operation, if any, until it settles.
+    pub async fn follow(&self, name: &str) -> Result<Option<Stack>, Error> {
+        let Some(stack) = self.describe(name).await? else {
+            return Ok(None);
+        };
+        if !is_in_progress(&stack.status) {
+            return Ok(Some(stack));
+        }
+        self.step(format!(
+            "{name} is {}: watching until it settles",
+            stack.status.as_str()
+        ));
+        let seen = self.baseline(&stack.id).await;
+        let (done, _) = self.watch(&stack, None, Instant::now(), seen).await?;
+        Ok(done)
     }
 
     /// Brings the stack to `deployment`, or with [`Mode::Plan`] only shows what would change.
@@ -392,6 +528,13 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             }
         };
         let change_set = self.wait_for_change_set(&id).await?;
+        if self.interrupted() {
+            abandon(self).await;
+            return Err(Error::new(
+                Code::Interrupted,
+                format!("interrupted before {name} changed: the change set was deleted"),
+            ));
+        }
 
         if change_set.has_no_changes() {
             abandon(self).await;
@@ -482,6 +625,13 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             }
         }
 
+        if self.interrupted() {
+            abandon(self).await;
+            return Err(Error::new(
+                Code::Interrupted,
+                format!("interrupted before {name} changed: the change set was deleted"),
+            ));
+        }
         let token = token("exec");
         let seen = match &stack {
             Some(stack) => self.baseline(&stack.id).await,
@@ -505,7 +655,28 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             created: None,
             updated: None,
         };
-        let (done, events) = self.watch(&watched, Some(&token), started, seen).await?;
+        let on_interrupt = if create {
+            OnInterrupt::DeleteCreating
+        } else {
+            OnInterrupt::CancelUpdate
+        };
+        let (done, events) = self
+            .watch_reacting(&watched, Some(&token), started, seen, on_interrupt)
+            .await?;
+        if self.interrupted() {
+            let end = done.as_ref().map_or("deleted".to_string(), |s| {
+                format!("now {}", s.status.as_str())
+            });
+            let what = if create {
+                "the creation was undone"
+            } else {
+                "the update was cancelled and rolled back"
+            };
+            return Err(Error::new(
+                Code::Interrupted,
+                format!("interrupted: {what}; {name} is {end}"),
+            ));
+        }
         let done = match done {
             Some(stack) if is_success(&stack.status) => stack,
             other => return Err(self.failure(name, other.as_ref(), &events)),
@@ -610,10 +781,13 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 .change_set(id)
                 .await
                 .map_err(|e| cloud_error("cannot describe the change set", e))?;
-            if !change_set.is_pending() {
+            if !change_set.is_pending() || self.interrupted() {
                 return Ok(change_set);
             }
-            tokio::time::sleep(delay).await;
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.interrupts.beyond(0) => {}
+            }
             delay = self.poll.next(delay);
         }
     }

@@ -1,0 +1,242 @@
+//! An HTTP proxy between deployer and moto that makes moto's instant operations look slow, so
+//! tests can interrupt them: after `ExecuteChangeSet` it reports the stack `*_IN_PROGRESS` until
+//! the operation is cancelled or deleted, and it can keep change sets `CREATE_PENDING`.
+//! It answers `CancelUpdateStack` itself (moto does not implement it) and records every action.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+/// How the proxy bends moto's answers.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// Report this stack in progress once a change set executes.
+    pub hold_stack: Option<String>,
+    /// After CancelUpdateStack, report the rollback as done (else: keep it in progress).
+    pub cancel_completes: bool,
+    /// Keep every change set CREATE_PENDING.
+    pub hold_change_sets: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    actions: Vec<String>,
+    executed: bool,
+    cancelled: bool,
+}
+
+/// A running proxy; threads end with the process.
+pub struct Proxy {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl Proxy {
+    /// Starts a proxy to `upstream` (`http://127.0.0.1:PORT`).
+    pub fn start(upstream: &str, rules: Rules) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (upstream, state, rules) = (upstream.clone(), shared.clone(), rules.clone());
+                std::thread::spawn(move || serve(client, &upstream, &state, &rules));
+            }
+        });
+        Proxy { endpoint, state }
+    }
+
+    /// Every action seen, in order.
+    pub fn actions(&self) -> Vec<String> {
+        self.state.lock().unwrap().actions.clone()
+    }
+
+    /// How many times `action` was called.
+    pub fn count(&self, action: &str) -> usize {
+        self.actions().iter().filter(|a| *a == action).count()
+    }
+}
+
+/// One HTTP message: the head (start line and headers, without the blank line) and the body.
+struct Message {
+    head: String,
+    body: Vec<u8>,
+}
+
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// Reads one message; `bodiless`: a response to HEAD, whose Content-Length describes no body.
+fn read_message(reader: &mut impl BufRead, bodiless: bool) -> Option<Message> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let mut body = Vec::new();
+    if bodiless {
+        return Some(Message { head, body });
+    }
+    if header(&head, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        // Decode, and forward with a Content-Length instead.
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).ok()?;
+            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            if size == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+        head = head
+            .lines()
+            .filter(|l| !l.to_ascii_lowercase().starts_with("transfer-encoding"))
+            .map(|l| format!("{l}\r\n"))
+            .collect();
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    } else if let Some(length) =
+        header(&head, "content-length").and_then(|v| v.parse::<usize>().ok())
+    {
+        body = vec![0; length];
+        reader.read_exact(&mut body).ok()?;
+    }
+    Some(Message { head, body })
+}
+
+fn with_length(head: &str, body: &[u8]) -> Vec<u8> {
+    let mut out: String = head
+        .lines()
+        .filter(|l| {
+            !l.to_ascii_lowercase().starts_with("content-length")
+                && !l.to_ascii_lowercase().starts_with("connection")
+        })
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    out.push_str(&format!(
+        "Content-Length: {}\r\nConnection: keep-alive\r\n\r\n",
+        body.len()
+    ));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+fn forward(upstream: &str, request: &Message) -> Option<Message> {
+    let mut conn = TcpStream::connect(upstream).ok()?;
+    let head: String = request
+        .head
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    conn.write_all(format!("{head}Connection: close\r\n\r\n").as_bytes())
+        .ok()?;
+    conn.write_all(&request.body).ok()?;
+    let head_request = request.head.starts_with("HEAD ");
+    read_message(&mut BufReader::new(conn), head_request)
+}
+
+fn action_of(request: &Message) -> String {
+    let body = String::from_utf8_lossy(&request.body);
+    body.split('&')
+        .find_map(|kv| kv.strip_prefix("Action="))
+        .map(str::to_string)
+        .or_else(|| header(&request.head, "x-amz-target").map(str::to_string))
+        .unwrap_or_else(|| request.head.lines().next().unwrap_or_default().to_string())
+}
+
+fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>, rules: &Rules) {
+    let mut reader = BufReader::new(client.try_clone().unwrap());
+    let mut writer = client;
+    while let Some(request) = read_message(&mut reader, false) {
+        let action = action_of(&request);
+        let (executed, cancelled) = {
+            let mut s = state.lock().unwrap();
+            s.actions.push(action.clone());
+            match action.as_str() {
+                "ExecuteChangeSet" => s.executed = true,
+                "CancelUpdateStack" => s.cancelled = true,
+                _ => {}
+            }
+            (s.executed, s.cancelled)
+        };
+        if action == "CancelUpdateStack" {
+            let body = b"<CancelUpdateStackResponse xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\"><ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></CancelUpdateStackResponse>";
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n";
+            if writer.write_all(&with_length(head, body)).is_err() {
+                return;
+            }
+            continue;
+        }
+        let Some(response) = forward(upstream, &request) else {
+            return;
+        };
+        if request.head.starts_with("HEAD ") {
+            let raw = format!("{}\r\n", response.head);
+            if writer.write_all(raw.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
+        if action != "DescribeStacks" && action != "DescribeChangeSet" {
+            // Binary bodies pass untouched.
+            if writer
+                .write_all(&with_length(&response.head, &response.body))
+                .is_err()
+            {
+                return;
+            }
+            continue;
+        }
+        let mut body = String::from_utf8_lossy(&response.body).into_owned();
+        let held = rules
+            .hold_stack
+            .as_ref()
+            .filter(|stack| body.contains(&format!("<StackName>{stack}</StackName>")));
+        if action == "DescribeStacks" && executed && held.is_some() {
+            let (create, update) = if !cancelled {
+                ("CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS")
+            } else if rules.cancel_completes {
+                ("CREATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE")
+            } else {
+                ("CREATE_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS")
+            };
+            body = body
+                .replace(
+                    "<StackStatus>CREATE_COMPLETE</StackStatus>",
+                    &format!("<StackStatus>{create}</StackStatus>"),
+                )
+                .replace(
+                    "<StackStatus>UPDATE_COMPLETE</StackStatus>",
+                    &format!("<StackStatus>{update}</StackStatus>"),
+                );
+        }
+        if action == "DescribeChangeSet" && rules.hold_change_sets {
+            body = body.replace(
+                "<Status>CREATE_COMPLETE</Status>",
+                "<Status>CREATE_PENDING</Status>",
+            );
+        }
+        if writer
+            .write_all(&with_length(&response.head, body.as_bytes()))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
