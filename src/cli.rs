@@ -245,6 +245,18 @@ enum Command {
         #[command(flatten)]
         output: Output,
     },
+    /// Create a deployable service: a Rust Lambda crate, its stack spec, a .gitignore
+    #[command(
+        after_help = "Examples:\n  deployer init my-service && cd my-service && deployer validate\n  deployer init . --name notes\n\nWrites service/Cargo.toml, service/src/main.rs, stacks/<name>.yaml and .gitignore;\nrefuses to overwrite any of them."
+    )]
+    Init {
+        /// Where to create it
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// App name [default: from the directory's name]
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Print a shell completion script
     #[command(
         after_help = "Examples:\n  deployer completions bash > ~/.local/share/bash-completion/completions/deployer\n  deployer completions zsh > \"${fpath[1]}/_deployer\"\n  deployer completions fish > ~/.config/fish/completions/deployer.fish"
@@ -373,6 +385,17 @@ impl Cli {
                 follow,
                 &output.reporter(),
             ),
+            Command::Init { dir, name } => {
+                let files = crate::init::init(&dir, name.as_deref())?;
+                for file in &files {
+                    eprintln!("created {}", file.display());
+                }
+                eprintln!(
+                    "next: cd {} && deployer validate && deployer up --artifact api=<zip of the built bootstrap>",
+                    dir.display()
+                );
+                Ok(())
+            }
             Command::Completions { shell } => {
                 use clap::CommandFactory;
                 let mut script = Vec::new();

@@ -4,7 +4,8 @@
 //! [`spec`] parses and validates → [`render`] turns the spec into CloudFormation (pure and
 //! deterministic) → [`build`] produces function artifacts → [`aws`] holds the clients →
 //! [`converge`] is the stack state machine → [`ui`] reports. [`cli`] parses arguments and
-//! [`commands`] runs one verb; [`workspace`] finds and reads the spec; [`exit`] holds exit codes.
+//! [`commands`] runs one verb; [`workspace`] finds and reads the spec; [`init`] scaffolds a new service; [`exit`] holds
+//! exit codes.
 
 pub mod aws;
 pub mod build;
@@ -12,6 +13,7 @@ pub mod cli;
 pub mod commands;
 pub mod converge;
 pub mod exit;
+pub mod init;
 pub mod render;
 pub mod spec;
 pub mod ui;

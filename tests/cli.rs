@@ -24,6 +24,7 @@ const VERBS: &[&str] = &[
     "ls",
     "bootstrap",
     "completions",
+    "init",
 ];
 
 #[test]
@@ -98,8 +99,13 @@ fn first_bytes(env: &[(&str, &str)], on_terminal: bool) -> Vec<u8> {
         c.args(["-c", &format!("{command} 2>&1")]);
         c
     };
-    cmd.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE").env_remove("CLICOLOR");
-    let out = cmd.envs(env.iter().copied()).output().expect("util-linux `script` and sh are installed");
+    cmd.env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE")
+        .env_remove("CLICOLOR");
+    let out = cmd
+        .envs(env.iter().copied())
+        .output()
+        .expect("util-linux `script` and sh are installed");
     out.stdout.into_iter().take(8).collect()
 }
 
@@ -111,7 +117,90 @@ fn common_root() -> std::path::PathBuf {
 fn colour_follows_the_terminal_no_color_and_clicolor_force() {
     let coloured = |bytes: Vec<u8>| bytes.first() == Some(&0x1b);
     assert!(coloured(first_bytes(&[], true)), "a terminal gets colour");
-    assert!(!coloured(first_bytes(&[("NO_COLOR", "1")], true)), "NO_COLOR turns it off");
+    assert!(
+        !coloured(first_bytes(&[("NO_COLOR", "1")], true)),
+        "NO_COLOR turns it off"
+    );
     assert!(!coloured(first_bytes(&[], false)), "a pipe gets none");
-    assert!(coloured(first_bytes(&[("CLICOLOR_FORCE", "1")], false)), "CLICOLOR_FORCE forces it");
+    assert!(
+        coloured(first_bytes(&[("CLICOLOR_FORCE", "1")], false)),
+        "CLICOLOR_FORCE forces it"
+    );
+}
+
+#[test]
+fn init_scaffolds_a_service_that_validates_renders_and_compiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("shop");
+    let out = Command::cargo_bin("deployer")
+        .unwrap()
+        .arg("init")
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for file in [
+        "service/Cargo.toml",
+        "service/src/main.rs",
+        "stacks/shop.yaml",
+        ".gitignore",
+    ] {
+        assert!(target.join(file).is_file(), "{file} missing");
+    }
+    let run = |args: &[&str]| {
+        Command::cargo_bin("deployer")
+            .unwrap()
+            .current_dir(&target)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let validate = run(&["validate"]);
+    assert!(
+        validate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&validate.stderr)
+    );
+    let render = run(&["render", "--format", "json"]);
+    assert!(render.status.success());
+    let template: serde_json::Value = serde_json::from_slice(&render.stdout).unwrap();
+    assert_eq!(
+        template["Resources"]["ApiFunction"]["Properties"]["FunctionName"],
+        "shop-dev-api"
+    );
+
+    // Running it again refuses and changes nothing.
+    let main_rs = std::fs::read_to_string(target.join("service/src/main.rs")).unwrap();
+    let again = Command::cargo_bin("deployer")
+        .unwrap()
+        .arg("init")
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite existing files")
+    );
+    assert_eq!(
+        std::fs::read_to_string(target.join("service/src/main.rs")).unwrap(),
+        main_rs
+    );
+
+    // The generated crate compiles (its own target dir: no lock shared with this test run).
+    let build = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--manifest-path"])
+        .arg(target.join("service/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", common_root().join("target/init-check"))
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    assert!(common_root().join("target/init-check/debug/shop").is_file());
 }

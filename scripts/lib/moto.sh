@@ -33,6 +33,7 @@ placeholder_zip() {
 import sys, zipfile
 info = zipfile.ZipInfo("bootstrap", date_time=(1980, 1, 1, 0, 0, 0))
 info.external_attr = 0o100755 << 16
+info.compress_type = zipfile.ZIP_DEFLATED
 with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as z:
     z.writestr(info, "#!/bin/sh\n# placeholder: moto does not run Lambda code\n")
 PY
