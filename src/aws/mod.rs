@@ -96,6 +96,23 @@ pub struct Identity {
     pub arn: String,
 }
 
+/// Each attempt of an AWS call gets this long before the SDK retries it (throttling and
+/// transient errors are retried by the SDK's standard mode, `AWS_MAX_ATTEMPTS` attempts).
+const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Connect and per-attempt timeouts; `DEPLOYER_ATTEMPT_TIMEOUT_MS` overrides the attempt timeout
+/// (slow links, and tests that hold responses back).
+fn timeouts() -> aws_config::timeout::TimeoutConfig {
+    let attempt = std::env::var("DEPLOYER_ATTEMPT_TIMEOUT_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(ATTEMPT_TIMEOUT, std::time::Duration::from_millis);
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .operation_attempt_timeout(attempt)
+        .build()
+}
+
 /// Whether an endpoint override is in force (an emulator): S3 must then use path-style URLs,
 /// since `bucket.localhost` does not resolve.
 fn endpoint_overridden() -> bool {
@@ -108,7 +125,7 @@ impl Aws {
     /// Loads the configuration: the spec's region if it has one, else the SDK's region chain;
     /// credentials from the SDK's default chain (environment, profile, SSO, web identity, ...).
     pub async fn connect(region: Option<&str>, log_calls: Option<CallLog>) -> Result<Aws, Error> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts());
         if let Some(region) = region {
             loader = loader.region(aws_config::Region::new(region.to_string()));
         }
@@ -412,6 +429,8 @@ impl Cloud for AwsCloud<'_> {
             .create_change_set()
             .stack_name(&r.stack_name)
             .change_set_name(&r.name)
+            // Idempotent under retries, like the other mutating calls.
+            .client_token(&r.name)
             .change_set_type(if r.create {
                 ChangeSetType::Create
             } else {

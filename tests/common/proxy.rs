@@ -16,6 +16,32 @@ pub struct Rules {
     pub cancel_completes: bool,
     /// Keep every change set CREATE_PENDING.
     pub hold_change_sets: bool,
+    /// Faults to inject.
+    pub faults: Vec<Fault>,
+}
+
+/// One kind of failure, for the first `times` requests matching `action` (`None`: any request).
+#[derive(Debug, Clone)]
+pub struct Fault {
+    /// The action (`CreateChangeSet`, `PUT`, ...) it applies to; `None` for every request.
+    pub action: Option<String>,
+    /// How many matching requests fail.
+    pub times: usize,
+    /// How.
+    pub kind: FaultKind,
+}
+
+/// How a request fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// 400 Throttling (query APIs) or 503 SlowDown (S3), not forwarded.
+    Throttle,
+    /// 503 Service Unavailable, not forwarded.
+    Unavailable,
+    /// The connection is closed without an answer, not forwarded.
+    Reset,
+    /// Forwarded, but the answer is held back this long (past the client's timeout).
+    Delay(std::time::Duration),
 }
 
 #[derive(Debug, Default)]
@@ -23,6 +49,11 @@ struct State {
     actions: Vec<String>,
     executed: bool,
     cancelled: bool,
+    /// Requests each fault has hit so far.
+    hits: Vec<usize>,
+    /// ExecuteChangeSet tokens already executed: CloudFormation treats a repeat as done.
+    tokens: std::collections::HashSet<String>,
+    injected: usize,
 }
 
 /// A running proxy; threads end with the process.
@@ -52,6 +83,11 @@ impl Proxy {
     /// Every action seen, in order.
     pub fn actions(&self) -> Vec<String> {
         self.state.lock().unwrap().actions.clone()
+    }
+
+    /// How many faults were injected.
+    pub fn injected(&self) -> usize {
+        self.state.lock().unwrap().injected
     }
 
     /// How many times `action` was called.
@@ -165,6 +201,90 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>, rules: &Rules)
     let mut writer = client;
     while let Some(request) = read_message(&mut reader, false) {
         let action = action_of(&request);
+        let fault = {
+            let mut s = state.lock().unwrap();
+            if s.hits.len() < rules.faults.len() {
+                s.hits = vec![0; rules.faults.len()];
+            }
+            let mut chosen = None;
+            for (i, f) in rules.faults.iter().enumerate() {
+                if f.action.as_deref().is_none_or(|a| action.starts_with(a)) && s.hits[i] < f.times
+                {
+                    s.hits[i] += 1;
+                    chosen = Some(f.kind);
+                    break;
+                }
+            }
+            if chosen.is_some() {
+                s.injected += 1;
+            }
+            chosen
+        };
+        let is_s3 = !request.body.starts_with(b"Action=")
+            && header(&request.head, "x-amz-target").is_none();
+        match fault {
+            Some(FaultKind::Throttle) => {
+                let (status, body) = if is_s3 {
+                    (
+                        "503 Slow Down",
+                        "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+                    )
+                } else {
+                    (
+                        "400 Bad Request",
+                        "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>proxy</RequestId></ErrorResponse>",
+                    )
+                };
+                let head = format!("HTTP/1.1 {status}\r\nContent-Type: text/xml\r\n");
+                if writer
+                    .write_all(&with_length(&head, body.as_bytes()))
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+            Some(FaultKind::Unavailable) => {
+                let head = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n";
+                if writer
+                    .write_all(&with_length(head, b"unavailable"))
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+            Some(FaultKind::Reset) => return,
+            _ => {}
+        }
+        // CloudFormation executes a change set once per ClientRequestToken; a retry is acknowledged.
+        if action == "ExecuteChangeSet" {
+            let body = String::from_utf8_lossy(&request.body).into_owned();
+            let token = body
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("ClientRequestToken="))
+                .unwrap_or_default()
+                .to_string();
+            let repeat = !token.is_empty() && !state.lock().unwrap().tokens.insert(token);
+            if repeat {
+                state
+                    .lock()
+                    .unwrap()
+                    .actions
+                    .push("ExecuteChangeSet (repeat, acknowledged)".into());
+                let body = b"<ExecuteChangeSetResponse xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\"><ExecuteChangeSetResult/><ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></ExecuteChangeSetResponse>";
+                if writer
+                    .write_all(&with_length(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n",
+                        body,
+                    ))
+                    .is_err()
+                {
+                    return;
+                }
+                continue;
+            }
+        }
         let (executed, cancelled) = {
             let mut s = state.lock().unwrap();
             s.actions.push(action.clone());
@@ -186,6 +306,10 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>, rules: &Rules)
         let Some(response) = forward(upstream, &request) else {
             return;
         };
+        if let Some(FaultKind::Delay(d)) = fault {
+            // The request took effect upstream; the client gives up waiting and retries.
+            std::thread::sleep(d);
+        }
         if request.head.starts_with("HEAD ") {
             let raw = format!("{}\r\n", response.head);
             if writer.write_all(raw.as_bytes()).is_err() {
