@@ -9,7 +9,9 @@ use serde_json::json;
 
 use crate::aws::Aws;
 use crate::build::{self, Artifact, Source};
-use crate::converge::engine::{Confirmation, Engine, Interrupts, Mode, Outcome, Teardown, Ui};
+use crate::converge::engine::{
+    Confirmation, Engine, Interrupts, Mode, Outcome, Teardown, Ui, cloud_failure,
+};
 use crate::converge::model::{APP_TAG, Stack};
 use crate::converge::{self, Lifetime, cloud::Cloud, decide, ephemeral};
 use crate::exit::{Code, Error};
@@ -176,7 +178,7 @@ pub fn up(
         let existing = cloud
             .stack(&spec.stack_name())
             .await
-            .map_err(|e| Error::failed(format!("cannot describe {}: {e}", spec.stack_name())))?;
+            .map_err(|e| cloud_failure(&format!("cannot describe {}", spec.stack_name()), e))?;
         let lifetime = lifetime(spec, ttl, existing.as_ref(), now)?;
         let template = loaded.render(render::Options {
             ephemeral: !lifetime.tags.is_empty(),
@@ -291,7 +293,7 @@ pub fn gc(
         let stacks = cloud
             .list_stacks()
             .await
-            .map_err(|e| Error::failed(format!("cannot list stacks: {e}")))?;
+            .map_err(|e| cloud_failure("cannot list stacks", e))?;
         let mut doomed = Vec::new();
         for stack in stacks
             .iter()
@@ -383,7 +385,7 @@ pub fn ls(region: Option<&str>, app: Option<&str>, reporter: &Reporter) -> Resul
             .cloud()
             .list_stacks()
             .await
-            .map_err(|e| Error::failed(format!("cannot list stacks: {e}")))?;
+            .map_err(|e| cloud_failure("cannot list stacks", e))?;
         let mut rows: Vec<_> = stacks
             .iter()
             .filter(|s| s.tags.contains_key(APP_TAG))
@@ -412,7 +414,7 @@ pub fn status(loaded: &Loaded, watch: bool, reporter: &Reporter) -> Result<(), E
             cloud
                 .stack(&name)
                 .await
-                .map_err(|e| Error::failed(format!("cannot describe {name}: {e}")))?
+                .map_err(|e| cloud_failure(&format!("cannot describe {name}"), e))?
         };
         reporter.status(stack.as_ref(), &name);
         Ok(())
@@ -428,7 +430,7 @@ pub fn outputs(loaded: &Loaded, reporter: &Reporter) -> Result<(), Error> {
         let stack = cloud
             .stack(&name)
             .await
-            .map_err(|e| Error::failed(format!("cannot describe {name}: {e}")))?
+            .map_err(|e| cloud_failure(&format!("cannot describe {name}"), e))?
             .ok_or_else(|| {
                 Error::failed(format!("{name} does not exist: run `deployer up` first"))
             })?;

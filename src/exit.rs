@@ -15,6 +15,10 @@ pub enum Code {
     Credentials = 3,
     /// The change would destroy data and `--allow-data-loss` was not given.
     DataLoss = 4,
+    /// AWS denied a call: the credentials lack an IAM permission.
+    Denied = 5,
+    /// AWS could not be reached (network, endpoint, or a region that does not exist).
+    Unreachable = 6,
     /// `plan` found changes.
     Changes = 10,
     /// Interrupted (Ctrl-C).
@@ -66,5 +70,7 @@ Exit codes:
   2    bad usage or invalid spec (nothing was sent to AWS)
   3    credentials missing, invalid or expired
   4    refused: the change would destroy data (see --allow-data-loss)
+  5    AWS denied a call: the credentials lack a permission
+  6    AWS could not be reached (network, endpoint, or region)
   10   plan: changes are pending
   130  interrupted";

@@ -48,7 +48,7 @@ fn every_subcommand_help_has_an_example() {
 fn help_documents_every_exit_code() {
     let out = deployer(&["--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
-    for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "10 ", "130 "] {
+    for code in ["0 ", "1 ", "2 ", "3 ", "4 ", "5 ", "6 ", "10 ", "130 "] {
         assert!(
             help.lines().any(|l| l.trim_start().starts_with(code)),
             "exit code {code}missing:\n{help}"
@@ -203,4 +203,39 @@ fn init_scaffolds_a_service_that_validates_renders_and_compiles() {
         String::from_utf8_lossy(&build.stderr)
     );
     assert!(common_root().join("target/init-check/debug/shop").is_file());
+}
+
+#[test]
+fn an_unreachable_endpoint_is_exit_6_in_one_sentence_without_hanging() {
+    // A loopback port nobody listens on: connection refused, the SDK's attempts run out quickly.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("deployer"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("AWS_") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd
+        .current_dir(common_root())
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+        .env("AWS_REGION", "eu-west-9")
+        .env("AWS_ACCESS_KEY_ID", "AKIATESTINGONLY00000")
+        .env("AWS_SECRET_ACCESS_KEY", "never-printed-secret")
+        .env("AWS_MAX_ATTEMPTS", "2")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("NO_COLOR", "1")
+        .args(["status", "-s", "stacks/example.yaml"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: cannot reach AWS STS in region `eu-west-9`: check the network, AWS_ENDPOINT_URL, and that the region exists\n"
+    );
+    assert!(!stderr.contains("never-printed-secret"));
 }

@@ -63,6 +63,17 @@ struct Script {
     reveal_after: std::cell::Cell<usize>,
     stack_calls: std::cell::Cell<usize>,
     calls: RefCell<Vec<String>>,
+    /// An error to answer one operation with (`"stack"`, `"create_change_set"`).
+    fail: RefCell<Option<(&'static str, CloudError)>>,
+}
+
+impl Script {
+    fn failure(&self, operation: &str) -> Result<(), CloudError> {
+        match &*self.fail.borrow() {
+            Some((op, e)) if *op == operation => Err(e.clone()),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl Script {
@@ -95,6 +106,7 @@ impl Script {
 
 impl Cloud for Script {
     async fn stack(&self, _name: &str) -> Result<Option<Stack>, CloudError> {
+        self.failure("stack")?;
         self.stack_calls.set(self.stack_calls.get() + 1);
         let mut states = self.states.borrow_mut();
         Ok(if states.len() > 1 {
@@ -118,6 +130,7 @@ impl Cloud for Script {
         &self,
         r: &ChangeSetRequest,
     ) -> Result<(String, String), CloudError> {
+        self.failure("create_change_set")?;
         self.call(format!(
             "create_change_set {}",
             if r.create { "CREATE" } else { "UPDATE" }
@@ -721,4 +734,46 @@ async fn ci_output_says_it_is_alive_during_long_silences() {
         .filter(|l| l.ends_with("notes-dev  still UPDATE_IN_PROGRESS"))
         .count();
     assert_eq!(heartbeats, 2, "{}", captured.stderr());
+}
+
+#[tokio::test]
+async fn each_kind_of_aws_failure_has_its_exit_code_and_one_sentence() {
+    use deployer::exit::Code;
+    let cases = [
+        (
+            "stack",
+            CloudError::new(
+                "ExpiredToken",
+                "The security token included in the request is expired",
+            ),
+            Code::Credentials,
+            "cannot describe stack notes-dev: The security token included in the request is expired (ExpiredToken): refresh the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN or AWS_PROFILE)",
+        ),
+        (
+            "create_change_set",
+            CloudError::new(
+                "AccessDenied",
+                "User: arn:aws:iam::123456789012:user/ci is not authorized to perform: cloudformation:CreateChangeSet",
+            ),
+            Code::Denied,
+            "cannot create a change set for notes-dev: User: arn:aws:iam::123456789012:user/ci is not authorized to perform: cloudformation:CreateChangeSet (AccessDenied): the credentials lack this IAM permission",
+        ),
+        (
+            "stack",
+            CloudError::unreachable(
+                "dispatch failure: dns error: failed to lookup address information",
+            ),
+            Code::Unreachable,
+            "cannot describe stack notes-dev: dispatch failure: dns error: failed to lookup address information: check the network, AWS_ENDPOINT_URL, and that the region exists",
+        ),
+    ];
+    for (operation, error, code, message) in cases {
+        let script = Script::new(vec![stack("UPDATE_COMPLETE")]);
+        *script.fail.borrow_mut() = Some((operation, error));
+        let ui = Recorder::default();
+        let e = run(&script, &ui).await.unwrap_err();
+        assert_eq!(e.code, code, "{operation}");
+        assert_eq!(e.message, message);
+        assert_eq!(e.message.lines().count(), 1);
+    }
 }

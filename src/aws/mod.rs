@@ -185,7 +185,7 @@ impl Aws {
                 account: out.account().unwrap_or_default().to_string(),
                 arn: out.arn().unwrap_or_default().to_string(),
             }),
-            Err(e) => Err(credentials_error(&e)),
+            Err(e) => Err(credentials_error(&e, &self.region())),
         }
     }
 
@@ -236,9 +236,16 @@ impl Aws {
     }
 }
 
+/// Whether an SDK error means no answer came back: refused, DNS, timeouts.
+fn no_answer<E, R>(e: &SdkError<E, R>) -> bool {
+    matches!(e, SdkError::TimeoutError(_))
+        || matches!(e, SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout())
+}
+
 /// The sentence for a failed credentials check. Never includes a secret: only variable names.
 fn credentials_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
     e: &SdkError<E, R>,
+    region: &str,
 ) -> Error {
     let tried = "tried: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE (or the `default` profile) in ~/.aws, \
                  SSO, web identity, and container/instance metadata";
@@ -260,6 +267,12 @@ fn credentials_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: s
                 "AWS rejected the credentials ({code}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
             ),
         ),
+        _ if no_answer(e) => Error::new(
+            Code::Unreachable,
+            format!(
+                "cannot reach AWS STS in region `{region}`: check the network, AWS_ENDPOINT_URL, and that the region exists"
+            ),
+        ),
         _ => {
             let detail = DisplayErrorContext(e).to_string();
             if detail.contains("credential") || detail.contains("Credential") {
@@ -269,7 +282,7 @@ fn credentials_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: s
                 )
             } else {
                 Error::failed(format!(
-                    "cannot reach AWS STS to check the credentials: {}",
+                    "cannot check the credentials with AWS STS: {}",
                     one_line(&detail)
                 ))
             }
@@ -281,7 +294,7 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// An SDK error reduced to its code and message.
+/// An SDK error reduced to its code and message; no answer at all is "unreachable".
 fn cloud_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
     e: SdkError<E, R>,
 ) -> CloudError {
@@ -291,6 +304,7 @@ fn cloud_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fm
             .message()
             .map(str::to_string)
             .unwrap_or_else(|| one_line(&DisplayErrorContext(&e).to_string())),
+        unreachable: no_answer(&e),
     }
 }
 

@@ -13,6 +13,9 @@ pub struct CloudError {
     pub code: Option<String>,
     /// The message to show.
     pub message: String,
+    /// No answer came back (connection refused, DNS, timeouts): the network, the endpoint or
+    /// the region is wrong.
+    pub unreachable: bool,
 }
 
 impl CloudError {
@@ -21,6 +24,39 @@ impl CloudError {
         CloudError {
             code: Some(code.to_string()),
             message: message.into(),
+            unreachable: false,
+        }
+    }
+
+    /// An error without an answer from AWS.
+    pub fn unreachable(message: impl Into<String>) -> Self {
+        CloudError {
+            code: None,
+            message: message.into(),
+            unreachable: true,
+        }
+    }
+
+    /// The exit code this error ends a command with.
+    pub fn exit_code(&self) -> crate::exit::Code {
+        use crate::exit::Code;
+        match self.code.as_deref() {
+            _ if self.unreachable => Code::Unreachable,
+            Some(
+                "ExpiredToken"
+                | "ExpiredTokenException"
+                | "RequestExpired"
+                | "InvalidClientTokenId"
+                | "UnrecognizedClientException"
+                | "SignatureDoesNotMatch",
+            ) => Code::Credentials,
+            Some(
+                "AccessDenied"
+                | "AccessDeniedException"
+                | "UnauthorizedOperation"
+                | "AuthorizationError",
+            ) => Code::Denied,
+            _ => Code::Failed,
         }
     }
 }

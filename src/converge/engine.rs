@@ -201,17 +201,17 @@ enum OnInterrupt {
     CancelUpdate,
 }
 
-fn cloud_error(what: &str, e: CloudError) -> Error {
-    let code = match e.code.as_deref() {
-        Some(
-            "ExpiredToken"
-            | "ExpiredTokenException"
-            | "InvalidClientTokenId"
-            | "UnrecognizedClientException",
-        ) => Code::Credentials,
-        _ => Code::Failed,
+/// A cloud error as the error that ends the command, with the exit code its kind calls for.
+pub fn cloud_failure(what: &str, e: CloudError) -> Error {
+    let hint = match e.exit_code() {
+        Code::Credentials => {
+            ": refresh the credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN or AWS_PROFILE)"
+        }
+        Code::Denied => ": the credentials lack this IAM permission",
+        Code::Unreachable => ": check the network, AWS_ENDPOINT_URL, and that the region exists",
+        _ => "",
     };
-    Error::new(code, format!("{what}: {e}"))
+    Error::new(e.exit_code(), format!("{what}: {e}{hint}"))
 }
 
 /// A token unique to one operation: CloudFormation uses it to make retries idempotent.
@@ -275,7 +275,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         self.cloud
             .stack(name)
             .await
-            .map_err(|e| cloud_error(&format!("cannot describe stack {name}"), e))
+            .map_err(|e| cloud_failure(&format!("cannot describe stack {name}"), e))
     }
 
     /// Settles the stack: waits out running operations, clears failed creations, continues stuck
@@ -310,7 +310,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                     self.cloud
                         .delete_stack(&stack.id, &token)
                         .await
-                        .map_err(|e| cloud_error(&format!("cannot delete {name}"), e))?;
+                        .map_err(|e| cloud_failure(&format!("cannot delete {name}"), e))?;
                     self.watch(&stack, Some(&token), Instant::now(), seen)
                         .await?;
                 }
@@ -326,7 +326,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                         .continue_update_rollback(name, &token)
                         .await
                         .map_err(|e| {
-                            cloud_error(&format!("cannot continue the rollback of {name}"), e)
+                            cloud_failure(&format!("cannot continue the rollback of {name}"), e)
                         })?;
                     self.watch(&stack, Some(&token), Instant::now(), seen)
                         .await?;
@@ -520,7 +520,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .cloud
             .create_change_set(&request)
             .await
-            .map_err(|e| cloud_error(&format!("cannot create a change set for {name}"), e))?;
+            .map_err(|e| cloud_failure(&format!("cannot create a change set for {name}"), e))?;
         let abandon = async |this: &Self| {
             this.delete_change_set(&id).await;
             if husk_created {
@@ -642,7 +642,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         self.cloud
             .execute_change_set(&id, &token)
             .await
-            .map_err(|e| cloud_error(&format!("cannot execute the change set for {name}"), e))?;
+            .map_err(|e| cloud_failure(&format!("cannot execute the change set for {name}"), e))?;
         let watched = Stack {
             id: stack_id,
             name: name.clone(),
@@ -735,7 +735,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .deployed_template(&stack.name)
             .await
             .map_err(|e| {
-                cloud_error(
+                cloud_failure(
                     &format!("cannot read the deployed template of {}", stack.name),
                     e,
                 )
@@ -780,7 +780,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 .cloud
                 .change_set(id)
                 .await
-                .map_err(|e| cloud_error("cannot describe the change set", e))?;
+                .map_err(|e| cloud_failure("cannot describe the change set", e))?;
             if !change_set.is_pending() || self.interrupted() {
                 return Ok(change_set);
             }
@@ -824,7 +824,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             }
             // Tags only differ in ways CloudFormation ignores: nothing to record.
             Err(e) if e.message.contains("No updates are to be performed") => Ok(stack.clone()),
-            Err(e) => Err(cloud_error(
+            Err(e) => Err(cloud_failure(
                 &format!("cannot record the digest on {}", stack.name),
                 e,
             )),
@@ -870,7 +870,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             Err(e) if e.message.contains("No updates are to be performed") => {
                 return stack.ok_or_else(|| Error::failed(format!("{name}: {e}")));
             }
-            Err(e) => return Err(cloud_error(&format!("cannot create or update {name}"), e)),
+            Err(e) => return Err(cloud_failure(&format!("cannot create or update {name}"), e)),
         }
         let watched = match stack {
             Some(stack) => stack,
@@ -930,7 +930,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         self.cloud
             .delete_stack(&stack.id, &token)
             .await
-            .map_err(|e| cloud_error(&format!("cannot delete {name}"), e))?;
+            .map_err(|e| cloud_failure(&format!("cannot delete {name}"), e))?;
         let (done, events) = self.watch(&stack, Some(&token), started, seen).await?;
         match done {
             None => Ok(Teardown::Deleted { retained_tables }),
@@ -944,7 +944,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .cloud
             .deployed_template(name)
             .await
-            .map_err(|e| cloud_error(&format!("cannot read the template of {name}"), e))?;
+            .map_err(|e| cloud_failure(&format!("cannot read the template of {name}"), e))?;
         let template = parse_template(&template);
         let retained: Vec<&String> = template["Resources"]
             .as_object()
@@ -965,7 +965,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .cloud
             .resources(name)
             .await
-            .map_err(|e| cloud_error(&format!("cannot list the resources of {name}"), e))?;
+            .map_err(|e| cloud_failure(&format!("cannot list the resources of {name}"), e))?;
         Ok(resources
             .into_iter()
             .filter(|r| retained.contains(&&r.logical_id) && !r.physical_id.is_empty())
@@ -985,12 +985,12 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .cloud
             .object_exists(bucket, key)
             .await
-            .map_err(|e| cloud_error(&format!("cannot look for s3://{bucket}/{key}"), e))?;
+            .map_err(|e| cloud_failure(&format!("cannot look for s3://{bucket}/{key}"), e))?;
         if !exists {
             self.cloud
                 .put_object(bucket, key, zip.bytes.clone(), &zip.sha256)
                 .await
-                .map_err(|e| cloud_error(&format!("cannot upload s3://{bucket}/{key}"), e))?;
+                .map_err(|e| cloud_failure(&format!("cannot upload s3://{bucket}/{key}"), e))?;
         }
         self.ui.progress(Progress::Artifact {
             function: function.to_string(),

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use cloud::Cloud;
-use engine::{Deployment, Engine, Mode, Outcome, Teardown, Ui};
+use engine::{Deployment, Engine, Mode, Outcome, Teardown, Ui, cloud_failure};
 use model::{APP_TAG, ENV_TAG, Stack};
 
 use crate::build::Artifact;
@@ -87,7 +87,7 @@ pub async fn existing_bootstrap<C: Cloud>(cloud: &C) -> Result<Option<Bootstrap>
     let stack = cloud
         .stack(bootstrap::STACK_NAME)
         .await
-        .map_err(|e| Error::failed(format!("cannot describe {}: {e}", bootstrap::STACK_NAME)))?;
+        .map_err(|e| cloud_failure(&format!("cannot describe {}", bootstrap::STACK_NAME), e))?;
     match stack {
         Some(stack) => read_bootstrap(cloud, &stack).await.map(Some),
         None => Ok(None),
@@ -116,7 +116,7 @@ pub async fn down<C: Cloud, U: Ui>(
     let before = cloud
         .stack(name)
         .await
-        .map_err(|e| Error::failed(format!("cannot describe {name}: {e}")))?;
+        .map_err(|e| cloud_failure(&format!("cannot describe {name}"), e))?;
     let teardown = engine.teardown(name, protected, yes).await?;
     let mut report = DownReport {
         teardown,
