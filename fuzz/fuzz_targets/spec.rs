@@ -1,0 +1,28 @@
+//! Spec parsing, validation and rendering on arbitrary input: never a panic, never a hang.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+#[path = "../../src/render/mod.rs"]
+#[allow(dead_code)]
+mod render;
+#[path = "../../src/spec/mod.rs"]
+#[allow(dead_code)]
+mod spec;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(spec) = spec::parse(text, "fuzz.yaml") {
+        for ephemeral in [false, true] {
+            if let Ok(template) = render::app(&spec, render::Options { ephemeral }) {
+                let yaml = template.to_string(render::Format::Yaml);
+                // What we print must read back as the same template.
+                let (node, diags) = spec::yaml::parse(&yaml);
+                assert!(diags.is_empty(), "rendered YAML does not parse: {diags:?}");
+                assert_eq!(node.map(|n| n.to_json()), Some(template.0));
+            }
+        }
+    }
+});
