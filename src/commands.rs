@@ -12,11 +12,11 @@ use crate::build::{self, Artifact, Source};
 use crate::converge::engine::{
     Confirmation, Engine, Interrupts, Mode, Outcome, Teardown, Ui, cloud_failure,
 };
-use crate::converge::model::{APP_TAG, Stack};
-use crate::converge::{self, Lifetime, cloud::Cloud, decide, ephemeral};
+use crate::converge::model::APP_TAG;
+use crate::converge::{self, cloud::Cloud, ephemeral};
 use crate::exit::{Code, Error};
 use crate::render;
-use crate::spec::{BuildMethod, Spec};
+use crate::spec::BuildMethod;
 use crate::ui::{Reporter, Summary};
 use crate::workspace::Loaded;
 
@@ -118,39 +118,6 @@ pub fn now() -> Result<SystemTime, Error> {
     }
 }
 
-/// Decides whether the env is ephemeral: `--ttl`, or an existing ephemeral stack (whose expiry a
-/// later `up` extends by its stored TTL). Refuses to turn a live persistent env ephemeral: that
-/// would switch its tables to `DeletionPolicy: Delete`.
-fn lifetime(
-    spec: &Spec,
-    ttl: Option<Duration>,
-    existing: Option<&Stack>,
-    now: SystemTime,
-) -> Result<Lifetime, Error> {
-    let name = spec.stack_name();
-    let existing_ephemeral = existing.filter(|s| ephemeral::is_ephemeral(s));
-    if let (Some(_), Some(stack), None) = (ttl, existing, existing_ephemeral)
-        && decide::decide(Some(&stack.status)) == decide::Action::Update
-    {
-        return Err(Error::usage(format!(
-            "{name} exists as a persistent env; making it ephemeral would delete its tables with it. \
-             Drop --ttl, or delete it first with `deployer down`"
-        )));
-    }
-    let ttl =
-        ttl.or_else(|| existing_ephemeral.map(|s| ephemeral::stored_ttl(s).unwrap_or(DEFAULT_TTL)));
-    Ok(match ttl {
-        None => Lifetime::default(),
-        Some(ttl) => Lifetime {
-            tags: ephemeral::tags(now, ttl),
-            refresh: existing.is_none_or(|s| ephemeral::needs_extension(s, now, ttl)),
-        },
-    })
-}
-
-/// TTL of an ephemeral stack whose TTL tag was lost.
-const DEFAULT_TTL: Duration = Duration::from_secs(48 * 3600);
-
 /// `up` and `plan`.
 pub fn up(
     loaded: &Loaded,
@@ -179,7 +146,7 @@ pub fn up(
             .stack(&spec.stack_name())
             .await
             .map_err(|e| cloud_failure(&format!("cannot describe {}", spec.stack_name()), e))?;
-        let lifetime = lifetime(spec, ttl, existing.as_ref(), now)?;
+        let lifetime = ephemeral::lifetime(spec, ttl, existing.as_ref(), now)?;
         let template = loaded.render(render::Options {
             ephemeral: !lifetime.tags.is_empty(),
         })?;

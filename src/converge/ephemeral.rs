@@ -188,6 +188,38 @@ pub fn unreferenced_artifacts(stack: &Stack, others: &[Stack]) -> Vec<String> {
     code_keys(stack).difference(&still_used).cloned().collect()
 }
 
+/// Decides whether the env is ephemeral: `--ttl`, or an existing ephemeral stack (whose expiry a
+/// later `up` extends by its stored TTL). Refuses to turn a live persistent env ephemeral: that
+/// would switch its tables to `DeletionPolicy: Delete`.
+pub fn lifetime(
+    spec: &crate::spec::Spec,
+    ttl: Option<Duration>,
+    existing: Option<&Stack>,
+    now: SystemTime,
+) -> Result<super::Lifetime, crate::exit::Error> {
+    let name = spec.stack_name();
+    let existing_ephemeral = existing.filter(|s| is_ephemeral(s));
+    if let (Some(_), Some(stack), None) = (ttl, existing, existing_ephemeral)
+        && super::decide::decide(Some(&stack.status)) == super::decide::Action::Update
+    {
+        return Err(crate::exit::Error::usage(format!(
+            "{name} exists as a persistent env; making it ephemeral would delete its tables with it. \
+             Drop --ttl, or delete it first with `deployer down`"
+        )));
+    }
+    let ttl = ttl.or_else(|| existing_ephemeral.map(|s| stored_ttl(s).unwrap_or(DEFAULT_TTL)));
+    Ok(match ttl {
+        None => super::Lifetime::default(),
+        Some(ttl) => super::Lifetime {
+            tags: tags(now, ttl),
+            refresh: existing.is_none_or(|s| needs_extension(s, now, ttl)),
+        },
+    })
+}
+
+/// TTL of an ephemeral stack whose TTL tag was lost.
+const DEFAULT_TTL: Duration = Duration::from_secs(48 * 3600);
+
 /// One line of `deployer ls`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct StackRow {
@@ -382,6 +414,57 @@ mod tests {
         for name in [long, other, env_from_branch("Ünïcode/ブランチ", 32)] {
             assert!(crate::spec::names::check_env(&name).is_ok(), "{name}");
         }
+    }
+
+    #[test]
+    fn lifetime_keeps_data_safe() {
+        let spec = crate::spec::parse("app: notes\nenv: staging\n", "s.yaml").unwrap();
+        let now = at(NOW);
+        let day = Duration::from_secs(86_400);
+        // A new env with --ttl is ephemeral and tagged.
+        let fresh = lifetime(&spec, Some(day), None, now).unwrap();
+        assert_eq!(fresh.tags[EXPIRES_TAG], "2027-01-16T08:00:00Z");
+        assert!(fresh.refresh);
+        // A live persistent env is never turned ephemeral.
+        let persistent = stack(&[(APP_TAG, "notes")]);
+        let refused = lifetime(&spec, Some(day), Some(&persistent), now).unwrap_err();
+        assert_eq!(refused.code, crate::exit::Code::Usage);
+        assert!(
+            refused.message.contains("would delete its tables"),
+            "{}",
+            refused.message
+        );
+        // Without --ttl, a persistent env stays persistent.
+        assert!(
+            lifetime(&spec, None, Some(&persistent), now)
+                .unwrap()
+                .tags
+                .is_empty()
+        );
+        // An ephemeral env stays ephemeral with its stored TTL, extended only when due.
+        let live = stack(&[
+            (APP_TAG, "notes"),
+            (EPHEMERAL_TAG, "true"),
+            (TTL_TAG, "1day"),
+            (EXPIRES_TAG, "2027-01-16T07:59:00Z"),
+        ]);
+        let kept = lifetime(&spec, None, Some(&live), now).unwrap();
+        assert_eq!(kept.tags[TTL_TAG], "1day");
+        assert!(!kept.refresh, "23 h 59 min of 24 h left");
+        assert!(
+            lifetime(&spec, None, Some(&live), at(NOW + 3 * 3600))
+                .unwrap()
+                .refresh
+        );
+        // A failed first creation holds nothing: it may become ephemeral.
+        let mut failed = persistent.clone();
+        failed.status = StackStatus::RollbackComplete;
+        assert!(
+            !lifetime(&spec, Some(day), Some(&failed), now)
+                .unwrap()
+                .tags
+                .is_empty()
+        );
     }
 
     #[test]
