@@ -1,0 +1,216 @@
+"""deployer against `aws cloudformation deploy` and `sam deploy`, same moto, same template.
+
+For each round and each tool (the order rotates every round to cancel drift): create, no-op
+redeploy, update (memory 256 -> 512), delete. Reports medians, ratios (peer / deployer), the
+AWS API requests each tool made (moto's request recorder), and the exit code of the no-op.
+"""
+
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEPLOYER = ROOT / "target/release/deployer"
+AWS = ROOT / ".venv-peers/aws/bin/aws"
+SAM = ROOT / ".venv-peers/sam/bin/sam"
+ROUNDS = int(os.environ.get("ROUNDS", "5"))
+PHASES = ["create", "no-op", "update", "delete"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main():
+    work = Path(tempfile.mkdtemp(prefix="deployer-peers-"))
+    recording = work / "recording.jsonl"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        # `localhost`, not 127.0.0.1: moto reads the bucket of a TemplateURL (which `sam deploy`
+        # sends) from the host name unless the URL says localhost.
+        AWS_ENDPOINT_URL=f"http://localhost:{port}",
+        AWS_REGION="us-east-1",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE="/nonexistent",
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+        SAM_CLI_TELEMETRY="0",
+        NO_COLOR="1",
+    )
+    moto = subprocess.Popen(
+        [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        env={**env, "MOTO_ENABLE_RECORDING": "True", "MOTO_RECORDER_FILEPATH": str(recording)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=work,
+    )
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        return run(work, env, recording)
+    finally:
+        moto.terminate()
+        moto.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def sh(cmd, env, cwd):
+    start = time.perf_counter()
+    out = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+    return time.perf_counter() - start, out
+
+
+def requests_made(recording):
+    return sum(1 for line in recording.read_text().splitlines() if line.strip()) if recording.exists() else 0
+
+
+def run(work, env, recording):
+    # Shared groundwork, untimed: the bootstrap stack (bucket + VPC) and one artifact.
+    project = work / "project"
+    (project / "stacks").mkdir(parents=True)
+    spec = (ROOT / "stacks/example.yaml").read_text()
+    (project / "stacks/example.yaml").write_text(spec)
+    (project / "stacks/bigger.yaml").write_text(spec.replace("memory: 256", "memory: 512"))
+    artifact = project / "api.zip"
+    info = zipfile.ZipInfo("bootstrap", date_time=(1980, 1, 1, 0, 0, 0))
+    info.external_attr = 0o100755 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(artifact, "w") as z:
+        z.writestr(info, "#!/bin/sh\n# placeholder: moto stores Lambda code but never runs it\n")
+    _, boot = sh([str(DEPLOYER), "bootstrap", "--json"], env, project)
+    if boot.returncode != 0:
+        sys.exit(f"deployer bootstrap failed: {boot.stderr}")
+    b = json.loads(boot.stdout.splitlines()[-1])
+    # Upload the artifact once through deployer (content-addressed key) for the peers to use.
+    _, plan = sh([str(DEPLOYER), "plan", "-s", "stacks/example.yaml", "--env", "warmup", "--artifact", f"api={artifact}", "--json"], env, project)
+    key = next(json.loads(l)["key"] for l in plan.stdout.splitlines() if '"artifact"' in l)
+
+    def template(spec_file, env_name):
+        path = project / f"{env_name}-{spec_file}.json"
+        _, out = sh([str(DEPLOYER), "render", "-s", f"stacks/{spec_file}", "--env", env_name, "--format", "json", "-o", str(path)], env, project)
+        if out.returncode != 0:
+            sys.exit(out.stderr)
+        return path
+
+    params = [f"ApiCodeBucket={b['bucket']}", f"ApiCodeKey={key}", f"NetworkVpcId={b['vpc_id']}", f"NetworkSubnetIds={','.join(b['subnet_ids'])}"]
+
+    def deployer_tool(env_name):
+        art = f"api={artifact}"
+        return {
+            "create": [str(DEPLOYER), "up", "-q", "-s", "stacks/example.yaml", "--env", env_name, "--artifact", art, "--yes"],
+            "no-op": [str(DEPLOYER), "up", "-q", "-s", "stacks/example.yaml", "--env", env_name, "--artifact", art, "--yes"],
+            "update": [str(DEPLOYER), "up", "-q", "-s", "stacks/bigger.yaml", "--env", env_name, "--artifact", art, "--yes"],
+            "delete": [[str(DEPLOYER), "down", "-q", "-s", "stacks/example.yaml", "--env", env_name, "--yes"]],
+        }
+
+    def aws_tool(env_name):
+        stack = f"notes-{env_name}"
+        deploy = lambda t: [str(AWS), "cloudformation", "deploy", "--stack-name", stack, "--template-file", str(t), "--capabilities", "CAPABILITY_IAM", "--parameter-overrides", *params]
+        return {
+            "create": deploy(template("example.yaml", env_name)),
+            "no-op": deploy(template("example.yaml", env_name)),
+            "update": deploy(template("bigger.yaml", env_name)),
+            "delete": [[str(AWS), "cloudformation", "delete-stack", "--stack-name", stack], [str(AWS), "cloudformation", "wait", "stack-delete-complete", "--stack-name", stack]],
+        }
+
+    def sam_tool(env_name):
+        stack = f"notes-{env_name}"
+        deploy = lambda t: [str(SAM), "deploy", "--stack-name", stack, "--template-file", str(t), "--capabilities", "CAPABILITY_IAM", "--no-confirm-changeset", "--s3-bucket", b["bucket"], "--region", "us-east-1", "--parameter-overrides", *params]
+        return {
+            "create": deploy(template("example.yaml", env_name)),
+            "no-op": deploy(template("example.yaml", env_name)),
+            "update": deploy(template("bigger.yaml", env_name)),
+            "delete": [[str(SAM), "delete", "--stack-name", stack, "--no-prompts", "--region", "us-east-1"]],
+        }
+
+    tools = {"deployer": deployer_tool, "aws cloudformation deploy": aws_tool, "sam deploy": sam_tool}
+    names = list(tools)
+    times = {t: {p: [] for p in PHASES} for t in names}
+    calls = {t: [] for t in names}
+    noop_exit = {t: set() for t in names}
+    for r in range(ROUNDS):
+        order = names[r % len(names):] + names[: r % len(names)]
+        for t in order:
+            env_name = f"r{r}{'dac'[names.index(t)]}"
+            commands = tools[t](env_name)
+            recording.write_text("")
+            for phase in PHASES:
+                steps = commands[phase] if phase == "delete" else [commands[phase]]
+                elapsed = 0.0
+                for step in steps:
+                    seconds, out = sh(step, env, project)
+                    elapsed += seconds
+                    if phase == "no-op":
+                        noop_exit[t].add(out.returncode)
+                    elif out.returncode != 0:
+                        sys.exit(f"{t} {phase} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+                times[t][phase].append(elapsed)
+            calls[t].append(requests_made(recording))
+            print(f"round {r + 1}/{ROUNDS} {t}: " + ", ".join(f"{p} {times[t][p][-1]:.2f}s" for p in PHASES), flush=True)
+    return report(times, calls, noop_exit)
+
+
+def version(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
+    except (OSError, IndexError):
+        return "?"
+
+
+def report(times, calls, noop_exit):
+    names = list(times)
+    med = {t: {p: statistics.median(v) for p, v in times[t].items()} for t in names}
+    lines = [
+        "# deployer against its peers",
+        "",
+        f"Same moto server, same rendered template, same artifact; median of {ROUNDS} rounds, tool order rotating each round.",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}. "
+        f"Versions: {version([str(DEPLOYER), '--version'])}; {version([str(AWS), '--version'])}; {version([str(SAM), '--version'])}; "
+        f"moto {version([str(ROOT / '.venv/bin/python'), '-c', 'import moto; print(moto.__version__)'])}.",
+        "",
+        "| tool | create | no-op | update | delete | requests per cycle | no-op exit code |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for t in names:
+        cells = [f"{med[t][p]:.2f} s" for p in PHASES]
+        lines.append(f"| {t} | " + " | ".join(cells) + f" | {statistics.median(calls[t]):.0f} | {', '.join(map(str, sorted(noop_exit[t])))} |")
+    lines += ["", "Ratios (peer / deployer, higher means deployer is faster):", "", "| peer | create | no-op | update | delete | requests |", "| --- | --- | --- | --- | --- | --- |"]
+    for t in names[1:]:
+        cells = [f"{med[t][p] / med['deployer'][p]:.1f}x" for p in PHASES]
+        lines.append(f"| {t} | " + " | ".join(cells) + f" | {statistics.median(calls[t]) / statistics.median(calls['deployer']):.1f}x |")
+    goals = [
+        "",
+        "Goals: create >= 10x faster than `aws cloudformation deploy` and >= 5x faster than `sam deploy`; "
+        "no-op under 1 s with exit 0; fewest API requests.",
+        "",
+        "moto answers CloudFormation instantly, so these numbers measure each tool's own overhead: polling cadence, "
+        "waiter delays and request count, not AWS's provisioning time.",
+    ]
+    text = "\n".join(lines + goals) + "\n"
+    out = ROOT / "bench/results/peers.md"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
