@@ -11,18 +11,7 @@ const T0_PLUS_2H: &str = "2030-01-01T02:00:00Z";
 const T0_PLUS_10H: &str = "2030-01-01T10:00:00Z";
 
 fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("stacks")).unwrap();
-    std::fs::copy(
-        common::root().join("stacks/example.yaml"),
-        dir.path().join("stacks/example.yaml"),
-    )
-    .unwrap();
-    for (name, content) in [("shared.zip", "shared"), ("unique.zip", "unique")] {
-        let zip = deployer::build::zip_bootstrap(format!("#!/bin/sh\n# {content}\n").as_bytes());
-        std::fs::write(dir.path().join(name), zip).unwrap();
-    }
-    dir
+    common::project_with(&[("shared.zip", "shared"), ("unique.zip", "unique")])
 }
 
 fn up(

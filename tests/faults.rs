@@ -12,16 +12,7 @@ use common::proxy::{Fault, FaultKind, Proxy, Rules};
 use sha2::{Digest, Sha256};
 
 fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("stacks")).unwrap();
-    std::fs::copy(
-        common::root().join("stacks/example.yaml"),
-        dir.path().join("stacks/example.yaml"),
-    )
-    .unwrap();
-    let zip = deployer::build::zip_bootstrap(b"#!/bin/sh\n# the artifact under test\n");
-    std::fs::write(dir.path().join("api.zip"), zip).unwrap();
-    dir
+    common::project_with(&[("api.zip", "the artifact under test")])
 }
 
 fn deployer(moto: &Moto, endpoint: &str, dir: &Path, args: &[&str]) -> common::moto::Output {

@@ -10,16 +10,7 @@ use common::moto::Moto;
 use common::proxy::{Proxy, Rules};
 
 fn project() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("stacks")).unwrap();
-    std::fs::copy(
-        common::root().join("stacks/example.yaml"),
-        dir.path().join("stacks/example.yaml"),
-    )
-    .unwrap();
-    let zip = deployer::build::zip_bootstrap(b"#!/bin/sh\n");
-    std::fs::write(dir.path().join("api.zip"), zip).unwrap();
-    dir
+    common::project_with(&[("api.zip", "interrupted")])
 }
 
 fn spawn_up(moto: &Moto, proxy: &Proxy, dir: &std::path::Path) -> Child {

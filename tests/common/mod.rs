@@ -57,3 +57,20 @@ pub fn python_tool(name: &str) -> PathBuf {
         )
     })
 }
+
+/// A temporary project: `stacks/example.yaml` and, for each `(file, marker)`, a deployment zip
+/// whose `bootstrap` mentions `marker` (different markers give different sha256 keys).
+pub fn project_with(zips: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("stacks")).unwrap();
+    std::fs::copy(
+        root().join("stacks/example.yaml"),
+        dir.path().join("stacks/example.yaml"),
+    )
+    .unwrap();
+    for (file, marker) in zips {
+        let zip = deployer::build::zip_bootstrap(format!("#!/bin/sh\n# {marker}\n").as_bytes());
+        std::fs::write(dir.path().join(file), zip).unwrap();
+    }
+    dir
+}
