@@ -44,7 +44,7 @@ pub fn name_from_dir(dir: &Path) -> Option<String> {
     names::check_app(&name).ok().map(|()| name)
 }
 
-/// Writes the scaffold into `dir`; refuses, writing nothing, if any file exists. Returns the files.
+/// Writes the scaffold (and `deployer.schema.json`) into `dir`; refuses, writing nothing, if any file exists. Returns the files.
 pub fn init(dir: &Path, name: Option<&str>) -> Result<Vec<PathBuf>, Error> {
     let name = match name {
         Some(n) => {
@@ -58,7 +58,7 @@ pub fn init(dir: &Path, name: Option<&str>) -> Result<Vec<PathBuf>, Error> {
             ))
         })?,
     };
-    let files: Vec<(PathBuf, String)> = FILES
+    let mut files: Vec<(PathBuf, String)> = FILES
         .iter()
         .map(|(path, template)| {
             (
@@ -67,6 +67,8 @@ pub fn init(dir: &Path, name: Option<&str>) -> Result<Vec<PathBuf>, Error> {
             )
         })
         .collect();
+    // The spec's first line points editors at this schema.
+    files.push((dir.join("deployer.schema.json"), crate::spec::schema()));
     let existing: Vec<String> = files
         .iter()
         .filter(|(p, _)| p.exists())

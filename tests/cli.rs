@@ -148,9 +148,17 @@ fn init_scaffolds_a_service_that_validates_renders_and_compiles() {
         "service/src/main.rs",
         "stacks/shop.yaml",
         ".gitignore",
+        "deployer.schema.json",
     ] {
         assert!(target.join(file).is_file(), "{file} missing");
     }
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(target.join("deployer.schema.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(schema["title"], "deployer stack spec");
+    let spec = std::fs::read_to_string(target.join("stacks/shop.yaml")).unwrap();
+    assert!(spec.starts_with("# yaml-language-server: $schema=../deployer.schema.json\n"));
     let run = |args: &[&str]| {
         Command::cargo_bin("deployer")
             .unwrap()
