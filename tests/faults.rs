@@ -249,6 +249,12 @@ async fn down_survives_faults_and_deletes_once() {
         fault(Some("GetTemplate"), 1, FaultKind::Throttle),
         fault(Some("DeleteStack"), 1, FaultKind::Reset),
         fault(Some("DescribeStacks"), 2, FaultKind::Unavailable),
+        // Held past the 1.5 s attempt timeout: the read is retried.
+        fault(
+            Some("DescribeStackResources"),
+            1,
+            FaultKind::Delay(Duration::from_millis(3000)),
+        ),
     ];
     let proxy = Proxy::start(
         &moto.endpoint,
@@ -264,6 +270,12 @@ async fn down_survives_faults_and_deletes_once() {
         Some(0),
         "{}\nproxy saw {:?}",
         down.stderr,
+        proxy.actions()
+    );
+    assert_eq!(
+        proxy.injected(),
+        5,
+        "every fault was injected: {:?}",
         proxy.actions()
     );
     assert!(
