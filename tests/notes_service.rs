@@ -350,16 +350,18 @@ async fn deployer_up_deploys_the_example_service_and_its_table_fits_the_code() {
     use sha2::{Digest, Sha256};
     // The real service, built for this machine: the example's arm64 needs a cross toolchain this
     // machine does not have, so the test deploys it as x86_64.
+    // The example is its own workspace, with its own target directory.
+    let notes = common::root().join("examples/notes");
     let build = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "notes", "--bin", "notes-api"])
-        .current_dir(common::root())
+        .args(["build", "--quiet", "--bin", "notes-api", "--manifest-path"])
+        .arg(notes.join("Cargo.toml"))
+        .env_remove("CARGO_TARGET_DIR")
         .status()
         .unwrap();
     assert!(build.success());
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| common::root().join("target"), Into::into);
-    let zip =
-        deployer::build::zip_bootstrap(&std::fs::read(target.join("debug/notes-api")).unwrap());
+    let zip = deployer::build::zip_bootstrap(
+        &std::fs::read(notes.join("target/debug/notes-api")).unwrap(),
+    );
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("api.zip"), &zip).unwrap();
     std::fs::create_dir(dir.path().join("stacks")).unwrap();
