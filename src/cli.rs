@@ -17,7 +17,8 @@ struct Output {
     /// Print only the result
     #[arg(short, long, conflicts_with = "json")]
     quiet: bool,
-    /// Also show each AWS call (service, operation, outcome, time) on stderr
+    /// Also show each AWS call (service, operation, outcome, time) and every line of the build
+    /// tools' output on stderr
     #[arg(short, long)]
     verbose: bool,
 }
@@ -39,6 +40,34 @@ struct Artifacts {
     /// Use a prebuilt zip for a function (repeatable): FN=path/to/artifact.zip
     #[arg(long = "artifact", value_name = "FN=ZIP", value_parser = parse_artifact)]
     artifacts: Vec<(String, PathBuf)>,
+    /// Build every function this way instead of its spec's `build.method`
+    /// [docker: the multistage Dockerfile; cargo-lambda: `cargo lambda build` on this machine;
+    /// zip: the spec's prebuilt `build.path`]
+    #[arg(long, value_name = "METHOD", value_parser = parse_build_method)]
+    build_method: Option<crate::spec::BuildMethod>,
+    /// Docker: rebuild every layer, dependencies included
+    #[arg(long)]
+    no_cache: bool,
+}
+
+impl Artifacts {
+    fn choice(&self) -> crate::commands::BuildChoice {
+        crate::commands::BuildChoice {
+            artifacts: self.artifacts.clone(),
+            method: self.build_method,
+            no_cache: self.no_cache,
+        }
+    }
+}
+
+fn parse_build_method(s: &str) -> Result<crate::spec::BuildMethod, String> {
+    use crate::spec::BuildMethod;
+    match s {
+        "docker" => Ok(BuildMethod::Docker),
+        "cargo-lambda" => Ok(BuildMethod::CargoLambda),
+        "zip" => Ok(BuildMethod::Zip),
+        _ => Err("expected docker, cargo-lambda or zip".into()),
+    }
 }
 
 fn parse_artifact(s: &str) -> Result<(String, PathBuf), String> {
@@ -112,6 +141,21 @@ enum Command {
         /// Render the per-region bootstrap stack (artifact bucket, shared VPC) instead
         #[arg(long, conflicts_with_all = ["ephemeral"])]
         bootstrap: bool,
+    },
+    /// Build each function's deployment zip and print its sha256, size and path (no AWS calls)
+    #[command(
+        after_help = "Examples:\n  deployer build\n  deployer build --fn api --build-method cargo-lambda --json\n\nMethods (per function `build.method`, or --build-method for all):\n  docker        the multistage Dockerfile (templates/Dockerfile; `build.dockerfile` to\n                replace it), run offline from vendored crates; needs a Docker daemon\n                (DOCKER_HOST is honoured). DEPLOYER_BUILDER_IMAGE sets the builder image.\n  cargo-lambda  `cargo lambda build --release` on this machine (zig cross-compiles)\n  zip           a prebuilt zip (`build.path`, or --artifact FN=ZIP)\n\nThe zip is reproducible: the same binary gives the same sha256, so `up` skips the\nupload and the update. It is written to <target>/lambda/<binary>/bootstrap.zip."
+    )]
+    Build {
+        #[command(flatten)]
+        target: Target,
+        /// Build only this function (repeatable)
+        #[arg(long = "fn", value_name = "NAME")]
+        functions: Vec<String>,
+        #[command(flatten)]
+        artifacts: Artifacts,
+        #[command(flatten)]
+        output: Output,
     },
     /// Create or update the stack so it matches the spec (bootstrap, build, upload, change set, execute)
     #[command(
@@ -290,7 +334,7 @@ impl Cli {
                 };
                 crate::commands::up(
                     &target.load()?,
-                    &artifacts.artifacts,
+                    &artifacts.choice(),
                     ttl,
                     mode,
                     &output.reporter(),
@@ -305,12 +349,23 @@ impl Cli {
                 let mode = crate::converge::engine::Mode::Plan;
                 crate::commands::up(
                     &target.load()?,
-                    &artifacts.artifacts,
+                    &artifacts.choice(),
                     ttl,
                     mode,
                     &output.reporter(),
                 )
             }
+            Command::Build {
+                target,
+                functions,
+                artifacts,
+                output,
+            } => crate::commands::build(
+                &target.load()?,
+                &artifacts.choice(),
+                &functions,
+                &output.reporter(),
+            ),
             Command::Down {
                 target,
                 yes,

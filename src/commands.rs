@@ -27,49 +27,87 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))
 }
 
-/// Where each function's artifact comes from: `--artifact` first, then the spec's `build`.
-/// Decided before any network call, so a missing artifact is a usage error (exit 2).
+/// How `up`, `plan` and `build` get artifacts: command-line choices over the spec's `build`.
+#[derive(Debug, Clone, Default)]
+pub struct BuildChoice {
+    /// `--artifact FN=ZIP`: a prebuilt zip for a function, whatever its build method.
+    pub artifacts: Vec<(String, PathBuf)>,
+    /// `--build-method`: every function's method, over the spec's.
+    pub method: Option<BuildMethod>,
+    /// `--no-cache`: Docker rebuilds every layer.
+    pub no_cache: bool,
+}
+
+/// Where each function's artifact comes from: `--artifact` first, then `--build-method`, then
+/// the spec's `build` (default docker). Decided before any network call or build, so a missing
+/// zip or an unknown function is a usage error (exit 2).
 pub fn artifact_sources(
     loaded: &Loaded,
-    overrides: &[(String, PathBuf)],
+    choice: &BuildChoice,
+    only: &[String],
 ) -> Result<Vec<(String, Source)>, Error> {
     let spec = &loaded.spec;
-    for (function, _) in overrides {
+    let known = || {
+        spec.functions
+            .keys()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for (function, _) in &choice.artifacts {
         if !spec.functions.contains_key(function) {
-            let known: Vec<&str> = spec.functions.keys().map(String::as_str).collect();
             return Err(Error::usage(format!(
                 "--artifact names function `{function}`, which the spec does not have (functions: {})",
-                known.join(", ")
+                known()
             )));
         }
     }
+    for function in only {
+        if !spec.functions.contains_key(function) {
+            return Err(Error::usage(format!(
+                "--fn names function `{function}`, which the spec does not have (functions: {})",
+                known()
+            )));
+        }
+    }
+    let builder_image_env = std::env::var("DEPLOYER_BUILDER_IMAGE")
+        .ok()
+        .filter(|s| !s.is_empty());
     let mut sources = Vec::new();
     for (name, function) in &spec.functions {
-        if let Some((_, path)) = overrides.iter().rev().find(|(f, _)| f == name) {
+        if !only.is_empty() && !only.contains(name) {
+            continue;
+        }
+        if let Some((_, path)) = choice.artifacts.iter().rev().find(|(f, _)| f == name) {
             sources.push((name.clone(), Source::Zip(path.clone())));
             continue;
         }
-        let build = function.build.clone().unwrap_or(crate::spec::Build {
-            method: BuildMethod::Docker,
-            path: None,
-            dockerfile: None,
-        });
-        match (build.method, build.path) {
-            (BuildMethod::Zip, Some(path)) => {
-                sources.push((name.clone(), Source::Zip(loaded.base_dir().join(path))))
-            }
-            (method, _) => {
-                let method = match method {
-                    BuildMethod::Docker => "docker (the default build method)",
-                    BuildMethod::CargoLambda => "cargo-lambda",
-                    BuildMethod::Zip => "zip",
-                };
-                return Err(Error::usage(format!(
-                    "function `{name}` builds with {method}, which this version of deployer does not run yet: \
-                     pass --artifact {name}=path/to/artifact.zip, or set `build: {{ method: zip, path: ... }}` in the spec"
-                )));
-            }
-        }
+        let build = function.build.clone().unwrap_or_default();
+        let method = choice.method.unwrap_or(build.method);
+        let project = build::Project {
+            dir: loaded.base_dir().join(&function.path),
+            binary: function.binary.clone(),
+            architecture: function.architecture,
+        };
+        let source = match method {
+            BuildMethod::Zip => match build.path {
+                Some(path) => Source::Zip(loaded.base_dir().join(path)),
+                None => {
+                    return Err(Error::usage(format!(
+                        "function `{name}` builds with `zip` but names no zip: pass --artifact {name}=path/to/bootstrap.zip, \
+                         or set `build: {{ method: zip, path: ... }}` in the spec"
+                    )));
+                }
+            },
+            BuildMethod::Docker => Source::Docker {
+                project,
+                dockerfile: build.dockerfile.map(|d| loaded.base_dir().join(d)),
+                builder_image: builder_image_env.clone().or(build.builder_image),
+                no_cache: choice.no_cache,
+            },
+            BuildMethod::CargoLambda => Source::CargoLambda { project },
+        };
+        sources.push((name.clone(), source));
     }
     Ok(sources)
 }
@@ -121,7 +159,7 @@ pub fn now() -> Result<SystemTime, Error> {
 /// `up` and `plan`.
 pub fn up(
     loaded: &Loaded,
-    overrides: &[(String, PathBuf)],
+    choice: &BuildChoice,
     ttl: Option<Duration>,
     mode: Mode,
     reporter: &Reporter,
@@ -135,7 +173,7 @@ pub fn up(
             spec.env
         )));
     }
-    let sources = artifact_sources(loaded, overrides)?;
+    let sources = artifact_sources(loaded, choice, &[])?;
     runtime()?.block_on(async {
         let hint = resume_hint(loaded);
         let interrupts = listen_for_ctrl_c(hint.clone());
@@ -151,10 +189,13 @@ pub fn up(
             ephemeral: !lifetime.tags.is_empty(),
         })?;
         let artifacts = async {
-            sources
-                .iter()
-                .map(|(function, source)| build::build(source).map(|a| (function.clone(), a)))
-                .collect::<Result<Vec<(String, Artifact)>, Error>>()
+            let built = build::build_all(&sources, reporter).await?;
+            Ok::<_, Error>(
+                built
+                    .into_iter()
+                    .map(|(function, built)| (function, built.artifact))
+                    .collect::<Vec<(String, Artifact)>>(),
+            )
         };
         let outcome =
             converge::up(&engine, &cloud, spec, &template, artifacts, &lifetime, mode).await?;
@@ -475,4 +516,18 @@ pub fn logs(
             }
         }
     })
+}
+
+/// `build`: every function's artifact (or those named by `--fn`), with its sha256 and size.
+/// No AWS calls.
+pub fn build(
+    loaded: &Loaded,
+    choice: &BuildChoice,
+    only: &[String],
+    reporter: &Reporter,
+) -> Result<(), Error> {
+    let sources = artifact_sources(loaded, choice, only)?;
+    let built = runtime()?.block_on(build::build_all(&sources, reporter))?;
+    reporter.built(&built);
+    Ok(())
 }

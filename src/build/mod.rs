@@ -1,14 +1,24 @@
 //! Function artifacts: a Lambda deployment zip with `bootstrap` at its root, and its sha256.
 //!
-//! Zips are written reproducibly (fixed timestamps and permissions), so the same binary always
-//! gives the same sha256, the same S3 key, and so no upload and no update.
+//! Three ways to get one ([`Source`]): the multistage Dockerfile ([`docker`]), `cargo lambda
+//! build` on the host ([`cargo_lambda`]), or a prebuilt zip. Built binaries are checked
+//! ([`elf`]) and zipped reproducibly (fixed timestamps and permissions), so the same binary
+//! always gives the same sha256, the same S3 key, and so no upload and no update.
+
+pub mod cargo;
+pub mod cargo_lambda;
+pub mod docker;
+pub mod elf;
+mod process;
 
 use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
 use crate::exit::Error;
+use crate::spec::Architecture;
 
 /// A deployment zip in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +52,69 @@ impl Artifact {
 pub enum Source {
     /// A prebuilt zip (`--artifact FN=path` or `build: { method: zip, path }`).
     Zip(PathBuf),
+    /// The multistage Dockerfile.
+    Docker {
+        /// What to build.
+        project: Project,
+        /// A Dockerfile to use instead of the shipped one.
+        dockerfile: Option<PathBuf>,
+        /// The builder stage's base image, else the Dockerfile's default.
+        builder_image: Option<String>,
+        /// Rebuild every layer (`--no-cache`).
+        no_cache: bool,
+    },
+    /// `cargo lambda build` on the host.
+    CargoLambda {
+        /// What to build.
+        project: Project,
+    },
+}
+
+impl Source {
+    /// The method's name, as the spec and `--build-method` spell it.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Source::Zip(_) => "zip",
+            Source::Docker { .. } => "docker",
+            Source::CargoLambda { .. } => "cargo-lambda",
+        }
+    }
+}
+
+/// A function's cargo project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Project {
+    /// The project directory (holding its Cargo.toml).
+    pub dir: PathBuf,
+    /// The binary, when the package has several or the directory is a virtual workspace.
+    pub binary: Option<String>,
+    /// The CPU the function runs on.
+    pub architecture: Architecture,
+}
+
+/// A produced artifact and how it was made.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The zip.
+    pub artifact: Artifact,
+    /// `docker (classic)`, `cargo-lambda`, `zip`...
+    pub method: String,
+    /// Where the zip is on disk.
+    pub path: PathBuf,
+    /// How long producing it took.
+    pub elapsed: Duration,
+}
+
+/// What a build reports while it runs; the console and JSON reporters implement it.
+pub trait Observer {
+    /// A function's build starts.
+    fn build_started(&self, function: &str, method: &str);
+    /// One line of the build tool's output.
+    fn build_line(&self, function: &str, line: &str);
+    /// Still building (about once a second), with the latest line.
+    fn build_waiting(&self, function: &str, elapsed: Duration, last_line: &str);
+    /// The artifact is ready.
+    fn build_finished(&self, function: &str, built: &Built);
 }
 
 /// Zips `bootstrap` (an executable) reproducibly: the same bytes always give the same zip.
@@ -77,11 +150,137 @@ pub fn load_zip(path: &Path) -> Result<Artifact, Error> {
     Ok(Artifact::from_zip(bytes))
 }
 
-/// Produces the artifact of one function.
-pub fn build(source: &Source) -> Result<Artifact, Error> {
-    match source {
-        Source::Zip(path) => load_zip(path),
+/// Produces the artifact of one function, blocking; `on_line` gets the build tool's output.
+pub fn build(
+    function: &str,
+    source: &Source,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<Built, Error> {
+    let started = Instant::now();
+    let (project, bytes, method, target_dir, binary) = match source {
+        Source::Zip(path) => {
+            return Ok(Built {
+                artifact: load_zip(path)?,
+                method: "zip".into(),
+                path: path.clone(),
+                elapsed: started.elapsed(),
+            });
+        }
+        Source::Docker {
+            project,
+            dockerfile,
+            builder_image,
+            no_cache,
+        } => {
+            let ws = cargo::workspace(&project.dir)?;
+            let (package, binary) = ws.binary(&project.dir, project.binary.as_deref())?;
+            let request = docker::Request {
+                workspace: &ws,
+                package: &package.name,
+                binary: &binary,
+                architecture: project.architecture,
+                dockerfile: dockerfile.as_deref(),
+                builder_image: builder_image.as_deref(),
+                no_cache: *no_cache,
+            };
+            let (bytes, builder) = docker::build(&request, on_line)?;
+            let method = format!("docker ({})", builder.as_str());
+            (project, bytes, method, ws.target_dir.clone(), binary)
+        }
+        Source::CargoLambda { project } => {
+            let ws = cargo::workspace(&project.dir)?;
+            let (package, binary) = ws.binary(&project.dir, project.binary.as_deref())?;
+            let bytes = cargo_lambda::build(&ws, package, &binary, project.architecture, on_line)?;
+            (
+                project,
+                bytes,
+                "cargo-lambda".into(),
+                ws.target_dir.clone(),
+                binary,
+            )
+        }
+    };
+    elf::check(&bytes, project.architecture, function)?;
+    let artifact = Artifact::from_zip(zip_bootstrap(&bytes));
+    let path = target_dir
+        .join("lambda")
+        .join(&binary)
+        .join("bootstrap.zip");
+    write_file(&path, &artifact.bytes)?;
+    Ok(Built {
+        artifact,
+        method,
+        path,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let failed = |e: std::io::Error| Error::failed(format!("cannot write {}: {e}", path.display()));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(failed)?;
     }
+    std::fs::write(path, bytes).map_err(failed)
+}
+
+/// Produces every function's artifact, one build at a time (builds use every core), while the
+/// caller's other futures (bootstrap, describe) go on; progress goes to `observer`.
+pub async fn build_all(
+    sources: &[(String, Source)],
+    observer: &dyn Observer,
+) -> Result<Vec<(String, Built)>, Error> {
+    let mut built = Vec::new();
+    for (function, source) in sources {
+        if let Source::Zip(_) = source {
+            built.push((function.clone(), build(function, source, &mut |_| {})?));
+            continue;
+        }
+        observer.build_started(function, source.method());
+        let result = build_in_background(function, source, observer).await?;
+        observer.build_finished(function, &result);
+        built.push((function.clone(), result));
+    }
+    Ok(built)
+}
+
+/// Runs one build on its own thread, forwarding its lines to `observer` on this one.
+async fn build_in_background(
+    function: &str,
+    source: &Source,
+    observer: &dyn Observer,
+) -> Result<Built, Error> {
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (done_tx, done) = tokio::sync::oneshot::channel();
+    let (name, job) = (function.to_string(), source.clone());
+    std::thread::spawn(move || {
+        let result = build(&name, &job, &mut |line| {
+            let _ = lines_tx.send(line.to_string());
+        });
+        let _ = done_tx.send(result);
+    });
+    let started = Instant::now();
+    let mut last = String::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            line = lines.recv() => match line {
+                Some(line) => {
+                    observer.build_line(function, &line);
+                    if !line.trim().is_empty() {
+                        last = line;
+                    }
+                }
+                None => break,
+            },
+            _ = tick.tick() => observer.build_waiting(function, started.elapsed(), &last),
+        }
+    }
+    done.await.unwrap_or_else(|_| {
+        Err(Error::failed(format!(
+            "the build of `{function}` stopped unexpectedly"
+        )))
+    })
 }
 
 #[cfg(test)]

@@ -74,7 +74,7 @@ pub mod keys {
     /// Keys of route.
     pub const ROUTE: &[&str] = &["path", "host", "methods"];
     /// Keys of build.
-    pub const BUILD: &[&str] = &["method", "path", "dockerfile"];
+    pub const BUILD: &[&str] = &["method", "path", "dockerfile", "builder_image"];
     /// Keys of key.
     pub const KEY: &[&str] = &["name", "type"];
     /// Keys of index.
@@ -665,10 +665,17 @@ impl Cx<'_> {
         if method != BuildMethod::Docker && f.get("dockerfile").is_some() {
             self.err(f.pos, "`build.dockerfile` is only for `method: docker`");
         }
+        let builder_image = f
+            .get("builder_image")
+            .and_then(|n| self.string(n, "`build.builder_image`"));
+        if method != BuildMethod::Docker && f.get("builder_image").is_some() {
+            self.err(f.pos, "`build.builder_image` is only for `method: docker`");
+        }
         Some(Build {
             method,
             path,
             dockerfile,
+            builder_image,
         })
     }
 

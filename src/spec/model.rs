@@ -240,7 +240,7 @@ pub enum Access {
 }
 
 /// How a function's deployment zip is produced.
-#[derive(Debug, Clone, PartialEq, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Build {
     /// `docker` (default), `cargo-lambda` or `zip`.
@@ -248,8 +248,11 @@ pub struct Build {
     pub method: BuildMethod,
     /// With `zip`: the prebuilt zip, relative to the spec file.
     pub path: Option<String>,
-    /// With `docker`: a Dockerfile to use instead of the shipped one.
+    /// With `docker`: a Dockerfile to use instead of the shipped one, relative to the spec file.
     pub dockerfile: Option<String>,
+    /// With `docker`: the builder stage's base image (a Debian-based image with cargo and a C
+    /// linker; default `rust:1-bookworm`). `DEPLOYER_BUILDER_IMAGE` overrides it.
+    pub builder_image: Option<String>,
 }
 
 /// The build methods.

@@ -201,6 +201,10 @@ fn function_rules() {
         "6:12: `build.dockerfile` is only for `method: docker`",
     );
     rejects(
+        &f("    build: { method: zip, path: a.zip, builder_image: rust:1 }\n"),
+        "6:12: `build.builder_image` is only for `method: docker`",
+    );
+    rejects(
         &f("    alarms: off\n"),
         "6:13: `alarms` must be true or false, found `off`",
     );

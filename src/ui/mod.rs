@@ -59,6 +59,8 @@ pub struct Reporter {
     /// Lines of the view currently on screen, to erase before the next draw.
     drawn: Cell<usize>,
     last_output: Cell<Instant>,
+    /// The in-place line under a running build: its latest output line.
+    build_status: RefCell<Option<String>>,
     heartbeat: Duration,
 }
 
@@ -182,6 +184,7 @@ impl Reporter {
             view: RefCell::new(live::LiveView::default()),
             drawn: Cell::new(0),
             last_output: Cell::new(Instant::now()),
+            build_status: RefCell::new(None),
             heartbeat: HEARTBEAT,
         }
     }
@@ -249,16 +252,17 @@ impl Reporter {
         }
     }
 
-    /// Redraws the live view (only while an operation is being watched).
+    /// Redraws the live view (while an operation is being watched) and the running build's line.
     fn draw_view(&self, elapsed: Option<Duration>) {
         if !self.live {
             return;
         }
-        let Some(elapsed) = elapsed else {
+        let mut frame = elapsed.map_or_else(Vec::new, |e| self.view.borrow().frame(e));
+        frame.extend(self.build_status.borrow().clone());
+        if frame.is_empty() {
             return;
-        };
+        }
         self.erase_view();
-        let frame = self.view.borrow().frame(elapsed);
         let mut err = self.err.borrow_mut();
         for line in &frame {
             let _ = writeln!(err, "{line}");
@@ -442,6 +446,117 @@ impl Reporter {
     }
 }
 
+impl Reporter {
+    /// `build`'s result: one line per function on stdout (`FN  SHA256  SIZE  PATH`), or a JSON
+    /// summary of them all.
+    pub fn built(&self, artifacts: &[(String, crate::build::Built)]) {
+        match self.format {
+            Format::Json => self.json_line(json!({
+                "type": "summary",
+                "artifacts": artifacts.iter().map(|(function, b)| built_json(function, b)).collect::<Vec<_>>(),
+            })),
+            Format::Human { .. } => {
+                for (function, built) in artifacts {
+                    self.stdout_line(format!(
+                        "{function}  {}  {}  {}",
+                        built.artifact.sha256_hex(),
+                        human_size(built.artifact.bytes.len()),
+                        built.path.display()
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn built_json(function: &str, built: &crate::build::Built) -> serde_json::Value {
+    json!({
+        "function": function,
+        "method": built.method,
+        "sha256": built.artifact.sha256_hex(),
+        "size": built.artifact.bytes.len(),
+        "path": built.path.display().to_string(),
+        "duration_s": (built.elapsed.as_secs_f64() * 100.0).round() / 100.0,
+    })
+}
+
+/// Builds take minutes: a progress line (in place on a terminal, a heartbeat elsewhere), the
+/// tool's every line with `-v`, and the tail of it in the error when it fails.
+impl crate::build::Observer for Reporter {
+    fn build_started(&self, function: &str, method: &str) {
+        match self.format {
+            Format::Json => self.json_line(
+                json!({ "type": "build_started", "function": function, "method": method }),
+            ),
+            Format::Human { .. } => self.human(format!(
+                "{} building {function} with {method}",
+                style("▸").cyan().for_stderr()
+            )),
+        }
+    }
+
+    fn build_line(&self, function: &str, line: &str) {
+        if !self.verbose {
+            return;
+        }
+        match self.format {
+            Format::Json => self
+                .json_line(json!({ "type": "build_output", "function": function, "line": line })),
+            Format::Human { .. } => {
+                self.stderr_line(style(format!("  {function} │ {line}")).dim().for_stderr())
+            }
+        }
+    }
+
+    fn build_waiting(&self, function: &str, elapsed: Duration, last_line: &str) {
+        let last: String = last_line.chars().take(100).collect();
+        match self.format {
+            Format::Json => {
+                if self.due_for_heartbeat() {
+                    self.json_line(json!({ "type": "heartbeat", "function": function, "elapsed_s": elapsed.as_secs(), "line": last }));
+                }
+            }
+            Format::Human { quiet: true } => {}
+            Format::Human { .. } if self.live => {
+                *self.build_status.borrow_mut() = Some(format!(
+                    "  building {function} +{}s  {last}",
+                    elapsed.as_secs()
+                ));
+                self.draw_view(None);
+            }
+            Format::Human { .. } if !self.verbose && self.due_for_heartbeat() => {
+                self.stderr_line(format!(
+                    "{} +{}s  still building {function}: {last}",
+                    clock(epoch_now()),
+                    elapsed.as_secs()
+                ));
+            }
+            Format::Human { .. } => {}
+        }
+    }
+
+    fn build_finished(&self, function: &str, built: &crate::build::Built) {
+        *self.build_status.borrow_mut() = None;
+        match self.format {
+            Format::Json => {
+                let mut line = built_json(function, built);
+                line["type"] = json!("build");
+                self.json_line(line);
+            }
+            Format::Human { .. } => {
+                self.erase_view();
+                self.human(format!(
+                    "{} built {function} ({}): {} in {:.1} s",
+                    style("✓").green().for_stderr(),
+                    built.method,
+                    human_size(built.artifact.bytes.len()),
+                    built.elapsed.as_secs_f64()
+                ));
+            }
+        }
+    }
+}
+
 /// `-v` output: straight to stderr, dimmed; it never goes to stdout, which may carry JSON.
 fn print_call(line: String) {
     eprintln!("{}", style(line).dim().for_stderr());
@@ -555,6 +670,85 @@ impl Ui for Reporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn built() -> crate::build::Built {
+        crate::build::Built {
+            artifact: crate::build::Artifact::from_zip(vec![0; 2_900_000]),
+            method: "docker (classic)".into(),
+            path: "/p/target/lambda/api/bootstrap.zip".into(),
+            elapsed: Duration::from_millis(84_200),
+        }
+    }
+
+    #[test]
+    fn builds_report_a_progress_line_and_their_output_only_with_verbose() {
+        use crate::build::Observer;
+        let (reporter, captured) = Reporter::capture(Format::Human { quiet: false }, false);
+        let reporter = reporter.with_heartbeat(Duration::ZERO);
+        reporter.build_started("api", "docker");
+        reporter.build_line("api", "Step 1/14 : ARG BUILDER_IMAGE");
+        reporter.build_waiting("api", Duration::from_secs(61), "   Compiling tokio v1.0.0");
+        reporter.build_finished("api", &built());
+        reporter.built(&[("api".into(), built())]);
+        let err = captured.stderr();
+        assert!(err.contains("▸ building api with docker"), "{err}");
+        assert!(
+            !err.contains("Step 1/14"),
+            "tool output only with -v: {err}"
+        );
+        assert!(
+            err.contains("+61s  still building api:    Compiling tokio"),
+            "{err}"
+        );
+        assert!(
+            err.contains("✓ built api (docker (classic)): 2.9 MB in 84.2 s"),
+            "{err}"
+        );
+        let sha = built().artifact.sha256_hex();
+        assert_eq!(
+            captured.stdout(),
+            format!("api  {sha}  2.9 MB  /p/target/lambda/api/bootstrap.zip\n")
+        );
+
+        let (reporter, captured) = Reporter::capture(Format::Human { quiet: false }, false);
+        let reporter = reporter.verbose(true);
+        reporter.build_line("api", "Step 1/14 : ARG BUILDER_IMAGE");
+        assert!(
+            captured
+                .stderr()
+                .contains("api │ Step 1/14 : ARG BUILDER_IMAGE")
+        );
+    }
+
+    #[test]
+    fn builds_in_json_are_events_then_a_summary() {
+        use crate::build::Observer;
+        let (reporter, captured) = Reporter::capture(Format::Json, false);
+        let reporter = reporter.verbose(true);
+        reporter.build_started("api", "docker");
+        reporter.build_line("api", "Compiling notes");
+        reporter.build_finished("api", &built());
+        reporter.built(&[("api".into(), built())]);
+        let lines: Vec<serde_json::Value> = captured
+            .stdout()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let types: Vec<&str> = lines.iter().map(|l| l["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["build_started", "build_output", "build", "summary"]);
+        assert_eq!(lines[1]["line"], "Compiling notes");
+        assert_eq!(lines[2]["size"], 2_900_000);
+        assert_eq!(lines[2]["duration_s"], 84.2);
+        assert_eq!(
+            lines[3]["artifacts"][0]["path"],
+            "/p/target/lambda/api/bootstrap.zip"
+        );
+        assert_eq!(
+            lines[3]["artifacts"][0]["sha256"],
+            built().artifact.sha256_hex()
+        );
+        assert!(captured.stderr().is_empty());
+    }
 
     #[test]
     fn sizes_read_naturally() {

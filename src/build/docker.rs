@@ -1,0 +1,500 @@
+//! Build method `docker`: the multistage Dockerfile (`templates/Dockerfile`) run offline.
+//!
+//! deployer writes the build context itself: the workspace's sources, a skeleton of its
+//! manifests (so dependencies get their own cached layer), and its crates from `cargo vendor`
+//! (so the build runs with `--network=none` and the same inputs give the same binary). The
+//! context lives under the workspace's target directory and keeps `vendor/` while Cargo.lock
+//! is unchanged.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+use super::cargo::{Workspace, cargo_program};
+use super::process;
+use crate::exit::Error;
+use crate::spec::Architecture;
+
+/// The Dockerfile shipped with deployer.
+pub const DOCKERFILE: &str = include_str!("../../templates/Dockerfile");
+
+/// How the image is built and `/bootstrap` taken out of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builder {
+    /// `docker buildx build --output type=local`.
+    Buildx,
+    /// `docker build --output type=local` with `DOCKER_BUILDKIT=1` (clients that carry BuildKit
+    /// themselves, as Debian's docker.io 20.10 does).
+    BuildKit,
+    /// The classic builder, then `docker create` and `docker cp`.
+    Classic,
+}
+
+impl Builder {
+    /// How it shows in progress and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Builder::Buildx => "buildx",
+            Builder::BuildKit => "buildkit",
+            Builder::Classic => "classic",
+        }
+    }
+}
+
+/// Which builder to use: `DOCKER_BUILDKIT=0` forces the classic builder and `=1` BuildKit (as the
+/// docker CLI reads it); otherwise buildx when installed, else the classic builder.
+pub fn choose_builder(docker_buildkit: Option<&str>, buildx_installed: bool) -> Builder {
+    match docker_buildkit.map(str::trim) {
+        Some("0" | "false") => Builder::Classic,
+        Some("1" | "true") if buildx_installed => Builder::Buildx,
+        Some("1" | "true") => Builder::BuildKit,
+        _ if buildx_installed => Builder::Buildx,
+        _ => Builder::Classic,
+    }
+}
+
+/// The Docker platform of a function's architecture.
+pub fn platform(architecture: Architecture) -> &'static str {
+    match architecture {
+        Architecture::X86_64 => "linux/amd64",
+        Architecture::Arm64 => "linux/arm64",
+    }
+}
+
+/// The Rust target triple of a function's architecture.
+pub fn rust_target(architecture: Architecture) -> &'static str {
+    match architecture {
+        Architecture::X86_64 => "x86_64-unknown-linux-gnu",
+        Architecture::Arm64 => "aarch64-unknown-linux-gnu",
+    }
+}
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The function's cargo workspace.
+    pub workspace: &'a Workspace,
+    /// The package holding the binary.
+    pub package: &'a str,
+    /// The binary.
+    pub binary: &'a str,
+    /// The function's architecture.
+    pub architecture: Architecture,
+    /// A Dockerfile to use instead of the shipped one.
+    pub dockerfile: Option<&'a Path>,
+    /// The builder stage's base image (else the Dockerfile's default).
+    pub builder_image: Option<&'a str>,
+    /// Rebuild every layer.
+    pub no_cache: bool,
+}
+
+/// The docker program: `$DEPLOYER_DOCKER`, else `docker` on PATH. `DOCKER_HOST` reaches it.
+fn docker_program() -> std::ffi::OsString {
+    std::env::var_os("DEPLOYER_DOCKER").unwrap_or_else(|| "docker".into())
+}
+
+fn docker() -> Command {
+    Command::new(docker_program())
+}
+
+/// Fails with a usage error naming the other methods when no Docker daemon answers.
+pub fn check_daemon() -> Result<(), Error> {
+    let output = docker()
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output();
+    let why = match output {
+        Ok(out) if out.status.success() => return Ok(()),
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let first = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            format!("its daemon does not answer ({})", first.trim())
+        }
+        Err(e) => format!(
+            "the `{}` command cannot run ({e})",
+            docker_program().to_string_lossy()
+        ),
+    };
+    Err(Error::usage(format!(
+        "cannot build with Docker: {why}. Start Docker (or point DOCKER_HOST at a daemon), or use \
+         another build method: `--build-method cargo-lambda` (needs cargo-lambda on this machine) or \
+         `--build-method zip` with a prebuilt artifact (`--artifact FN=path/to/bootstrap.zip`)"
+    )))
+}
+
+fn buildx_installed() -> bool {
+    docker()
+        .args(["buildx", "version"])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
+/// The docker arguments of one build (without the context path and output options).
+pub fn build_args(request: &Request<'_>, dockerfile: &Path) -> Vec<String> {
+    let mut args = vec![
+        "--network=none".to_string(),
+        format!("--platform={}", platform(request.architecture)),
+        "--file".into(),
+        dockerfile.display().to_string(),
+        "--build-arg".into(),
+        format!("TARGET={}", rust_target(request.architecture)),
+        "--build-arg".into(),
+        format!("PACKAGE={}", request.package),
+        "--build-arg".into(),
+        format!("BINARY={}", request.binary),
+    ];
+    if let Some(image) = request.builder_image {
+        args.extend(["--build-arg".into(), format!("BUILDER_IMAGE={image}")]);
+    }
+    if request.no_cache {
+        args.push("--no-cache".into());
+    }
+    args
+}
+
+/// cargo's source replacement for the container: `cargo vendor` prints it with the host's
+/// vendor path, which becomes the path the Dockerfile copies vendor/ to.
+pub fn container_cargo_config(vendor_stdout: &str) -> String {
+    vendor_stdout
+        .lines()
+        .map(|line| {
+            if line.trim_start().starts_with("directory = ") {
+                "directory = \"/deployer/vendor\"".to_string()
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+/// Builds `request` and returns the `bootstrap` bytes and the builder used.
+pub fn build(
+    request: &Request<'_>,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<(Vec<u8>, Builder), Error> {
+    check_daemon()?;
+    let builder = choose_builder(
+        std::env::var("DOCKER_BUILDKIT").ok().as_deref(),
+        buildx_installed(),
+    );
+    let context = request
+        .workspace
+        .target_dir
+        .join("deployer/docker")
+        .join(request.binary);
+    on_line(&format!(
+        "deployer: writing the build context in {}",
+        context.display()
+    ));
+    write_context(request, &context, on_line)?;
+    let dockerfile = context.join("Dockerfile");
+    let mut args = build_args(request, &dockerfile);
+    let output_dir = context.join("out");
+    let _ = std::fs::remove_dir_all(&output_dir);
+    let tag = format!("deployer-build/{}:latest", request.binary.to_lowercase());
+    let mut command = docker();
+    match builder {
+        Builder::Buildx => {
+            command.args(["buildx", "build", "--progress=plain"]);
+        }
+        Builder::BuildKit => {
+            command
+                .env("DOCKER_BUILDKIT", "1")
+                .args(["build", "--progress=plain"]);
+        }
+        Builder::Classic => {
+            command
+                .env("DOCKER_BUILDKIT", "0")
+                .args(["build", "--force-rm", "--tag", &tag]);
+        }
+    }
+    if builder != Builder::Classic {
+        args.push(format!("--output=type=local,dest={}", output_dir.display()));
+    }
+    command.args(&args).arg(&context);
+    let finished = process::run(&mut command, on_line)?;
+    if !finished.success {
+        return Err(Error::failed(format!(
+            "docker build of `{}` failed; its last lines:\n{}",
+            request.binary,
+            finished.tail.join("\n")
+        )));
+    }
+    let bootstrap = output_dir.join("bootstrap");
+    if builder == Builder::Classic {
+        extract(&tag, &output_dir, on_line)?;
+    }
+    let bytes = std::fs::read(&bootstrap).map_err(|e| {
+        Error::failed(format!(
+            "the image built for `{}` has no /bootstrap ({e}): a custom Dockerfile must copy the \
+             binary to /bootstrap in its final stage",
+            request.binary
+        ))
+    })?;
+    Ok((bytes, builder))
+}
+
+/// Takes /bootstrap out of a classic-builder image: create a container (never started), copy, remove.
+fn extract(tag: &str, output_dir: &Path, on_line: &mut dyn FnMut(&str)) -> Result<(), Error> {
+    std::fs::create_dir_all(output_dir).map_err(|e| io_failed(output_dir, e))?;
+    let created = docker()
+        .args(["create", tag, "/bootstrap"])
+        .output()
+        .map_err(|e| Error::failed(format!("docker create: {e}")))?;
+    if !created.status.success() {
+        return Err(Error::failed(format!(
+            "docker create {tag}: {}",
+            String::from_utf8_lossy(&created.stderr).trim()
+        )));
+    }
+    let id = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    on_line(&format!("deployer: docker cp {id}:/bootstrap"));
+    let copied = docker()
+        .arg("cp")
+        .arg(format!("{id}:/bootstrap"))
+        .arg(output_dir.join("bootstrap"))
+        .output();
+    let _ = docker().args(["rm", &id]).output();
+    match copied {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(Error::failed(format!(
+            "docker cp {id}:/bootstrap: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+        Err(e) => Err(Error::failed(format!("docker cp: {e}"))),
+    }
+}
+
+fn io_failed(path: &Path, e: std::io::Error) -> Error {
+    Error::failed(format!("{}: {e}", path.display()))
+}
+
+/// Writes the build context: Dockerfile, workspace/, skeleton/, vendor/, cargo-config.toml.
+fn write_context(
+    request: &Request<'_>,
+    context: &Path,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<(), Error> {
+    let ws = request.workspace;
+    let dockerfile = match request.dockerfile {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            Error::usage(format!(
+                "cannot read the Dockerfile {}: {e}",
+                path.display()
+            ))
+        })?,
+        None => DOCKERFILE.to_string(),
+    };
+    for dir in ["workspace", "skeleton"] {
+        let dir = context.join(dir);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| io_failed(&dir, e))?;
+        }
+    }
+    std::fs::create_dir_all(context).map_err(|e| io_failed(context, e))?;
+    std::fs::write(context.join("Dockerfile"), dockerfile)
+        .map_err(|e| io_failed(&context.join("Dockerfile"), e))?;
+
+    let skip = |path: &Path| {
+        path == ws.target_dir
+            || path.file_name().is_some_and(|n| n == ".git")
+            || path.join("CACHEDIR.TAG").exists()
+    };
+    copy_tree(&ws.root, &context.join("workspace"), &skip)?;
+
+    let skeleton = context.join("skeleton");
+    for manifest in ws.skeleton_manifests() {
+        let from = ws.root.join(&manifest);
+        if from.exists() {
+            copy_file(&from, &skeleton.join(&manifest))?;
+        }
+    }
+    // The project's cargo config (rustflags, profiles) must be the same in both stages, or the
+    // second stage recompiles every dependency.
+    let cargo_dir = ws.root.join(".cargo");
+    if cargo_dir.is_dir() {
+        copy_tree(&cargo_dir, &skeleton.join(".cargo"), &|_| false)?;
+    }
+    for (path, stub) in ws.skeleton_stubs() {
+        let path = skeleton.join(path);
+        std::fs::create_dir_all(path.parent().expect("stubs are files"))
+            .map_err(|e| io_failed(&path, e))?;
+        std::fs::write(&path, stub).map_err(|e| io_failed(&path, e))?;
+    }
+    vendor(ws, context, on_line)
+}
+
+/// `cargo vendor` into `context/vendor`, skipped while Cargo.lock is unchanged.
+fn vendor(ws: &Workspace, context: &Path, on_line: &mut dyn FnMut(&str)) -> Result<(), Error> {
+    let lock = ws.root.join("Cargo.lock");
+    let lock_bytes = std::fs::read(&lock).map_err(|e| {
+        Error::usage(format!(
+            "{}: {e}. The Docker build is offline and pinned: run `cargo generate-lockfile` \
+             (or any cargo build) in {} first",
+            lock.display(),
+            ws.root.display()
+        ))
+    })?;
+    let stamp_path = context.join("vendor.sha256");
+    let digest: [u8; 32] = Sha256::digest(&lock_bytes).into();
+    let stamp = crate::converge::model::hex(&digest);
+    let config_path = context.join("cargo-config.toml");
+    let vendor_dir = context.join("vendor");
+    if std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp)
+        && config_path.exists()
+        && vendor_dir.is_dir()
+    {
+        on_line("deployer: vendored crates are current (Cargo.lock unchanged)");
+        return Ok(());
+    }
+    on_line("deployer: cargo vendor (every crate Cargo.lock names, for an offline build)");
+    let mut command = Command::new(cargo_program());
+    command
+        .args(["vendor", "--locked", "--versioned-dirs", "--manifest-path"])
+        .arg(ws.root.join("Cargo.toml"))
+        .arg(&vendor_dir);
+    let output = command
+        .output()
+        .map_err(|e| Error::usage(format!("cannot run cargo vendor: {e}")))?;
+    if !output.status.success() {
+        return Err(Error::failed(format!(
+            "cargo vendor failed in {}:\n{}",
+            ws.root.display(),
+            String::from_utf8_lossy(&output.stderr).trim_end()
+        )));
+    }
+    // stdout is the source-replacement config for the host path (none with --quiet).
+    let config = String::from_utf8_lossy(&output.stdout);
+    if !config.contains("[source.") {
+        return Err(Error::failed(format!(
+            "cargo vendor printed no source replacement for {}: {}",
+            ws.root.display(),
+            config.trim()
+        )));
+    }
+    std::fs::write(&config_path, container_cargo_config(&config))
+        .map_err(|e| io_failed(&config_path, e))?;
+    std::fs::write(&stamp_path, stamp).map_err(|e| io_failed(&stamp_path, e))
+}
+
+fn copy_file(from: &Path, to: &Path) -> Result<(), Error> {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| io_failed(parent, e))?;
+    }
+    std::fs::copy(from, to).map_err(|e| io_failed(from, e))?;
+    Ok(())
+}
+
+/// Copies a directory tree; symlinks stay symlinks; `skip` prunes paths.
+fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<(), Error> {
+    std::fs::create_dir_all(to).map_err(|e| io_failed(to, e))?;
+    let entries = std::fs::read_dir(from).map_err(|e| io_failed(from, e))?;
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        if skip(&path) {
+            continue;
+        }
+        let dest: PathBuf = to.join(entry.file_name());
+        let kind = entry.file_type().map_err(|e| io_failed(&path, e))?;
+        if kind.is_symlink() {
+            let link = std::fs::read_link(&path).map_err(|e| io_failed(&path, e))?;
+            std::os::unix::fs::symlink(link, &dest).map_err(|e| io_failed(&dest, e))?;
+        } else if kind.is_dir() {
+            copy_tree(&path, &dest, skip)?;
+        } else {
+            std::fs::copy(&path, &dest).map_err(|e| io_failed(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_buildkit_decides_first_then_buildx_presence() {
+        use Builder::*;
+        assert_eq!(choose_builder(None, true), Buildx);
+        assert_eq!(choose_builder(None, false), Classic);
+        assert_eq!(choose_builder(Some("0"), true), Classic);
+        assert_eq!(choose_builder(Some("false"), false), Classic);
+        assert_eq!(choose_builder(Some("1"), true), Buildx);
+        assert_eq!(choose_builder(Some("1"), false), BuildKit);
+        assert_eq!(choose_builder(Some(""), false), Classic);
+    }
+
+    #[test]
+    fn build_arguments_pin_the_platform_target_and_network() {
+        let ws = Workspace {
+            root: "/w".into(),
+            target_dir: "/w/target".into(),
+            packages: Vec::new(),
+        };
+        let mut request = Request {
+            workspace: &ws,
+            package: "notes",
+            binary: "notes-api",
+            architecture: Architecture::Arm64,
+            dockerfile: None,
+            builder_image: None,
+            no_cache: false,
+        };
+        let args = build_args(&request, Path::new("/ctx/Dockerfile"));
+        assert_eq!(
+            args,
+            [
+                "--network=none",
+                "--platform=linux/arm64",
+                "--file",
+                "/ctx/Dockerfile",
+                "--build-arg",
+                "TARGET=aarch64-unknown-linux-gnu",
+                "--build-arg",
+                "PACKAGE=notes",
+                "--build-arg",
+                "BINARY=notes-api"
+            ]
+        );
+        request.architecture = Architecture::X86_64;
+        request.builder_image = Some("local/rust:1");
+        request.no_cache = true;
+        let args = build_args(&request, Path::new("/ctx/Dockerfile"));
+        assert!(args.contains(&"--platform=linux/amd64".to_string()));
+        assert!(args.contains(&"TARGET=x86_64-unknown-linux-gnu".to_string()));
+        assert!(args.contains(&"BUILDER_IMAGE=local/rust:1".to_string()));
+        assert_eq!(args.last().unwrap(), "--no-cache");
+    }
+
+    #[test]
+    fn the_vendor_directory_moves_to_the_containers_path() {
+        let host = "[source.crates-io]\nreplace-with = \"vendored-sources\"\n\n[source.vendored-sources]\ndirectory = \"/home/me/api/target/deployer/docker/api/vendor\"\n";
+        let config = container_cargo_config(host);
+        assert!(
+            config.contains("directory = \"/deployer/vendor\""),
+            "{config}"
+        );
+        assert!(config.contains("replace-with = \"vendored-sources\""));
+        assert!(!config.contains("/home/me"));
+    }
+
+    #[test]
+    fn the_shipped_dockerfile_is_multistage_offline_and_ends_in_scratch() {
+        assert!(DOCKERFILE.contains("ARG BUILDER_IMAGE="));
+        assert!(DOCKERFILE.contains("COPY skeleton/ ./"));
+        assert!(DOCKERFILE.contains("COPY workspace/ ./"));
+        assert!(DOCKERFILE.contains("--offline"));
+        let skeleton = DOCKERFILE.find("COPY skeleton/").unwrap();
+        let sources = DOCKERFILE.find("COPY workspace/").unwrap();
+        assert!(
+            skeleton < sources,
+            "dependencies are built before the sources arrive"
+        );
+        let last_from = DOCKERFILE.rfind("\nFROM ").unwrap();
+        assert!(DOCKERFILE[last_from..].starts_with("\nFROM scratch"));
+    }
+}
