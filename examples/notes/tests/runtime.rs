@@ -121,7 +121,11 @@ fn the_bootstrap_answers_alb_invocations_from_the_runtime_api() {
         }
     });
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_notes-api"))
+    // NOTES_BOOTSTRAP runs another build of the service, such as the `bootstrap` deployer's
+    // Docker build produced, under the same emulator.
+    let bootstrap = std::env::var_os("NOTES_BOOTSTRAP")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_notes-api").into());
+    let mut child = Command::new(&bootstrap)
         .env_clear()
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
         .env("AWS_LAMBDA_FUNCTION_NAME", "notes-dev-api")

@@ -1,0 +1,111 @@
+# A private Docker engine for the tests, and the builder base image they build with.
+# Source it, then `docker_start` (exports DOCKER_HOST), `builder_image` (exports
+# DEPLOYER_TEST_BUILDER_IMAGE) and, at the end, `docker_stop`.
+#
+# Why by hand: this machine runs no init system, and no image registry is reachable. The daemon
+# runs without iptables or a bridge (builds use --network=none) on overlay2 (vfs copies every
+# layer: 28 GB and 12 minutes to delete). The builder base is made locally: debootstrap of the
+# machine's own Debian release and mirror, gcc for the linker, and the host's Rust toolchain.
+
+DOCKER_DIR=${DEPLOYER_DOCKER_DIR:-/var/tmp/deployer-docker}
+
+_docker_apt() {
+  echo "docker.sh: installing $* (Debian packages)" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# The mirror and release this machine's apt uses (deb822 sources or the classic list).
+_apt_mirror() {
+  local uri
+  uri=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+  [[ -n $uri ]] || uri=$(awk '$1 == "deb" {print $2; exit}' /etc/apt/sources.list 2>/dev/null || true)
+  echo "$uri"
+}
+
+docker_start() {
+  local missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  ((${#missing[@]} == 0)) || _docker_apt "${missing[@]}"
+  mkdir -p "$DOCKER_DIR/data" "$DOCKER_DIR/exec"
+  export DOCKER_HOST=unix://$DOCKER_DIR/docker.sock
+  if docker version >/dev/null 2>&1; then
+    return 0
+  fi
+  rm -f "$DOCKER_DIR/docker.pid"
+  dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=overlay2 \
+    --data-root "$DOCKER_DIR/data" --exec-root "$DOCKER_DIR/exec" \
+    --pidfile "$DOCKER_DIR/docker.pid" -H "$DOCKER_HOST" >"$DOCKER_DIR/dockerd.log" 2>&1 &
+  local i
+  for ((i = 0; i < 60; i++)); do
+    docker version >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  echo "docker.sh: dockerd did not answer on $DOCKER_HOST within 30 s; its log:" >&2
+  tail -n 20 "$DOCKER_DIR/dockerd.log" >&2
+  return 1
+}
+
+docker_stop() {
+  local pid
+  pid=$(cat "$DOCKER_DIR/docker.pid" 2>/dev/null || true)
+  if [[ -n $pid ]] && kill "$pid" 2>/dev/null; then
+    local i
+    for ((i = 0; i < 60 && $(kill -0 "$pid" 2>/dev/null && echo 1 || echo 0); i++)); do
+      sleep 0.5
+    done
+  fi
+  # dockerd unmounts its layers on a clean exit; anything left (a crash) is unmounted here,
+  # deepest first.
+  awk -v dir="$DOCKER_DIR" 'index($2, dir) == 1 {print $2}' /proc/mounts | sort -r |
+    while read -r mount; do umount "$mount" 2>/dev/null || umount -l "$mount"; done
+}
+
+# The image the tests pass as the Dockerfile's BUILDER_IMAGE: what a public Rust image would
+# give (a Debian with gcc and a Rust toolchain), made offline. Rebuilt when the toolchain changes.
+builder_image() {
+  local sysroot version tag
+  sysroot=$(rustc --print sysroot)
+  version=$(rustc --version | awk '{print $2}')
+  tag=deployer-test/builder:rust-$version
+  export DEPLOYER_TEST_BUILDER_IMAGE=$tag
+  if docker image inspect "$tag" >/dev/null 2>&1; then
+    return 0
+  fi
+  local release mirror rootfs
+  release=$(. /etc/os-release && echo "$VERSION_CODENAME")
+  mirror=$(_apt_mirror)
+  rootfs=$(mktemp -d "$DOCKER_DIR/rootfs.XXXXXX")
+  echo "docker.sh: making $tag (debootstrap $release, about a minute)" >&2
+  if ! debootstrap --variant=minbase --include=gcc,libc6-dev "$release" "$rootfs" "$mirror" \
+    >"$DOCKER_DIR/debootstrap.log" 2>&1; then
+    echo "docker.sh: debootstrap failed; its log:" >&2
+    tail -n 20 "$DOCKER_DIR/debootstrap.log" >&2
+    rm -rf "$rootfs"
+    return 1
+  fi
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  # The toolchain without its docs and sources (~600 MB instead of 1.4 GB).
+  mkdir -p "$rootfs/usr/local/rust" "$rootfs/usr/local/cargo"
+  (cd "$sysroot" && tar -c --exclude=lib/rustlib/src --exclude=share bin lib libexec) |
+    tar -x -C "$rootfs/usr/local/rust"
+  tar -C "$rootfs" -c . | docker import \
+    --change 'ENV PATH=/usr/local/rust/bin:/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV CARGO_HOME=/usr/local/cargo' \
+    - "$tag" >/dev/null
+  rm -rf "$rootfs"
+}
+
+# A docker client that builds with BuildKit, for the tests of that path: the installed buildx, or
+# Debian's docker.io client (20.10), which carries BuildKit itself (`DOCKER_BUILDKIT=1`).
+buildkit_client() {
+  if docker buildx version >/dev/null 2>&1; then
+    export DEPLOYER_TEST_BUILDKIT_DOCKER=$(command -v docker)
+  elif [[ -x /usr/bin/docker ]] && DOCKER_BUILDKIT=1 /usr/bin/docker build --help 2>/dev/null | grep -q -- '--output'; then
+    export DEPLOYER_TEST_BUILDKIT_DOCKER=/usr/bin/docker
+  else
+    echo "docker.sh: no docker client here can build with BuildKit (no buildx, no docker.io client)" >&2
+    return 1
+  fi
+}

@@ -1,0 +1,161 @@
+//! `deployer build` with method `cargo-lambda`: the real `cargo lambda` (PyPI's cargo-lambda, with
+//! zig from ziglang, installed into .venv by scripts/setup-python) on a small service crate.
+
+mod common;
+
+use std::io::Cursor;
+use std::process::Command;
+
+/// PATH with the venv's bin first: `cargo lambda` and the python that finds zig.
+fn path_with_venv() -> std::ffi::OsString {
+    let cargo_lambda = common::python_tool("cargo-lambda");
+    let bin = cargo_lambda.parent().unwrap().to_path_buf();
+    let mut paths = vec![bin];
+    paths.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(paths).unwrap()
+}
+
+fn service(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir.join("hello/src")).unwrap();
+    std::fs::write(
+        dir.join("hello/Cargo.toml"),
+        "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n\n\
+         [[bin]]\nname = \"hello-api\"\npath = \"src/main.rs\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("hello/src/main.rs"),
+        "fn main() {\n    println!(\"hello from {}\", std::env::consts::ARCH);\n}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("stack.yaml"),
+        "app: hello\nfunctions:\n  api:\n    path: hello\n    binary: hello-api\n    \
+         architecture: x86_64\n    build: { method: cargo-lambda }\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn cargo_lambda_builds_a_runnable_bootstrap_and_the_zip_is_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    service(dir.path());
+    let build = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_deployer"))
+            .current_dir(dir.path())
+            .args(["build", "-s", "stack.yaml", "--json"])
+            .env("PATH", path_with_venv())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        let summary: serde_json::Value =
+            serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        summary["artifacts"][0].clone()
+    };
+    let first = build();
+    assert_eq!(first["method"], "cargo-lambda");
+    let zip_path = dir
+        .path()
+        .join("hello/target/lambda/hello-api/bootstrap.zip");
+    assert_eq!(first["path"], zip_path.display().to_string());
+
+    let mut archive = zip::ZipArchive::new(Cursor::new(std::fs::read(&zip_path).unwrap())).unwrap();
+    let names: Vec<String> = archive
+        .file_names()
+        .map(|n| n.unwrap().into_owned())
+        .collect();
+    assert_eq!(names, ["bootstrap"]);
+    let mut bootstrap = Vec::new();
+    std::io::Read::read_to_end(&mut archive.by_name("bootstrap").unwrap(), &mut bootstrap).unwrap();
+    assert_eq!(
+        deployer::build::elf::architecture(&bootstrap),
+        Ok(deployer::spec::Architecture::X86_64)
+    );
+    // zig links against an old glibc: the binary loads on provided.al2023 and older.
+    let glibc = deployer::build::elf::glibc_needed(&bootstrap).expect("links glibc");
+    assert!(glibc <= deployer::build::elf::RUNTIME_GLIBC, "{glibc:?}");
+    let run = Command::new(dir.path().join("hello/target/lambda/hello-api/bootstrap"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "hello from x86_64\n");
+
+    // Unchanged source: the same sha256, so `up` would skip the upload and the update.
+    let second = build();
+    assert_eq!(second["sha256"], first["sha256"]);
+}
+
+#[test]
+fn without_cargo_lambda_the_error_says_how_to_install_it() {
+    let dir = tempfile::tempdir().unwrap();
+    service(dir.path());
+    // Only cargo's own directory: no cargo-lambda there.
+    let cargo_dir = std::path::Path::new(env!("CARGO")).parent().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .current_dir(dir.path())
+        .args(["build", "-s", "stack.yaml"])
+        .env("PATH", cargo_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("pip install cargo-lambda"), "{stderr}");
+}
+
+#[test]
+fn up_builds_then_deploys_and_an_unchanged_service_is_neither_uploaded_nor_updated() {
+    let dir = tempfile::tempdir().unwrap();
+    service(dir.path());
+    let moto = common::moto::Moto::start();
+    let path = path_with_venv();
+    let path = path.to_str().unwrap();
+    let up = || {
+        moto.deployer_with(
+            dir.path(),
+            &["up", "-s", "stack.yaml", "--yes", "--json"],
+            &[("PATH", path)],
+        )
+    };
+    let first = up();
+    first.expect_code(0);
+    assert!(
+        first.stdout.contains(r#""type":"build""#),
+        "{}",
+        first.stdout
+    );
+    assert!(
+        first.stdout.contains(r#""uploaded":true"#),
+        "{}",
+        first.stdout
+    );
+    let zip_puts = || {
+        moto.requests()
+            .iter()
+            .filter(|r| r.method == "PUT" && r.url.contains(".zip"))
+            .count()
+    };
+    assert_eq!(zip_puts(), 1, "one artifact uploaded");
+
+    moto.reset_recording();
+    let second = up();
+    second.expect_code(0);
+    assert!(
+        second.stdout.contains(r#""type":"build""#),
+        "built again: {}",
+        second.stdout
+    );
+    assert!(
+        second.stdout.contains(r#""status":"no changes""#),
+        "{}",
+        second.stdout
+    );
+    assert_eq!(zip_puts(), 0, "same sha256: no upload");
+    assert_eq!(moto.count("CreateChangeSet"), 0, "same sha256: no update");
+}

@@ -1,0 +1,301 @@
+//! `deployer build` through the real multistage Dockerfile on a real Docker engine, offline.
+//!
+//! `scripts/test` starts a private dockerd, makes the builder base image (debootstrap + the
+//! host's Rust toolchain: no registry is reachable) and exports DOCKER_HOST,
+//! DEPLOYER_TEST_BUILDER_IMAGE and DEPLOYER_TEST_BUILDKIT_DOCKER (scripts/lib/docker.sh). Without
+//! them these tests fail and say so; they never skip.
+
+mod common;
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The builds share one Docker cache and two cores: one at a time.
+static DOCKER: Mutex<()> = Mutex::new(());
+
+fn builder_image() -> String {
+    let image = std::env::var("DEPLOYER_TEST_BUILDER_IMAGE").unwrap_or_default();
+    assert!(
+        !image.is_empty(),
+        "DEPLOYER_TEST_BUILDER_IMAGE is not set: run scripts/test, which starts a Docker daemon and \
+         makes the offline builder image (scripts/lib/docker.sh)"
+    );
+    let daemon = Command::new("docker")
+        .args(["image", "inspect", "--format", "{{.Id}}", &image])
+        .output()
+        .unwrap_or_else(|e| panic!("the docker client cannot run ({e}): run scripts/test"));
+    assert!(
+        daemon.status.success(),
+        "Docker does not answer or lacks the image {image} (DOCKER_HOST={:?}): {}; run scripts/test",
+        std::env::var("DOCKER_HOST").ok(),
+        String::from_utf8_lossy(&daemon.stderr).trim()
+    );
+    image
+}
+
+/// A copy of the example service with a spec that builds it for this machine (x86_64: the
+/// builder image is this machine's, and no arm64 toolchain can be fetched here).
+fn notes_project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(
+        &common::root().join("examples/notes"),
+        &dir.path().join("notes"),
+    );
+    let spec = std::fs::read_to_string(common::root().join("stacks/example.yaml")).unwrap();
+    assert!(spec.contains("path: ../examples/notes") && spec.contains("architecture: arm64"));
+    std::fs::write(
+        dir.path().join("stack.yaml"),
+        spec.replace("path: ../examples/notes", "path: notes")
+            .replace("architecture: arm64", "architecture: x86_64")
+            .replace(
+                "# yaml-language-server: $schema=../deployer.schema.json\n",
+                "",
+            ),
+    )
+    .unwrap();
+    dir
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() == "target" {
+            continue;
+        }
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+struct Build {
+    lines: Vec<Value>,
+    elapsed: Duration,
+}
+
+impl Build {
+    fn summary(&self) -> &Value {
+        let summary = self.lines.last().expect("a summary line");
+        assert_eq!(summary["type"], "summary", "{summary}");
+        &summary["artifacts"][0]
+    }
+
+    fn sha256(&self) -> String {
+        self.summary()["sha256"].as_str().unwrap().to_string()
+    }
+
+    /// What the build tool printed (`-v` puts every line in the JSON stream).
+    fn tool_output(&self) -> Vec<String> {
+        self.lines
+            .iter()
+            .filter(|l| l["type"] == "build_output")
+            .map(|l| l["line"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// The crates cargo compiled, by name.
+    fn compiled(&self) -> Vec<String> {
+        self.tool_output()
+            .iter()
+            .filter_map(|l| l.split("Compiling ").nth(1))
+            .map(|rest| rest.split(' ').next().unwrap().to_string())
+            .collect()
+    }
+}
+
+fn deployer_build(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Build {
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .current_dir(dir)
+        .args(["build", "-s", "stack.yaml", "--json", "-v"])
+        .args(args)
+        .env("DEPLOYER_BUILDER_IMAGE", builder_image())
+        .env_remove("DOCKER_BUILDKIT")
+        .env_remove("DEPLOYER_DOCKER")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let elapsed = started.elapsed();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "deployer build failed ({:?}):\n{}\nstderr:\n{}",
+        output.status,
+        stdout.lines().rev().take(40).collect::<Vec<_>>().join("\n"),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    Build { lines, elapsed }
+}
+
+/// The zip holds exactly `bootstrap`, executable; returns its bytes.
+fn bootstrap_of(zip_path: &Path) -> Vec<u8> {
+    let bytes = std::fs::read(zip_path).unwrap();
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+    let names: Vec<String> = archive
+        .file_names()
+        .map(|n| n.unwrap().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        ["bootstrap"],
+        "a Lambda zip holds bootstrap at its root"
+    );
+    let mut file = archive.by_name("bootstrap").unwrap();
+    assert_eq!(file.unix_mode().map(|m| m & 0o777), Some(0o755));
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut out).unwrap();
+    out
+}
+
+/// Runs `bootstrap` under the example's Lambda Runtime API emulator (examples/notes/tests/runtime.rs).
+fn serve_two_requests(bootstrap: &Path) {
+    let status = Command::new(env!("CARGO"))
+        .args(["test", "--quiet", "--manifest-path"])
+        .arg(common::root().join("examples/notes/Cargo.toml"))
+        .args(["--test", "runtime"])
+        .env("NOTES_BOOTSTRAP", bootstrap)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "the built bootstrap did not serve the emulator's requests"
+    );
+}
+
+#[test]
+fn the_example_service_builds_through_the_multistage_dockerfile_with_cached_dependencies() {
+    let _one_at_a_time = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let project = notes_project();
+    let dir = project.path();
+
+    // Cold: every dependency compiles inside the builder stage.
+    let cold = deployer_build(dir, &[], &[]);
+    let summary = cold.summary().clone();
+    assert_eq!(summary["function"], "api");
+    assert_eq!(
+        summary["method"], "docker (classic)",
+        "no buildx here: the classic builder"
+    );
+    let zip_path = PathBuf::from(summary["path"].as_str().unwrap());
+    assert_eq!(
+        zip_path,
+        dir.join("notes/target/lambda/notes-api/bootstrap.zip")
+    );
+    let output = cold.tool_output().join("\n");
+    assert!(
+        output.contains("Step 1/"),
+        "the classic builder ran: {output}"
+    );
+    assert!(
+        output.contains("FROM scratch"),
+        "the multistage Dockerfile ran"
+    );
+    let compiled = cold.compiled();
+    for dependency in ["tokio", "lambda_http", "aws-sdk-dynamodb"] {
+        assert!(compiled.iter().any(|c| c == dependency), "{compiled:?}");
+    }
+    let bootstrap = bootstrap_of(&zip_path);
+    assert_eq!(
+        deployer::build::elf::architecture(&bootstrap),
+        Ok(deployer::spec::Architecture::X86_64)
+    );
+    let glibc = deployer::build::elf::glibc_needed(&bootstrap).expect("links glibc");
+    assert!(glibc <= deployer::build::elf::RUNTIME_GLIBC, "{glibc:?}");
+    assert_eq!(summary["size"], std::fs::metadata(&zip_path).unwrap().len());
+    assert!(summary["size"].as_u64().unwrap() < 5_000_000, "{summary}");
+    let extracted = dir.join("bootstrap");
+    std::fs::write(&extracted, &bootstrap).unwrap();
+    std::fs::set_permissions(
+        &extracted,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    serve_two_requests(&extracted);
+
+    // Warm: one source line changes; only the service's own crate compiles again.
+    let lib = dir.join("notes/src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    let changed = source.replacen("status: \"ok\".into()", "status: \"ok!\".into()", 1);
+    assert_ne!(changed, source);
+    std::fs::write(&lib, &changed).unwrap();
+    let warm = deployer_build(dir, &[], &[]);
+    assert_eq!(
+        warm.compiled(),
+        ["notes"],
+        "dependencies come from the cached layer"
+    );
+    assert!(warm.tool_output().iter().any(|l| l.contains("Using cache")));
+    assert_ne!(
+        warm.sha256(),
+        cold.sha256(),
+        "the change is in the artifact"
+    );
+    eprintln!(
+        "docker build of the example service: cold {:.1} s, warm after a one-line change {:.1} s ({:.0} % of cold)",
+        cold.elapsed.as_secs_f64(),
+        warm.elapsed.as_secs_f64(),
+        100.0 * warm.elapsed.as_secs_f64() / cold.elapsed.as_secs_f64()
+    );
+
+    // Reproducible: the original source again, built from nothing by another builder
+    // (BuildKit keeps its own cache), gives the cold build's sha256.
+    std::fs::write(&lib, &source).unwrap();
+    let docker = buildkit_docker();
+    let again = deployer_build(
+        dir,
+        &[("DEPLOYER_DOCKER", &docker), ("DOCKER_BUILDKIT", "1")],
+        &["--no-cache"],
+    );
+    let method = again.summary()["method"].as_str().unwrap().to_string();
+    assert!(
+        method == "docker (buildkit)" || method == "docker (buildx)",
+        "{method}"
+    );
+    assert!(
+        again.compiled().iter().any(|c| c == "aws-sdk-dynamodb"),
+        "--no-cache rebuilt the dependencies"
+    );
+    assert_eq!(again.sha256(), cold.sha256(), "same source, same sha256");
+    assert_eq!(
+        std::fs::read(&zip_path).unwrap().len() as u64,
+        summary["size"]
+    );
+}
+
+fn buildkit_docker() -> String {
+    std::env::var("DEPLOYER_TEST_BUILDKIT_DOCKER").unwrap_or_else(|_| {
+        panic!(
+            "DEPLOYER_TEST_BUILDKIT_DOCKER is not set: run scripts/test (scripts/lib/docker.sh \
+             finds a docker client that builds with BuildKit)"
+        )
+    })
+}
+
+#[test]
+fn without_a_docker_daemon_the_error_names_the_other_methods() {
+    let project = notes_project();
+    let output = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .current_dir(project.path())
+        .args(["build", "-s", "stack.yaml"])
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("cannot build with Docker"), "{stderr}");
+    assert!(stderr.contains("--build-method cargo-lambda"), "{stderr}");
+    assert!(stderr.contains("--build-method zip"), "{stderr}");
+}
