@@ -243,7 +243,11 @@ fn the_example_service_builds_through_the_multistage_dockerfile_with_cached_depe
         cold.sha256(),
         "the change is in the artifact"
     );
-    eprintln!(
+    // Straight to stderr, not eprintln!: the test harness captures that, and this line belongs
+    // in the CI log.
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
         "docker build of the example service: cold {:.1} s, warm after a one-line change {:.1} s ({:.0} % of cold)",
         cold.elapsed.as_secs_f64(),
         warm.elapsed.as_secs_f64(),
@@ -282,6 +286,54 @@ fn buildkit_docker() -> String {
              finds a docker client that builds with BuildKit)"
         )
     })
+}
+
+#[test]
+fn a_dockerfile_of_ones_own_gets_the_same_context_and_arguments() {
+    let _one_at_a_time = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("hello/src")).unwrap();
+    std::fs::write(
+        dir.path().join("hello/Cargo.toml"),
+        "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("hello/src/main.rs"), "fn main() {}\n").unwrap();
+    std::fs::write(
+        dir.path().join("hello/Cargo.lock"),
+        "version = 4\n\n[[package]]\nname = \"hello\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    // The shipped Dockerfile plus one step that shows it ran.
+    let shipped = std::fs::read_to_string(common::root().join("templates/Dockerfile")).unwrap();
+    let custom = shipped.replace(
+        "FROM scratch",
+        "RUN echo \"custom step for $PACKAGE/$BINARY\"\nFROM scratch",
+    );
+    assert_ne!(custom, shipped);
+    std::fs::write(dir.path().join("Dockerfile.custom"), custom).unwrap();
+    std::fs::write(
+        dir.path().join("stack.yaml"),
+        "app: hello\nfunctions:\n  api:\n    path: hello\n    architecture: x86_64\n    \
+         build: { method: docker, dockerfile: Dockerfile.custom, builder_image: not/used:here }\n",
+    )
+    .unwrap();
+    // DEPLOYER_BUILDER_IMAGE (set by deployer_build) wins over the spec's builder_image, which
+    // does not exist: with it the build could not start.
+    let build = deployer_build(dir.path(), &[], &[]);
+    assert!(
+        build
+            .tool_output()
+            .iter()
+            .any(|l| l.trim() == "custom step for hello/hello"),
+        "{:?}",
+        build.tool_output()
+    );
+    let zip = PathBuf::from(build.summary()["path"].as_str().unwrap());
+    assert_eq!(
+        deployer::build::elf::architecture(&bootstrap_of(&zip)),
+        Ok(deployer::spec::Architecture::X86_64)
+    );
 }
 
 #[test]

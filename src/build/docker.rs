@@ -365,17 +365,16 @@ fn vendor(ws: &Workspace, context: &Path, on_line: &mut dyn FnMut(&str)) -> Resu
             String::from_utf8_lossy(&output.stderr).trim_end()
         )));
     }
-    // stdout is the source-replacement config for the host path (none with --quiet).
+    // stdout is the source-replacement config for the host path; nothing when the workspace
+    // has no dependencies, and then there is no vendor directory either.
     let config = String::from_utf8_lossy(&output.stdout);
-    if !config.contains("[source.") {
-        return Err(Error::failed(format!(
-            "cargo vendor printed no source replacement for {}: {}",
-            ws.root.display(),
-            config.trim()
-        )));
-    }
-    std::fs::write(&config_path, container_cargo_config(&config))
-        .map_err(|e| io_failed(&config_path, e))?;
+    let config = if config.contains("[source.") {
+        container_cargo_config(&config)
+    } else {
+        std::fs::create_dir_all(&vendor_dir).map_err(|e| io_failed(&vendor_dir, e))?;
+        "# No dependencies: nothing to vendor.\n".to_string()
+    };
+    std::fs::write(&config_path, config).map_err(|e| io_failed(&config_path, e))?;
     std::fs::write(&stamp_path, stamp).map_err(|e| io_failed(&stamp_path, e))
 }
 
