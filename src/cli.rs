@@ -48,6 +48,10 @@ struct Artifacts {
     /// Docker: rebuild every layer, dependencies included
     #[arg(long)]
     no_cache: bool,
+    /// Docker: the builder stage's base image, over the spec's `build.builder_image`
+    /// [default: rust:1-bookworm]
+    #[arg(long, value_name = "IMAGE", env = "DEPLOYER_BUILDER_IMAGE")]
+    builder_image: Option<String>,
 }
 
 impl Artifacts {
@@ -56,6 +60,7 @@ impl Artifacts {
             artifacts: self.artifacts.clone(),
             method: self.build_method,
             no_cache: self.no_cache,
+            builder_image: self.builder_image.clone().filter(|i| !i.is_empty()),
         }
     }
 }
@@ -144,7 +149,7 @@ enum Command {
     },
     /// Build each function's deployment zip and print its sha256, size and path (no AWS calls)
     #[command(
-        after_help = "Examples:\n  deployer build\n  deployer build --fn api --build-method cargo-lambda --json\n\nMethods (per function `build.method`, or --build-method for all):\n  docker        the multistage Dockerfile (templates/Dockerfile; `build.dockerfile` to\n                replace it), run offline from vendored crates; needs a Docker daemon\n                (DOCKER_HOST is honoured). DEPLOYER_BUILDER_IMAGE sets the builder image.\n  cargo-lambda  `cargo lambda build --release` on this machine (zig cross-compiles)\n  zip           a prebuilt zip (`build.path`, or --artifact FN=ZIP)\n\nThe zip is reproducible: the same binary gives the same sha256, so `up` skips the\nupload and the update. It is written to <target>/lambda/<binary>/bootstrap.zip."
+        after_help = "Examples:\n  deployer build\n  deployer build --fn api --build-method cargo-lambda --json\n\nMethods (per function `build.method`, or --build-method for all):\n  docker        the multistage Dockerfile (templates/Dockerfile; `build.dockerfile` to\n                replace it), run offline from vendored crates; needs a Docker daemon\n                (DOCKER_HOST is honoured); --builder-image sets the builder image.\n  cargo-lambda  `cargo lambda build --release` on this machine (zig cross-compiles)\n  zip           a prebuilt zip (`build.path`, or --artifact FN=ZIP)\n\nThe zip is reproducible: the same binary gives the same sha256, so `up` skips the\nupload and the update. It is written to <target>/lambda/<binary>/bootstrap.zip."
     )]
     Build {
         #[command(flatten)]

@@ -36,6 +36,8 @@ pub struct BuildChoice {
     pub method: Option<BuildMethod>,
     /// `--no-cache`: Docker rebuilds every layer.
     pub no_cache: bool,
+    /// `--builder-image` (or `DEPLOYER_BUILDER_IMAGE`): over the spec's `build.builder_image`.
+    pub builder_image: Option<String>,
 }
 
 /// Where each function's artifact comes from: `--artifact` first, then `--build-method`, then
@@ -70,9 +72,6 @@ pub fn artifact_sources(
             )));
         }
     }
-    let builder_image_env = std::env::var("DEPLOYER_BUILDER_IMAGE")
-        .ok()
-        .filter(|s| !s.is_empty());
     let mut sources = Vec::new();
     for (name, function) in &spec.functions {
         if !only.is_empty() && !only.contains(name) {
@@ -102,7 +101,7 @@ pub fn artifact_sources(
             BuildMethod::Docker => Source::Docker {
                 project,
                 dockerfile: build.dockerfile.map(|d| loaded.base_dir().join(d)),
-                builder_image: builder_image_env.clone().or(build.builder_image),
+                builder_image: choice.builder_image.clone().or(build.builder_image),
                 no_cache: choice.no_cache,
             },
             BuildMethod::CargoLambda => Source::CargoLambda { project },
@@ -530,4 +529,139 @@ pub fn build(
     let built = runtime()?.block_on(build::build_all(&sources, reporter))?;
     reporter.built(&built);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loaded() -> Loaded {
+        let source = "app: a\nfunctions:\n  api:\n    path: svc\n    binary: api-bin\n    \
+                      architecture: x86_64\n  worker:\n    path: work\n    \
+                      build: { method: zip, path: dist/worker.zip }\n  cron:\n    path: cron\n    \
+                      build: { method: cargo-lambda }\n  pinned:\n    path: pinned\n    \
+                      build: { builder_image: my/rust:1 }\n";
+        Loaded {
+            spec: crate::spec::parse(source, "stacks/a.yaml").unwrap(),
+            path: PathBuf::from("stacks/a.yaml"),
+        }
+    }
+
+    fn sources(choice: &BuildChoice, only: &[&str]) -> Vec<(String, Source)> {
+        let only: Vec<String> = only.iter().map(|s| s.to_string()).collect();
+        artifact_sources(&loaded(), choice, &only).unwrap()
+    }
+
+    #[test]
+    fn each_function_gets_its_specs_method_with_paths_from_the_spec_file() {
+        let all = sources(&BuildChoice::default(), &[]);
+        let methods: Vec<(&str, &str)> =
+            all.iter().map(|(f, s)| (f.as_str(), s.method())).collect();
+        assert_eq!(
+            methods,
+            [
+                ("api", "docker"),
+                ("worker", "zip"),
+                ("cron", "cargo-lambda"),
+                ("pinned", "docker")
+            ]
+        );
+        let Source::Docker {
+            project,
+            builder_image,
+            no_cache,
+            dockerfile,
+        } = &all[0].1
+        else {
+            panic!("{:?}", all[0]);
+        };
+        assert_eq!(project.dir, PathBuf::from("stacks/svc"));
+        assert_eq!(project.binary.as_deref(), Some("api-bin"));
+        assert_eq!(project.architecture, crate::spec::Architecture::X86_64);
+        assert_eq!(
+            (builder_image, no_cache, dockerfile),
+            (&None, &false, &None)
+        );
+        assert_eq!(
+            all[1].1,
+            Source::Zip(PathBuf::from("stacks/dist/worker.zip"))
+        );
+        let Source::Docker { builder_image, .. } = &all[3].1 else {
+            panic!()
+        };
+        assert_eq!(builder_image.as_deref(), Some("my/rust:1"));
+    }
+
+    #[test]
+    fn artifact_beats_build_method_which_beats_the_spec() {
+        let choice = BuildChoice {
+            artifacts: vec![("cron".into(), "c.zip".into())],
+            method: Some(BuildMethod::CargoLambda),
+            no_cache: false,
+            builder_image: None,
+        };
+        let all = sources(&choice, &["api", "cron"]);
+        assert_eq!(all.len(), 2, "--fn keeps only the named functions");
+        assert_eq!(all[0].1.method(), "cargo-lambda");
+        assert_eq!(all[1].1, Source::Zip(PathBuf::from("c.zip")));
+    }
+
+    #[test]
+    fn the_command_lines_builder_image_and_no_cache_reach_docker_builds() {
+        let choice = BuildChoice {
+            no_cache: true,
+            builder_image: Some("local/builder:1".into()),
+            ..BuildChoice::default()
+        };
+        for (function, source) in sources(&choice, &["api", "pinned"]) {
+            let Source::Docker {
+                builder_image,
+                no_cache,
+                ..
+            } = source
+            else {
+                panic!()
+            };
+            assert_eq!(
+                builder_image.as_deref(),
+                Some("local/builder:1"),
+                "{function}"
+            );
+            assert!(no_cache);
+        }
+    }
+
+    #[test]
+    fn unknown_functions_and_zip_without_a_path_are_usage_errors() {
+        let unknown = |choice: &BuildChoice, only: &[String]| {
+            artifact_sources(&loaded(), choice, only).unwrap_err()
+        };
+        let err = unknown(&BuildChoice::default(), &["apj".into()]);
+        assert_eq!(err.code, Code::Usage);
+        assert!(err.message.contains("--fn names function `apj`"), "{err}");
+        assert!(
+            err.message
+                .contains("(functions: api, worker, cron, pinned)"),
+            "{err}"
+        );
+        let choice = BuildChoice {
+            artifacts: vec![("nope".into(), "n.zip".into())],
+            ..BuildChoice::default()
+        };
+        assert!(
+            unknown(&choice, &[])
+                .message
+                .contains("--artifact names function `nope`")
+        );
+        let choice = BuildChoice {
+            method: Some(BuildMethod::Zip),
+            ..BuildChoice::default()
+        };
+        let err = unknown(&choice, &[]);
+        assert!(
+            err.message
+                .contains("function `api` builds with `zip` but names no zip"),
+            "{err}"
+        );
+    }
 }

@@ -251,7 +251,7 @@ pub struct Build {
     /// With `docker`: a Dockerfile to use instead of the shipped one, relative to the spec file.
     pub dockerfile: Option<String>,
     /// With `docker`: the builder stage's base image (a Debian-based image with cargo and a C
-    /// linker; default `rust:1-bookworm`). `DEPLOYER_BUILDER_IMAGE` overrides it.
+    /// linker; default `rust:1-bookworm`). `--builder-image` / `DEPLOYER_BUILDER_IMAGE` override it.
     pub builder_image: Option<String>,
 }
 
