@@ -18,18 +18,7 @@ fn path_with_venv() -> std::ffi::OsString {
 }
 
 fn service(dir: &std::path::Path) {
-    std::fs::create_dir_all(dir.join("hello/src")).unwrap();
-    std::fs::write(
-        dir.join("hello/Cargo.toml"),
-        "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n\n\
-         [[bin]]\nname = \"hello-api\"\npath = \"src/main.rs\"\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("hello/src/main.rs"),
-        "fn main() {\n    println!(\"hello from {}\", std::env::consts::ARCH);\n}\n",
-    )
-    .unwrap();
+    common::hello_crate(dir);
     std::fs::write(
         dir.join("stack.yaml"),
         "app: hello\nfunctions:\n  api:\n    path: hello\n    binary: hello-api\n    \

@@ -292,18 +292,7 @@ fn buildkit_docker() -> String {
 fn a_dockerfile_of_ones_own_gets_the_same_context_and_arguments() {
     let _one_at_a_time = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("hello/src")).unwrap();
-    std::fs::write(
-        dir.path().join("hello/Cargo.toml"),
-        "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n",
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("hello/src/main.rs"), "fn main() {}\n").unwrap();
-    std::fs::write(
-        dir.path().join("hello/Cargo.lock"),
-        "version = 4\n\n[[package]]\nname = \"hello\"\nversion = \"0.1.0\"\n",
-    )
-    .unwrap();
+    common::hello_crate(dir.path());
     // The shipped Dockerfile plus one step that shows it ran.
     let shipped = std::fs::read_to_string(common::root().join("templates/Dockerfile")).unwrap();
     let custom = shipped.replace(
@@ -325,7 +314,7 @@ fn a_dockerfile_of_ones_own_gets_the_same_context_and_arguments() {
         build
             .tool_output()
             .iter()
-            .any(|l| l.trim() == "custom step for hello/hello"),
+            .any(|l| l.trim() == "custom step for hello/hello-api"),
         "{:?}",
         build.tool_output()
     );

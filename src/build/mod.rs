@@ -157,7 +157,7 @@ pub fn build(
     on_line: &mut dyn FnMut(&str),
 ) -> Result<Built, Error> {
     let started = Instant::now();
-    let (project, bytes, method, target_dir, binary) = match source {
+    let project = match source {
         Source::Zip(path) => {
             return Ok(Built {
                 artifact: load_zip(path)?,
@@ -166,43 +166,36 @@ pub fn build(
                 elapsed: started.elapsed(),
             });
         }
-        Source::Docker {
-            project,
-            dockerfile,
-            builder_image,
-            no_cache,
-        } => {
-            let ws = cargo::workspace(&project.dir)?;
-            let (package, binary) = ws.binary(&project.dir, project.binary.as_deref())?;
-            let request = docker::Request {
-                workspace: &ws,
-                package: &package.name,
-                binary: &binary,
-                architecture: project.architecture,
-                dockerfile: dockerfile.as_deref(),
-                builder_image: builder_image.as_deref(),
-                no_cache: *no_cache,
-            };
-            let (bytes, builder) = docker::build(&request, on_line)?;
-            let method = format!("docker ({})", builder.as_str());
-            (project, bytes, method, ws.target_dir.clone(), binary)
-        }
-        Source::CargoLambda { project } => {
-            let ws = cargo::workspace(&project.dir)?;
-            let (package, binary) = ws.binary(&project.dir, project.binary.as_deref())?;
-            let bytes = cargo_lambda::build(&ws, package, &binary, project.architecture, on_line)?;
-            (
-                project,
-                bytes,
-                "cargo-lambda".into(),
-                ws.target_dir.clone(),
-                binary,
-            )
-        }
+        Source::Docker { project, .. } | Source::CargoLambda { project } => project,
+    };
+    let ws = cargo::workspace(&project.dir)?;
+    let (package, binary) = ws.binary(&project.dir, project.binary.as_deref())?;
+    let (bytes, method) = if let Source::Docker {
+        dockerfile,
+        builder_image,
+        no_cache,
+        ..
+    } = source
+    {
+        let request = docker::Request {
+            workspace: &ws,
+            package: &package.name,
+            binary: &binary,
+            architecture: project.architecture,
+            dockerfile: dockerfile.as_deref(),
+            builder_image: builder_image.as_deref(),
+            no_cache: *no_cache,
+        };
+        let (bytes, builder) = docker::build(&request, on_line)?;
+        (bytes, format!("docker ({})", builder.as_str()))
+    } else {
+        let bytes = cargo_lambda::build(&ws, package, &binary, project.architecture, on_line)?;
+        (bytes, "cargo-lambda".to_string())
     };
     elf::check(&bytes, project.architecture, function)?;
     let artifact = Artifact::from_zip(zip_bootstrap(&bytes));
-    let path = target_dir
+    let path = ws
+        .target_dir
         .join("lambda")
         .join(&binary)
         .join("bootstrap.zip");

@@ -74,3 +74,25 @@ pub fn project_with(zips: &[(&str, &str)]) -> tempfile::TempDir {
     }
     dir
 }
+
+/// A dependency-free service crate in `dir/hello` (package `hello`, binary `hello-api`, its own
+/// workspace and lockfile) that prints its CPU architecture: quick to build by any method.
+pub fn hello_crate(dir: &Path) {
+    std::fs::create_dir_all(dir.join("hello/src")).unwrap();
+    std::fs::write(
+        dir.join("hello/Cargo.toml"),
+        "[package]\nname = \"hello\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n\n\
+         [[bin]]\nname = \"hello-api\"\npath = \"src/main.rs\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("hello/Cargo.lock"),
+        "version = 4\n\n[[package]]\nname = \"hello\"\nversion = \"0.1.0\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("hello/src/main.rs"),
+        "fn main() {\n    println!(\"hello from {}\", std::env::consts::ARCH);\n}\n",
+    )
+    .unwrap();
+}
