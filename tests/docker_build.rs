@@ -181,8 +181,9 @@ fn the_example_service_builds_through_the_multistage_dockerfile_with_cached_depe
     let project = notes_project();
     let dir = project.path();
 
-    // Cold: every dependency compiles inside the builder stage.
-    let cold = deployer_build(dir, &[], &[]);
+    // Cold: every dependency compiles inside the builder stage. --no-cache because the daemon's
+    // data root outlives a run (scripts/test keeps it, and the builder image, between runs).
+    let cold = deployer_build(dir, &[], &["--no-cache"]);
     let summary = cold.summary().clone();
     assert_eq!(summary["function"], "api");
     assert_eq!(
@@ -225,10 +226,15 @@ fn the_example_service_builds_through_the_multistage_dockerfile_with_cached_depe
     .unwrap();
     serve_two_requests(&extracted);
 
-    // Warm: one source line changes; only the service's own crate compiles again.
+    // Warm: one source line changes; only the service's own crate compiles again. The change
+    // is new to this run, so no layer of an earlier run can hold it.
     let lib = dir.join("notes/src/lib.rs");
     let source = std::fs::read_to_string(&lib).unwrap();
-    let changed = source.replacen("status: \"ok\".into()", "status: \"ok!\".into()", 1);
+    let changed = source.replacen(
+        "status: \"ok\".into()",
+        &format!("status: \"ok {}\".into()", unique_word()),
+        1,
+    );
     assert_ne!(changed, source);
     std::fs::write(&lib, &changed).unwrap();
     let warm = deployer_build(dir, &[], &[]);
@@ -279,6 +285,14 @@ fn the_example_service_builds_through_the_multistage_dockerfile_with_cached_depe
     );
 }
 
+/// A word no earlier run wrote: this process's id and the time.
+fn unique_word() -> String {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    format!("{}-{}", std::process::id(), since_epoch.as_nanos())
+}
+
 fn buildkit_docker() -> String {
     std::env::var("DEPLOYER_TEST_BUILDKIT_DOCKER").unwrap_or_else(|_| {
         panic!(
@@ -309,7 +323,8 @@ fn a_dockerfile_of_ones_own_gets_the_same_context_and_arguments() {
     .unwrap();
     // DEPLOYER_BUILDER_IMAGE (set by deployer_build) wins over the spec's builder_image, which
     // does not exist: with it the build could not start.
-    let build = deployer_build(dir.path(), &[], &[]);
+    // --no-cache: an earlier run's cached layer would hide the custom step's output.
+    let build = deployer_build(dir.path(), &[], &["--no-cache"]);
     assert!(
         build
             .tool_output()

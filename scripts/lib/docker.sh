@@ -1,5 +1,5 @@
 # A private Docker engine for the tests, and the builder base image they build with.
-# Source it, then `docker_start` (exports DOCKER_HOST), `builder_image` (exports
+# Source it, then `docker_start` (exports DOCKER_HOST), `docker_prune`, `builder_image` (exports
 # DEPLOYER_TEST_BUILDER_IMAGE) and, at the end, `docker_stop`.
 #
 # Why by hand: this machine runs no init system, and no image registry is reachable. The daemon
@@ -45,6 +45,14 @@ docker_start() {
   echo "docker.sh: dockerd did not answer on $DOCKER_HOST within 30 s; its log:" >&2
   tail -n 20 "$DOCKER_DIR/dockerd.log" >&2
   return 1
+}
+
+# The data root outlives a run (it keeps the builder image); each run's builds leave untagged
+# layers (about 3.5 GB: the tests build cold on purpose) that nothing later uses. Dropping them
+# keeps the disk bounded; the tagged builder image stays.
+docker_prune() {
+  docker image prune --force >/dev/null
+  docker builder prune --all --force >/dev/null
 }
 
 docker_stop() {
