@@ -191,3 +191,71 @@ fn ctrl_c_before_execution_only_deletes_the_change_set() {
     assert_eq!(proxy.count("ExecuteChangeSet"), 0);
     assert_eq!(proxy.count("DeleteChangeSet"), 1, "{:?}", proxy.actions());
 }
+
+/// A `docker` that answers like an engine and whose builds run until they are stopped; it
+/// leaves `<itself>.building` once a build has started.
+fn docker_that_builds_forever(dir: &std::path::Path) -> std::path::PathBuf {
+    let script = dir.join("docker");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncase \"$1\" in\n  version) echo 20.10.0 ;;\n  \
+         build) touch \"$0.building\"; exec sleep 120 ;;\n  *) exit 1 ;;\nesac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    script
+}
+
+#[test]
+fn ctrl_c_during_the_build_stops_the_build_and_deploys_nothing() {
+    use std::os::unix::process::CommandExt as _;
+    let moto = Moto::start();
+    let dir = tempfile::tempdir().unwrap();
+    common::hello_crate(dir.path());
+    std::fs::write(
+        dir.path().join("stack.yaml"),
+        "app: hello\nfunctions:\n  api:\n    path: hello\n    architecture: x86_64\n",
+    )
+    .unwrap();
+    // The bootstrap stack first, so that the interrupt can only meet the build.
+    moto.deployer(dir.path(), &["bootstrap"]).expect_code(0);
+    moto.reset_recording();
+    let docker = docker_that_builds_forever(dir.path());
+    // Its own process group, which Ctrl-C in a terminal signals as a whole.
+    let child = moto
+        .command(assert_cmd::cargo::cargo_bin("deployer"))
+        .current_dir(dir.path())
+        .env("DEPLOYER_DOCKER", &docker)
+        .env_remove("DOCKER_BUILDKIT")
+        .args(["up", "-s", "stack.yaml", "--yes"])
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let building = docker.with_extension("building");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !building.exists() {
+        assert!(Instant::now() < deadline, "the build never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (code, stderr) = finish(child);
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(
+        stderr.contains("was stopped before the build finished"),
+        "{stderr}"
+    );
+    for action in ["CreateStack", "CreateChangeSet", "ExecuteChangeSet"] {
+        assert_eq!(moto.count(action), 0, "{action}: {}", moto.log());
+    }
+    assert!(
+        !moto.requests().iter().any(|r| r.method == "PUT"),
+        "nothing uploaded: {}",
+        moto.log()
+    );
+}

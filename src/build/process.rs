@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
-use crate::exit::Error;
+use crate::exit::{Code, Error};
 
 /// Lines of output kept for a failure's message.
 const TAIL: usize = 40;
@@ -60,10 +60,26 @@ pub fn run(command: &mut Command, on_line: &mut dyn FnMut(&str)) -> Result<Finis
     let status = child
         .wait()
         .map_err(|e| Error::failed(format!("{program} did not finish: {e}")))?;
+    if was_interrupted(status) {
+        // Ctrl-C reaches the tool too (same process group): its tail would only say so.
+        return Err(Error::new(
+            Code::Interrupted,
+            format!("interrupted: {program} was stopped before the build finished"),
+        ));
+    }
     Ok(Finished {
         success: status.success(),
         tail: tail.into(),
     })
+}
+
+/// Ended by Ctrl-C or a stop request: killed by SIGINT/SIGTERM, or exited 130 as shells and
+/// some tools do after catching SIGINT.
+fn was_interrupted(status: std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt as _;
+    const SIGINT: i32 = 2;
+    const SIGTERM: i32 = 15;
+    matches!(status.signal(), Some(SIGINT | SIGTERM)) || status.code() == Some(130)
 }
 
 fn forward(
@@ -120,6 +136,19 @@ mod tests {
         seen.sort();
         assert_eq!(seen, ["b", "one", "two"]);
         assert_eq!(finished.tail.len(), 3);
+    }
+
+    #[test]
+    fn a_tool_stopped_by_ctrl_c_is_an_interruption_not_a_failure() {
+        for script in ["kill -INT $$", "kill -TERM $$", "exit 130"] {
+            let err = run(Command::new("sh").args(["-c", script]), &mut |_| {}).unwrap_err();
+            assert_eq!(err.code, Code::Interrupted, "{script}: {err}");
+            assert!(err.message.contains("sh was stopped"), "{err}");
+        }
+        for script in ["kill -KILL $$", "exit 1", "exit 101"] {
+            let finished = run(Command::new("sh").args(["-c", script]), &mut |_| {}).unwrap();
+            assert!(!finished.success, "{script}");
+        }
     }
 
     #[test]
