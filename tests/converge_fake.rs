@@ -62,6 +62,8 @@ struct Script {
     /// Events exist only once this many `stack()` calls were made (they happen while waiting).
     reveal_after: std::cell::Cell<usize>,
     stack_calls: std::cell::Cell<usize>,
+    /// `stack()` calls made when the change set was created.
+    stack_calls_before_change_set: std::cell::Cell<Option<usize>>,
     calls: RefCell<Vec<String>>,
     /// An error to answer one operation with (`"stack"`, `"create_change_set"`).
     fail: RefCell<Option<(&'static str, CloudError)>>,
@@ -131,6 +133,8 @@ impl Cloud for Script {
         r: &ChangeSetRequest,
     ) -> Result<(String, String), CloudError> {
         self.failure("create_change_set")?;
+        self.stack_calls_before_change_set
+            .set(Some(self.stack_calls.get()));
         self.call(format!(
             "create_change_set {}",
             if r.create { "CREATE" } else { "UPDATE" }
@@ -273,8 +277,7 @@ fn now() -> f64 {
 #[tokio::test]
 async fn rollback_complete_is_deleted_then_created() {
     let script = Script::new(vec![
-        stack("ROLLBACK_COMPLETE"),  // deploy's first look
-        stack("ROLLBACK_COMPLETE"),  // settle
+        stack("ROLLBACK_COMPLETE"),  // deploy's look, which settle starts from
         stack("DELETE_IN_PROGRESS"), // watching the delete
         stack("DELETE_COMPLETE"),
         None,                        // settle again: gone
@@ -300,9 +303,25 @@ async fn rollback_complete_is_deleted_then_created() {
 }
 
 #[tokio::test]
+async fn a_settled_stack_is_described_once_before_its_change_set() {
+    for first in [None, stack("UPDATE_COMPLETE")] {
+        let script = Script::new(vec![
+            first.clone(),
+            stack("UPDATE_IN_PROGRESS"),
+            stack("UPDATE_COMPLETE"),
+        ]);
+        run(&script, &Recorder::default()).await.unwrap();
+        assert_eq!(
+            script.stack_calls_before_change_set.get(),
+            Some(1),
+            "{first:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn update_rollback_failed_is_continued_then_updated() {
     let script = Script::new(vec![
-        stack("UPDATE_ROLLBACK_FAILED"),
         stack("UPDATE_ROLLBACK_FAILED"),
         stack("UPDATE_ROLLBACK_IN_PROGRESS"),
         stack("UPDATE_ROLLBACK_COMPLETE"),
@@ -327,7 +346,6 @@ async fn an_update_in_progress_is_waited_for_with_its_events_shown() {
     let script = Script::new(vec![
         stack("UPDATE_IN_PROGRESS"),
         stack("UPDATE_IN_PROGRESS"),
-        stack("UPDATE_IN_PROGRESS"),
         stack("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS"),
         stack("UPDATE_COMPLETE"),
         stack("UPDATE_COMPLETE"),
@@ -337,7 +355,7 @@ async fn an_update_in_progress_is_waited_for_with_its_events_shown() {
         .events
         .borrow_mut()
         .push(event(now() + 1.0, "NotesTable", "UPDATE_COMPLETE", ""));
-    script.reveal_after.set(3);
+    script.reveal_after.set(2);
     let ui = Recorder::default();
     run(&script, &ui).await.unwrap();
     assert!(
@@ -396,7 +414,6 @@ async fn replacements_are_shown_as_such() {
 async fn a_failed_create_reports_the_root_cause_not_the_cancellations() {
     let t = now() + 1.0;
     let script = Script::new(vec![
-        None,
         None,
         stack("ROLLBACK_IN_PROGRESS"),
         stack("ROLLBACK_COMPLETE"),
@@ -522,7 +539,6 @@ async fn no_changes_records_the_digest_and_deletes_the_change_set() {
 async fn termination_protection_is_set_after_creating_a_protected_stack() {
     let script = Script::new(vec![
         None,
-        None,
         stack("CREATE_IN_PROGRESS"),
         stack("CREATE_COMPLETE"),
     ]);
@@ -581,7 +597,6 @@ const T2030: f64 = 1_893_456_000.0;
 
 fn failed_create_script() -> Script {
     let script = Script::new(vec![
-        None,
         None,
         stack("CREATE_IN_PROGRESS"),
         stack("ROLLBACK_COMPLETE"),
@@ -659,7 +674,6 @@ async fn ci_output_of_an_update_and_the_live_view() {
     use deployer::ui::{Format, Reporter, Summary};
     let script = Script::new(vec![
         stack("UPDATE_COMPLETE"),
-        stack("UPDATE_COMPLETE"),
         stack("UPDATE_IN_PROGRESS"),
         stack("UPDATE_COMPLETE"),
     ]);
@@ -669,11 +683,10 @@ async fn ci_output_of_an_update_and_the_live_view() {
         event(T2030 + 1.0, "ApiFunction", "UPDATE_IN_PROGRESS", ""),
         event(T2030, NAME, "UPDATE_IN_PROGRESS", "User Initiated"),
     ];
-    script.reveal_after.set(3); // the events happen after the change set is executed
+    script.reveal_after.set(2); // the events happen after the change set is executed
     for (name, live) in [("update-ci", false), ("update-live", true)] {
         script.stack_calls.set(0);
         *script.states.borrow_mut() = vec![
-            stack("UPDATE_COMPLETE"),
             stack("UPDATE_COMPLETE"),
             stack("UPDATE_IN_PROGRESS"),
             stack("UPDATE_COMPLETE"),
@@ -709,7 +722,6 @@ async fn ci_output_of_an_update_and_the_live_view() {
 async fn ci_output_says_it_is_alive_during_long_silences() {
     use deployer::ui::{Format, Reporter};
     let script = Script::new(vec![
-        stack("UPDATE_COMPLETE"),
         stack("UPDATE_COMPLETE"),
         stack("UPDATE_IN_PROGRESS"),
         stack("UPDATE_IN_PROGRESS"),

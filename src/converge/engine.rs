@@ -281,9 +281,23 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
     /// Settles the stack: waits out running operations, clears failed creations, continues stuck
     /// rollbacks. Returns the stack to update, or `None` when it must be created.
     pub async fn settle(&self, name: &str) -> Result<Option<Stack>, Error> {
+        let stack = self.describe(name).await?;
+        self.settle_from(name, stack).await
+    }
+
+    /// [`Engine::settle`] starting from a description just made, which saves one DescribeStacks.
+    async fn settle_from(
+        &self,
+        name: &str,
+        described: Option<Stack>,
+    ) -> Result<Option<Stack>, Error> {
+        let mut described = Some(described);
         // Each round either finishes or waits for CloudFormation; a handful always suffices.
         for _ in 0..8 {
-            let stack = self.describe(name).await?;
+            let stack = match described.take() {
+                Some(stack) => stack,
+                None => self.describe(name).await?,
+            };
             match decide(stack.as_ref().map(|s| &s.status)) {
                 Action::Create => {
                     return Ok(stack.filter(|s| s.status == StackStatus::ReviewInProgress));
@@ -479,11 +493,11 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         let name = &deployment.stack_name;
         let digest = deployment.digest();
         let existing = self.describe(name).await?;
-        if let Some(stack) = existing.filter(|s| {
+        if let Some(stack) = existing.as_ref().filter(|s| {
             s.tags.get(DIGEST_TAG) == Some(&digest) && decide(Some(&s.status)) == Action::Update
         }) {
             let stack = self
-                .ensure_protection(stack, deployment.termination_protection)
+                .ensure_protection(stack.clone(), deployment.termination_protection)
                 .await;
             if !deployment.refresh_tags {
                 return Ok(Outcome::NoChanges { stack });
@@ -495,7 +509,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             return Ok(Outcome::NoChanges { stack });
         }
 
-        let stack = self.settle(name).await?;
+        let stack = self.settle_from(name, existing).await?;
         // A CREATE change set makes an empty REVIEW_IN_PROGRESS stack; when nothing is executed
         // (plan, refusal), that husk is deleted again so nothing is left behind.
         let husk_created = stack.is_none();
@@ -836,12 +850,12 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         let mut tags = BTreeMap::new();
         let digest = digest(template_body, &BTreeMap::new(), &tags, false);
         let existing = self.describe(name).await?;
-        if let Some(stack) = existing.filter(|s| {
+        if let Some(stack) = existing.as_ref().filter(|s| {
             s.tags.get(DIGEST_TAG) == Some(&digest) && decide(Some(&s.status)) == Action::Update
         }) {
-            return Ok(stack);
+            return Ok(stack.clone());
         }
-        let stack = self.settle(name).await?;
+        let stack = self.settle_from(name, existing).await?;
         tags.insert(DIGEST_TAG.into(), digest);
         let token = token("put");
         let request = StackRequest {
