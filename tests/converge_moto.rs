@@ -475,6 +475,58 @@ async fn logs_prints_the_function_log_events() {
     assert_eq!(first["function"], "api");
     let unknown = moto.deployer(p.path(), &["logs", "--fn", "nope"]);
     unknown.expect_code(2);
+
+    // --follow prints what exists, then what arrives, until Ctrl-C (exit 0: the user's way out).
+    let mut follow = moto
+        .command(assert_cmd::cargo::cargo_bin("deployer"))
+        .current_dir(p.path())
+        .args(["logs", "--since", "10m", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (sender, printed) = std::sync::mpsc::channel();
+    let stdout = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let Ok(line) = line else { return };
+            if sender.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next_line = || {
+        printed
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("logs --follow printed nothing within 30 s")
+    };
+    assert!(next_line().ends_with("\"msg\":\"started\"}"));
+    assert!(next_line().ends_with("\"msg\":\"GET /notes 200\"}"));
+    logs.put_log_events()
+        .log_group_name(group)
+        .log_stream_name("s1")
+        .log_events(
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(now_ms + 1000)
+                .message("{\"level\":\"INFO\",\"msg\":\"later\"}")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let later = next_line();
+    assert!(later.ends_with("\"msg\":\"later\"}"), "{later}");
+    // Two more polls (every 2 s) find the same three events and print none of them again.
+    let again = printed.recv_timeout(std::time::Duration::from_secs(5));
+    assert!(again.is_err(), "an event is printed once: {again:?}");
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &follow.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let status = follow.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "Ctrl-C ends --follow cleanly");
 }
 
 #[tokio::test(flavor = "multi_thread")]
