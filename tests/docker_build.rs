@@ -204,6 +204,35 @@ fn the_example_service_builds_through_the_multistage_dockerfile_with_cached_depe
         output.contains("FROM scratch"),
         "the multistage Dockerfile ran"
     );
+    // The context carries no Windows code: the crates no Linux build compiles are emptied, and
+    // the build still resolves and compiles (above and below).
+    assert!(
+        output.contains("vendored crates that no Linux build compiles"),
+        "{output}"
+    );
+    let vendor = dir.join("notes/target/deployer/docker/notes-api/vendor");
+    let windows: Vec<PathBuf> = std::fs::read_dir(&vendor)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("windows")
+        })
+        .collect();
+    assert!(
+        !windows.is_empty(),
+        "the example's lockfile names windows-sys"
+    );
+    for krate in windows {
+        assert!(krate.join("Cargo.toml").metadata().unwrap().len() > 0);
+        assert_eq!(
+            krate.join("src/lib.rs").metadata().unwrap().len(),
+            0,
+            "{krate:?}"
+        );
+    }
     let compiled = cold.compiled();
     for dependency in ["tokio", "lambda_http", "aws-sdk-dynamodb"] {
         assert!(compiled.iter().any(|c| c == dependency), "{compiled:?}");

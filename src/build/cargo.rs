@@ -1,6 +1,7 @@
 //! What cargo says about a function's project: its workspace, the package that holds the
 //! binary, and every target (the Docker skeleton stubs them all).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -58,15 +59,16 @@ pub fn workspace(dir: &Path) -> Result<Workspace, Error> {
             dir.display()
         )));
     }
+    metadata(&manifest, &["--no-deps"])
+}
+
+/// `cargo metadata` of `manifest` with `args`, parsed.
+fn metadata<T: serde::de::DeserializeOwned>(manifest: &Path, args: &[&str]) -> Result<T, Error> {
     let output = Command::new(cargo_program())
-        .args([
-            "metadata",
-            "--no-deps",
-            "--format-version",
-            "1",
-            "--manifest-path",
-        ])
-        .arg(&manifest)
+        .args(["metadata", "--format-version", "1"])
+        .args(args)
+        .arg("--manifest-path")
+        .arg(manifest)
         .output()
         .map_err(|e| Error::usage(format!("cannot run cargo (needed to build functions): {e}")))?;
     if !output.status.success() {
@@ -78,6 +80,30 @@ pub fn workspace(dir: &Path) -> Result<Workspace, Error> {
     }
     serde_json::from_slice(&output.stdout)
         .map_err(|e| Error::failed(format!("cannot read `cargo metadata` output: {e}")))
+}
+
+/// Every package a build of the workspace at `root` can compile for `triple` (including build
+/// scripts and proc macros), as `name-version`: how `cargo vendor --versioned-dirs` names its
+/// directories. Resolves dependencies from Cargo.lock, which must be current.
+pub fn packages_for_platform(root: &Path, triple: &str) -> Result<BTreeSet<String>, Error> {
+    #[derive(Deserialize)]
+    struct Resolved {
+        packages: Vec<Versioned>,
+    }
+    #[derive(Deserialize)]
+    struct Versioned {
+        name: String,
+        version: String,
+    }
+    let resolved: Resolved = metadata(
+        &root.join("Cargo.toml"),
+        &["--locked", "--filter-platform", triple],
+    )?;
+    Ok(resolved
+        .packages
+        .into_iter()
+        .map(|p| format!("{}-{}", p.name, p.version))
+        .collect())
 }
 
 impl Workspace {

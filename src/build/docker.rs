@@ -339,7 +339,8 @@ fn vendor(ws: &Workspace, context: &Path, on_line: &mut dyn FnMut(&str)) -> Resu
     })?;
     let stamp_path = context.join("vendor.sha256");
     let digest: [u8; 32] = Sha256::digest(&lock_bytes).into();
-    let stamp = crate::converge::model::hex(&digest);
+    // The suffix marks a vendor directory thinned to Linux (older ones are redone).
+    let stamp = format!("{} linux-only", crate::converge::model::hex(&digest));
     let config_path = context.join("cargo-config.toml");
     let vendor_dir = context.join("vendor");
     if std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp)
@@ -350,6 +351,11 @@ fn vendor(ws: &Workspace, context: &Path, on_line: &mut dyn FnMut(&str)) -> Resu
         return Ok(());
     }
     on_line("deployer: cargo vendor (every crate Cargo.lock names, for an offline build)");
+    // From nothing: cargo vendor skips a versioned directory that has a checksum file, so a
+    // crate emptied for an earlier lockfile would stay empty when a new one needs it.
+    if vendor_dir.exists() {
+        std::fs::remove_dir_all(&vendor_dir).map_err(|e| io_failed(&vendor_dir, e))?;
+    }
     let mut command = Command::new(cargo_program());
     command
         .args(["vendor", "--locked", "--versioned-dirs", "--manifest-path"])
@@ -369,6 +375,11 @@ fn vendor(ws: &Workspace, context: &Path, on_line: &mut dyn FnMut(&str)) -> Resu
     // has no dependencies, and then there is no vendor directory either.
     let config = String::from_utf8_lossy(&output.stdout);
     let config = if config.contains("[source.") {
+        let (crates, bytes) = thin_vendor(&ws.root, &vendor_dir)?;
+        on_line(&format!(
+            "deployer: emptied {crates} vendored crates that no Linux build compiles ({:.1} MB)",
+            bytes as f64 / 1e6
+        ));
         container_cargo_config(&config)
     } else {
         std::fs::create_dir_all(&vendor_dir).map_err(|e| io_failed(&vendor_dir, e))?;
@@ -376,6 +387,68 @@ fn vendor(ws: &Workspace, context: &Path, on_line: &mut dyn FnMut(&str)) -> Resu
     };
     std::fs::write(&config_path, config).map_err(|e| io_failed(&config_path, e))?;
     std::fs::write(&stamp_path, stamp).map_err(|e| io_failed(&stamp_path, e))
+}
+
+/// Host and target platforms a Lambda build compiles for: the shipped Dockerfile builds natively
+/// under the function's `--platform`; a Dockerfile of one's own may cross-compile between the
+/// two architectures or link with musl.
+const LINUX_PLATFORMS: [&str; 4] = [
+    "x86_64-unknown-linux-gnu",
+    "aarch64-unknown-linux-gnu",
+    "x86_64-unknown-linux-musl",
+    "aarch64-unknown-linux-musl",
+];
+
+/// Empties the vendored crates that no Linux build compiles (windows-sys and its import
+/// libraries, wasm-bindgen, core-foundation...): a third of the example's 300 MB, which the
+/// classic builder sends on every build. Returns how many crates and bytes.
+fn thin_vendor(root: &Path, vendor_dir: &Path) -> Result<(usize, u64), Error> {
+    let mut needed = std::collections::BTreeSet::new();
+    for triple in LINUX_PLATFORMS {
+        needed.extend(super::cargo::packages_for_platform(root, triple)?);
+    }
+    let (mut crates, mut bytes) = (0, 0);
+    for entry in std::fs::read_dir(vendor_dir).map_err(|e| io_failed(vendor_dir, e))? {
+        let entry = entry.map_err(|e| io_failed(vendor_dir, e))?;
+        let unneeded = !needed.contains(entry.file_name().to_string_lossy().as_ref());
+        if unneeded && entry.path().join(".cargo-checksum.json").is_file() {
+            bytes += empty_vendored_crate(&entry.path())?;
+            crates += 1;
+        }
+    }
+    Ok((crates, bytes))
+}
+
+/// Leaves a vendored crate that cargo reads but never compiles: its manifest (to check
+/// Cargo.lock against), every other file's name with no content (paths the manifest names must
+/// exist), and a checksum file that keeps the package checksum but lists no files to verify.
+/// Returns the bytes removed.
+fn empty_vendored_crate(dir: &Path) -> Result<u64, Error> {
+    let checksum_path = dir.join(".cargo-checksum.json");
+    let checksum: serde_json::Value = std::fs::read(&checksum_path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| {
+            Error::failed(format!("{}: not a checksum file", checksum_path.display()))
+        })?;
+    let mut removed = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(current) = pending.pop() {
+        for entry in std::fs::read_dir(&current).map_err(|e| io_failed(&current, e))? {
+            let entry = entry.map_err(|e| io_failed(&current, e))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(|e| io_failed(&path, e))?;
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_file() && path != checksum_path && path != dir.join("Cargo.toml") {
+                removed += entry.metadata().map_err(|e| io_failed(&path, e))?.len();
+                std::fs::write(&path, b"").map_err(|e| io_failed(&path, e))?;
+            }
+        }
+    }
+    let stub = serde_json::json!({ "files": {}, "package": checksum["package"] });
+    std::fs::write(&checksum_path, stub.to_string()).map_err(|e| io_failed(&checksum_path, e))?;
+    Ok(removed)
 }
 
 fn copy_file(from: &Path, to: &Path) -> Result<(), Error> {
@@ -414,6 +487,37 @@ fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_emptied_vendored_crate_keeps_its_manifest_its_file_names_and_package_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let krate = dir.path().join("windows-sys-0.52.0");
+        std::fs::create_dir_all(krate.join("src/Windows")).unwrap();
+        let manifest = "[package]\nname = \"windows-sys\"\nversion = \"0.52.0\"\n";
+        std::fs::write(krate.join("Cargo.toml"), manifest).unwrap();
+        std::fs::write(krate.join("src/lib.rs"), "pub mod Windows;\n").unwrap();
+        std::fs::write(krate.join("src/Windows/mod.rs"), [b'x'; 1000]).unwrap();
+        std::fs::write(
+            krate.join(".cargo-checksum.json"),
+            r#"{"files":{"Cargo.toml":"aa","src/lib.rs":"bb","src/Windows/mod.rs":"cc"},"package":"1234"}"#,
+        )
+        .unwrap();
+        assert_eq!(empty_vendored_crate(&krate).unwrap(), 1017);
+        let read = |path: &str| std::fs::read_to_string(krate.join(path)).unwrap();
+        assert_eq!(read("Cargo.toml"), manifest);
+        assert_eq!(read("src/lib.rs"), "");
+        assert_eq!(read("src/Windows/mod.rs"), "");
+        let checksum: serde_json::Value =
+            serde_json::from_str(&read(".cargo-checksum.json")).unwrap();
+        assert_eq!(
+            checksum,
+            serde_json::json!({ "files": {}, "package": "1234" })
+        );
+
+        std::fs::remove_file(krate.join(".cargo-checksum.json")).unwrap();
+        let err = empty_vendored_crate(&krate).unwrap_err();
+        assert!(err.message.contains("not a checksum file"), "{err}");
+    }
 
     #[test]
     fn docker_buildkit_decides_first_then_buildx_presence() {
