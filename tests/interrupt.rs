@@ -221,18 +221,25 @@ fn ctrl_c_during_the_build_stops_the_build_and_deploys_nothing() {
     moto.deployer(dir.path(), &["bootstrap"]).expect_code(0);
     moto.reset_recording();
     let docker = docker_that_builds_forever(dir.path());
-    // Its own process group, which Ctrl-C in a terminal signals as a whole.
-    let child = moto
-        .command(assert_cmd::cargo::cargo_bin("deployer"))
+    // Its own process group, which Ctrl-C in a terminal signals as a whole, and SIGINT handled
+    // as in a terminal (the test may run under `nohup`, which ignores it for every child).
+    let mut command = moto.command(assert_cmd::cargo::cargo_bin("deployer"));
+    command
         .current_dir(dir.path())
         .env("DEPLOYER_DOCKER", &docker)
         .env_remove("DOCKER_BUILDKIT")
         .args(["up", "-s", "stack.yaml", "--yes"])
         .process_group(0)
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    // SAFETY: only an async-signal-safe call between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let child = command.spawn().unwrap();
     let building = docker.with_extension("building");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !building.exists() {

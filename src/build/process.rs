@@ -138,15 +138,33 @@ mod tests {
         assert_eq!(finished.tail.len(), 3);
     }
 
+    /// `sh -c script` with SIGINT and SIGTERM handled as a tool in a terminal handles them. A
+    /// shell keeps ignoring what was ignored when it started (tests run under `nohup` or `&` do
+    /// that to SIGINT), and then `kill -INT $$` would do nothing.
+    fn sh(script: &str) -> Command {
+        use std::os::unix::process::CommandExt as _;
+        let mut command = Command::new("sh");
+        command.args(["-c", script]);
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                libc::signal(libc::SIGTERM, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        command
+    }
+
     #[test]
     fn a_tool_stopped_by_ctrl_c_is_an_interruption_not_a_failure() {
         for script in ["kill -INT $$", "kill -TERM $$", "exit 130"] {
-            let err = run(Command::new("sh").args(["-c", script]), &mut |_| {}).unwrap_err();
+            let err = run(&mut sh(script), &mut |_| {}).unwrap_err();
             assert_eq!(err.code, Code::Interrupted, "{script}: {err}");
             assert!(err.message.contains("sh was stopped"), "{err}");
         }
         for script in ["kill -KILL $$", "exit 1", "exit 101"] {
-            let finished = run(Command::new("sh").args(["-c", script]), &mut |_| {}).unwrap();
+            let finished = run(&mut sh(script), &mut |_| {}).unwrap();
             assert!(!finished.success, "{script}");
         }
     }
