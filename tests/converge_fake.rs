@@ -67,6 +67,10 @@ struct Script {
     calls: RefCell<Vec<String>>,
     /// An error to answer one operation with (`"stack"`, `"create_change_set"`).
     fail: RefCell<Option<(&'static str, CloudError)>>,
+    /// Every change set requested, in order.
+    requests: RefCell<Vec<ChangeSetRequest>>,
+    /// What GetTemplate answers.
+    deployed: RefCell<Option<String>>,
 }
 
 impl Script {
@@ -139,10 +143,31 @@ impl Cloud for Script {
             "create_change_set {}",
             if r.create { "CREATE" } else { "UPDATE" }
         ));
+        self.requests.borrow_mut().push(r.clone());
         Ok(("cs-1".into(), ID.into()))
     }
     async fn change_set(&self, _id: &str) -> Result<ChangeSet, CloudError> {
-        Ok(self.change_set.borrow().clone().unwrap())
+        let scripted = self.change_set.borrow().clone().unwrap();
+        let Some(request) = self.requests.borrow().last().filter(|r| r.create).cloned() else {
+            return Ok(scripted);
+        };
+        // As on AWS: a CREATE change set adds every resource of the template, nothing else.
+        let template: serde_json::Value = serde_json::from_str(&request.template_body).unwrap();
+        let changes = template["Resources"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(id, r)| Change {
+                action: "Add".into(),
+                logical_id: id.clone(),
+                resource_type: r["Type"].as_str().unwrap_or_default().into(),
+                replacement: None,
+            })
+            .collect();
+        Ok(ChangeSet {
+            changes,
+            ..scripted
+        })
     }
     async fn execute_change_set(&self, _id: &str, token: &str) -> Result<(), CloudError> {
         assert!(
@@ -192,18 +217,26 @@ impl Cloud for Script {
         }])
     }
     async fn deployed_template(&self, _stack_name: &str) -> Result<String, CloudError> {
-        Ok(r#"{"Resources":{"NotesTable":{"Type":"AWS::DynamoDB::Table","DeletionPolicy":"Retain"}}}"#.into())
+        self.call("get_template");
+        Ok(self.deployed.borrow().clone().unwrap_or_else(|| {
+            r#"{"Resources":{"NotesTable":{"Type":"AWS::DynamoDB::Table","DeletionPolicy":"RetainExceptOnCreate"}}}"#.into()
+        }))
     }
-    async fn object_exists(&self, _bucket: &str, _key: &str) -> Result<bool, CloudError> {
-        Ok(true)
+    fn object_url(&self, bucket: &str, key: &str) -> String {
+        format!("https://{bucket}.s3.eu-west-1.amazonaws.com/{key}")
+    }
+    async fn object_exists(&self, _bucket: &str, key: &str) -> Result<bool, CloudError> {
+        // Artifacts are there already; templates are new.
+        Ok(!key.starts_with("templates/"))
     }
     async fn put_object(
         &self,
         _b: &str,
-        _k: &str,
+        k: &str,
         _body: Vec<u8>,
         _sha: &[u8; 32],
     ) -> Result<(), CloudError> {
+        self.call(format!("put_object {k}"));
         Ok(())
     }
     async fn load_balancer_dns(&self, _arn: &str) -> Result<Option<String>, CloudError> {
@@ -238,14 +271,18 @@ impl Recorder {
     }
 }
 
+/// The template the scripted deployments submit: a function and a retained table.
+const TEMPLATE: &str = r#"{"Resources":{"ApiFunction":{"Type":"AWS::Lambda::Function","Properties":{}},"NotesTable":{"Type":"AWS::DynamoDB::Table","DeletionPolicy":"RetainExceptOnCreate","Properties":{"KeySchema":[{"AttributeName":"pk","KeyType":"HASH"}]}}}}"#;
+
 fn deployment() -> Deployment {
     Deployment {
         stack_name: NAME.into(),
-        template_body: "{}".into(),
+        template_body: TEMPLATE.into(),
         parameters: BTreeMap::new(),
         tags: BTreeMap::new(),
         termination_protection: false,
         refresh_tags: false,
+        template_bucket: Some("artifacts".into()),
     }
 }
 
@@ -335,6 +372,7 @@ async fn update_rollback_failed_is_continued_then_updated() {
         script.calls(),
         [
             format!("continue_update_rollback {NAME}"),
+            "get_template".into(),
             "create_change_set UPDATE".into(),
             "execute_change_set".into()
         ]
@@ -376,7 +414,11 @@ async fn an_update_in_progress_is_waited_for_with_its_events_shown() {
     );
     assert_eq!(
         script.calls(),
-        ["create_change_set UPDATE", "execute_change_set"]
+        [
+            "get_template",
+            "create_change_set UPDATE",
+            "execute_change_set"
+        ]
     );
 }
 
@@ -405,7 +447,11 @@ async fn replacements_are_shown_as_such() {
     );
     assert_eq!(
         script.calls(),
-        ["create_change_set UPDATE", "delete_change_set"],
+        [
+            "get_template",
+            "create_change_set UPDATE",
+            "delete_change_set"
+        ],
         "plan executes nothing"
     );
 }
@@ -528,6 +574,7 @@ async fn no_changes_records_the_digest_and_deletes_the_change_set() {
     assert_eq!(
         script.calls(),
         [
+            "get_template",
             "create_change_set UPDATE",
             "delete_change_set",
             "put_stack create=false"
@@ -589,7 +636,221 @@ async fn teardown_lists_retained_tables_and_refuses_protected_envs() {
             retained_tables: vec!["notes-dev-NotesTable-ABC".into()]
         }
     );
-    assert_eq!(script.calls(), [format!("delete_stack {ID}")]);
+    assert_eq!(
+        script.calls(),
+        ["get_template".to_string(), format!("delete_stack {ID}")]
+    );
+}
+
+fn apply_yes() -> Mode {
+    Mode::Apply {
+        yes: true,
+        allow_data_loss: false,
+    }
+}
+
+fn changes_shown(ui: &Recorder) -> Vec<Vec<Change>> {
+    ui.seen
+        .borrow()
+        .iter()
+        .filter_map(|p| match p {
+            Progress::Changes { changes, .. } => Some(changes.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_create_change_set_lists_only_additions() {
+    let script = Script::new(vec![
+        None,
+        stack("CREATE_IN_PROGRESS"),
+        stack("CREATE_COMPLETE"),
+    ]);
+    let ui = Recorder::default();
+    run(&script, &ui).await.unwrap();
+    let shown = changes_shown(&ui);
+    assert_eq!(shown.len(), 1);
+    let actions: Vec<(&str, &str)> = shown[0]
+        .iter()
+        .map(|c| (c.action.as_str(), c.logical_id.as_str()))
+        .collect();
+    assert_eq!(actions, [("Add", "ApiFunction"), ("Add", "NotesTable")]);
+    assert!(
+        !script.calls().contains(&"get_template".to_string()),
+        "a create reads no deployed template"
+    );
+}
+
+#[tokio::test]
+async fn a_table_replacement_reported_by_aws_exits_4_and_changes_nothing() {
+    let script = Script::new(vec![stack("UPDATE_COMPLETE")]);
+    script.change_set.borrow_mut().as_mut().unwrap().changes = vec![Change {
+        action: "Modify".into(),
+        logical_id: "NotesTable".into(),
+        resource_type: "AWS::DynamoDB::Table".into(),
+        replacement: Some("True".into()),
+    }];
+    // The deployed table has the same keys: only AWS's `Replacement: True` says it is replaced.
+    *script.deployed.borrow_mut() = Some(TEMPLATE.into());
+    let ui = Recorder::default();
+    let err = run(&script, &ui).await.unwrap_err();
+    assert_eq!(err.code, deployer::exit::Code::DataLoss, "{err}");
+    assert!(
+        err.message
+            .contains("NotesTable (AWS::DynamoDB::Table): replaced: the new one starts empty"),
+        "{err}"
+    );
+    assert_eq!(
+        script.calls(),
+        [
+            "get_template",
+            "create_change_set UPDATE",
+            "delete_change_set"
+        ],
+        "nothing executed"
+    );
+}
+
+fn with_indexes(names: &[&str]) -> String {
+    let indexes: Vec<serde_json::Value> = names
+        .iter()
+        .map(|n| serde_json::json!({ "IndexName": n, "KeySchema": [{ "AttributeName": n, "KeyType": "HASH" }], "Projection": { "ProjectionType": "ALL" } }))
+        .collect();
+    let mut t: serde_json::Value = serde_json::from_str(TEMPLATE).unwrap();
+    let props = &mut t["Resources"]["NotesTable"]["Properties"];
+    props["AttributeDefinitions"] = std::iter::once("pk")
+        .chain(names.iter().copied())
+        .map(|n| serde_json::json!({ "AttributeName": n, "AttributeType": "S" }))
+        .collect();
+    if !indexes.is_empty() {
+        props["GlobalSecondaryIndexes"] = serde_json::json!(indexes);
+    }
+    t.to_string()
+}
+
+#[tokio::test]
+async fn two_new_indexes_are_applied_in_two_updates() {
+    let script = Script::new(vec![
+        stack("UPDATE_COMPLETE"),
+        stack("UPDATE_IN_PROGRESS"),
+        stack("UPDATE_COMPLETE"),
+        stack("UPDATE_IN_PROGRESS"),
+        stack("UPDATE_COMPLETE"),
+    ]);
+    *script.deployed.borrow_mut() = Some(with_indexes(&[]));
+    let ui = Recorder::default();
+    let wanted = Deployment {
+        template_body: with_indexes(&["a", "b"]),
+        ..deployment()
+    };
+    let outcome = Engine::new(&script, &ui)
+        .with_poll(FAST)
+        .deploy(&wanted, apply_yes())
+        .await
+        .unwrap();
+    assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
+    let submitted: Vec<usize> = script
+        .requests
+        .borrow()
+        .iter()
+        .map(|r| {
+            let t: serde_json::Value = serde_json::from_str(&r.template_body).unwrap();
+            t["Resources"]["NotesTable"]["Properties"]["GlobalSecondaryIndexes"]
+                .as_array()
+                .map_or(0, Vec::len)
+        })
+        .collect();
+    assert_eq!(submitted, [1, 2], "one index more per update");
+    let digests: Vec<String> = script
+        .requests
+        .borrow()
+        .iter()
+        .map(|r| r.tags[DIGEST_TAG].clone())
+        .collect();
+    assert_eq!(digests[0], format!("{}-step-1-of-2", wanted.digest()));
+    assert_eq!(
+        digests[1],
+        wanted.digest(),
+        "only the last step records the digest"
+    );
+    assert_eq!(
+        script.calls(),
+        [
+            "get_template",
+            "create_change_set UPDATE",
+            "execute_change_set",
+            "create_change_set UPDATE",
+            "execute_change_set"
+        ]
+    );
+    assert!(
+        ui.steps()
+            .iter()
+            .any(|s| s.contains("takes 2 updates") && s.contains("NotesTable: create index b")),
+        "{:?}",
+        ui.steps()
+    );
+}
+
+#[tokio::test]
+async fn an_update_aws_would_refuse_is_refused_before_any_change_set() {
+    let script = Script::new(vec![stack("UPDATE_COMPLETE")]);
+    *script.deployed.borrow_mut() = Some(with_indexes(&["a"]));
+    let mut edited: serde_json::Value = serde_json::from_str(&with_indexes(&["a"])).unwrap();
+    edited["Resources"]["NotesTable"]["Properties"]["GlobalSecondaryIndexes"][0]["Projection"] =
+        serde_json::json!({ "ProjectionType": "KEYS_ONLY" });
+    let wanted = Deployment {
+        template_body: edited.to_string(),
+        ..deployment()
+    };
+    let ui = Recorder::default();
+    let err = Engine::new(&script, &ui)
+        .with_poll(FAST)
+        .deploy(&wanted, apply_yes())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, deployer::exit::Code::Usage, "{err}");
+    assert!(
+        err.message
+            .contains("index `a` changes its keys or projection"),
+        "{err}"
+    );
+    assert_eq!(script.calls(), ["get_template"], "no change set");
+}
+
+#[tokio::test]
+async fn a_template_over_51200_bytes_is_passed_by_url() {
+    let script = Script::new(vec![
+        None,
+        stack("CREATE_IN_PROGRESS"),
+        stack("CREATE_COMPLETE"),
+    ]);
+    let mut big: serde_json::Value = serde_json::from_str(TEMPLATE).unwrap();
+    big["Description"] = serde_json::json!("x".repeat(52_000));
+    let wanted = Deployment {
+        template_body: big.to_string(),
+        ..deployment()
+    };
+    let ui = Recorder::default();
+    Engine::new(&script, &ui)
+        .with_poll(FAST)
+        .deploy(&wanted, apply_yes())
+        .await
+        .unwrap();
+    let request = script.requests.borrow()[0].clone();
+    let url = request.template_url.expect("sent by URL");
+    assert!(
+        url.starts_with("https://artifacts.s3.eu-west-1.amazonaws.com/templates/notes-dev/")
+            && url.ends_with(".json"),
+        "{url}"
+    );
+    let key = url.split_once(".com/").unwrap().1;
+    assert_eq!(script.calls()[0], format!("put_object {key}"));
+    // A small one goes inline.
+    let script = Script::new(vec![None, stack("CREATE_COMPLETE")]);
+    run(&script, &Recorder::default()).await.unwrap();
+    assert_eq!(script.requests.borrow()[0].template_url, None);
 }
 
 /// 2030-01-01T00:00:00Z: fixed event times keep the snapshots stable.

@@ -50,7 +50,15 @@ fn rendering_is_deterministic() {
 fn persistent_tables_are_retained_and_protected_envs_are_guarded() {
     let spec = common::load(&common::root().join("stacks/example.yaml"));
     let dev = render::app(&spec, Options::default()).unwrap();
-    assert_eq!(dev.0["Resources"]["NotesTable"]["DeletionPolicy"], "Retain");
+    // A failed first `up` deletes the table it created (it holds nothing yet); later, it stays.
+    assert_eq!(
+        dev.0["Resources"]["NotesTable"]["DeletionPolicy"],
+        "RetainExceptOnCreate"
+    );
+    assert_eq!(
+        dev.0["Resources"]["NotesTable"]["UpdateReplacePolicy"],
+        "Retain"
+    );
     assert_eq!(
         dev.0["Resources"]["NotesTable"]["Properties"]["DeletionProtectionEnabled"],
         false
@@ -117,14 +125,86 @@ fn routes_get_unique_priorities_in_spec_order() {
     let spec = common::load(&common::root().join("tests/specs/multi.yaml"));
     let t = render::app(&spec, Options::default()).unwrap();
     let r = &t.0["Resources"];
-    assert_eq!(r["IngestRoute1"]["Properties"]["Priority"], 1);
-    assert_eq!(r["QueryRoute1"]["Properties"]["Priority"], 2);
+    // Spaced, so that a route inserted later fits between without moving the others.
+    assert_eq!(r["IngestRoute1"]["Properties"]["Priority"], 100);
+    assert_eq!(r["QueryRoute1"]["Properties"]["Priority"], 200);
     // The default route forwards to `query`; `compact` has no routes and no target group.
     assert_eq!(
         r["HttpListener"]["Properties"]["DefaultActions"][0]["TargetGroupArn"]["Ref"],
         "QueryTargetGroup"
     );
     assert!(r.get("CompactTargetGroup").is_none());
+}
+
+#[test]
+fn what_aws_needs_beyond_what_moto_checks() {
+    let spec = common::load(&common::root().join("tests/specs/multi.yaml"));
+    let t = render::app(&spec, Options::default()).unwrap();
+    let r = &t.0["Resources"];
+    // A dedicated VPC: the internet-facing ALB waits for the gateway and the public routes.
+    let depends: Vec<&str> = r["LoadBalancer"]["DependsOn"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    for needed in ["VpcGatewayAttachment", "PublicDefaultRoute"] {
+        assert!(depends.contains(&needed), "{depends:?}");
+    }
+    // The security group allows no egress (an empty list would allow all).
+    let egress = &r["AlbSecurityGroup"]["Properties"]["SecurityGroupEgress"];
+    assert_eq!(egress[0]["CidrIp"], "255.255.255.255/32");
+    assert_eq!(egress.as_array().unwrap().len(), 1);
+    // Health checks are opt-in.
+    assert_eq!(
+        r["IngestTargetGroup"]["Properties"]["HealthCheckEnabled"],
+        true
+    );
+    assert_eq!(
+        r["IngestTargetGroup"]["Properties"]["HealthCheckPath"],
+        "/health"
+    );
+    assert_eq!(
+        r["QueryTargetGroup"]["Properties"]["HealthCheckEnabled"],
+        false
+    );
+    // The invoke permission names its own target group, not every group of the account.
+    let name = r["IngestTargetGroup"]["Properties"]["Name"]
+        .as_str()
+        .unwrap();
+    assert!(
+        name.len() <= 32 && name.starts_with("events-qa-ingest-"),
+        "{name}"
+    );
+    let source = r["IngestAlbPermission"]["Properties"]["SourceArn"]["Fn::Sub"]
+        .as_str()
+        .unwrap();
+    assert!(
+        source.ends_with(&format!(":targetgroup/{name}/*")),
+        "{source}"
+    );
+    // Encryption as chosen per table.
+    assert_eq!(
+        r["EventsTable"]["Properties"]["SSESpecification"],
+        serde_json::json!({ "SSEEnabled": false })
+    );
+    assert_eq!(
+        r["UsersTable"]["Properties"]["SSESpecification"]["SSEType"],
+        "KMS"
+    );
+    assert!(r["AuditLogTable"]["Properties"]["SSESpecification"]["KMSMasterKeyId"].is_string());
+    // Alarms notify the stack's topic and the given one; the ALB's own 5xx are watched too.
+    let actions = &r["IngestErrorsAlarm"]["Properties"]["AlarmActions"];
+    assert_eq!(actions[0]["Ref"], "AlarmTopic");
+    assert_eq!(actions[1], "arn:aws:sns:eu-west-1:123456789012:pager");
+    assert_eq!(
+        r["AlarmTopic"]["Properties"]["Subscription"][0]["Endpoint"],
+        "oncall@example.com"
+    );
+    assert_eq!(
+        r["LoadBalancer5xxAlarm"]["Properties"]["MetricName"],
+        "HTTPCode_ELB_5XX_Count"
+    );
 }
 
 #[test]

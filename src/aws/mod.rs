@@ -407,10 +407,10 @@ impl Cloud for AwsCloud<'_> {
                 .cfn
                 .create_stack()
                 .stack_name(&r.stack_name)
-                .template_body(&r.template_body)
+                .set_template_body(r.template_body.clone())
                 .set_parameters(Some(parameters(&r.parameters)))
                 .set_tags(Some(tags(&r.tags)))
-                .capabilities(Capability::CapabilityIam)
+                .capabilities(Capability::CapabilityNamedIam)
                 .client_request_token(&r.token)
                 .send()
                 .await
@@ -421,10 +421,11 @@ impl Cloud for AwsCloud<'_> {
                 .cfn
                 .update_stack()
                 .stack_name(&r.stack_name)
-                .template_body(&r.template_body)
+                .set_template_body(r.template_body.clone())
+                .use_previous_template(r.template_body.is_none())
                 .set_parameters(Some(parameters(&r.parameters)))
                 .set_tags(Some(tags(&r.tags)))
-                .capabilities(Capability::CapabilityIam)
+                .capabilities(Capability::CapabilityNamedIam)
                 .client_request_token(&r.token)
                 .send()
                 .await
@@ -450,10 +451,11 @@ impl Cloud for AwsCloud<'_> {
             } else {
                 ChangeSetType::Update
             })
-            .template_body(&r.template_body)
+            .set_template_body(r.template_url.is_none().then(|| r.template_body.clone()))
+            .set_template_url(r.template_url.clone())
             .set_parameters(Some(parameters(&r.parameters)))
             .set_tags(Some(tags(&r.tags)))
-            .capabilities(Capability::CapabilityIam)
+            .capabilities(Capability::CapabilityNamedIam)
             .send()
             .await
             .map_err(cloud_error)?;
@@ -615,16 +617,19 @@ impl Cloud for AwsCloud<'_> {
     }
 
     async fn resources(&self, stack_name: &str) -> Result<Vec<Resource>, CloudError> {
-        let out = self
+        // DescribeStackResources stops at 100 resources; ListStackResources pages through all.
+        let summaries: Vec<_> = self
             .aws
             .cfn
-            .describe_stack_resources()
+            .list_stack_resources()
             .stack_name(stack_name)
+            .into_paginator()
+            .items()
             .send()
+            .collect::<Result<Vec<_>, _>>()
             .await
             .map_err(cloud_error)?;
-        Ok(out
-            .stack_resources()
+        Ok(summaries
             .iter()
             .filter_map(|r| {
                 Some(Resource {
@@ -677,12 +682,28 @@ impl Cloud for AwsCloud<'_> {
             .bucket(bucket)
             .key(key)
             .body(body.into())
-            .content_type("application/zip")
+            .content_type(if key.ends_with(".json") {
+                "application/json"
+            } else {
+                "application/zip"
+            })
             .checksum_sha256(aws_smithy_types::base64::encode(sha256))
             .send()
             .await
             .map(|_| ())
             .map_err(cloud_error)
+    }
+
+    fn object_url(&self, bucket: &str, key: &str) -> String {
+        // Virtual-hosted style, the form AWS documents for TemplateURL (emulators such as moto
+        // read it too: a URL built from a loopback endpoint would not name the bucket the same way).
+        let region = self.aws.region();
+        let domain = if region.starts_with("cn-") {
+            "amazonaws.com.cn"
+        } else {
+            "amazonaws.com"
+        };
+        format!("https://{bucket}.s3.{region}.{domain}/{key}")
     }
 
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), CloudError> {

@@ -81,6 +81,8 @@ pub struct ChangeSetRequest {
     pub create: bool,
     /// The template body.
     pub template_body: String,
+    /// Where the same template was uploaded when it is too large to send inline: sent instead.
+    pub template_url: Option<String>,
     /// Parameter values.
     pub parameters: BTreeMap<String, String>,
     /// Stack tags, digest included.
@@ -94,8 +96,8 @@ pub struct StackRequest {
     pub stack_name: String,
     /// `true`: create; `false`: update.
     pub create: bool,
-    /// The template body.
-    pub template_body: String,
+    /// The template body; `None`: the deployed template (an update of tags or parameters only).
+    pub template_body: Option<String>,
     /// Parameter values.
     pub parameters: BTreeMap<String, String>,
     /// Stack tags, digest included.
@@ -134,7 +136,7 @@ pub trait Cloud {
     /// DescribeStackEvents, newest first, only events at or after `since` (epoch seconds):
     /// paging stops at the first older event.
     async fn events(&self, stack_id: &str, since: f64) -> Result<Vec<StackEvent>, CloudError>;
-    /// DescribeStackResources.
+    /// ListStackResources, all pages.
     async fn resources(&self, stack_name: &str) -> Result<Vec<Resource>, CloudError>;
     /// GetTemplate of the deployed stack (JSON or YAML text as stored).
     async fn deployed_template(&self, stack_name: &str) -> Result<String, CloudError>;
@@ -148,6 +150,8 @@ pub trait Cloud {
         body: Vec<u8>,
         sha256: &[u8; 32],
     ) -> Result<(), CloudError>;
+    /// The URL CloudFormation reads an object of the bucket from (`TemplateURL`).
+    fn object_url(&self, bucket: &str, key: &str) -> String;
     /// DeleteObject.
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), CloudError>;
     /// The DNS name of a load balancer, by ARN (for stacks whose backend returns no Outputs).

@@ -46,6 +46,12 @@ impl std::fmt::Display for Loss {
     }
 }
 
+/// Whether a `DeletionPolicy` keeps the resource when it leaves the stack. `RetainExceptOnCreate`
+/// deletes only a resource whose own creation is being rolled back, which holds nothing yet.
+pub fn retains(policy: &Value) -> bool {
+    matches!(policy.as_str(), Some("Retain" | "RetainExceptOnCreate"))
+}
+
 fn resource<'a>(template: &'a Value, id: &str) -> &'a Value {
     &template["Resources"][id]
 }
@@ -71,7 +77,7 @@ pub fn losses(changes: &[Change], old: &Value, new: &Value) -> Vec<Loss> {
         let before = resource(old, &change.logical_id);
         let after = resource(new, &change.logical_id);
         let why = match (change.action.as_str(), change.replacement.as_deref()) {
-            ("Remove", _) if before["DeletionPolicy"] == "Retain" => None,
+            ("Remove", _) if retains(&before["DeletionPolicy"]) => None,
             ("Remove", _) => Some("deleted with its data (removed from the template)".to_string()),
             ("Modify", Some("True")) => Some("replaced: the new one starts empty".to_string()),
             ("Modify", Some("Conditional")) => {
@@ -134,6 +140,21 @@ mod tests {
             found[0].to_string(),
             "Gone (AWS::DynamoDB::Table): deleted with its data (removed from the template)"
         );
+    }
+
+    #[test]
+    fn retain_except_on_create_retains_on_removal() {
+        let old = json!({ "Resources": { "T": table("pk", "RetainExceptOnCreate") } });
+        let found = losses(&[change("Remove", "T", T, None)], &old, &json!({}));
+        assert!(found.is_empty(), "{found:?}");
+        for (policy, kept) in [
+            ("Retain", true),
+            ("RetainExceptOnCreate", true),
+            ("Delete", false),
+            ("Snapshot", false),
+        ] {
+            assert_eq!(retains(&json!(policy)), kept, "{policy}");
+        }
     }
 
     #[test]

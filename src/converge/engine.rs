@@ -8,7 +8,6 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_sdk_cloudformation::types::StackStatus;
 
 use super::cloud::{ChangeSetRequest, Cloud, CloudError, StackRequest};
-use super::data_loss::Loss;
 use super::decide::{Action, decide, is_in_progress, is_success};
 use super::model::{Change, DIGEST_TAG, Stack, StackEvent, digest, root_cause};
 use crate::exit::{Code, Error};
@@ -102,7 +101,13 @@ pub struct Deployment {
     /// Write the tags even when nothing else changed (an ephemeral env's expiry is due for
     /// extension; the digest ignores it so that unchanged envs stay no-ops otherwise).
     pub refresh_tags: bool,
+    /// Where a template over CloudFormation's 51,200-byte `TemplateBody` limit is uploaded (the
+    /// artifact bucket) to be passed by URL instead.
+    pub template_bucket: Option<String>,
 }
+
+/// The largest template CreateChangeSet and UpdateStack take inline (`TemplateBody`).
+pub const TEMPLATE_BODY_LIMIT: usize = 51_200;
 
 impl Deployment {
     /// The digest recorded on the stack once this deployment is done.
@@ -510,6 +515,94 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         }
 
         let stack = self.settle_from(name, existing).await?;
+        let create = stack
+            .as_ref()
+            .is_none_or(|s| s.status == StackStatus::ReviewInProgress);
+        let deployed = match &stack {
+            Some(stack) if !create => Some(self.deployed_template(&stack.name).await?),
+            _ => None,
+        };
+        let wanted: serde_json::Value = serde_json::from_str(&deployment.template_body)
+            .map_err(|e| Error::failed(format!("the rendered template is not JSON: {e}")))?;
+        let transition = super::transition::plan(deployed.as_ref(), &wanted).map_err(|why| {
+            Error::usage(format!(
+                "{name}: AWS would refuse this update, so nothing was sent:\n  {}",
+                why.join("\n  ")
+            ))
+        })?;
+        let count = transition.steps.len();
+        if count > 1 {
+            let mut lines = Vec::new();
+            for (k, notes) in transition.notes.iter().enumerate() {
+                lines.push(format!("  update {}: {}", k + 1, notes.join("; ")));
+            }
+            self.step(format!(
+                "{name}: DynamoDB creates or deletes one index per table per update, so this takes {count} updates:\n{}",
+                lines.join("\n")
+            ));
+        }
+        let mut stack = stack;
+        let mut previous = deployed;
+        let mut applied: Vec<Change> = Vec::new();
+        for (k, template) in transition.steps.into_iter().enumerate() {
+            let last = k + 1 == count;
+            let step = Deployment {
+                template_body: serde_json::to_string(&template)
+                    .expect("JSON values always serialize"),
+                ..deployment.clone()
+            };
+            // An unfinished sequence must not look done to the next run's no-op check.
+            let recorded = if last {
+                digest.clone()
+            } else {
+                format!("{digest}-step-{}-of-{count}", k + 1)
+            };
+            let outcome = self
+                .apply(&step, &recorded, stack, previous.as_ref(), mode)
+                .await?;
+            match outcome {
+                Outcome::Planned { changes } => {
+                    if count > 1 {
+                        self.ui.progress(Progress::Warning(format!(
+                            "these are the changes of update 1 of {count}; `up` applies the next ones after it"
+                        )));
+                    }
+                    return Ok(Outcome::Planned { changes });
+                }
+                Outcome::Applied {
+                    stack: done,
+                    changes,
+                } => {
+                    applied.extend(changes);
+                    stack = Some(done);
+                }
+                Outcome::NoChanges { stack: same } => stack = Some(same),
+            }
+            previous = Some(template);
+        }
+        let stack = stack.expect("every step leaves a stack");
+        Ok(if applied.is_empty() {
+            Outcome::NoChanges { stack }
+        } else {
+            Outcome::Applied {
+                stack,
+                changes: applied,
+            }
+        })
+    }
+
+    /// One change set: create it, show it, guard data, confirm, execute and watch. `recorded` is
+    /// the digest tag it writes; `deployed` the template it starts from (none for a create).
+    async fn apply(
+        &self,
+        deployment: &Deployment,
+        recorded: &str,
+        stack: Option<Stack>,
+        deployed: Option<&serde_json::Value>,
+        mode: Mode,
+    ) -> Result<Outcome, Error> {
+        let name = &deployment.stack_name;
+        let digest = recorded.to_string();
         // A CREATE change set makes an empty REVIEW_IN_PROGRESS stack; when nothing is executed
         // (plan, refusal), that husk is deleted again so nothing is left behind.
         let husk_created = stack.is_none();
@@ -518,11 +611,13 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .is_none_or(|s| s.status == StackStatus::ReviewInProgress);
         let mut tags = deployment.tags.clone();
         tags.insert(DIGEST_TAG.into(), digest.clone());
+        let template_url = self.template_url(deployment).await?;
         let request = ChangeSetRequest {
             stack_name: name.clone(),
             name: token("cs"),
             create,
             template_body: deployment.template_body.clone(),
+            template_url,
             parameters: deployment.parameters.clone(),
             tags: tags.clone(),
         };
@@ -580,8 +675,12 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             changes: changes.clone(),
         });
 
-        let losses = match &stack {
-            Some(stack) if !create => self.losses(stack, deployment, &changes).await?,
+        let losses = match deployed {
+            Some(deployed) if !create => {
+                let wanted: serde_json::Value =
+                    serde_json::from_str(&deployment.template_body).unwrap_or_default();
+                super::data_loss::losses(&changes, deployed, &wanted)
+            }
             _ => Vec::new(),
         };
         let loss_lines: Vec<String> = losses.iter().map(|l| format!("  {l}")).collect();
@@ -731,36 +830,44 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         }
     }
 
-    /// What the change set would destroy, judged against the deployed template.
-    async fn losses(
-        &self,
-        stack: &Stack,
-        deployment: &Deployment,
-        changes: &[Change],
-    ) -> Result<Vec<Loss>, Error> {
-        if !changes
-            .iter()
-            .any(|c| super::data_loss::DATA_TYPES.contains(&c.resource_type.as_str()))
-        {
-            return Ok(Vec::new());
+    /// The deployed template of a stack, parsed.
+    async fn deployed_template(&self, name: &str) -> Result<serde_json::Value, Error> {
+        let text = self.cloud.deployed_template(name).await.map_err(|e| {
+            cloud_failure(&format!("cannot read the deployed template of {name}"), e)
+        })?;
+        Ok(parse_template(&text))
+    }
+
+    /// Uploads a template too large to send inline to the artifact bucket under its sha256 and
+    /// returns its URL; `None` when it fits inline.
+    async fn template_url(&self, deployment: &Deployment) -> Result<Option<String>, Error> {
+        let body = deployment.template_body.as_bytes();
+        if body.len() <= TEMPLATE_BODY_LIMIT {
+            return Ok(None);
         }
-        let deployed = self
+        let Some(bucket) = &deployment.template_bucket else {
+            return Err(Error::usage(format!(
+                "the template of {} has {} bytes, over CloudFormation's inline limit of {TEMPLATE_BODY_LIMIT}, and there is no bucket to pass it through",
+                deployment.stack_name,
+                body.len()
+            )));
+        };
+        use sha2::Digest as _;
+        let sha256: [u8; 32] = sha2::Sha256::digest(body).into();
+        let hex: String = sha256.iter().map(|b| format!("{b:02x}")).collect();
+        let key = format!("templates/{}/{hex}.json", deployment.stack_name);
+        let exists = self
             .cloud
-            .deployed_template(&stack.name)
+            .object_exists(bucket, &key)
             .await
-            .map_err(|e| {
-                cloud_failure(
-                    &format!("cannot read the deployed template of {}", stack.name),
-                    e,
-                )
-            })?;
-        let wanted: serde_json::Value =
-            serde_json::from_str(&deployment.template_body).unwrap_or_default();
-        Ok(super::data_loss::losses(
-            changes,
-            &parse_template(&deployed),
-            &wanted,
-        ))
+            .map_err(|e| cloud_failure(&format!("cannot look for s3://{bucket}/{key}"), e))?;
+        if !exists {
+            self.cloud
+                .put_object(bucket, &key, body.to_vec(), &sha256)
+                .await
+                .map_err(|e| cloud_failure(&format!("cannot upload s3://{bucket}/{key}"), e))?;
+        }
+        Ok(Some(self.cloud.object_url(bucket, &key)))
     }
 
     /// The error for a failed operation: the root cause first, then the final status.
@@ -820,10 +927,11 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         tags: &BTreeMap<String, String>,
     ) -> Result<Stack, Error> {
         let token = token("tags");
+        // The template is unchanged: reuse the deployed one rather than send it again.
         let request = StackRequest {
             stack_name: stack.name.clone(),
             create: false,
-            template_body: deployment.template_body.clone(),
+            template_body: None,
             parameters: deployment.parameters.clone(),
             tags: tags.clone(),
             token: token.clone(),
@@ -861,7 +969,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         let request = StackRequest {
             stack_name: name.to_string(),
             create: stack.is_none(),
-            template_body: template_body.to_string(),
+            template_body: Some(template_body.to_string()),
             parameters: BTreeMap::new(),
             tags,
             token: token.clone(),
@@ -966,7 +1074,8 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 resources
                     .iter()
                     .filter(|(_, r)| {
-                        r["Type"] == "AWS::DynamoDB::Table" && r["DeletionPolicy"] == "Retain"
+                        r["Type"] == "AWS::DynamoDB::Table"
+                            && super::data_loss::retains(&r["DeletionPolicy"])
                     })
                     .map(|(id, _)| id)
                     .collect()

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod ephemeral;
 pub mod model;
 pub mod outputs;
+pub mod transition;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -200,6 +201,7 @@ pub fn deployment(
         },
         termination_protection: spec.is_protected(),
         refresh_tags: lifetime.refresh,
+        template_bucket: Some(boot.bucket.clone()),
     }
 }
 

@@ -25,16 +25,11 @@ pub fn render(spec: &Spec, alb: &Alb, placed: &Placed, doc: &mut Doc) -> Listene
     let mut ingress = Vec::new();
     for cidr in &alb.allowed_cidrs {
         for port in ports {
-            let family = if cidr.contains(':') {
-                "CidrIpv6"
-            } else {
-                "CidrIp"
-            };
             ingress.push(json!({
                 "IpProtocol": "tcp",
                 "FromPort": port,
                 "ToPort": port,
-                family: cidr,
+                "CidrIp": cidr,
                 "Description": format!("HTTP{} from an allowed CIDR", if *port == 443 { "S" } else { "" }),
             }));
         }
@@ -46,16 +41,19 @@ pub fn render(spec: &Spec, alb: &Alb, placed: &Placed, doc: &mut Doc) -> Listene
             "GroupDescription": format!("Load balancer of {}", spec.stack_name()),
             "VpcId": placed.vpc_id,
             "SecurityGroupIngress": ingress,
+            // Lambda targets are invoked by the load balancer service, not over the VPC, so the
+            // group needs no egress. An empty list would mean "allow all": this rule allows nothing
+            // (ICMP type 252 code 86 to a broadcast address), the form AWS CDK uses.
             "SecurityGroupEgress": [{
-                "IpProtocol": "tcp",
-                "FromPort": 443,
-                "ToPort": 443,
-                "CidrIp": "0.0.0.0/0",
-                "Description": "HTTPS to the Lambda service that runs the targets",
+                "IpProtocol": "icmp",
+                "FromPort": 252,
+                "ToPort": 86,
+                "CidrIp": "255.255.255.255/32",
+                "Description": "Disallow all traffic",
             }],
         }),
     );
-    doc.resource(
+    let load_balancer = doc.resource(
         "LoadBalancer",
         "AWS::ElasticLoadBalancingV2::LoadBalancer",
         json!({
@@ -70,6 +68,30 @@ pub fn render(spec: &Spec, alb: &Alb, placed: &Placed, doc: &mut Doc) -> Listene
             ],
         }),
     );
+    if !placed.depends_on.is_empty() {
+        load_balancer.insert("DependsOn".into(), json!(placed.depends_on));
+    }
+    if spec.functions.values().any(|f| f.alarms) {
+        super::alarm(
+            spec,
+            doc,
+            "LoadBalancer5xxAlarm".into(),
+            json!({
+                "AlarmDescription": format!("{}: 5xx answers made by the load balancer itself (no healthy target, a target error or timeout)", spec.stack_name()),
+                "Namespace": "AWS/ApplicationELB",
+                "MetricName": "HTTPCode_ELB_5XX_Count",
+                "Dimensions": [
+                    { "Name": "LoadBalancer", "Value": super::get_att("LoadBalancer", "LoadBalancerFullName") },
+                ],
+                "Statistic": "Sum",
+                "Period": 300,
+                "EvaluationPeriods": 1,
+                "Threshold": 5,
+                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+                "TreatMissingData": "notBreaching",
+            }),
+        );
+    }
 
     let default_action = match spec.functions.iter().find(|(_, f)| f.default_route) {
         Some((name, _)) => {

@@ -175,6 +175,24 @@ pub fn render(spec: &Spec, name: &str, f: &Function, listener: Option<&Listener>
     }
 }
 
+/// Priorities of a first deployment are spaced this far apart, leaving room to insert routes
+/// without moving the others.
+pub const PRIORITY_STEP: u32 = 100;
+
+/// The target group's name: fixed (so the invoke permission can name it before it exists), unique
+/// per account and region (a hash of stack and function), at most ELB's 32 characters.
+pub fn target_group_name(stack: &str, function: &str) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(format!("{stack}/{function}").as_bytes());
+    let hex: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let readable: String = format!("{stack}-{function}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .take(23)
+        .collect();
+    format!("{}-{hex}", readable.trim_matches('-'))
+}
+
 fn render_routing(
     spec: &Spec,
     name: &str,
@@ -183,8 +201,9 @@ fn render_routing(
     listener: &Listener,
     doc: &mut Doc,
 ) {
-    // SourceArn cannot name the target group (the group must wait for this permission to exist),
-    // so the permission is scoped to this account's target groups.
+    // The group must wait for this permission to exist, so SourceArn cannot reference it: the
+    // group gets a fixed name instead, and the permission names that name.
+    let group_name = target_group_name(&spec.stack_name(), name);
     doc.resource(
         &ids.permission,
         "AWS::Lambda::Permission",
@@ -193,30 +212,38 @@ fn render_routing(
             "Action": "lambda:InvokeFunction",
             "Principal": "elasticloadbalancing.amazonaws.com",
             "SourceAccount": r#ref("AWS::AccountId"),
-            "SourceArn": { "Fn::Sub": "arn:${AWS::Partition}:elasticloadbalancing:${AWS::Region}:${AWS::AccountId}:targetgroup/*" },
+            "SourceArn": { "Fn::Sub": format!("arn:${{AWS::Partition}}:elasticloadbalancing:${{AWS::Region}}:${{AWS::AccountId}}:targetgroup/{group_name}/*") },
         }),
     );
+    let mut group = json!({
+        "Name": group_name,
+        "TargetType": "lambda",
+        "Targets": [{ "Id": get_att(&ids.function, "Arn") }],
+        "TargetGroupAttributes": [{ "Key": "lambda.multi_value_headers.enabled", "Value": "true" }],
+        "HealthCheckEnabled": f.health_check.is_some(),
+    });
+    if let Some(path) = &f.health_check {
+        let group = group.as_object_mut().expect("object literal");
+        group.insert("HealthCheckPath".into(), json!(path));
+        group.insert("HealthCheckIntervalSeconds".into(), json!(60));
+        group.insert("HealthCheckTimeoutSeconds".into(), json!(30));
+    }
     doc.resource(
         &ids.target_group,
         "AWS::ElasticLoadBalancingV2::TargetGroup",
-        json!({
-            "TargetType": "lambda",
-            "Targets": [{ "Id": get_att(&ids.function, "Arn") }],
-            "TargetGroupAttributes": [{ "Key": "lambda.multi_value_headers.enabled", "Value": "true" }],
-            "HealthCheckEnabled": true,
-            "HealthCheckPath": "/health",
-            "HealthCheckIntervalSeconds": 60,
-            "HealthCheckTimeoutSeconds": 30,
-        }),
+        group,
     )
     .insert("DependsOn".into(), json!(ids.permission));
 
+    // Precedence follows the spec: functions top to bottom, each function's routes in order.
+    // `up` renumbers these against the deployed stack (converge::transition) so that no rule
+    // takes a priority another rule still holds.
     let first_priority = spec
         .functions
         .iter()
         .take_while(|(n, _)| n.as_str() != name)
-        .map(|(_, other)| other.routes.len())
-        .sum::<usize>()
+        .map(|(_, other)| other.routes.len() as u32)
+        .sum::<u32>()
         + 1;
     for (i, route) in f.routes.iter().enumerate() {
         let mut conditions: Vec<Value> = Vec::new();
@@ -240,7 +267,7 @@ fn render_routing(
             "AWS::ElasticLoadBalancingV2::ListenerRule",
             json!({
                 "ListenerArn": r#ref(listener.id),
-                "Priority": first_priority + i,
+                "Priority": (first_priority + i as u32) * PRIORITY_STEP,
                 "Conditions": conditions,
                 "Actions": [{ "Type": "forward", "TargetGroupArn": r#ref(&ids.target_group) }],
             }),
@@ -251,9 +278,10 @@ fn render_routing(
 fn render_alarms(spec: &Spec, name: &str, ids: &Ids, listener: Option<&Listener>, doc: &mut Doc) {
     let stack = spec.stack_name();
     for metric in ["Errors", "Throttles"] {
-        doc.resource(
+        super::alarm(
+            spec,
+            doc,
             format!("{}{metric}Alarm", ids.prefix),
-            "AWS::CloudWatch::Alarm",
             json!({
                 "AlarmDescription": format!("`{name}` of {stack}: {metric} in the last 5 minutes"),
                 "Namespace": "AWS/Lambda",
@@ -269,9 +297,10 @@ fn render_alarms(spec: &Spec, name: &str, ids: &Ids, listener: Option<&Listener>
         );
     }
     if let Some(listener) = listener {
-        doc.resource(
+        super::alarm(
+            spec,
+            doc,
             format!("{}Target5xxAlarm", ids.prefix),
-            "AWS::CloudWatch::Alarm",
             json!({
                 "AlarmDescription": format!("`{name}` of {stack}: 5xx answers through the load balancer"),
                 "Namespace": "AWS/ApplicationELB",

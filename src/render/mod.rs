@@ -12,9 +12,10 @@ mod table;
 
 use serde_json::{Map, Value, json};
 
-use crate::spec::{Diag, Spec, names};
+use crate::spec::{Diag, Pos, Spec, names};
 
 pub use emit::to_yaml;
+pub use function::PRIORITY_STEP;
 pub use network::{SUBNETS_PARAMETER, VPC_PARAMETER, uses_shared_vpc};
 
 /// How to render an app stack.
@@ -146,20 +147,54 @@ pub fn app(spec: &Spec, options: Options) -> Result<Template, Vec<Diag>> {
         .alb
         .as_ref()
         .map(|alb| alb::render(spec, alb, &placement, &mut doc));
+    // Where the template passes CloudFormation's resource limit, to point the error there.
+    let mut over_at = None;
     for (name, function) in &spec.functions {
         function::render(spec, name, function, listener.as_ref(), &mut doc);
+        if doc.resources.len() > MAX_RESOURCES {
+            over_at.get_or_insert(function.pos);
+        }
     }
     for (name, table) in &spec.tables {
         table::render(spec, name, table, options, &mut doc);
+        if doc.resources.len() > MAX_RESOURCES {
+            over_at.get_or_insert(table.pos);
+        }
     }
+    alarm_topic(spec, &mut doc);
     merge_extra(spec, &mut doc)?;
-    Ok(doc.finish(format!(
+    let count = doc.resources.len();
+    let template = doc.finish(format!(
         "deployer stack {} (app {}, env {})",
         spec.stack_name(),
         spec.app,
         spec.env
-    )))
+    ));
+    let mut diags = Vec::new();
+    if count > MAX_RESOURCES {
+        diags.push(Diag::new(
+            over_at.unwrap_or(Pos { line: 1, col: 1 }),
+            format!("the stack would have {count} resources, over CloudFormation's limit of {MAX_RESOURCES} per stack (this function or table passes it): split the spec into two stacks"),
+        ));
+    }
+    let size = template.body().len();
+    if size > MAX_TEMPLATE_BYTES {
+        diags.push(Diag::new(
+            Pos { line: 1, col: 1 },
+            format!("the template would have {size} bytes, over CloudFormation's limit of {MAX_TEMPLATE_BYTES} (a template passed through S3): split the spec into two stacks"),
+        ));
+    }
+    if diags.is_empty() {
+        Ok(template)
+    } else {
+        Err(diags)
+    }
 }
+
+/// Resources one CloudFormation stack may hold.
+pub const MAX_RESOURCES: usize = 500;
+/// The largest template CloudFormation reads from S3 (`TemplateURL`), in bytes.
+pub const MAX_TEMPLATE_BYTES: usize = 1_000_000;
 
 fn merge_extra(spec: &Spec, doc: &mut Doc) -> Result<(), Vec<Diag>> {
     let Some(extra) = &spec.extra else {
@@ -190,6 +225,48 @@ fn merge_extra(spec: &Spec, doc: &mut Doc) -> Result<(), Vec<Diag>> {
     } else {
         Err(clashes)
     }
+}
+
+/// The logical id of the SNS topic the stack creates for `alarms.email`.
+pub const ALARM_TOPIC: &str = "AlarmTopic";
+
+/// Adds a CloudWatch alarm that notifies the spec's `alarms` targets, if any.
+fn alarm(spec: &Spec, doc: &mut Doc, id: String, mut properties: Value) {
+    let mut targets = Vec::new();
+    if let Some(alarms) = &spec.alarms {
+        if !alarms.email.is_empty() {
+            targets.push(r#ref(ALARM_TOPIC));
+        }
+        targets.extend(alarms.sns_topic_arn.iter().map(|arn| json!(arn)));
+    }
+    if !targets.is_empty() {
+        let props = properties
+            .as_object_mut()
+            .expect("alarm properties are an object");
+        props.insert("AlarmActions".into(), json!(targets));
+        props.insert("OKActions".into(), json!(targets));
+    }
+    doc.resource(id, "AWS::CloudWatch::Alarm", properties);
+}
+
+/// The stack's topic for alarm mail, when `alarms.email` names anyone.
+fn alarm_topic(spec: &Spec, doc: &mut Doc) {
+    let Some(alarms) = spec.alarms.as_ref().filter(|a| !a.email.is_empty()) else {
+        return;
+    };
+    let subscriptions: Vec<Value> = alarms
+        .email
+        .iter()
+        .map(|address| json!({ "Protocol": "email", "Endpoint": address }))
+        .collect();
+    doc.resource(
+        ALARM_TOPIC,
+        "AWS::SNS::Topic",
+        json!({
+            "DisplayName": format!("{} alarms", spec.stack_name()),
+            "Subscription": subscriptions,
+        }),
+    );
 }
 
 /// `{"Ref": id}`.

@@ -15,6 +15,9 @@ pub struct Placed {
     pub vpc_id: Value,
     /// A list value (or a reference to a list parameter).
     pub subnet_ids: Value,
+    /// What an internet-facing load balancer must wait for (and outlive on delete): the gateway
+    /// attachment and the public routes of a VPC created in the same template.
+    pub depends_on: Vec<String>,
 }
 
 /// Whether the template takes the shared VPC through [`VPC_PARAMETER`] and [`SUBNETS_PARAMETER`].
@@ -30,6 +33,7 @@ pub fn place(spec: &Spec, doc: &mut Doc) -> Placed {
         return Placed {
             vpc_id: Value::Null,
             subnet_ids: Value::Null,
+            depends_on: Vec::new(),
         };
     }
     match spec.placement() {
@@ -48,11 +52,13 @@ pub fn place(spec: &Spec, doc: &mut Doc) -> Placed {
             Placed {
                 vpc_id: r#ref(VPC_PARAMETER),
                 subnet_ids: r#ref(SUBNETS_PARAMETER),
+                depends_on: Vec::new(),
             }
         }
         Placement::Existing { vpc_id, subnet_ids } => Placed {
             vpc_id: json!(vpc_id),
             subnet_ids: json!(subnet_ids),
+            depends_on: Vec::new(),
         },
         Placement::Dedicated => {
             public_vpc(doc, "10.192.0.0/16", &["10.192.0.0/20", "10.192.16.0/20"])
@@ -90,6 +96,10 @@ pub fn public_vpc(doc: &mut Doc, cidr: &str, subnet_cidrs: &[&str]) -> Placed {
     )
     .insert("DependsOn".into(), json!("VpcGatewayAttachment"));
     let mut subnet_ids = Vec::new();
+    let mut depends_on = vec![
+        "VpcGatewayAttachment".to_string(),
+        "PublicDefaultRoute".to_string(),
+    ];
     for (i, subnet_cidr) in subnet_cidrs.iter().enumerate() {
         let id = format!("PublicSubnet{}", i + 1);
         doc.resource(
@@ -107,10 +117,12 @@ pub fn public_vpc(doc: &mut Doc, cidr: &str, subnet_cidrs: &[&str]) -> Placed {
             "AWS::EC2::SubnetRouteTableAssociation",
             json!({ "SubnetId": r#ref(&id), "RouteTableId": r#ref("PublicRouteTable") }),
         );
+        depends_on.push(format!("{id}RouteTableAssociation"));
         subnet_ids.push(r#ref(&id));
     }
     Placed {
         vpc_id: r#ref("Vpc"),
         subnet_ids: Value::Array(subnet_ids),
+        depends_on,
     }
 }

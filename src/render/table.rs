@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{Doc, Options, r#ref};
-use crate::spec::{Billing, Key, Projection, Spec, Table, names};
+use crate::spec::{Billing, Encryption, Key, Projection, Spec, Table, names};
 
 /// The logical id of the table called `name` in the spec.
 pub fn id(name: &str) -> String {
@@ -46,7 +46,12 @@ pub fn render(spec: &Spec, name: &str, t: &Table, options: Options, doc: &mut Do
             .collect::<Vec<_>>(),
         "KeySchema": key_schema(&t.partition_key, t.sort_key.as_ref()),
         "BillingMode": if throughput.is_some() { "PROVISIONED" } else { "PAY_PER_REQUEST" },
-        "SSESpecification": { "SSEEnabled": true },
+        "SSESpecification": match &t.encryption {
+            // DynamoDB encrypts every table; `false` means with a key AWS owns, at no charge.
+            Encryption::AwsOwned => json!({ "SSEEnabled": false }),
+            Encryption::AwsManaged => json!({ "SSEEnabled": true, "SSEType": "KMS" }),
+            Encryption::Kms(key) => json!({ "SSEEnabled": true, "SSEType": "KMS", "KMSMasterKeyId": key }),
+        },
         "PointInTimeRecoverySpecification": { "PointInTimeRecoveryEnabled": t.point_in_time_recovery },
         "DeletionProtectionEnabled": spec.is_protected(),
     });
@@ -92,14 +97,15 @@ pub fn render(spec: &Spec, name: &str, t: &Table, options: Options, doc: &mut Do
         );
     }
     let table = doc.resource(&id, "AWS::DynamoDB::Table", properties);
-    // Data outlives the stack unless the environment is ephemeral.
-    let policy = if options.ephemeral {
-        "Delete"
+    // Data outlives the stack unless the environment is ephemeral; a table whose own creation
+    // failed holds nothing, so a failed first `up` leaves no orphan behind.
+    let (deletion, replace) = if options.ephemeral {
+        ("Delete", "Delete")
     } else {
-        "Retain"
+        ("RetainExceptOnCreate", "Retain")
     };
-    table.insert("DeletionPolicy".into(), json!(policy));
-    table.insert("UpdateReplacePolicy".into(), json!(policy));
+    table.insert("DeletionPolicy".into(), json!(deletion));
+    table.insert("UpdateReplacePolicy".into(), json!(replace));
     doc.output(
         format!("{}TableName", names::logical_id(name)),
         &format!("Physical name of the `{name}` table"),

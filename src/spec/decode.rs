@@ -34,6 +34,7 @@ pub mod keys {
         "alb",
         "functions",
         "tables",
+        "alarms",
         "extra",
     ];
     /// Keys of function.
@@ -50,6 +51,7 @@ pub mod keys {
         "tables",
         "log_retention_days",
         "alarms",
+        "health_check",
         "build",
     ];
     /// Keys of table.
@@ -61,6 +63,7 @@ pub mod keys {
         "stream",
         "point_in_time_recovery",
         "indexes",
+        "encryption",
     ];
     /// Keys of network.
     pub const NETWORK: &[&str] = &["vpc_id", "subnet_ids", "dedicated"];
@@ -81,6 +84,8 @@ pub mod keys {
     pub const INDEX: &[&str] = &["name", "partition_key", "sort_key", "projection"];
     /// Keys of billing.
     pub const BILLING: &[&str] = &["read", "write"];
+    /// Keys of alarms (the spec's notification targets).
+    pub const ALARM_TARGETS: &[&str] = &["email", "sns_topic_arn"];
 }
 
 struct Cx<'d> {
@@ -307,7 +312,7 @@ impl Cx<'_> {
             })
             .unwrap_or_default();
         let network = f.get("network").and_then(|n| self.network(n));
-        let alb = f.get("alb").and_then(|n| self.alb(n));
+        let alb = f.get("alb").and_then(|n| self.alb(n, region.as_deref()));
         let mut functions = IndexMap::new();
         if let Some(n) = f.get("functions") {
             for (key, value) in self.map_entries(n, "`functions`") {
@@ -330,6 +335,7 @@ impl Cx<'_> {
                 }
             }
         }
+        let alarms = f.get("alarms").and_then(|n| self.alarm_targets(n));
         let extra = f.get("extra").and_then(|n| self.extra(n));
         Some(Spec {
             app: app.unwrap_or_default(),
@@ -341,13 +347,54 @@ impl Cx<'_> {
             alb,
             functions,
             tables,
+            alarms,
             extra,
+        })
+    }
+
+    fn alarm_targets(&mut self, node: &Node) -> Option<AlarmTargets> {
+        let f = self.fields(node, "`alarms`", keys::ALARM_TARGETS)?;
+        let mut email: Vec<String> = Vec::new();
+        if let Some(n) = f.get("email") {
+            for item in self.list(n, "`alarms.email`") {
+                if let Some(address) = self.checked(item, "alarm email", names::check_email) {
+                    if email.contains(&address) {
+                        self.err(item.pos, format!("`{address}` is listed twice"));
+                    }
+                    email.push(address);
+                }
+            }
+        }
+        let sns_topic_arn = f
+            .get("sns_topic_arn")
+            .and_then(|n| self.checked(n, "sns_topic_arn", names::check_sns_topic_arn));
+        let no_email = f
+            .get("email")
+            .is_none_or(|n| matches!(&n.value, Value::Seq(items) if items.is_empty()));
+        if no_email && f.get("sns_topic_arn").is_none() {
+            self.err(f.pos, "`alarms` needs `email`, `sns_topic_arn`, or both");
+        }
+        Some(AlarmTargets {
+            email,
+            sns_topic_arn,
         })
     }
 
     fn tags(&mut self, node: &Node) -> IndexMap<String, String> {
         let mut tags = IndexMap::new();
-        for (key, value) in self.map_entries(node, "`tags`") {
+        let entries = self.map_entries(node, "`tags`");
+        if entries.len() > names::MAX_SPEC_TAGS {
+            self.err(
+                entries[names::MAX_SPEC_TAGS].0.pos,
+                format!(
+                    "{} tags: a resource holds at most 50, and deployer adds up to {} of its own, so the spec may set {}",
+                    entries.len(),
+                    50 - names::MAX_SPEC_TAGS,
+                    names::MAX_SPEC_TAGS
+                ),
+            );
+        }
+        for (key, value) in entries {
             let Some(name) = self.checked(key, "tag key", names::check_tag_key) else {
                 continue;
             };
@@ -400,7 +447,7 @@ impl Cx<'_> {
         })
     }
 
-    fn alb(&mut self, node: &Node) -> Option<Alb> {
+    fn alb(&mut self, node: &Node, region: Option<&str>) -> Option<Alb> {
         let f = self.fields(node, "`alb`", keys::ALB)?;
         let internal = f
             .get("internal")
@@ -409,6 +456,12 @@ impl Cx<'_> {
         let certificate_arn = f
             .get("certificate_arn")
             .and_then(|n| self.checked(n, "certificate_arn", names::check_certificate_arn));
+        if let (Some(arn), Some(region), Some(n)) =
+            (&certificate_arn, region, f.get("certificate_arn"))
+            && let Err(why) = names::check_same_region(arn, region)
+        {
+            self.err(n.pos, format!("certificate_arn {why}"));
+        }
         let allowed_cidrs = match f.get("allowed_cidrs") {
             Some(n) => {
                 let items = self.list(n, "`allowed_cidrs`");
@@ -420,7 +473,7 @@ impl Cx<'_> {
                 }
                 let mut cidrs: Vec<String> = Vec::new();
                 for item in items {
-                    if let Some(cidr) = self.checked(item, "CIDR", names::check_cidr) {
+                    if let Some(cidr) = self.checked(item, "CIDR", names::check_ipv4_cidr) {
                         if cidrs.contains(&cidr) {
                             self.err(item.pos, format!("CIDR `{cidr}` is listed twice"));
                         }
@@ -536,6 +589,15 @@ impl Cx<'_> {
             .get("alarms")
             .and_then(|n| self.bool(n, "`alarms`"))
             .unwrap_or(true);
+        let health_check = f
+            .get("health_check")
+            .and_then(|n| self.checked(n, "health_check", names::check_health_check_path));
+        if health_check.is_some() && f.get("routes").is_none() && !default_route {
+            self.err(
+                f.get("health_check").map_or(pos, |n| n.pos),
+                format!("function `{name}` has a `health_check` but no routes: only a routed function has a target group to check"),
+            );
+        }
         let build = f.get("build").and_then(|n| self.build(n));
         Some(Function {
             pos,
@@ -553,6 +615,7 @@ impl Cx<'_> {
             table_ref_pos,
             log_retention_days,
             alarms,
+            health_check,
             build,
         })
     }
@@ -577,7 +640,7 @@ impl Cx<'_> {
                 }
             };
             size += name.len() + value.len();
-            if size > 4096 {
+            if size > names::ENVIRONMENT_LIMIT {
                 self.err(key.pos, "environment variables exceed Lambda's 4 KB limit");
             }
             vars.insert(name, value);
@@ -627,6 +690,16 @@ impl Cx<'_> {
         if f.get("path").is_none() && f.get("host").is_none() {
             self.err(f.pos, "a route needs a `path`, a `host`, or both");
             return None;
+        }
+        if methods.len() > names::MAX_CONDITION_VALUES {
+            self.err(
+                f.get("methods").map_or(f.pos, |n| n.pos),
+                format!(
+                    "{} methods in one route: an ALB rule condition matches at most {} values; split them over two routes with the same path",
+                    methods.len(),
+                    names::MAX_CONDITION_VALUES
+                ),
+            );
         }
         Some(Route {
             pos: f.pos,
@@ -730,6 +803,23 @@ impl Cx<'_> {
                 }
             }
         }
+        let encryption = match f.get("encryption") {
+            Some(n) => match self.string(n, "`encryption`")?.as_str() {
+                "aws_owned" => Encryption::AwsOwned,
+                "aws_managed" => Encryption::AwsManaged,
+                arn => match names::check_kms_key_arn(arn) {
+                    Ok(()) => Encryption::Kms(arn.to_string()),
+                    Err(why) => {
+                        self.err(
+                            n.pos,
+                            format!("`encryption` must be `aws_owned`, `aws_managed` or a KMS key ARN; `{arn}` {why}"),
+                        );
+                        Encryption::AwsOwned
+                    }
+                },
+            },
+            None => Encryption::AwsOwned,
+        };
         Some(Table {
             pos,
             partition_key: partition_key?,
@@ -739,6 +829,7 @@ impl Cx<'_> {
             stream,
             point_in_time_recovery,
             indexes,
+            encryption,
         })
     }
 
@@ -1016,6 +1107,18 @@ fn cross_check(spec: &Spec, declared_tables: &[String], diags: &mut Vec<Diag>) {
     }
 
     for (name, f) in &spec.functions {
+        let own: usize = f.environment.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let size = names::environment_size(spec, f);
+        // Over the limit on its own, the spec's part is reported where it happens.
+        if own <= names::ENVIRONMENT_LIMIT && size > names::ENVIRONMENT_LIMIT {
+            err(
+                f.pos,
+                format!(
+                    "the environment of function `{name}` can reach {size} bytes once deployed, counting the `TABLE_*` variables deployer adds (each holds a table name CloudFormation generates); Lambda allows {}",
+                    names::ENVIRONMENT_LIMIT
+                ),
+            );
+        }
         for var in f.environment.keys() {
             if let Some(table) = spec.tables.keys().find(|t| names::table_env_var(t) == *var)
                 && f.tables.contains_key(table)

@@ -36,10 +36,23 @@ pub struct Spec {
     /// DynamoDB tables by name.
     #[serde(default)]
     pub tables: IndexMap<String, Table>,
+    /// Who hears about alarms: an SNS topic per stack mailing `email`, and/or an existing topic.
+    pub alarms: Option<AlarmTargets>,
     /// Raw CloudFormation merged into the rendered template. A logical id clash is an error.
     #[serde(default)]
     #[schemars(schema_with = "extra_schema")]
     pub extra: Option<Extra>,
+}
+
+/// Where alarm notifications go. Without it alarms only change state in the console.
+#[derive(Debug, Clone, PartialEq, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmTargets {
+    /// Addresses subscribed to a topic the stack creates (each confirms by mail once).
+    #[serde(default)]
+    pub email: Vec<String>,
+    /// An existing SNS topic that alarms also notify.
+    pub sns_topic_arn: Option<String>,
 }
 
 /// The default environment name when the spec gives none.
@@ -101,7 +114,7 @@ pub struct Alb {
     pub internal: bool,
     /// An ACM certificate ARN: adds HTTPS:443 (TLS 1.2+) and redirects HTTP:80 to it.
     pub certificate_arn: Option<String>,
-    /// Who may connect (IPv4 or IPv6 CIDRs).
+    /// Who may connect: IPv4 CIDRs (the load balancer is IPv4-only).
     #[serde(default = "default_allowed_cidrs")]
     pub allowed_cidrs: Vec<String>,
     /// Connection idle timeout in seconds.
@@ -185,9 +198,12 @@ pub struct Function {
     /// Days CloudWatch keeps the function's logs.
     #[serde(default = "default_log_retention_days")]
     pub log_retention_days: u32,
-    /// Errors and Throttles alarms (and ALB 5xx when routed).
+    /// Errors and Throttles alarms (and target 5xx when routed).
     #[serde(default = "default_true")]
     pub alarms: bool,
+    /// A path the load balancer polls (e.g. `/health`); off by default: each check is a billed
+    /// invocation, and with one Lambda target a failing check changes nothing (fail open).
+    pub health_check: Option<String>,
     /// How the deployment zip is made.
     pub build: Option<Build>,
 }
@@ -290,9 +306,27 @@ pub struct Table {
     /// Continuous backups.
     #[serde(default = "default_true")]
     pub point_in_time_recovery: bool,
-    /// Global secondary indexes.
+    /// Global secondary indexes. A deployed table gains or loses one per update: deployer
+    /// applies more as several updates, one index per table each.
     #[serde(default)]
     pub indexes: Vec<Index>,
+    /// `aws_owned` (default, free), `aws_managed` (the account's `aws/dynamodb` KMS key, billed
+    /// per request) or a KMS key ARN of your own.
+    #[serde(default)]
+    #[schemars(schema_with = "encryption_schema")]
+    pub encryption: Encryption,
+}
+
+/// Which key encrypts a table at rest (DynamoDB always encrypts).
+#[derive(Debug, Clone, PartialEq, Eq, Default, JsonSchema)]
+pub enum Encryption {
+    /// A key AWS owns: no KMS charges.
+    #[default]
+    AwsOwned,
+    /// The AWS-managed `aws/dynamodb` KMS key in the account.
+    AwsManaged,
+    /// A customer-managed KMS key.
+    Kms(String),
 }
 
 /// A key attribute.
@@ -431,6 +465,17 @@ fn billing_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
                 "required": ["read", "write"],
                 "additionalProperties": false
             }
+        ]
+    })
+}
+
+fn encryption_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "`aws_owned` (default), `aws_managed`, or a KMS key ARN.",
+        "default": "aws_owned",
+        "oneOf": [
+            { "enum": ["aws_owned", "aws_managed"] },
+            { "type": "string", "pattern": "^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$" }
         ]
     })
 }

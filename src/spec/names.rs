@@ -110,24 +110,155 @@ pub fn check_region(s: &str) -> Result<(), String> {
     }
 }
 
-/// Stack tag keys: 1..=128 characters, not in the `aws:` or `deployer:` namespaces.
+/// Tags a resource holds at most (50) less deployer's own (`deployer:app`, `:env`, `:digest`,
+/// and an ephemeral env's `:ephemeral`, `:expires-at`, `:ttl`); `aws:` tags do not count.
+pub const MAX_SPEC_TAGS: usize = 44;
+
+/// Values one ALB rule condition may match.
+pub const MAX_CONDITION_VALUES: usize = 3;
+
+/// Lambda's limit on a function's environment variables, in bytes.
+pub const ENVIRONMENT_LIMIT: usize = 4096;
+
+/// The one character outside letters, digits and white space that a tag of every resource deployer
+/// tags may hold (DynamoDB, the strictest, allows only these), or `None`.
+fn bad_tag_char(s: &str) -> Option<char> {
+    s.chars()
+        .find(|c| !c.is_alphanumeric() && !c.is_whitespace() && !"+-=._:/".contains(*c))
+}
+
+/// Stack tag keys: 1..=128 characters DynamoDB accepts, not in the `aws:` or `deployer:` namespaces.
 pub fn check_tag_key(s: &str) -> Result<(), String> {
-    if s.is_empty() || s.len() > 128 {
+    if s.is_empty() || s.chars().count() > 128 {
         Err("must be 1 to 128 characters".into())
     } else if s.starts_with("aws:") || s.starts_with("deployer:") {
         Err("uses a reserved prefix (`aws:`, `deployer:`)".into())
+    } else if let Some(c) = bad_tag_char(s) {
+        Err(format!(
+            "contains `{c}`: tags propagate to DynamoDB tables, which accept only letters, digits, spaces and `+ - = . _ : /`"
+        ))
     } else {
         Ok(())
     }
 }
 
-/// Stack tag values: at most 256 characters.
+/// Stack tag values: at most 256 characters DynamoDB accepts.
 pub fn check_tag_value(s: &str) -> Result<(), String> {
-    if s.len() <= 256 {
+    if s.chars().count() > 256 {
+        Err("is longer than 256 characters".into())
+    } else if let Some(c) = bad_tag_char(s) {
+        Err(format!(
+            "contains `{c}`: tags propagate to DynamoDB tables, which accept only letters, digits, spaces and `+ - = . _ : /`"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// The region field of an ARN.
+pub fn arn_region(arn: &str) -> Option<&str> {
+    arn.split(':').nth(3).filter(|r| !r.is_empty())
+}
+
+/// An ARN in `region` (an ALB uses ACM certificates of its own region only).
+pub fn check_same_region(arn: &str, region: &str) -> Result<(), String> {
+    match arn_region(arn) {
+        Some(r) if r == region => Ok(()),
+        r => Err(format!(
+            "is in {}, but the stack deploys to {region}: a load balancer can only use an ACM certificate of its own region",
+            r.unwrap_or("no region")
+        )),
+    }
+}
+
+fn arn_of(s: &str, service: &str, resource: fn(&str) -> bool) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == service
+        && check_region(parts[3]).is_ok()
+        && parts[4].len() == 12
+        && all(parts[4], |c| c.is_ascii_digit())
+        && resource(parts[5])
+}
+
+/// `arn:aws:sns:eu-west-1:123456789012:alerts`.
+pub fn check_sns_topic_arn(s: &str) -> Result<(), String> {
+    if arn_of(s, "sns", |r| {
+        !r.is_empty()
+            && r.len() <= 256
+            && all(r, |c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    }) {
         Ok(())
     } else {
-        Err("is longer than 256 characters".into())
+        Err("is not an SNS topic ARN such as `arn:aws:sns:eu-west-1:123456789012:alerts`".into())
     }
+}
+
+/// `arn:aws:kms:eu-west-1:123456789012:key/<id>`.
+pub fn check_kms_key_arn(s: &str) -> Result<(), String> {
+    if arn_of(s, "kms", |r| {
+        r.strip_prefix("key/").is_some_and(|id| !id.is_empty())
+    }) {
+        Ok(())
+    } else {
+        Err(
+            "is not a KMS key ARN such as `arn:aws:kms:eu-west-1:123456789012:key/1234abcd-...`"
+                .into(),
+        )
+    }
+}
+
+/// An address SNS can mail: one `@`, a domain with a dot, no spaces.
+pub fn check_email(s: &str) -> Result<(), String> {
+    let ok = s.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains('@')
+    }) && !s.chars().any(char::is_whitespace);
+    if ok {
+        Ok(())
+    } else {
+        Err("is not an email address".into())
+    }
+}
+
+/// A target group health check path: `/`, then at most 1023 printable characters, no wildcards.
+pub fn check_health_check_path(s: &str) -> Result<(), String> {
+    if !s.starts_with('/') {
+        Err("must start with `/`".into())
+    } else if s.len() > 1024 {
+        Err("is longer than 1024 characters".into())
+    } else if let Some(c) = s
+        .chars()
+        .find(|c| !c.is_ascii_graphic() || *c == '*' || *c == '?')
+    {
+        Err(format!(
+            "contains `{c}`, which a health check path cannot hold"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// The longest name CloudFormation generates for a table: `<stack>-<LogicalId>-<13 characters>`.
+pub fn generated_table_name_len(spec: &super::Spec, table: &str) -> usize {
+    spec.stack_name().len() + 1 + logical_id(table).len() + "Table".len() + 1 + 13
+}
+
+/// The bytes a function's environment takes at most once deployed: the spec's variables and the
+/// `TABLE_*` variables deployer adds, each holding a generated table name.
+pub fn environment_size(spec: &super::Spec, f: &super::Function) -> usize {
+    let own: usize = f.environment.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let tables: usize = f
+        .tables
+        .keys()
+        .map(|t| table_env_var(t).len() + generated_table_name_len(spec, t))
+        .sum();
+    own + tables
 }
 
 fn aws_id(s: &str, prefix: &str) -> bool {
@@ -172,6 +303,16 @@ pub fn check_certificate_arn(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err("is not an ACM certificate ARN such as `arn:aws:acm:eu-west-1:123456789012:certificate/abc`".into())
+    }
+}
+
+/// An IPv4 CIDR: the load balancer is IPv4-only, so an IPv6 rule would never match.
+pub fn check_ipv4_cidr(s: &str) -> Result<(), String> {
+    check_cidr(s)?;
+    if s.contains(':') {
+        Err("is IPv6, but the load balancer is IPv4-only (an internal ALB cannot be anything else): such a rule would never match".into())
+    } else {
+        Ok(())
     }
 }
 

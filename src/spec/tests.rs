@@ -21,6 +21,73 @@ fn rejects(source: &str, expected: &str) {
 }
 
 #[test]
+fn rules_from_what_aws_enforces() {
+    // Tags reach DynamoDB, whose tag characters are the strictest of the tagged resources.
+    rejects(
+        "app: notes\ntags: { owner: a@b }\n",
+        "2:16: tag `owner` `a@b` contains `@`: tags propagate to DynamoDB tables, which accept only letters, digits, spaces and `+ - = . _ : /`",
+    );
+    rejects(
+        "app: notes\ntags: { \"a#b\": x }\n",
+        "2:9: tag key `a#b` contains `#`: tags propagate to DynamoDB tables, which accept only letters, digits, spaces and `+ - = . _ : /`",
+    );
+    assert!(errors("app: notes\ntags: { Équipe: \"plate-forme: a/b +1 = x.y_z\" }\n").is_empty());
+    let many: String = (0..45).map(|i| format!("  t{i}: v\n")).collect();
+    rejects(
+        &format!("app: notes\ntags:\n{many}"),
+        "47:3: 45 tags: a resource holds at most 50, and deployer adds up to 6 of its own, so the spec may set 44",
+    );
+    let alb = "app: notes\nalb: {}\n";
+    // ALB rule conditions: at most 3 values each.
+    rejects(
+        &format!(
+            "{alb}{FN}    routes:\n      - path: /a\n        methods: [GET, HEAD, POST, PUT]\n"
+        ),
+        "8:18: 4 methods in one route: an ALB rule condition matches at most 3 values; split them over two routes with the same path",
+    );
+    // The load balancer is IPv4-only.
+    rejects(
+        "app: notes\nalb: { allowed_cidrs: [\"::/0\"] }\n",
+        "2:24: CIDR `::/0` is IPv6, but the load balancer is IPv4-only (an internal ALB cannot be anything else): such a rule would never match",
+    );
+    // A certificate of another region.
+    rejects(
+        "app: notes\nregion: eu-west-1\nalb: { certificate_arn: \"arn:aws:acm:us-east-1:123456789012:certificate/x\" }\n",
+        "3:25: certificate_arn is in us-east-1, but the stack deploys to eu-west-1: a load balancer can only use an ACM certificate of its own region",
+    );
+    // The environment budget counts the TABLE_* variables.
+    let big = "v".repeat(4060);
+    rejects(
+        &format!(
+            "app: notes\n{FN}    environment: {{ BIG: {big} }}\n    tables: {{ notes: read }}\ntables:\n  notes:\n    partition_key: {{ name: pk, type: S }}\n"
+        ),
+        "3:3: the environment of function `api` can reach 4108 bytes once deployed, counting the `TABLE_*` variables deployer adds (each holds a table name CloudFormation generates); Lambda allows 4096",
+    );
+    // Opt-in health checks need a target group.
+    rejects(
+        &format!("app: notes\n{FN}    health_check: /health\n"),
+        "5:19: function `api` has a `health_check` but no routes: only a routed function has a target group to check",
+    );
+    rejects(
+        &format!("{alb}{FN}    default_route: true\n    health_check: health\n"),
+        "7:19: health_check `health` must start with `/`",
+    );
+    // Encryption and alarm targets.
+    rejects(
+        "app: notes\ntables:\n  t:\n    partition_key: { name: pk, type: S }\n    encryption: customer\n",
+        "5:17: `encryption` must be `aws_owned`, `aws_managed` or a KMS key ARN; `customer` is not a KMS key ARN such as `arn:aws:kms:eu-west-1:123456789012:key/1234abcd-...`",
+    );
+    rejects(
+        "app: notes\nalarms: { email: [ops] }\n",
+        "2:19: alarm email `ops` is not an email address",
+    );
+    rejects(
+        "app: notes\nalarms: {}\n",
+        "2:9: `alarms` needs `email`, `sns_topic_arn`, or both",
+    );
+}
+
+#[test]
 fn top_level_rules() {
     rejects(
         "app: notes\nregion: europe\n",
@@ -49,11 +116,11 @@ tags: {{ t: {long} }}
     );
     rejects(
         "app: notes\nbogus: 1\n",
-        "2:1: unknown key `bogus` in the spec; expected one of: app, env, region, tags, protected_envs, network, alb, functions, tables, extra",
+        "2:1: unknown key `bogus` in the spec; expected one of: app, env, region, tags, protected_envs, network, alb, functions, tables, alarms, extra",
     );
     rejects(
         "app: notes\nx: &a 1\n",
-        "2:1: unknown key `x` in the spec; expected one of: app, env, region, tags, protected_envs, network, alb, functions, tables, extra",
+        "2:1: unknown key `x` in the spec; expected one of: app, env, region, tags, protected_envs, network, alb, functions, tables, alarms, extra",
     );
     rejects(
         "app: *nothing\n",
