@@ -410,7 +410,8 @@ mod tests {
             ("BRoute1", 300),
             ("CRoute1", 400),
         ]);
-        let cases: &[(&str, &[&str], &[(&str, u32)])] = &[
+        type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, u32)]);
+        let cases: &[Case] = &[
             (
                 "unchanged",
                 &["ARoute1", "ARoute2", "BRoute1", "CRoute1"],
@@ -493,7 +494,8 @@ mod tests {
 
     #[test]
     fn index_changes_are_split_into_one_per_update() {
-        let cases: &[(&[(&str, &str)], &[(&str, &str)], &[&[&str]])] = &[
+        type Indexes<'a> = &'a [(&'a str, &'a str)];
+        let cases: &[(Indexes, Indexes, &[&[&str]])] = &[
             (&[], &[("a", "x")], &[&["a"]]),
             (&[], &[("a", "x"), ("b", "y")], &[&["a"], &["a", "b"]]),
             (&[("a", "x"), ("b", "y")], &[], &[&["b"], &[]]),
