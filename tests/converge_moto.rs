@@ -269,7 +269,9 @@ async fn down_deletes_lists_retained_tables_and_is_idempotent() {
         "{}",
         again.stderr
     );
-    // The retained table is still there, with its data intact.
+    // deployer itself never deletes a table. (Whether the table survives is CloudFormation's
+    // part: moto 5.2.5 honours only `DeletionPolicy: Retain`, not `RetainExceptOnCreate`, so it
+    // cannot show that here; the policy is asserted in tests/render.rs.)
     let dynamodb_tables = moto.count("DynamoDB_20120810.DeleteTable");
     assert_eq!(dynamodb_tables, 0);
 }
@@ -548,3 +550,6 @@ async fn verbose_shows_each_aws_call_and_never_the_secret() {
     assert!(out.stderr.contains("aws S3.PutObject ok"), "{}", out.stderr);
     assert!(!out.stdout.contains("aws "), "calls go to stderr only");
 }
+
+#[path = "converge_moto/transitions.rs"]
+mod transitions;

@@ -251,7 +251,7 @@ async fn down_survives_faults_and_deletes_once() {
         fault(Some("DescribeStacks"), 2, FaultKind::Unavailable),
         // Held past the 1.5 s attempt timeout: the read is retried.
         fault(
-            Some("DescribeStackResources"),
+            Some("ListStackResources"),
             1,
             FaultKind::Delay(Duration::from_millis(3000)),
         ),

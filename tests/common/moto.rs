@@ -23,6 +23,18 @@ pub struct Request {
     pub url: String,
     /// `Action=...` of query-protocol calls (CloudFormation, STS, ELB), or the `X-Amz-Target`.
     pub action: Option<String>,
+    /// The form fields of a query-protocol call, decoded.
+    pub form: Vec<(String, String)>,
+}
+
+impl Request {
+    /// The first form field called `name`.
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.form
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 impl Moto {
@@ -122,6 +134,9 @@ impl Moto {
                     method: entry["method"].as_str().unwrap_or_default().to_string(),
                     url: entry["url"].as_str().unwrap_or_default().to_string(),
                     action: from_body.or(target),
+                    form: form_urlencoded::parse(body.as_bytes())
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect(),
                 }
             })
             .collect()
