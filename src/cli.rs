@@ -34,6 +34,18 @@ impl Output {
     }
 }
 
+/// The permission pre-flight.
+#[derive(Debug, Args)]
+struct Preflight {
+    /// Do not ask IAM (iam:SimulatePrincipalPolicy) whether the caller may create what the
+    /// template holds. The check runs before the change set; an assumed role (SSO, OIDC in CI) is
+    /// checked as its role; session policies, permission boundaries of the session and SCPs are
+    /// not seen by the simulation, and a policy scoped to specific resources can make it deny
+    /// what the real call would be allowed: skip it then
+    #[arg(long)]
+    skip_permission_check: bool,
+}
+
 /// Where function artifacts come from.
 #[derive(Debug, Args)]
 struct Artifacts {
@@ -182,6 +194,8 @@ enum Command {
         #[arg(long)]
         allow_data_loss: bool,
         #[command(flatten)]
+        preflight: Preflight,
+        #[command(flatten)]
         output: Output,
     },
     /// Show what `up` would change, without changing anything (exit 10 when changes are pending)
@@ -196,6 +210,8 @@ enum Command {
         /// Plan for an ephemeral env (see `up --ttl`)
         #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
         ttl: Option<std::time::Duration>,
+        #[command(flatten)]
+        preflight: Preflight,
         #[command(flatten)]
         output: Output,
     },
@@ -331,6 +347,7 @@ impl Cli {
                 ttl,
                 yes,
                 allow_data_loss,
+                preflight,
                 output,
             } => {
                 let mode = crate::converge::engine::Mode::Apply {
@@ -342,6 +359,7 @@ impl Cli {
                     &artifacts.choice(),
                     ttl,
                     mode,
+                    !preflight.skip_permission_check,
                     &output.reporter(),
                 )
             }
@@ -349,6 +367,7 @@ impl Cli {
                 target,
                 artifacts,
                 ttl,
+                preflight,
                 output,
             } => {
                 let mode = crate::converge::engine::Mode::Plan;
@@ -357,6 +376,7 @@ impl Cli {
                     &artifacts.choice(),
                     ttl,
                     mode,
+                    !preflight.skip_permission_check,
                     &output.reporter(),
                 )
             }

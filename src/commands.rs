@@ -141,9 +141,17 @@ fn resume_hint(loaded: &Loaded) -> String {
 }
 
 async fn connect(region: Option<&str>, reporter: &Reporter) -> Result<Aws, Error> {
+    connect_as(region, reporter).await.map(|(aws, _)| aws)
+}
+
+/// [`connect`], with who the credentials belong to.
+async fn connect_as(
+    region: Option<&str>,
+    reporter: &Reporter,
+) -> Result<(Aws, crate::aws::Identity), Error> {
     let aws = Aws::connect(region, reporter.call_log()).await?;
-    aws.identity().await?;
-    Ok(aws)
+    let identity = aws.identity().await?;
+    Ok((aws, identity))
 }
 
 /// The current time; `DEPLOYER_NOW` (RFC 3339) replaces it in tests of expiry and `gc`.
@@ -161,6 +169,7 @@ pub fn up(
     choice: &BuildChoice,
     ttl: Option<Duration>,
     mode: Mode,
+    check_permissions: bool,
     reporter: &Reporter,
 ) -> Result<(), Error> {
     let started = Instant::now();
@@ -176,9 +185,16 @@ pub fn up(
     runtime()?.block_on(async {
         let hint = resume_hint(loaded);
         let interrupts = listen_for_ctrl_c(hint.clone());
-        let aws = connect(spec.region.as_deref(), reporter).await?;
+        let (aws, identity) = connect_as(spec.region.as_deref(), reporter).await?;
+        // Without `region` in the spec, `validate` could not compare the certificate's region.
+        if let Some(arn) = spec.alb.as_ref().and_then(|a| a.certificate_arn.as_ref())
+            && let Err(why) = crate::spec::names::check_same_region(arn, &aws.region())
+        {
+            return Err(Error::usage(format!("certificate_arn {why}")));
+        }
         let cloud = aws.cloud();
         let engine = Engine::new(&cloud, reporter).with_interrupts(interrupts, hint);
+        let caller = check_permissions.then_some(identity.arn.as_str());
         let existing = cloud
             .stack(&spec.stack_name())
             .await
@@ -196,8 +212,10 @@ pub fn up(
                     .collect::<Vec<(String, Artifact)>>(),
             )
         };
-        let outcome =
-            converge::up(&engine, &cloud, spec, &template, artifacts, &lifetime, mode).await?;
+        let outcome = converge::up(
+            &engine, &cloud, spec, &template, artifacts, &lifetime, mode, caller,
+        )
+        .await?;
         let (status, changed, outputs, changes) = match &outcome {
             Outcome::NoChanges { stack } => {
                 let outputs = converge::stack_outputs(&cloud, stack).await;

@@ -70,7 +70,7 @@ Exit codes:
   2    bad usage or invalid spec (nothing was sent to AWS)
   3    credentials missing, invalid or expired
   4    refused: the change would destroy data (see --allow-data-loss)
-  5    AWS denied a call: the credentials lack a permission
+  5    AWS denied a call, or the permission check found one missing: the credentials lack a permission
   6    AWS could not be reached (network, endpoint, or region)
   10   plan: changes are pending
   130  interrupted";

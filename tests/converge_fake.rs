@@ -71,6 +71,10 @@ struct Script {
     requests: RefCell<Vec<ChangeSetRequest>>,
     /// What GetTemplate answers.
     deployed: RefCell<Option<String>>,
+    /// Actions IAM's simulation denies.
+    denied: RefCell<Vec<String>>,
+    /// Every CreateStack/UpdateStack request, in order.
+    stack_requests: RefCell<Vec<StackRequest>>,
 }
 
 impl Script {
@@ -130,6 +134,7 @@ impl Cloud for Script {
     }
     async fn put_stack(&self, r: &StackRequest) -> Result<(), CloudError> {
         self.call(format!("put_stack create={}", r.create));
+        self.stack_requests.borrow_mut().push(r.clone());
         Ok(())
     }
     async fn create_change_set(
@@ -209,7 +214,17 @@ impl Cloud for Script {
             .cloned()
             .collect())
     }
-    async fn resources(&self, _stack_name: &str) -> Result<Vec<Resource>, CloudError> {
+    async fn resources(&self, stack_name: &str) -> Result<Vec<Resource>, CloudError> {
+        if stack_name == "deployer-bootstrap" {
+            return Ok(["PublicSubnet1", "PublicSubnet2"]
+                .iter()
+                .map(|id| Resource {
+                    logical_id: id.to_string(),
+                    physical_id: format!("subnet-{}", id.len()),
+                    resource_type: "AWS::EC2::Subnet".into(),
+                })
+                .collect());
+        }
         Ok(vec![Resource {
             logical_id: "NotesTable".into(),
             physical_id: "notes-dev-NotesTable-ABC".into(),
@@ -241,6 +256,35 @@ impl Cloud for Script {
     }
     async fn load_balancer_dns(&self, _arn: &str) -> Result<Option<String>, CloudError> {
         Ok(None)
+    }
+    async fn simulate(
+        &self,
+        principal: &str,
+        actions: &[String],
+    ) -> Result<Vec<(String, bool)>, CloudError> {
+        self.failure("simulate")?;
+        self.call(format!("simulate {principal}"));
+        let denied = self.denied.borrow();
+        Ok(actions
+            .iter()
+            .map(|a| (a.clone(), !denied.contains(a)))
+            .collect())
+    }
+    async fn availability_zones(&self) -> Result<Vec<String>, CloudError> {
+        self.call("availability_zones");
+        Ok(vec![
+            "eu-west-1c".into(),
+            "eu-west-1a".into(),
+            "eu-west-1b".into(),
+        ])
+    }
+    async fn subnet_zones(&self, subnet_ids: &[String]) -> Result<Vec<String>, CloudError> {
+        self.call(format!("subnet_zones {}", subnet_ids.join(",")));
+        Ok(subnet_ids
+            .iter()
+            .enumerate()
+            .map(|(i, _)| ["eu-west-1c", "eu-west-1a"][i % 2].to_string())
+            .collect())
     }
 }
 
@@ -283,6 +327,7 @@ fn deployment() -> Deployment {
         termination_protection: false,
         refresh_tags: false,
         template_bucket: Some("artifacts".into()),
+        caller: None,
     }
 }
 
@@ -1049,4 +1094,122 @@ async fn each_kind_of_aws_failure_has_its_exit_code_and_one_sentence() {
         assert_eq!(e.message, message);
         assert_eq!(e.message.lines().count(), 1);
     }
+}
+
+#[tokio::test]
+async fn the_bootstrap_vpc_keeps_its_zones() {
+    use deployer::converge::ensure_bootstrap;
+    let boot = |parameters: &[(&str, &str)]| {
+        let mut s = stack("UPDATE_COMPLETE").unwrap();
+        s.name = "deployer-bootstrap".into();
+        s.parameters = parameters
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        s.outputs = ["ArtifactBucket", "VpcId", "PublicSubnet1", "PublicSubnet2"]
+            .iter()
+            .map(|o| (o.to_string(), format!("{o}-id")))
+            .collect();
+        Some(s)
+    };
+    let zones = |script: &Script| -> Vec<String> {
+        let request = script.stack_requests.borrow().last().cloned().unwrap();
+        ["AvailabilityZone1", "AvailabilityZone2"]
+            .iter()
+            .map(|p| request.parameters[*p].clone())
+            .collect()
+    };
+    // New: the first two available zones, by name.
+    let script = Script::new(vec![
+        None,
+        stack("CREATE_COMPLETE").map(|mut s| {
+            s.outputs = boot(&[]).unwrap().outputs;
+            s
+        }),
+    ]);
+    let ui = Recorder::default();
+    let engine = Engine::new(&script, &ui).with_poll(FAST);
+    ensure_bootstrap(&engine, &script).await.unwrap();
+    assert_eq!(zones(&script), ["eu-west-1a", "eu-west-1b"]);
+    // Kept: an update passes the zones the stack has, whatever the region lists now.
+    let script = Script::new(vec![
+        boot(&[
+            ("AvailabilityZone1", "eu-west-1b"),
+            ("AvailabilityZone2", "eu-west-1c"),
+        ]),
+        boot(&[]),
+    ]);
+    let engine = Engine::new(&script, &ui).with_poll(FAST);
+    ensure_bootstrap(&engine, &script).await.unwrap();
+    assert_eq!(zones(&script), ["eu-west-1b", "eu-west-1c"]);
+    assert!(!script.calls().contains(&"availability_zones".to_string()));
+    // Made before zones were parameters: where its subnets are.
+    let script = Script::new(vec![boot(&[]), boot(&[])]);
+    *script.deployed.borrow_mut() = None;
+    let engine = Engine::new(&script, &ui).with_poll(FAST);
+    ensure_bootstrap(&engine, &script).await.unwrap();
+    assert!(
+        script.calls().iter().any(|c| c.starts_with("subnet_zones")),
+        "{:?}",
+        script.calls()
+    );
+    assert_eq!(
+        zones(&script),
+        ["eu-west-1c", "eu-west-1a"],
+        "as they are, not re-sorted"
+    );
+}
+
+#[tokio::test]
+async fn the_preflight_names_what_iam_denies_and_maps_assumed_roles() {
+    use deployer::converge::preflight::{Checked, check};
+    let template: serde_json::Value = serde_json::from_str(TEMPLATE).unwrap();
+    let script = Script::new(vec![None]);
+    *script.denied.borrow_mut() = vec!["iam:PassRole".into()];
+    let err = check(
+        &script,
+        "arn:aws:sts::123456789012:assumed-role/ci-deploy/run-1",
+        &template,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code, deployer::exit::Code::Denied);
+    assert!(
+        err.message.contains("lacks 1 permission") && err.message.contains("iam:PassRole"),
+        "{err}"
+    );
+    assert_eq!(
+        script.calls(),
+        ["simulate arn:aws:iam::123456789012:role/ci-deploy"]
+    );
+    // Allowed: nothing to say. The root user cannot be simulated: skipped, with a note.
+    let script = Script::new(vec![None]);
+    assert_eq!(
+        check(&script, "arn:aws:iam::123456789012:user/ci", &template)
+            .await
+            .unwrap(),
+        Checked::Allowed
+    );
+    let skipped = check(&script, "arn:aws:iam::123456789012:root", &template)
+        .await
+        .unwrap();
+    assert!(matches!(skipped, Checked::Skipped(_)), "{skipped:?}");
+    // The caller may not simulate: one line, not a failure.
+    *script.fail.borrow_mut() = Some((
+        "simulate",
+        CloudError::new(
+            "AccessDenied",
+            "not authorized to perform iam:SimulatePrincipalPolicy",
+        ),
+    ));
+    let Checked::Skipped(why) = check(&script, "arn:aws:iam::123456789012:user/ci", &template)
+        .await
+        .unwrap()
+    else {
+        panic!("a failed simulation is skipped")
+    };
+    assert!(
+        why.contains("iam:SimulatePrincipalPolicy for arn:aws:iam::123456789012:user/ci failed"),
+        "{why}"
+    );
 }

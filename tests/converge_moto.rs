@@ -551,5 +551,82 @@ async fn verbose_shows_each_aws_call_and_never_the_secret() {
     assert!(!out.stdout.contains("aws "), "calls go to stderr only");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_caller_iam_denies_is_stopped_before_any_change_set() {
+    use common::proxy::{IamAnswers, Proxy, Rules};
+    let moto = Moto::start();
+    let p = Project::new();
+    let proxy = Proxy::start(
+        &moto.endpoint,
+        Rules {
+            iam: Some(IamAnswers {
+                caller_arn: "arn:aws:sts::123456789012:assumed-role/ci-deploy/github-run-7".into(),
+                denied: vec!["iam:PassRole".into()],
+            }),
+            ..Rules::default()
+        },
+    );
+    let artifact = format!("api={}", p.zip().display());
+    let env = [("AWS_ENDPOINT_URL", proxy.endpoint.as_str())];
+    let args = ["up", "--artifact", &artifact, "--yes"];
+    let denied = moto.deployer_with(p.path(), &args, &env);
+    denied.expect_code(5);
+    assert!(
+        denied
+            .stderr
+            .contains("arn:aws:iam::123456789012:role/ci-deploy lacks 1 permission")
+            && denied.stderr.contains("iam:PassRole"),
+        "{}",
+        denied.stderr
+    );
+    assert_eq!(
+        proxy.count("CreateChangeSet"),
+        0,
+        "nothing was sent for the app stack"
+    );
+    assert_eq!(
+        proxy.simulated(),
+        ["arn:aws:iam::123456789012:role/ci-deploy"],
+        "the assumed role is simulated as its role"
+    );
+    // With the check skipped, the same caller deploys (moto does not enforce IAM).
+    let mut skipping = args.to_vec();
+    skipping.push("--skip-permission-check");
+    moto.deployer_with(p.path(), &skipping, &env).expect_code(0);
+    assert_eq!(proxy.simulated().len(), 1, "no second simulation");
+    // Against moto itself, whose caller (`arn:aws:sts::...:user/moto`) IAM could not simulate:
+    // one line, and the update goes on.
+    p.edit_spec("memory: 256", "memory: 512");
+    let plain = up(&moto, &p, &[]);
+    plain.expect_code(0);
+    assert!(
+        plain.stderr.contains("warning: permissions not checked:"),
+        "{}",
+        plain.stderr
+    );
+    assert_eq!(moto.count("ExecuteChangeSet"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_of_another_region_is_refused_before_anything_is_sent() {
+    let moto = Moto::start();
+    let p = Project::new();
+    // No `region` in the spec, so only `up` knows the stack's region (us-east-1 here).
+    p.edit_spec(
+        "  idle_timeout: 60\n",
+        "  idle_timeout: 60\n  certificate_arn: arn:aws:acm:eu-west-1:123456789012:certificate/abc\n",
+    );
+    let refused = up(&moto, &p, &[]);
+    refused.expect_code(2);
+    assert!(
+        refused
+            .stderr
+            .contains("certificate_arn is in eu-west-1, but the stack deploys to us-east-1"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(moto.count("CreateStack") + moto.count("CreateChangeSet"), 0);
+}
+
 #[path = "converge_moto/transitions.rs"]
 mod transitions;

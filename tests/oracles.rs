@@ -145,3 +145,50 @@ sys.exit(1 if bad else 0)
         output_text(&out)
     );
 }
+
+/// The pre-flight's actions per resource type are handler permissions of that type's
+/// CloudFormation resource schema (as cfn-lint ships them), not guesses: asked through the
+/// venv's Python, which reads cfn-lint's schema files.
+#[test]
+fn preflight_actions_come_from_the_resource_schemas() {
+    let python = common::python_tool("python");
+    let table: Vec<(String, Vec<String>)> = deployer::converge::preflight::RESOURCE_ACTIONS
+        .iter()
+        .map(|(t, a)| (t.to_string(), a.iter().map(|s| s.to_string()).collect()))
+        .collect();
+    let script = r#"
+import json, sys, pathlib, cfnlint
+schemas = pathlib.Path(cfnlint.__file__).parent / "data" / "schemas"
+providers = json.loads((schemas / "providers" / "us-east-1.json").read_text())
+wrong = []
+for kind, actions in json.load(sys.stdin):
+    schema = json.loads((schemas / "resources" / (providers[kind] + ".json")).read_text())
+    handlers = schema.get("handlers", {})
+    allowed = set()
+    for h in ("create", "update", "delete"):
+        allowed |= set(handlers.get(h, {}).get("permissions", []))
+    wrong += [f"{kind}: {a}" for a in actions if a not in allowed]
+print("\n".join(wrong))
+"#;
+    let mut child = std::process::Command::new(python)
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&table).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let wrong = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        wrong.trim().is_empty(),
+        "actions no handler of the type lists:\n{wrong}"
+    );
+}

@@ -22,6 +22,8 @@ pub struct Aws {
     elb: aws_sdk_elasticloadbalancingv2::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
     sts: aws_sdk_sts::Client,
+    iam: aws_sdk_iam::Client,
+    ec2: aws_sdk_ec2::Client,
 }
 
 /// Where `-v` sends one line per AWS call.
@@ -143,7 +145,15 @@ impl Aws {
         let mut elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(&config);
         let mut logs = aws_sdk_cloudwatchlogs::config::Builder::from(&config);
         let mut sts = aws_sdk_sts::config::Builder::from(&config);
+        let mut iam = aws_sdk_iam::config::Builder::from(&config);
+        let mut ec2 = aws_sdk_ec2::config::Builder::from(&config);
         if let Some(log) = log_calls {
+            iam.push_interceptor(
+                aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
+            );
+            ec2.push_interceptor(
+                aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
+            );
             cfn.push_interceptor(
                 aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
             );
@@ -166,6 +176,8 @@ impl Aws {
             elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(elb.build()),
             logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs.build()),
             sts: aws_sdk_sts::Client::from_conf(sts.build()),
+            iam: aws_sdk_iam::Client::from_conf(iam.build()),
+            ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
             config,
         })
     }
@@ -716,6 +728,82 @@ impl Cloud for AwsCloud<'_> {
             .await
             .map(|_| ())
             .map_err(cloud_error)
+    }
+
+    async fn simulate(
+        &self,
+        principal: &str,
+        actions: &[String],
+    ) -> Result<Vec<(String, bool)>, CloudError> {
+        let results: Vec<_> = self
+            .aws
+            .iam
+            .simulate_principal_policy()
+            .policy_source_arn(principal)
+            .set_action_names(Some(actions.to_vec()))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(cloud_error)?;
+        Ok(results
+            .iter()
+            .map(|r| {
+                let allowed =
+                    r.eval_decision() == &aws_sdk_iam::types::PolicyEvaluationDecisionType::Allowed;
+                (r.eval_action_name().to_string(), allowed)
+            })
+            .collect())
+    }
+
+    async fn availability_zones(&self) -> Result<Vec<String>, CloudError> {
+        let filter = |name: &str, value: &str| {
+            aws_sdk_ec2::types::Filter::builder()
+                .name(name)
+                .values(value)
+                .build()
+        };
+        let out = self
+            .aws
+            .ec2
+            .describe_availability_zones()
+            .filters(filter("state", "available"))
+            .filters(filter("zone-type", "availability-zone"))
+            .send()
+            .await
+            .map_err(cloud_error)?;
+        let mut zones: Vec<String> = out
+            .availability_zones()
+            .iter()
+            .filter_map(|z| z.zone_name().map(str::to_string))
+            .collect();
+        zones.sort();
+        Ok(zones)
+    }
+
+    async fn subnet_zones(&self, subnet_ids: &[String]) -> Result<Vec<String>, CloudError> {
+        let out = self
+            .aws
+            .ec2
+            .describe_subnets()
+            .set_subnet_ids(Some(subnet_ids.to_vec()))
+            .send()
+            .await
+            .map_err(cloud_error)?;
+        subnet_ids
+            .iter()
+            .map(|id| {
+                out.subnets()
+                    .iter()
+                    .find(|s| s.subnet_id() == Some(id.as_str()))
+                    .and_then(|s| s.availability_zone())
+                    .map(str::to_string)
+                    .ok_or_else(|| {
+                        CloudError::new("NotFound", format!("subnet {id} was not found"))
+                    })
+            })
+            .collect()
     }
 
     async fn load_balancer_dns(&self, arn: &str) -> Result<Option<String>, CloudError> {

@@ -156,4 +156,15 @@ pub trait Cloud {
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), CloudError>;
     /// The DNS name of a load balancer, by ARN (for stacks whose backend returns no Outputs).
     async fn load_balancer_dns(&self, arn: &str) -> Result<Option<String>, CloudError>;
+    /// SimulatePrincipalPolicy: for each action, whether `principal` is allowed it.
+    async fn simulate(
+        &self,
+        principal: &str,
+        actions: &[String],
+    ) -> Result<Vec<(String, bool)>, CloudError>;
+    /// DescribeAvailabilityZones: the region's available zones of type `availability-zone`
+    /// (no Local or Wavelength Zones), by name.
+    async fn availability_zones(&self) -> Result<Vec<String>, CloudError>;
+    /// DescribeSubnets: the zone of each subnet, in the order given.
+    async fn subnet_zones(&self, subnet_ids: &[String]) -> Result<Vec<String>, CloudError>;
 }

@@ -104,6 +104,9 @@ pub struct Deployment {
     /// Where a template over CloudFormation's 51,200-byte `TemplateBody` limit is uploaded (the
     /// artifact bucket) to be passed by URL instead.
     pub template_bucket: Option<String>,
+    /// Who deploys (an ARN): IAM is asked before the first change set whether it may do what
+    /// the template needs ([`super::preflight`]); `None`: not asked.
+    pub caller: Option<String>,
 }
 
 /// The largest template CreateChangeSet and UpdateStack take inline (`TemplateBody`).
@@ -274,6 +277,11 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
 
     fn step(&self, message: impl Into<String>) {
         self.ui.progress(Progress::Step(message.into()));
+    }
+
+    /// Shows a warning: something did not happen that does not fail the command.
+    pub fn warn(&self, message: impl Into<String>) {
+        self.ui.progress(Progress::Warning(message.into()));
     }
 
     async fn describe(&self, name: &str) -> Result<Option<Stack>, Error> {
@@ -524,6 +532,12 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         };
         let wanted: serde_json::Value = serde_json::from_str(&deployment.template_body)
             .map_err(|e| Error::failed(format!("the rendered template is not JSON: {e}")))?;
+        if let Some(caller) = &deployment.caller
+            && let super::preflight::Checked::Skipped(why) =
+                super::preflight::check(self.cloud, caller, &wanted).await?
+        {
+            self.warn(why);
+        }
         let transition = super::transition::plan(deployed.as_ref(), &wanted).map_err(|why| {
             Error::usage(format!(
                 "{name}: AWS would refuse this update, so nothing was sent:\n  {}",
@@ -954,10 +968,16 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
     }
 
     /// Creates or updates a stack directly (no change set): for deployer's own bootstrap stack.
-    pub async fn put_stack(&self, name: &str, template_body: &str) -> Result<Stack, Error> {
+    /// `existing` is its description, just made.
+    pub async fn put_stack(
+        &self,
+        name: &str,
+        template_body: &str,
+        parameters: &BTreeMap<String, String>,
+        existing: Option<Stack>,
+    ) -> Result<Stack, Error> {
         let mut tags = BTreeMap::new();
-        let digest = digest(template_body, &BTreeMap::new(), &tags, false);
-        let existing = self.describe(name).await?;
+        let digest = digest(template_body, parameters, &tags, false);
         if let Some(stack) = existing.as_ref().filter(|s| {
             s.tags.get(DIGEST_TAG) == Some(&digest) && decide(Some(&s.status)) == Action::Update
         }) {
@@ -970,7 +990,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             stack_name: name.to_string(),
             create: stack.is_none(),
             template_body: Some(template_body.to_string()),
-            parameters: BTreeMap::new(),
+            parameters: parameters.clone(),
             tags,
             token: token.clone(),
         };

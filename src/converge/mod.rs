@@ -10,6 +10,7 @@ pub mod engine;
 pub mod ephemeral;
 pub mod model;
 pub mod outputs;
+pub mod preflight;
 pub mod transition;
 
 use std::collections::BTreeMap;
@@ -40,10 +41,78 @@ pub async fn ensure_bootstrap<C: Cloud, U: Ui>(
     engine: &Engine<'_, C, U>,
     cloud: &C,
 ) -> Result<Bootstrap, Error> {
+    let existing = cloud
+        .stack(bootstrap::STACK_NAME)
+        .await
+        .map_err(|e| cloud_failure(&format!("cannot describe {}", bootstrap::STACK_NAME), e))?;
+    let zones = bootstrap_zones(cloud, existing.as_ref()).await?;
+    let parameters = bootstrap::ZONE_PARAMETERS
+        .iter()
+        .map(|p| p.to_string())
+        .zip(zones)
+        .collect();
     let stack = engine
-        .put_stack(bootstrap::STACK_NAME, &bootstrap::template().body())
+        .put_stack(
+            bootstrap::STACK_NAME,
+            &bootstrap::template().body(),
+            &parameters,
+            existing,
+        )
         .await?;
     read_bootstrap(cloud, &stack).await
+}
+
+/// The zones of the bootstrap VPC's two subnets: those it has (a later update must never move
+/// subnets that load balancers use), else the first two of the region's available zones.
+async fn bootstrap_zones<C: Cloud>(
+    cloud: &C,
+    existing: Option<&Stack>,
+) -> Result<[String; 2], Error> {
+    if let Some(stack) = existing {
+        if let Some(kept) = kept_zones(&stack.parameters) {
+            return Ok(kept);
+        }
+        // Made before its zones were parameters: wherever its subnets are.
+        let resources = cloud
+            .resources(bootstrap::STACK_NAME)
+            .await
+            .unwrap_or_default();
+        let subnets: Vec<String> = ["PublicSubnet1", "PublicSubnet2"]
+            .iter()
+            .filter_map(|id| resources.iter().find(|r| r.logical_id == *id))
+            .map(|r| r.physical_id.clone())
+            .collect();
+        if subnets.len() == 2
+            && let Ok(zones) = cloud.subnet_zones(&subnets).await
+            && let Ok(zones) = <[String; 2]>::try_from(zones)
+        {
+            return Ok(zones);
+        }
+    }
+    let available = cloud
+        .availability_zones()
+        .await
+        .map_err(|e| cloud_failure("cannot list the region's Availability Zones", e))?;
+    first_two_zones(&available).map_err(Error::failed)
+}
+
+/// The zones a bootstrap stack was created with, from its parameters.
+pub fn kept_zones(parameters: &BTreeMap<String, String>) -> Option<[String; 2]> {
+    let [a, b] = bootstrap::ZONE_PARAMETERS.map(|p| parameters.get(p).filter(|z| !z.is_empty()));
+    Some([a?.clone(), b?.clone()])
+}
+
+/// The first two zones by name: an ALB needs subnets in two.
+pub fn first_two_zones(available: &[String]) -> Result<[String; 2], String> {
+    let mut sorted = available.to_vec();
+    sorted.sort();
+    match sorted.as_slice() {
+        [a, b, ..] => Ok([a.clone(), b.clone()]),
+        _ => Err(format!(
+            "the region has {} available Availability Zone(s); a load balancer needs two",
+            sorted.len()
+        )),
+    }
 }
 
 /// What an existing bootstrap stack provides: from its outputs, or (when the backend gives no
@@ -202,6 +271,7 @@ pub fn deployment(
         termination_protection: spec.is_protected(),
         refresh_tags: lifetime.refresh,
         template_bucket: Some(boot.bucket.clone()),
+        caller: None,
     }
 }
 
@@ -214,7 +284,9 @@ pub struct Lifetime {
     pub refresh: bool,
 }
 
-/// `up` and `plan`: bootstrap (while the artifacts build), upload, then converge the app stack.
+/// `up` and `plan`: bootstrap (while the artifacts build), upload, check the caller's permissions
+/// (`caller`: its ARN; `None` skips the check), then converge the app stack.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 pub async fn up<C: Cloud, U: Ui>(
     engine: &Engine<'_, C, U>,
     cloud: &C,
@@ -223,6 +295,7 @@ pub async fn up<C: Cloud, U: Ui>(
     artifacts: impl Future<Output = Result<Vec<(String, Artifact)>, Error>>,
     lifetime: &Lifetime,
     mode: Mode,
+    caller: Option<&str>,
 ) -> Result<Outcome, Error> {
     let (boot, artifacts) = tokio::join!(ensure_bootstrap(engine, cloud), artifacts);
     let (boot, artifacts) = (boot?, artifacts?);
@@ -236,12 +309,11 @@ pub async fn up<C: Cloud, U: Ui>(
             )
             .await?;
     }
-    engine
-        .deploy(
-            &deployment(spec, template, &boot, &artifacts, lifetime),
-            mode,
-        )
-        .await
+    let deployment = Deployment {
+        caller: caller.map(str::to_string),
+        ..deployment(spec, template, &boot, &artifacts, lifetime)
+    };
+    engine.deploy(&deployment, mode).await
 }
 
 /// The stack's outputs, Url first; derived from its resources when the backend gave none.

@@ -23,6 +23,9 @@ pub const OUTPUT_BUCKET: &str = "ArtifactBucket";
 pub const OUTPUT_VPC_ID: &str = "VpcId";
 /// Outputs holding the shared public subnets.
 pub const OUTPUT_SUBNETS: [&str; 2] = ["PublicSubnet1", "PublicSubnet2"];
+/// Parameters naming the zones of the two subnets: resolved once, when the stack is created, and
+/// passed unchanged on every later update, so that subnets that load balancers use never move.
+pub const ZONE_PARAMETERS: [&str; 2] = ["AvailabilityZone1", "AvailabilityZone2"];
 
 /// Days a replaced (noncurrent) artifact version is kept. Current objects never expire: keys are
 /// content hashes, so a key a deployed stack references is always a current object.
@@ -82,10 +85,20 @@ pub fn template() -> Template {
             },
         }),
     );
+    for (i, name) in ZONE_PARAMETERS.iter().enumerate() {
+        doc.parameters.insert(
+            name.to_string(),
+            json!({
+                "Type": "AWS::EC2::AvailabilityZone::Name",
+                "Description": format!("Availability Zone of PublicSubnet{}; kept once chosen", i + 1),
+            }),
+        );
+    }
     let vpc = network::public_vpc(
         &mut doc,
         "10.191.0.0/16",
         &["10.191.0.0/20", "10.191.16.0/20"],
+        &ZONE_PARAMETERS.map(r#ref),
     );
     doc.outputs.insert(
         OUTPUT_BUCKET.into(),

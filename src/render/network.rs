@@ -61,14 +61,21 @@ pub fn place(spec: &Spec, doc: &mut Doc) -> Placed {
             depends_on: Vec::new(),
         },
         Placement::Dedicated => {
-            public_vpc(doc, "10.192.0.0/16", &["10.192.0.0/20", "10.192.16.0/20"])
+            let zones = [0, 1].map(|i| json!({ "Fn::Select": [i, { "Fn::GetAZs": "" }] }));
+            public_vpc(
+                doc,
+                "10.192.0.0/16",
+                &["10.192.0.0/20", "10.192.16.0/20"],
+                &zones,
+            )
         }
     }
 }
 
-/// A VPC with one public subnet per CIDR, each in its own Availability Zone, behind an internet
-/// gateway. Shared by the bootstrap stack and `network: { dedicated: true }`.
-pub fn public_vpc(doc: &mut Doc, cidr: &str, subnet_cidrs: &[&str]) -> Placed {
+/// A VPC with one public subnet per CIDR, each in its own Availability Zone (`zones`, one per
+/// subnet), behind an internet gateway. Shared by the bootstrap stack and `network: { dedicated:
+/// true }`.
+pub fn public_vpc(doc: &mut Doc, cidr: &str, subnet_cidrs: &[&str], zones: &[Value]) -> Placed {
     doc.resource(
         "Vpc",
         "AWS::EC2::VPC",
@@ -108,7 +115,7 @@ pub fn public_vpc(doc: &mut Doc, cidr: &str, subnet_cidrs: &[&str]) -> Placed {
             json!({
                 "VpcId": r#ref("Vpc"),
                 "CidrBlock": subnet_cidr,
-                "AvailabilityZone": { "Fn::Select": [i, { "Fn::GetAZs": "" }] },
+                "AvailabilityZone": zones[i],
                 "MapPublicIpOnLaunch": false,
             }),
         );

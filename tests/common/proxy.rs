@@ -18,6 +18,77 @@ pub struct Rules {
     pub hold_change_sets: bool,
     /// Faults to inject.
     pub faults: Vec<Fault>,
+    /// Answer STS GetCallerIdentity and IAM SimulatePrincipalPolicy here (moto implements no
+    /// simulation), as AWS would for this caller and these denied actions.
+    pub iam: Option<IamAnswers>,
+}
+
+/// Who the caller is, and what IAM's policy simulation denies it.
+#[derive(Debug, Clone, Default)]
+pub struct IamAnswers {
+    /// The ARN GetCallerIdentity returns.
+    pub caller_arn: String,
+    /// Actions SimulatePrincipalPolicy answers `implicitDeny` for; every other is `allowed`.
+    pub denied: Vec<String>,
+}
+
+/// The XML AWS answers `action` with (query protocol).
+fn query_answer(action: &str, namespace: &str, result: &str) -> Vec<u8> {
+    let body = format!(
+        "<{action}Response xmlns=\"{namespace}\"><{action}Result>{result}</{action}Result><ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></{action}Response>"
+    );
+    with_length(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n",
+        body.as_bytes(),
+    )
+}
+
+/// The answer of the IAM stand-in, if `request` is for it.
+fn iam_answer(
+    iam: &IamAnswers,
+    action: &str,
+    request: &Message,
+    state: &Mutex<State>,
+) -> Option<Vec<u8>> {
+    let form: Vec<(String, String)> = form_urlencoded::parse(&request.body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    match action {
+        "GetCallerIdentity" => Some(query_answer(
+            action,
+            "https://sts.amazonaws.com/doc/2011-06-15/",
+            &format!(
+                "<Arn>{}</Arn><UserId>AROATESTINGONLY:run</UserId><Account>123456789012</Account>",
+                iam.caller_arn
+            ),
+        )),
+        "SimulatePrincipalPolicy" => {
+            let mut results = String::new();
+            for (key, value) in &form {
+                if key.starts_with("ActionNames.member.") {
+                    let decision = if iam.denied.contains(value) {
+                        "implicitDeny"
+                    } else {
+                        "allowed"
+                    };
+                    results.push_str(&format!(
+                        "<member><EvalActionName>{value}</EvalActionName><EvalResourceName>*</EvalResourceName><EvalDecision>{decision}</EvalDecision><MatchedStatements/><MissingContextValues/></member>"
+                    ));
+                }
+                if key == "PolicySourceArn" {
+                    state.lock().unwrap().simulated.push(value.clone());
+                }
+            }
+            Some(query_answer(
+                action,
+                "https://iam.amazonaws.com/doc/2010-05-08/",
+                &format!(
+                    "<IsTruncated>false</IsTruncated><EvaluationResults>{results}</EvaluationResults>"
+                ),
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// One kind of failure, for the first `times` requests matching `action` (`None`: any request).
@@ -54,6 +125,8 @@ struct State {
     /// ExecuteChangeSet tokens already executed: CloudFormation treats a repeat as done.
     tokens: std::collections::HashSet<String>,
     injected: usize,
+    /// PolicySourceArn of every simulation asked for.
+    simulated: Vec<String>,
 }
 
 /// A running proxy; threads end with the process.
@@ -88,6 +161,11 @@ impl Proxy {
     /// How many faults were injected.
     pub fn injected(&self) -> usize {
         self.state.lock().unwrap().injected
+    }
+
+    /// The principal of every policy simulation, in order.
+    pub fn simulated(&self) -> Vec<String> {
+        self.state.lock().unwrap().simulated.clone()
     }
 
     /// How many times `action` was called.
@@ -295,6 +373,16 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>, rules: &Rules)
             }
             (s.executed, s.cancelled)
         };
+        if let Some(answer) = rules
+            .iam
+            .as_ref()
+            .and_then(|iam| iam_answer(iam, &action, &request, state))
+        {
+            if writer.write_all(&answer).is_err() {
+                return;
+            }
+            continue;
+        }
         if action == "CancelUpdateStack" {
             let body = b"<CancelUpdateStackResponse xmlns=\"http://cloudformation.amazonaws.com/doc/2010-05-15/\"><ResponseMetadata><RequestId>proxy</RequestId></ResponseMetadata></CancelUpdateStackResponse>";
             let head = "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n";

@@ -110,6 +110,11 @@ impl Env {
             .into_iter()
             .filter(|r| r.action.as_deref() == Some("CreateChangeSet"))
         {
+            // Named IAM resources under `extra` need the named capability.
+            assert_eq!(
+                request.field("Capabilities.member.1"),
+                Some("CAPABILITY_NAMED_IAM")
+            );
             if let Some(body) = request.field("TemplateBody") {
                 submitted.push((
                     serde_json::from_str(body).unwrap(),
