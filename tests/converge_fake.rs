@@ -467,15 +467,20 @@ async fn an_update_in_progress_is_waited_for_with_its_events_shown() {
     );
 }
 
-#[tokio::test]
-async fn replacements_are_shown_as_such() {
-    let script = Script::new(vec![stack("UPDATE_COMPLETE")]);
-    script.change_set.borrow_mut().as_mut().unwrap().changes = vec![Change {
+/// What AWS's change set says of a table whose update replaces it.
+fn table_replaced() -> Change {
+    Change {
         action: "Modify".into(),
         logical_id: "NotesTable".into(),
         resource_type: "AWS::DynamoDB::Table".into(),
         replacement: Some("True".into()),
-    }];
+    }
+}
+
+#[tokio::test]
+async fn replacements_are_shown_as_such() {
+    let script = Script::new(vec![stack("UPDATE_COMPLETE")]);
+    script.change_set.borrow_mut().as_mut().unwrap().changes = vec![table_replaced()];
     let ui = Recorder::default();
     let outcome = Engine::new(&script, &ui)
         .with_poll(FAST)
@@ -730,12 +735,7 @@ async fn a_create_change_set_lists_only_additions() {
 #[tokio::test]
 async fn a_table_replacement_reported_by_aws_exits_4_and_changes_nothing() {
     let script = Script::new(vec![stack("UPDATE_COMPLETE")]);
-    script.change_set.borrow_mut().as_mut().unwrap().changes = vec![Change {
-        action: "Modify".into(),
-        logical_id: "NotesTable".into(),
-        resource_type: "AWS::DynamoDB::Table".into(),
-        replacement: Some("True".into()),
-    }];
+    script.change_set.borrow_mut().as_mut().unwrap().changes = vec![table_replaced()];
     // The deployed table has the same keys: only AWS's `Replacement: True` says it is replaced.
     *script.deployed.borrow_mut() = Some(TEMPLATE.into());
     let ui = Recorder::default();

@@ -76,20 +76,18 @@ pub fn render(spec: &Spec, alb: &Alb, placed: &Placed, doc: &mut Doc) -> Listene
             spec,
             doc,
             "LoadBalancer5xxAlarm".into(),
+            format!(
+                "{}: 5xx answers made by the load balancer itself (no healthy target, a target error or timeout)",
+                spec.stack_name()
+            ),
             json!({
-                "AlarmDescription": format!("{}: 5xx answers made by the load balancer itself (no healthy target, a target error or timeout)", spec.stack_name()),
                 "Namespace": "AWS/ApplicationELB",
                 "MetricName": "HTTPCode_ELB_5XX_Count",
                 "Dimensions": [
                     { "Name": "LoadBalancer", "Value": super::get_att("LoadBalancer", "LoadBalancerFullName") },
                 ],
-                "Statistic": "Sum",
-                "Period": 300,
-                "EvaluationPeriods": 1,
-                "Threshold": 5,
-                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-                "TreatMissingData": "notBreaching",
             }),
+            5,
         );
     }
 

@@ -282,18 +282,13 @@ fn render_alarms(spec: &Spec, name: &str, ids: &Ids, listener: Option<&Listener>
             spec,
             doc,
             format!("{}{metric}Alarm", ids.prefix),
+            format!("`{name}` of {stack}: {metric} in the last 5 minutes"),
             json!({
-                "AlarmDescription": format!("`{name}` of {stack}: {metric} in the last 5 minutes"),
                 "Namespace": "AWS/Lambda",
                 "MetricName": metric,
                 "Dimensions": [{ "Name": "FunctionName", "Value": r#ref(&ids.function) }],
-                "Statistic": "Sum",
-                "Period": 300,
-                "EvaluationPeriods": 1,
-                "Threshold": 1,
-                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-                "TreatMissingData": "notBreaching",
             }),
+            1,
         );
     }
     if let Some(listener) = listener {
@@ -301,21 +296,16 @@ fn render_alarms(spec: &Spec, name: &str, ids: &Ids, listener: Option<&Listener>
             spec,
             doc,
             format!("{}Target5xxAlarm", ids.prefix),
+            format!("`{name}` of {stack}: 5xx answers through the load balancer"),
             json!({
-                "AlarmDescription": format!("`{name}` of {stack}: 5xx answers through the load balancer"),
                 "Namespace": "AWS/ApplicationELB",
                 "MetricName": "HTTPCode_Target_5XX_Count",
                 "Dimensions": [
                     { "Name": "LoadBalancer", "Value": get_att(listener.load_balancer, "LoadBalancerFullName") },
                     { "Name": "TargetGroup", "Value": get_att(&ids.target_group, "TargetGroupFullName") },
                 ],
-                "Statistic": "Sum",
-                "Period": 300,
-                "EvaluationPeriods": 1,
-                "Threshold": 5,
-                "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-                "TreatMissingData": "notBreaching",
             }),
+            5,
         );
     }
 }

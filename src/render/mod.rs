@@ -230,8 +230,28 @@ fn merge_extra(spec: &Spec, doc: &mut Doc) -> Result<(), Vec<Diag>> {
 /// The logical id of the SNS topic the stack creates for `alarms.email`.
 pub const ALARM_TOPIC: &str = "AlarmTopic";
 
-/// Adds a CloudWatch alarm that notifies the spec's `alarms` targets, if any.
-fn alarm(spec: &Spec, doc: &mut Doc, id: String, mut properties: Value) {
+/// Adds a CloudWatch alarm on `metric` (`Namespace`, `MetricName`, `Dimensions`): its 5-minute
+/// sum at or above `threshold`, no data counting as fine; it notifies the spec's `alarms` targets.
+fn alarm(
+    spec: &Spec,
+    doc: &mut Doc,
+    id: String,
+    description: String,
+    metric: Value,
+    threshold: u32,
+) {
+    let mut properties = json!({
+        "AlarmDescription": description,
+        "Namespace": metric["Namespace"],
+        "MetricName": metric["MetricName"],
+        "Dimensions": metric["Dimensions"],
+        "Statistic": "Sum",
+        "Period": 300,
+        "EvaluationPeriods": 1,
+        "Threshold": threshold,
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "TreatMissingData": "notBreaching",
+    });
     let mut targets = Vec::new();
     if let Some(alarms) = &spec.alarms {
         if !alarms.email.is_empty() {

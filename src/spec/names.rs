@@ -120,11 +120,18 @@ pub const MAX_CONDITION_VALUES: usize = 3;
 /// Lambda's limit on a function's environment variables, in bytes.
 pub const ENVIRONMENT_LIMIT: usize = 4096;
 
-/// The one character outside letters, digits and white space that a tag of every resource deployer
-/// tags may hold (DynamoDB, the strictest, allows only these), or `None`.
-fn bad_tag_char(s: &str) -> Option<char> {
-    s.chars()
+/// Tag text every resource deployer tags accepts: letters, digits, white space and `+ - = . _ :
+/// /` (DynamoDB's rule, the strictest of them).
+fn tag_characters(s: &str) -> Result<(), String> {
+    match s
+        .chars()
         .find(|c| !c.is_alphanumeric() && !c.is_whitespace() && !"+-=._:/".contains(*c))
+    {
+        Some(c) => Err(format!(
+            "contains `{c}`: tags propagate to DynamoDB tables, which accept only letters, digits, spaces and `+ - = . _ : /`"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Stack tag keys: 1..=128 characters DynamoDB accepts, not in the `aws:` or `deployer:` namespaces.
@@ -133,12 +140,8 @@ pub fn check_tag_key(s: &str) -> Result<(), String> {
         Err("must be 1 to 128 characters".into())
     } else if s.starts_with("aws:") || s.starts_with("deployer:") {
         Err("uses a reserved prefix (`aws:`, `deployer:`)".into())
-    } else if let Some(c) = bad_tag_char(s) {
-        Err(format!(
-            "contains `{c}`: tags propagate to DynamoDB tables, which accept only letters, digits, spaces and `+ - = . _ : /`"
-        ))
     } else {
-        Ok(())
+        tag_characters(s)
     }
 }
 
@@ -146,12 +149,8 @@ pub fn check_tag_key(s: &str) -> Result<(), String> {
 pub fn check_tag_value(s: &str) -> Result<(), String> {
     if s.chars().count() > 256 {
         Err("is longer than 256 characters".into())
-    } else if let Some(c) = bad_tag_char(s) {
-        Err(format!(
-            "contains `{c}`: tags propagate to DynamoDB tables, which accept only letters, digits, spaces and `+ - = . _ : /`"
-        ))
     } else {
-        Ok(())
+        tag_characters(s)
     }
 }
 
