@@ -471,7 +471,7 @@ impl Cli {
                     eprintln!("created {}", file.display());
                 }
                 eprintln!(
-                    "next: cd {} && deployer validate && deployer up --artifact api=<zip of the built bootstrap>",
+                    "next: cd {} && deployer validate && deployer up   (up builds the service first)",
                     dir.display()
                 );
                 Ok(())

@@ -223,6 +223,11 @@ async fn plan_exits_0_without_changes_and_10_with_changes_and_changes_nothing() 
     moto.reset_recording();
     let plan = moto.deployer(p.path(), &["plan", "--artifact", &artifact, "--json"]);
     plan.expect_code(10);
+    assert!(
+        !plan.stderr.contains("error:"),
+        "pending changes are no error: {}",
+        plan.stderr
+    );
     assert_eq!(moto.count("ExecuteChangeSet"), 0);
     assert_eq!(
         moto.count("DeleteChangeSet"),
@@ -394,6 +399,8 @@ async fn a_table_key_schema_change_is_refused_unless_data_loss_is_allowed() {
         "{}",
         plan.stderr
     );
+    // moto reports no `Replacement`; deployer infers it, and the list says so as its legend does.
+    assert!(plan.stderr.contains("! NotesTable"), "{}", plan.stderr);
 
     moto.reset_recording();
     let refused = up(&moto, &p, &[]);

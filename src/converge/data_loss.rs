@@ -67,6 +67,33 @@ pub fn replacing_change(resource_type: &str, old: &Value, new: &Value) -> Option
         .copied()
 }
 
+/// `changes` with the replacements the backend did not report (moto gives no `Replacement`)
+/// marked as such, as [`losses`] judges them, so that the list shows `!` where the warning says
+/// "replaced".
+pub fn with_inferred_replacements(changes: &[Change], old: &Value, new: &Value) -> Vec<Change> {
+    changes
+        .iter()
+        .map(|c| {
+            let inferred = c.action == "Modify"
+                && c.replacement.is_none()
+                && replacing_change(
+                    &c.resource_type,
+                    resource(old, &c.logical_id),
+                    resource(new, &c.logical_id),
+                )
+                .is_some();
+            Change {
+                replacement: if inferred {
+                    Some("True".into())
+                } else {
+                    c.replacement.clone()
+                },
+                ..c.clone()
+            }
+        })
+        .collect()
+}
+
 /// Every loss in `changes`, given the deployed (`old`) and wanted (`new`) templates.
 pub fn losses(changes: &[Change], old: &Value, new: &Value) -> Vec<Loss> {
     let mut losses = Vec::new();
@@ -189,6 +216,16 @@ mod tests {
             replacing_change(T, &old["Resources"]["A"], &renamed["Resources"]["A"]),
             Some("TableName")
         );
+    }
+
+    #[test]
+    fn inferred_replacements_are_marked() {
+        let old = json!({ "Resources": { "A": table("pk", "Retain") } });
+        let new = json!({ "Resources": { "A": table("id", "Retain") } });
+        let marked = with_inferred_replacements(&[change("Modify", "A", T, None)], &old, &new);
+        assert_eq!(marked[0].marker(), '!');
+        let same = with_inferred_replacements(&[change("Modify", "A", T, None)], &old, &old);
+        assert_eq!(same[0].marker(), '~');
     }
 
     #[test]

@@ -684,19 +684,19 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             )));
         }
         let changes = change_set.changes;
+        let wanted: serde_json::Value =
+            serde_json::from_str(&deployment.template_body).unwrap_or_default();
+        let (shown, losses) = match deployed {
+            Some(deployed) if !create => (
+                super::data_loss::with_inferred_replacements(&changes, deployed, &wanted),
+                super::data_loss::losses(&changes, deployed, &wanted),
+            ),
+            _ => (changes.clone(), Vec::new()),
+        };
         self.ui.progress(Progress::Changes {
             stack: name.clone(),
-            changes: changes.clone(),
+            changes: shown,
         });
-
-        let losses = match deployed {
-            Some(deployed) if !create => {
-                let wanted: serde_json::Value =
-                    serde_json::from_str(&deployment.template_body).unwrap_or_default();
-                super::data_loss::losses(&changes, deployed, &wanted)
-            }
-            _ => Vec::new(),
-        };
         let loss_lines: Vec<String> = losses.iter().map(|l| format!("  {l}")).collect();
         let yes = match mode {
             Mode::Plan => {
