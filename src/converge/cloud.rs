@@ -37,6 +37,11 @@ impl CloudError {
         }
     }
 
+    /// UpdateStack's answer when the update would change nothing.
+    pub fn is_no_updates(&self) -> bool {
+        super::model::says_no_updates(&self.message)
+    }
+
     /// The exit code this error ends a command with.
     pub fn exit_code(&self) -> crate::exit::Code {
         use crate::exit::Code;

@@ -209,6 +209,75 @@ enum OnInterrupt {
     CancelUpdate,
 }
 
+/// A change set that was created, waited for and shown, not yet executed.
+struct Review {
+    /// Change set ARN.
+    id: String,
+    /// Stack ARN.
+    stack_id: String,
+    /// The change set made the (empty) stack.
+    husk_created: bool,
+    /// A CREATE change set.
+    create: bool,
+    /// The stack before it, if any.
+    stack: Option<Stack>,
+    /// What it changes, as CloudFormation says.
+    changes: Vec<Change>,
+    /// What it would destroy.
+    losses: Vec<super::data_loss::Loss>,
+}
+
+/// What reviewing found.
+enum Reviewed {
+    /// Changes to decide on.
+    Ready(Review),
+    /// Nothing to change; the stack, its digest recorded.
+    NoChanges(Stack),
+}
+
+/// What to do with a reviewed change set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Execute it.
+    Go,
+    /// Ask the person, then decide again with the answer.
+    Ask,
+    /// Delete it and stop.
+    Refuse(Refusal),
+    /// `plan`: show it, then delete it.
+    Plan,
+}
+
+/// Why a change set does not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// It would destroy data and `--allow-data-loss` was not given (exit 4).
+    DataLoss,
+    /// The person said no.
+    Cancelled,
+    /// Nobody can be asked and `--yes` was not given (exit 2).
+    NotInteractive,
+}
+
+/// The decision on a reviewed change set: from the mode, whether it destroys data, and the
+/// person's answer once asked (`None`: not asked yet).
+pub fn gate(mode: Mode, destroys_data: bool, answer: Option<Confirmation>) -> Gate {
+    match mode {
+        Mode::Plan => Gate::Plan,
+        Mode::Apply {
+            allow_data_loss: false,
+            ..
+        } if destroys_data => Gate::Refuse(Refusal::DataLoss),
+        Mode::Apply { yes: true, .. } => Gate::Go,
+        Mode::Apply { .. } => match answer {
+            None => Gate::Ask,
+            Some(Confirmation::Yes) => Gate::Go,
+            Some(Confirmation::No) => Gate::Refuse(Refusal::Cancelled),
+            Some(Confirmation::NotInteractive) => Gate::Refuse(Refusal::NotInteractive),
+        },
+    }
+}
+
 /// A cloud error as the error that ends the command, with the exit code its kind calls for.
 pub fn cloud_failure(what: &str, e: CloudError) -> Error {
     let hint = match e.exit_code() {
@@ -544,6 +613,22 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 why.join("\n  ")
             ))
         })?;
+        self.apply_steps(deployment, &digest, stack, deployed, transition, mode)
+            .await
+    }
+
+    /// Applies the transition's templates in order, one change set each; only the last records
+    /// the deployment's digest.
+    async fn apply_steps(
+        &self,
+        deployment: &Deployment,
+        digest: &str,
+        stack: Option<Stack>,
+        deployed: Option<serde_json::Value>,
+        transition: super::transition::Transition,
+        mode: Mode,
+    ) -> Result<Outcome, Error> {
+        let name = &deployment.stack_name;
         let count = transition.steps.len();
         if count > 1 {
             let mut lines = Vec::new();
@@ -567,7 +652,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             };
             // An unfinished sequence must not look done to the next run's no-op check.
             let recorded = if last {
-                digest.clone()
+                digest.to_string()
             } else {
                 format!("{digest}-step-{}-of-{count}", k + 1)
             };
@@ -605,8 +690,9 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         })
     }
 
-    /// One change set: create it, show it, guard data, confirm, execute and watch. `recorded` is
-    /// the digest tag it writes; `deployed` the template it starts from (none for a create).
+    /// One change set: [`Self::review`] it, [`gate`] it (asking when the gate says so), then
+    /// [`Self::execute`] it or delete it. `recorded` is the digest tag it writes; `deployed` the
+    /// template it starts from (none for a create).
     async fn apply(
         &self,
         deployment: &Deployment,
@@ -616,15 +702,77 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         mode: Mode,
     ) -> Result<Outcome, Error> {
         let name = &deployment.stack_name;
-        let digest = recorded.to_string();
-        // A CREATE change set makes an empty REVIEW_IN_PROGRESS stack; when nothing is executed
-        // (plan, refusal), that husk is deleted again so nothing is left behind.
-        let husk_created = stack.is_none();
+        let review = match self.review(deployment, recorded, stack, deployed).await? {
+            Reviewed::Ready(review) => review,
+            Reviewed::NoChanges(stack) => return Ok(Outcome::NoChanges { stack }),
+        };
+        let losses = !review.losses.is_empty();
+        let mut decision = gate(mode, losses, None);
+        if decision == Gate::Ask {
+            let question = format!("Apply these {} changes to {name}?", review.changes.len());
+            decision = gate(mode, losses, Some(self.ui.confirm(&question)));
+        }
+        let loss_lines: Vec<String> = review.losses.iter().map(|l| format!("  {l}")).collect();
+        let loss_lines = loss_lines.join("\n");
+        let refusal = match decision {
+            Gate::Plan => {
+                if losses {
+                    self.warn(format!(
+                        "`up` would refuse these changes, which destroy data, without --allow-data-loss:\n{loss_lines}"
+                    ));
+                }
+                self.abandon(&review).await;
+                return Ok(Outcome::Planned {
+                    changes: review.changes,
+                });
+            }
+            Gate::Go => {
+                if losses {
+                    self.warn(format!(
+                        "--allow-data-loss: going ahead although this destroys data:\n{loss_lines}"
+                    ));
+                }
+                None
+            }
+            Gate::Ask => unreachable!("the gate was asked with an answer"),
+            Gate::Refuse(Refusal::DataLoss) => Some(Error::new(
+                Code::DataLoss,
+                format!(
+                    "refusing to change {name}: it would destroy data\n{loss_lines}\nNothing was changed. Back the data up, then re-run with --allow-data-loss if this is what you want"
+                ),
+            )),
+            Gate::Refuse(Refusal::Cancelled) => {
+                Some(Error::failed("cancelled: nothing was changed"))
+            }
+            Gate::Refuse(Refusal::NotInteractive) => Some(Error::usage(format!(
+                "not a terminal, so nobody can confirm the changes to {name}: pass --yes to apply them \
+                 (or run `deployer plan` to only see them)"
+            ))),
+        };
+        match refusal {
+            Some(error) => {
+                self.abandon(&review).await;
+                Err(error)
+            }
+            None => self.execute(deployment, review).await,
+        }
+    }
+
+    /// Creates the change set and waits for it; `NoChanges` (the digest recorded) when it has
+    /// none, else the changes as shown and what they would destroy.
+    async fn review(
+        &self,
+        deployment: &Deployment,
+        recorded: &str,
+        stack: Option<Stack>,
+        deployed: Option<&serde_json::Value>,
+    ) -> Result<Reviewed, Error> {
+        let name = &deployment.stack_name;
         let create = stack
             .as_ref()
             .is_none_or(|s| s.status == StackStatus::ReviewInProgress);
         let mut tags = deployment.tags.clone();
-        tags.insert(DIGEST_TAG.into(), digest.clone());
+        tags.insert(DIGEST_TAG.into(), recorded.to_string());
         let template_url = self.template_url(deployment).await?;
         let request = ChangeSetRequest {
             stack_name: name.clone(),
@@ -644,38 +792,38 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .create_change_set(&request)
             .await
             .map_err(|e| cloud_failure(&format!("cannot create a change set for {name}"), e))?;
-        let abandon = async |this: &Self| {
-            this.delete_change_set(&id).await;
-            if husk_created {
-                let _ = this.cloud.delete_stack(&stack_id, &token("husk")).await;
-            }
+        let mut review = Review {
+            id,
+            stack_id,
+            // A CREATE change set makes an empty REVIEW_IN_PROGRESS stack; when nothing is
+            // executed (plan, refusal), that husk is deleted again so nothing is left behind.
+            husk_created: stack.is_none(),
+            create,
+            stack,
+            changes: Vec::new(),
+            losses: Vec::new(),
         };
-        let change_set = self.wait_for_change_set(&id).await?;
+        let change_set = self.wait_for_change_set(&review.id).await?;
         if self.interrupted() {
-            abandon(self).await;
-            return Err(Error::new(
-                Code::Interrupted,
-                format!("interrupted before {name} changed: the change set was deleted"),
-            ));
+            self.abandon(&review).await;
+            return Err(self.interrupted_before(name));
         }
-
         if change_set.has_no_changes() {
-            abandon(self).await;
-            let stack = match stack {
-                Some(stack) if stack.tags.get(DIGEST_TAG) != Some(&digest) => {
-                    self.update_tags(&stack, deployment, &tags).await?
+            self.abandon(&review).await;
+            return match review.stack {
+                Some(stack) if stack.tags.get(DIGEST_TAG).map(String::as_str) != Some(recorded) => {
+                    Ok(Reviewed::NoChanges(
+                        self.update_tags(&stack, deployment, &tags).await?,
+                    ))
                 }
-                Some(stack) => stack,
-                None => {
-                    return Err(Error::failed(format!(
-                        "{name}: the CREATE change set has no changes"
-                    )));
-                }
+                Some(stack) => Ok(Reviewed::NoChanges(stack)),
+                None => Err(Error::failed(format!(
+                    "{name}: the CREATE change set has no changes"
+                ))),
             };
-            return Ok(Outcome::NoChanges { stack });
         }
         if change_set.status != "CREATE_COMPLETE" {
-            abandon(self).await;
+            self.abandon(&review).await;
             let reason = change_set
                 .reason
                 .unwrap_or_else(|| change_set.status.clone());
@@ -697,81 +845,50 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             stack: name.clone(),
             changes: shown,
         });
-        let loss_lines: Vec<String> = losses.iter().map(|l| format!("  {l}")).collect();
-        let yes = match mode {
-            Mode::Plan => {
-                if !losses.is_empty() {
-                    self.ui.progress(Progress::Warning(format!(
-                        "`up` would refuse these changes, which destroy data, without --allow-data-loss:\n{}",
-                        loss_lines.join("\n")
-                    )));
-                }
-                abandon(self).await;
-                return Ok(Outcome::Planned { changes });
-            }
-            Mode::Apply {
-                yes,
-                allow_data_loss,
-            } => {
-                if !losses.is_empty() && !allow_data_loss {
-                    abandon(self).await;
-                    return Err(Error::new(
-                        Code::DataLoss,
-                        format!(
-                            "refusing to change {name}: it would destroy data\n{}\nNothing was changed. Back the data up, then re-run with --allow-data-loss if this is what you want",
-                            loss_lines.join("\n")
-                        ),
-                    ));
-                }
-                if !losses.is_empty() {
-                    self.ui.progress(Progress::Warning(format!(
-                        "--allow-data-loss: going ahead although this destroys data:\n{}",
-                        loss_lines.join("\n")
-                    )));
-                }
-                yes
-            }
-        };
-        if !yes {
-            match self
-                .ui
-                .confirm(&format!("Apply these {} changes to {name}?", changes.len()))
-            {
-                Confirmation::Yes => {}
-                Confirmation::No => {
-                    abandon(self).await;
-                    return Err(Error::failed("cancelled: nothing was changed"));
-                }
-                Confirmation::NotInteractive => {
-                    abandon(self).await;
-                    return Err(Error::usage(format!(
-                        "not a terminal, so nobody can confirm the changes to {name}: pass --yes to apply them \
-                         (or run `deployer plan` to only see them)"
-                    )));
-                }
-            }
-        }
+        review.changes = changes;
+        review.losses = losses;
+        Ok(Reviewed::Ready(review))
+    }
 
+    /// Deletes a change set that will not run (and the empty stack a CREATE one made).
+    async fn abandon(&self, review: &Review) {
+        self.delete_change_set(&review.id).await;
+        if review.husk_created {
+            let _ = self
+                .cloud
+                .delete_stack(&review.stack_id, &token("husk"))
+                .await;
+        }
+    }
+
+    fn interrupted_before(&self, name: &str) -> Error {
+        Error::new(
+            Code::Interrupted,
+            format!("interrupted before {name} changed: the change set was deleted"),
+        )
+    }
+
+    /// Executes a reviewed change set and watches it to the end; Ctrl-C undoes a create and
+    /// cancels an update.
+    async fn execute(&self, deployment: &Deployment, review: Review) -> Result<Outcome, Error> {
+        let name = &deployment.stack_name;
         if self.interrupted() {
-            abandon(self).await;
-            return Err(Error::new(
-                Code::Interrupted,
-                format!("interrupted before {name} changed: the change set was deleted"),
-            ));
+            self.abandon(&review).await;
+            return Err(self.interrupted_before(name));
         }
         let token = token("exec");
-        let seen = match &stack {
+        let seen = match &review.stack {
             Some(stack) => self.baseline(&stack.id).await,
             None => HashSet::new(),
         };
         let started = Instant::now();
         self.step(format!("{name}: executing the change set"));
         self.cloud
-            .execute_change_set(&id, &token)
+            .execute_change_set(&review.id, &token)
             .await
             .map_err(|e| cloud_failure(&format!("cannot execute the change set for {name}"), e))?;
         let watched = Stack {
-            id: stack_id,
+            id: review.stack_id.clone(),
             name: name.clone(),
             status: StackStatus::CreateInProgress,
             reason: None,
@@ -782,7 +899,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             created: None,
             updated: None,
         };
-        let on_interrupt = if create {
+        let on_interrupt = if review.create {
             OnInterrupt::DeleteCreating
         } else {
             OnInterrupt::CancelUpdate
@@ -794,7 +911,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             let end = done.as_ref().map_or("deleted".to_string(), |s| {
                 format!("now {}", s.status.as_str())
             });
-            let what = if create {
+            let what = if review.create {
                 "the creation was undone"
             } else {
                 "the update was cancelled and rolled back"
@@ -813,7 +930,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .await;
         Ok(Outcome::Applied {
             stack: done,
-            changes,
+            changes: review.changes,
         })
     }
 
@@ -959,7 +1076,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 Ok(done.unwrap_or_else(|| stack.clone()))
             }
             // Tags only differ in ways CloudFormation ignores: nothing to record.
-            Err(e) if e.message.contains("No updates are to be performed") => Ok(stack.clone()),
+            Err(e) if e.is_no_updates() => Ok(stack.clone()),
             Err(e) => Err(cloud_failure(
                 &format!("cannot record the digest on {}", stack.name),
                 e,
@@ -1009,7 +1126,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         let started = Instant::now();
         match self.cloud.put_stack(&request).await {
             Ok(()) => {}
-            Err(e) if e.message.contains("No updates are to be performed") => {
+            Err(e) if e.is_no_updates() => {
                 return stack.ok_or_else(|| Error::failed(format!("{name}: {e}")));
             }
             Err(e) => return Err(cloud_failure(&format!("cannot create or update {name}"), e)),
@@ -1181,4 +1298,59 @@ fn now_epoch() -> f64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gate_over_every_mode_loss_and_answer() {
+        let apply = |yes, allow_data_loss| Mode::Apply {
+            yes,
+            allow_data_loss,
+        };
+        use Confirmation::{No, NotInteractive, Yes};
+        let rows = [
+            // mode, destroys data, answer, decision
+            (Mode::Plan, false, None, Gate::Plan),
+            (Mode::Plan, true, None, Gate::Plan),
+            (apply(true, false), false, None, Gate::Go),
+            (
+                apply(true, false),
+                true,
+                None,
+                Gate::Refuse(Refusal::DataLoss),
+            ),
+            (apply(true, true), true, None, Gate::Go),
+            (apply(false, false), false, None, Gate::Ask),
+            (
+                apply(false, false),
+                true,
+                None,
+                Gate::Refuse(Refusal::DataLoss),
+            ),
+            (apply(false, true), true, None, Gate::Ask),
+            (apply(false, false), false, Some(Yes), Gate::Go),
+            (
+                apply(false, false),
+                false,
+                Some(No),
+                Gate::Refuse(Refusal::Cancelled),
+            ),
+            (
+                apply(false, true),
+                true,
+                Some(NotInteractive),
+                Gate::Refuse(Refusal::NotInteractive),
+            ),
+        ];
+        for (mode, destroys, answer, want) in rows {
+            assert_eq!(
+                gate(mode, destroys, answer),
+                want,
+                "{mode:?} {destroys} {answer:?}"
+            );
+        }
+    }
 }

@@ -129,10 +129,15 @@ impl ChangeSet {
     pub fn has_no_changes(&self) -> bool {
         let reason = self.reason.as_deref().unwrap_or_default();
         (self.status == "FAILED"
-            && (reason.contains("didn't contain changes")
-                || reason.contains("No updates are to be performed")))
+            && (reason.contains("didn't contain changes") || says_no_updates(reason)))
             || (self.status == "CREATE_COMPLETE" && self.changes.is_empty())
     }
+}
+
+/// Whether CloudFormation's message says that an update would change nothing (an UpdateStack
+/// error, or a change set's failure reason): the one place that text is matched.
+pub fn says_no_updates(message: &str) -> bool {
+    message.contains("No updates are to be performed")
 }
 
 /// Everything that decides what a deployment is, hashed: equal digests mean nothing to do.
