@@ -204,24 +204,22 @@ impl Aws {
     /// Log events of `group` at or after `start_ms` (epoch milliseconds), all pages, oldest first.
     /// A missing group is an empty result: the function has not logged yet.
     pub async fn log_events(&self, group: &str, start_ms: i64) -> Result<Vec<LogEvent>, Error> {
+        let mut pages = self
+            .logs
+            .filter_log_events()
+            .log_group_name(group)
+            .start_time(start_ms)
+            .into_paginator()
+            .send();
         let mut events = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let out = self
-                .logs
-                .filter_log_events()
-                .log_group_name(group)
-                .start_time(start_ms)
-                .set_next_token(next.take())
-                .send()
-                .await;
-            let out = match out {
+        while let Some(page) = pages.next().await {
+            let out = match page {
                 Ok(out) => out,
                 Err(e)
                     if e.as_service_error()
                         .is_some_and(|s| s.is_resource_not_found_exception()) =>
                 {
-                    return Ok(events);
+                    break;
                 }
                 Err(e) => {
                     return Err(Error::failed(format!(
@@ -235,11 +233,8 @@ impl Aws {
                 timestamp_ms: e.timestamp().unwrap_or_default(),
                 message: e.message().unwrap_or_default().trim_end().to_string(),
             }));
-            match out.next_token() {
-                Some(token) if !token.is_empty() => next = Some(token.to_string()),
-                _ => return Ok(events),
-            }
         }
+        Ok(events)
     }
 
     /// The [`Cloud`] over these clients.
@@ -394,23 +389,17 @@ impl Cloud for AwsCloud<'_> {
     }
 
     async fn list_stacks(&self) -> Result<Vec<Stack>, CloudError> {
-        let mut stacks = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let out = self
-                .aws
-                .cfn
-                .describe_stacks()
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(cloud_error)?;
-            stacks.extend(out.stacks().iter().map(stack_from));
-            match out.next_token() {
-                Some(token) if !token.is_empty() => next = Some(token.to_string()),
-                _ => return Ok(stacks),
-            }
-        }
+        let stacks: Vec<_> = self
+            .aws
+            .cfn
+            .describe_stacks()
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(cloud_error)?;
+        Ok(stacks.iter().map(stack_from).collect())
     }
 
     async fn put_stack(&self, r: &StackRequest) -> Result<(), CloudError> {
@@ -478,18 +467,16 @@ impl Cloud for AwsCloud<'_> {
     }
 
     async fn change_set(&self, id: &str) -> Result<ChangeSet, CloudError> {
-        let mut next: Option<String> = None;
+        let mut pages = self
+            .aws
+            .cfn
+            .describe_change_set()
+            .change_set_name(id)
+            .into_paginator()
+            .send();
         let mut result: Option<ChangeSet> = None;
-        loop {
-            let out = self
-                .aws
-                .cfn
-                .describe_change_set()
-                .change_set_name(id)
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(cloud_error)?;
+        while let Some(page) = pages.next().await {
+            let out = page.map_err(cloud_error)?;
             let cs = result.get_or_insert_with(|| ChangeSet {
                 id: out.change_set_id().unwrap_or(id).to_string(),
                 status: out
@@ -499,24 +486,22 @@ impl Cloud for AwsCloud<'_> {
                 reason: out.status_reason().map(str::to_string),
                 changes: Vec::new(),
             });
-            for change in out.changes() {
-                if let Some(rc) = change.resource_change() {
-                    cs.changes.push(Change {
-                        action: rc
-                            .action()
-                            .map(|a| a.as_str().to_string())
-                            .unwrap_or_default(),
-                        logical_id: rc.logical_resource_id().unwrap_or_default().to_string(),
-                        resource_type: rc.resource_type().unwrap_or_default().to_string(),
-                        replacement: rc.replacement().map(|r| r.as_str().to_string()),
-                    });
+            let changes = out.changes().iter().filter_map(|c| c.resource_change());
+            cs.changes.extend(changes.map(|rc| {
+                Change {
+                    action: rc
+                        .action()
+                        .map(|a| a.as_str().to_string())
+                        .unwrap_or_default(),
+                    logical_id: rc.logical_resource_id().unwrap_or_default().to_string(),
+                    resource_type: rc.resource_type().unwrap_or_default().to_string(),
+                    replacement: rc.replacement().map(|r| r.as_str().to_string()),
                 }
-            }
-            match out.next_token() {
-                Some(token) if !token.is_empty() => next = Some(token.to_string()),
-                _ => return Ok(result.expect("set on the first page")),
-            }
+            }));
         }
+        result.ok_or_else(|| {
+            CloudError::new("EmptyResponse", format!("no answer for change set {id}"))
+        })
     }
 
     async fn execute_change_set(&self, id: &str, token: &str) -> Result<(), CloudError> {
@@ -591,41 +576,36 @@ impl Cloud for AwsCloud<'_> {
     }
 
     async fn events(&self, stack_id: &str, since: f64) -> Result<Vec<StackEvent>, CloudError> {
+        // Newest first: the stream stops fetching pages at the first event older than `since`.
+        let mut stream = self
+            .aws
+            .cfn
+            .describe_stack_events()
+            .stack_name(stack_id)
+            .into_paginator()
+            .items()
+            .send();
         let mut events = Vec::new();
-        let mut next: Option<String> = None;
-        loop {
-            let out = self
-                .aws
-                .cfn
-                .describe_stack_events()
-                .stack_name(stack_id)
-                .set_next_token(next.take())
-                .send()
-                .await
-                .map_err(cloud_error)?;
-            for e in out.stack_events() {
-                let timestamp = e.timestamp().map(|t| t.as_secs_f64()).unwrap_or_default();
-                if timestamp < since {
-                    return Ok(events);
-                }
-                events.push(StackEvent {
-                    id: e.event_id().unwrap_or_default().to_string(),
-                    logical_id: e.logical_resource_id().unwrap_or_default().to_string(),
-                    resource_type: e.resource_type().unwrap_or_default().to_string(),
-                    status: e
-                        .resource_status()
-                        .map(|s| s.as_str().to_string())
-                        .unwrap_or_default(),
-                    reason: e.resource_status_reason().map(str::to_string),
-                    timestamp,
-                    token: e.client_request_token().map(str::to_string),
-                });
+        while let Some(e) = stream.next().await {
+            let e = e.map_err(cloud_error)?;
+            let timestamp = e.timestamp().map(|t| t.as_secs_f64()).unwrap_or_default();
+            if timestamp < since {
+                break;
             }
-            match out.next_token() {
-                Some(token) if !token.is_empty() => next = Some(token.to_string()),
-                _ => return Ok(events),
-            }
+            events.push(StackEvent {
+                id: e.event_id().unwrap_or_default().to_string(),
+                logical_id: e.logical_resource_id().unwrap_or_default().to_string(),
+                resource_type: e.resource_type().unwrap_or_default().to_string(),
+                status: e
+                    .resource_status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                reason: e.resource_status_reason().map(str::to_string),
+                timestamp,
+                token: e.client_request_token().map(str::to_string),
+            });
         }
+        Ok(events)
     }
 
     async fn resources(&self, stack_name: &str) -> Result<Vec<Resource>, CloudError> {

@@ -100,24 +100,9 @@ fn forward(
     })
 }
 
-/// Drops terminal colour sequences (`ESC [ ... letter`): the classic builder colours stderr.
+/// Drops terminal colour sequences: the classic builder colours stderr.
 fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    console::strip_ansi_codes(text).into_owned()
 }
 
 #[cfg(test)]
