@@ -69,7 +69,9 @@ fn cargo_lambda_builds_a_runnable_bootstrap_and_the_zip_is_reproducible() {
         Ok(deployer::spec::Architecture::X86_64)
     );
     // zig links against an old glibc: the binary loads on provided.al2023 and older.
-    let glibc = deployer::build::elf::glibc_needed(&bootstrap).expect("links glibc");
+    let glibc = deployer::build::elf::glibc_needed(&bootstrap)
+        .unwrap()
+        .expect("links glibc");
     assert!(glibc <= deployer::build::elf::RUNTIME_GLIBC, "{glibc:?}");
     let run = Command::new(dir.path().join("hello/target/lambda/hello-api/bootstrap"))
         .output()

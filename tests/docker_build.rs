@@ -242,7 +242,9 @@ fn the_example_service_builds_through_the_multistage_dockerfile_with_cached_depe
         deployer::build::elf::architecture(&bootstrap),
         Ok(deployer::spec::Architecture::X86_64)
     );
-    let glibc = deployer::build::elf::glibc_needed(&bootstrap).expect("links glibc");
+    let glibc = deployer::build::elf::glibc_needed(&bootstrap)
+        .unwrap()
+        .expect("links glibc");
     assert!(glibc <= deployer::build::elf::RUNTIME_GLIBC, "{glibc:?}");
     assert_eq!(summary["size"], std::fs::metadata(&zip_path).unwrap().len());
     assert!(summary["size"].as_u64().unwrap() < 5_000_000, "{summary}");

@@ -27,30 +27,35 @@ pub fn architecture(binary: &[u8]) -> Result<Architecture, String> {
     }
 }
 
-/// The newest glibc symbol version the binary needs (`GLIBC_2.34` → `(2, 34)`), if it links
-/// glibc at all. Version names sit in the dynamic string table as plain text.
-pub fn glibc_needed(binary: &[u8]) -> Option<(u32, u32)> {
-    let marker = b"GLIBC_";
+/// The newest glibc symbol version the binary needs (`GLIBC_2.34` → `(2, 34)`), read from its
+/// version-needs section (`.gnu.version_r`): `None` for a binary that needs none (static). A
+/// `GLIBC_` string anywhere else (data, messages) is not a need.
+pub fn glibc_needed(binary: &[u8]) -> Result<Option<(u32, u32)>, String> {
+    use object::read::elf::FileHeader as _;
+    let unreadable = |e: object::read::Error| format!("an ELF whose sections cannot be read ({e})");
+    let header =
+        object::elf::FileHeader64::<object::Endianness>::parse(binary).map_err(unreadable)?;
+    let endian = header.endian().map_err(unreadable)?;
+    let sections = header.sections(endian, binary).map_err(unreadable)?;
+    let Some((mut needs, link)) = sections.gnu_verneed(endian, binary).map_err(unreadable)? else {
+        return Ok(None);
+    };
+    let strings = sections.strings(endian, binary, link).map_err(unreadable)?;
     let mut newest = None;
-    let mut i = 0;
-    while let Some(at) = find(&binary[i..], marker) {
-        let start = i + at + marker.len();
-        let digits = binary[start..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit() || **b == b'.')
-            .count();
-        let text = std::str::from_utf8(&binary[start..start + digits]).unwrap_or("");
-        let mut parts = text.split('.').map(|p| p.parse::<u32>());
-        if let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) {
-            newest = newest.max(Some((major, minor)));
+    while let Some((_, mut versions)) = needs.next().map_err(unreadable)? {
+        while let Some(version) = versions.next().map_err(unreadable)? {
+            let name = version.name(endian, strings).map_err(unreadable)?;
+            let Some(number) = name.strip_prefix(b"GLIBC_") else {
+                continue;
+            };
+            let text = std::str::from_utf8(number).unwrap_or("");
+            let mut parts = text.split('.').map(|p| p.parse::<u32>());
+            if let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) {
+                newest = newest.max(Some((major, minor)));
+            }
         }
-        i = start;
     }
-    newest
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+    Ok(newest)
 }
 
 /// Checks `bootstrap` is an executable for `wanted` that `provided.al2023` can load.
@@ -65,7 +70,9 @@ pub fn check(binary: &[u8], wanted: Architecture, function: &str) -> Result<(), 
             wanted.as_str()
         )));
     }
-    if let Some(needed) = glibc_needed(binary)
+    let needed = glibc_needed(binary)
+        .map_err(|why| Error::failed(format!("the build of `{function}` produced {why}")))?;
+    if let Some(needed) = needed
         && needed > RUNTIME_GLIBC
     {
         return Err(Error::failed(format!(
@@ -106,27 +113,87 @@ mod tests {
         assert!(architecture(&elf32).unwrap_err().contains("64-bit"));
     }
 
+    /// A real dynamically linked executable from the machine's C compiler, printing `text`.
+    fn compiled(text: &str) -> Vec<u8> {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("main.c");
+        std::fs::write(
+            &source,
+            format!("#include <stdio.h>\nint main(void) {{ puts(\"{text}\"); return 0; }}\n"),
+        )
+        .unwrap();
+        let out = dir.path().join("main");
+        let status = std::process::Command::new("cc")
+            .arg(&source)
+            .arg("-o")
+            .arg(&out)
+            .status()
+            .expect("these tests need a C compiler as `cc` (Debian: apt-get install gcc)");
+        assert!(status.success(), "cc failed");
+        std::fs::read(out).unwrap()
+    }
+
+    /// `binary` with every `from` replaced by `to` (same length).
+    fn patched(binary: &[u8], from: &str, to: &str) -> Vec<u8> {
+        assert_eq!(from.len(), to.len());
+        let mut out = binary.to_vec();
+        let mut i = 0;
+        while let Some(at) = out[i..]
+            .windows(from.len())
+            .position(|w| w == from.as_bytes())
+        {
+            out[i + at..i + at + to.len()].copy_from_slice(to.as_bytes());
+            i += at + to.len();
+        }
+        out
+    }
+
     #[test]
-    fn the_newest_glibc_version_wins() {
-        let mut binary = elf(0x3e);
-        binary.extend_from_slice(b"\0GLIBC_2.2.5\0GLIBC_2.34\0GLIBC_2.17\0GLIBC_PRIVATE\0");
-        assert_eq!(glibc_needed(&binary), Some((2, 34)));
-        assert_eq!(glibc_needed(&elf(0x3e)), None);
+    fn only_the_version_needs_count_not_glibc_text_elsewhere() {
+        let binary = compiled("GLIBC_2.99 is only a message");
+        let needed = glibc_needed(&binary)
+            .unwrap()
+            .expect("cc links glibc dynamically");
+        assert!(needed < (2, 99), "{needed:?}");
+        assert!(needed >= (2, 2), "{needed:?}");
+        assert_eq!(
+            glibc_needed(b"\x7fELF junk"),
+            Err(
+                "an ELF whose sections cannot be read (Invalid ELF header size or alignment)"
+                    .into()
+            )
+        );
     }
 
     #[test]
     fn wrong_architecture_and_newer_glibc_are_refused_with_the_way_out() {
-        let mut binary = elf(0x3e);
-        assert!(check(&binary, Architecture::X86_64, "api").is_ok());
-        let err = check(&binary, Architecture::Arm64, "api").unwrap_err();
+        let binary = compiled("hello");
+        let host = glibc_needed(&binary).unwrap().unwrap();
+        let arch = architecture(&binary).unwrap();
+        let other = if arch == Architecture::X86_64 {
+            Architecture::Arm64
+        } else {
+            Architecture::X86_64
+        };
+        let err = check(&binary, other, "api").unwrap_err();
         assert!(
-            err.message
-                .contains("x86_64 binary, but the spec says arm64"),
+            err.message.contains(&format!(
+                "{} binary, but the spec says {}",
+                arch.as_str(),
+                other.as_str()
+            )),
             "{err}"
         );
-        binary.extend_from_slice(b"\0GLIBC_2.39\0");
-        let err = check(&binary, Architecture::X86_64, "api").unwrap_err();
-        assert!(err.message.contains("needs glibc 2.39"), "{err}");
+        // The newest version it needs, renamed in the string table to one Lambda lacks.
+        let found = format!("GLIBC_{}.{}", host.0, host.1);
+        let newer = format!("GLIBC_{}.{}", host.0, "9".repeat(found.len() - 8));
+        let binary = patched(&binary, &format!("{found}\0"), &format!("{newer}\0"));
+        let err = check(&binary, arch, "api").unwrap_err();
+        assert!(
+            err.message
+                .contains(&format!("needs glibc {}", &newer[6..])),
+            "{err}"
+        );
         assert!(err.message.contains("cargo-lambda"), "{err}");
         let err = check(b"junk", Architecture::X86_64, "api").unwrap_err();
         assert!(err.message.contains("not an ELF"), "{err}");
