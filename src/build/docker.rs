@@ -297,12 +297,17 @@ fn write_context(
     std::fs::write(context.join("Dockerfile"), dockerfile)
         .map_err(|e| io_failed(&context.join("Dockerfile"), e))?;
 
-    let skip = |path: &Path| {
-        path == ws.target_dir
-            || path.file_name().is_some_and(|n| n == ".git")
-            || path.join("CACHEDIR.TAG").exists()
-    };
-    copy_tree(&ws.root, &context.join("workspace"), &skip)?;
+    copy_workspace(&ws.root, &ws.target_dir, &context.join("workspace"))?;
+    // Ignored or not (libraries often ignore Cargo.lock), the build needs every manifest.
+    for manifest in ws.skeleton_manifests() {
+        let (from, to) = (
+            ws.root.join(&manifest),
+            context.join("workspace").join(&manifest),
+        );
+        if from.exists() && !to.exists() {
+            copy_file(&from, &to)?;
+        }
+    }
 
     let skeleton = context.join("skeleton");
     for manifest in ws.skeleton_manifests() {
@@ -459,6 +464,50 @@ fn copy_file(from: &Path, to: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// Copies the workspace into the context as `git` and `docker build` would see it: without what
+/// `.gitignore` and `.dockerignore` exclude (a `.env` with secrets, say), `.git`, and build
+/// output (`target_dir`, any directory with a `CACHEDIR.TAG`); hidden files are kept
+/// (`.cargo/config.toml` changes how the service compiles). Symlinks stay symlinks.
+fn copy_workspace(root: &Path, target_dir: &Path, to: &Path) -> Result<(), Error> {
+    let target_dir = target_dir.to_path_buf();
+    let walk = ignore::WalkBuilder::new(root)
+        .hidden(false)
+        .require_git(false)
+        .git_global(false)
+        .add_custom_ignore_filename(".dockerignore")
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .filter_entry(move |entry| {
+            let path = entry.path();
+            path != target_dir
+                && entry.file_name() != ".git"
+                && !(entry.file_type().is_some_and(|t| t.is_dir())
+                    && path.join("CACHEDIR.TAG").exists())
+        })
+        .build();
+    std::fs::create_dir_all(to).map_err(|e| io_failed(to, e))?;
+    for entry in walk {
+        let entry = entry.map_err(|e| Error::failed(format!("cannot read the workspace: {e}")))?;
+        let path = entry.path();
+        let relative = path
+            .strip_prefix(root)
+            .expect("the walk stays under its root");
+        if relative.as_os_str().is_empty() {
+            continue;
+        }
+        let dest = to.join(relative);
+        let kind = entry.file_type().expect("only stdin has no file type");
+        if kind.is_symlink() {
+            let link = std::fs::read_link(path).map_err(|e| io_failed(path, e))?;
+            std::os::unix::fs::symlink(link, &dest).map_err(|e| io_failed(&dest, e))?;
+        } else if kind.is_dir() {
+            std::fs::create_dir_all(&dest).map_err(|e| io_failed(&dest, e))?;
+        } else {
+            std::fs::copy(path, &dest).map_err(|e| io_failed(path, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Copies a directory tree; symlinks stay symlinks; `skip` prunes paths.
 fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<(), Error> {
     std::fs::create_dir_all(to).map_err(|e| io_failed(to, e))?;
@@ -487,6 +536,60 @@ fn copy_tree(from: &Path, to: &Path, skip: &dyn Fn(&Path) -> bool) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_context_leaves_out_what_git_and_docker_ignore_but_keeps_hidden_config() {
+        let ws = tempfile::tempdir().unwrap();
+        let root = ws.path();
+        let files = [
+            ("Cargo.toml", "[package]"),
+            ("src/main.rs", "fn main() {}"),
+            (".cargo/config.toml", "[build]"),
+            (".gitignore", "/target\n.env\n"),
+            (".dockerignore", "notes/\n"),
+            (".env", "AWS_SECRET_ACCESS_KEY=secret"),
+            ("notes/todo.md", "private"),
+            ("target/debug/big", "build output"),
+            (
+                "out/CACHEDIR.TAG",
+                "Signature: 8a477f597d28d172789f06886806bc55",
+            ),
+            ("out/x", "cache"),
+            (".git/config", "[core]"),
+        ];
+        for (path, text) in files {
+            std::fs::create_dir_all(root.join(path).parent().unwrap()).unwrap();
+            std::fs::write(root.join(path), text).unwrap();
+        }
+        let to = tempfile::tempdir().unwrap();
+        copy_workspace(root, &root.join("target"), to.path()).unwrap();
+        let mut copied: Vec<String> = ignore::WalkBuilder::new(to.path())
+            .hidden(false)
+            .ignore(false)
+            .git_ignore(false)
+            .build()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
+            .map(|e| {
+                e.path()
+                    .strip_prefix(to.path())
+                    .unwrap()
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        copied.sort();
+        assert_eq!(
+            copied,
+            [
+                ".cargo/config.toml",
+                ".dockerignore",
+                ".gitignore",
+                "Cargo.toml",
+                "src/main.rs"
+            ]
+        );
+    }
 
     #[test]
     fn an_emptied_vendored_crate_keeps_its_manifest_its_file_names_and_package_checksum() {
