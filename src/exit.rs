@@ -52,6 +52,19 @@ impl Error {
     pub fn failed(message: impl Into<String>) -> Self {
         Error::new(Code::Failed, message)
     }
+
+    /// What the process prints on stderr as it exits with this error: `error: <message>`, styled
+    /// as stderr's colour settings allow; nothing for an error without a message (`plan` with
+    /// changes pending, exit 10).
+    pub fn report(&self) -> Option<String> {
+        (!self.message.is_empty()).then(|| {
+            format!(
+                "{} {}",
+                console::style("error:").red().bold().for_stderr(),
+                self.message
+            )
+        })
+    }
 }
 
 impl fmt::Display for Error {

@@ -5,12 +5,8 @@ fn main() -> std::process::ExitCode {
     match cli.run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            // `plan` with changes pending ends with exit 10 and nothing more to say.
-            if !error.message.is_empty() {
-                eprintln!(
-                    "{} {error}",
-                    console::style("error:").red().bold().for_stderr()
-                );
+            if let Some(line) = error.report() {
+                eprintln!("{line}");
             }
             std::process::ExitCode::from(error.code as u8)
         }

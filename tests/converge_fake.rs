@@ -495,6 +495,13 @@ async fn replacements_are_shown_as_such() {
         deployer::ui::change_lines(&changes),
         ["! NotesTable  AWS::DynamoDB::Table  (replaced)"]
     );
+    assert!(
+        ui.steps().iter().any(|s| s.starts_with(
+            "`up` would refuse these changes, which destroy data, without --allow-data-loss:\n  NotesTable (AWS::DynamoDB::Table): replaced"
+        )),
+        "the data-loss warning: {:?}",
+        ui.steps()
+    );
     assert_eq!(
         script.calls(),
         [
@@ -941,9 +948,10 @@ fn transcript(
     captured: &deployer::ui::Captured,
     result: &Result<Outcome, deployer::exit::Error>,
 ) -> String {
+    // The last line as the binary prints it (deployer::exit::Error::report, which main uses).
     let ending = match result {
         Ok(_) => "exit 0".to_string(),
-        Err(e) => format!("exit {}\nerror: {}", e.code as i32, e.message),
+        Err(e) => format!("exit {}\n{}", e.code as i32, e.report().unwrap_or_default()),
     };
     format!(
         "--- stdout\n{}--- stderr\n{}--- {ending}\n",
