@@ -140,18 +140,49 @@ fn resume_hint(loaded: &Loaded) -> String {
     )
 }
 
-async fn connect(region: Option<&str>, reporter: &Reporter) -> Result<Aws, Error> {
-    connect_as(region, reporter).await.map(|(aws, _)| aws)
+/// What every command that talks to AWS starts with: the clients, the credentials checked once
+/// (and who they belong to), and, for commands that watch CloudFormation, Ctrl-C counted.
+struct Session {
+    aws: Aws,
+    identity: crate::aws::Identity,
+    /// Ctrl-C presses, and the command that resumes watching after the second.
+    interrupts: Option<(Interrupts, String)>,
 }
 
-/// [`connect`], with who the credentials belong to.
-async fn connect_as(
-    region: Option<&str>,
-    reporter: &Reporter,
-) -> Result<(Aws, crate::aws::Identity), Error> {
-    let aws = Aws::connect(region, reporter.call_log()).await?;
-    let identity = aws.identity().await?;
-    Ok((aws, identity))
+impl Session {
+    /// Runs `work` in a session on a new runtime. `watch`: the resume command, for commands
+    /// whose Ctrl-C the engine handles.
+    fn run<T>(
+        region: Option<&str>,
+        reporter: &Reporter,
+        watch: Option<String>,
+        work: impl AsyncFnOnce(&Session) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        runtime()?.block_on(async {
+            let interrupts = watch.map(|hint| (listen_for_ctrl_c(hint.clone()), hint));
+            let aws = Aws::connect(region, reporter.call_log()).await?;
+            let identity = aws.identity().await?;
+            let session = Session {
+                aws,
+                identity,
+                interrupts,
+            };
+            work(&session).await
+        })
+    }
+
+    /// The engine over `cloud`, reacting to Ctrl-C when the session counts it.
+    fn engine<'a>(
+        &self,
+        cloud: &'a crate::aws::AwsCloud<'a>,
+        reporter: &'a Reporter,
+    ) -> Engine<'a, crate::aws::AwsCloud<'a>, Reporter> {
+        let engine = Engine::new(cloud, reporter);
+        match &self.interrupts {
+            Some((interrupts, hint)) => engine.with_interrupts(interrupts.clone(), hint.clone()),
+            None => engine,
+        }
+    }
 }
 
 /// The current time; `DEPLOYER_NOW` (RFC 3339) replaces it in tests of expiry and `gc`.
@@ -182,10 +213,9 @@ pub fn up(
         )));
     }
     let sources = artifact_sources(loaded, choice, &[])?;
-    runtime()?.block_on(async {
-        let hint = resume_hint(loaded);
-        let interrupts = listen_for_ctrl_c(hint.clone());
-        let (aws, identity) = connect_as(spec.region.as_deref(), reporter).await?;
+    let watch = Some(resume_hint(loaded));
+    Session::run(spec.region.as_deref(), reporter, watch, async |session| {
+        let aws = &session.aws;
         // Without `region` in the spec, `validate` could not compare the certificate's region.
         if let Some(arn) = spec.alb.as_ref().and_then(|a| a.certificate_arn.as_ref())
             && let Err(why) = crate::spec::names::check_same_region(arn, &aws.region())
@@ -193,12 +223,9 @@ pub fn up(
             return Err(Error::usage(format!("certificate_arn {why}")));
         }
         let cloud = aws.cloud();
-        let engine = Engine::new(&cloud, reporter).with_interrupts(interrupts, hint);
-        let caller = check_permissions.then_some(identity.arn.as_str());
-        let existing = cloud
-            .stack(&spec.stack_name())
-            .await
-            .map_err(|e| cloud_failure(&format!("cannot describe {}", spec.stack_name()), e))?;
+        let engine = session.engine(&cloud, reporter);
+        let caller = check_permissions.then_some(session.identity.arn.as_str());
+        let existing = converge::describe(&cloud, &spec.stack_name()).await?;
         let lifetime = ephemeral::lifetime(spec, ttl, existing.as_ref(), now)?;
         let template = loaded.render(render::Options {
             ephemeral: !lifetime.tags.is_empty(),
@@ -258,12 +285,10 @@ pub fn down(loaded: &Loaded, yes: bool, reporter: &Reporter) -> Result<(), Error
     let started = Instant::now();
     let spec = &loaded.spec;
     let name = spec.stack_name();
-    runtime()?.block_on(async {
-        let hint = resume_hint(loaded);
-        let interrupts = listen_for_ctrl_c(hint.clone());
-        let aws = connect(spec.region.as_deref(), reporter).await?;
-        let cloud = aws.cloud();
-        let engine = Engine::new(&cloud, reporter).with_interrupts(interrupts, hint);
+    let watch = Some(resume_hint(loaded));
+    Session::run(spec.region.as_deref(), reporter, watch, async |session| {
+        let cloud = session.aws.cloud();
+        let engine = session.engine(&cloud, reporter);
         let report = converge::down(&engine, &cloud, &name, spec.is_protected(), yes).await?;
         let (status, mut message, retained) = match &report.teardown {
             Teardown::NothingToDelete => ("absent", "nothing to delete".to_string(), Vec::new()),
@@ -312,9 +337,8 @@ pub fn gc(
 ) -> Result<(), Error> {
     let started = Instant::now();
     let now = now()?;
-    runtime()?.block_on(async {
-        let aws = connect(region, reporter).await?;
-        let cloud = aws.cloud();
+    Session::run(region, reporter, None, async |session| {
+        let cloud = session.aws.cloud();
         let stacks = cloud
             .list_stacks()
             .await
@@ -345,7 +369,7 @@ pub fn gc(
             );
             return Ok(());
         }
-        let engine = Engine::new(&cloud, reporter);
+        let engine = session.engine(&cloud, reporter);
         if !yes {
             match reporter.confirm(&format!("Delete {} expired stack(s)?", doomed.len())) {
                 Confirmation::Yes => {}
@@ -404,9 +428,9 @@ const GC_CONCURRENCY: usize = 4;
 
 /// `ls`: the stacks deployer manages.
 pub fn ls(region: Option<&str>, app: Option<&str>, reporter: &Reporter) -> Result<(), Error> {
-    runtime()?.block_on(async {
-        let aws = connect(region, reporter).await?;
-        let stacks = aws
+    Session::run(region, reporter, None, async |session| {
+        let stacks = session
+            .aws
             .cloud()
             .list_stacks()
             .await
@@ -426,51 +450,49 @@ pub fn ls(region: Option<&str>, app: Option<&str>, reporter: &Reporter) -> Resul
 /// `status`, and with `watch` following a running operation until it settles.
 pub fn status(loaded: &Loaded, watch: bool, reporter: &Reporter) -> Result<(), Error> {
     let name = loaded.spec.stack_name();
-    runtime()?.block_on(async {
-        let aws = connect(loaded.spec.region.as_deref(), reporter).await?;
-        let cloud = aws.cloud();
-        let stack = if watch {
-            let interrupts = listen_for_ctrl_c(resume_hint(loaded));
-            Engine::new(&cloud, reporter)
-                .with_interrupts(interrupts, resume_hint(loaded))
-                .follow(&name)
-                .await?
-        } else {
-            cloud
-                .stack(&name)
-                .await
-                .map_err(|e| cloud_failure(&format!("cannot describe {name}"), e))?
-        };
-        reporter.status(stack.as_ref(), &name);
-        Ok(())
-    })
+    let resume = watch.then(|| resume_hint(loaded));
+    Session::run(
+        loaded.spec.region.as_deref(),
+        reporter,
+        resume,
+        async |session| {
+            let cloud = session.aws.cloud();
+            let stack = if watch {
+                session.engine(&cloud, reporter).follow(&name).await?
+            } else {
+                converge::describe(&cloud, &name).await?
+            };
+            reporter.status(stack.as_ref(), &name);
+            Ok(())
+        },
+    )
 }
 
 /// `outputs`.
 pub fn outputs(loaded: &Loaded, reporter: &Reporter) -> Result<(), Error> {
     let name = loaded.spec.stack_name();
-    runtime()?.block_on(async {
-        let aws = connect(loaded.spec.region.as_deref(), reporter).await?;
-        let cloud = aws.cloud();
-        let stack = cloud
-            .stack(&name)
-            .await
-            .map_err(|e| cloud_failure(&format!("cannot describe {name}"), e))?
-            .ok_or_else(|| {
+    Session::run(
+        loaded.spec.region.as_deref(),
+        reporter,
+        None,
+        async |session| {
+            let cloud = session.aws.cloud();
+            let stack = converge::describe(&cloud, &name).await?.ok_or_else(|| {
                 Error::failed(format!("{name} does not exist: run `deployer up` first"))
             })?;
-        reporter.outputs(&converge::stack_outputs(&cloud, &stack).await);
-        Ok(())
-    })
+            reporter.outputs(&converge::stack_outputs(&cloud, &stack).await);
+            Ok(())
+        },
+    )
 }
 
 /// `bootstrap`.
 pub fn bootstrap(region: Option<&str>, reporter: &Reporter) -> Result<(), Error> {
     let started = Instant::now();
-    runtime()?.block_on(async {
-        let aws = connect(region, reporter).await?;
+    Session::run(region, reporter, None, async |session| {
+        let aws = &session.aws;
         let cloud = aws.cloud();
-        let engine = Engine::new(&cloud, reporter);
+        let engine = session.engine(&cloud, reporter);
         let boot = converge::ensure_bootstrap(&engine, &cloud).await?;
         reporter.done(
             render::bootstrap::STACK_NAME,
@@ -514,8 +536,8 @@ pub fn logs(
     let mut start_ms = start
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    runtime()?.block_on(async {
-        let aws = connect(spec.region.as_deref(), reporter).await?;
+    Session::run(spec.region.as_deref(), reporter, None, async |session| {
+        let aws = &session.aws;
         let mut seen = std::collections::HashSet::new();
         loop {
             for event in aws.log_events(&group, start_ms).await? {

@@ -354,10 +354,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
     }
 
     async fn describe(&self, name: &str) -> Result<Option<Stack>, Error> {
-        self.cloud
-            .stack(name)
-            .await
-            .map_err(|e| cloud_failure(&format!("cannot describe stack {name}"), e))
+        super::describe(self.cloud, name).await
     }
 
     /// Settles the stack: waits out running operations, clears failed creations, continues stuck

@@ -25,6 +25,15 @@ use crate::exit::Error;
 use crate::render::{self, Template, bootstrap};
 use crate::spec::Spec;
 
+/// DescribeStacks for one stack (`None`: it does not exist), failing with the exit code the
+/// error calls for: the one place that error is worded.
+pub async fn describe<C: Cloud>(cloud: &C, name: &str) -> Result<Option<Stack>, Error> {
+    cloud
+        .stack(name)
+        .await
+        .map_err(|e| cloud_failure(&format!("cannot describe stack {name}"), e))
+}
+
 /// What the bootstrap stack provides.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bootstrap {
@@ -41,10 +50,7 @@ pub async fn ensure_bootstrap<C: Cloud, U: Ui>(
     engine: &Engine<'_, C, U>,
     cloud: &C,
 ) -> Result<Bootstrap, Error> {
-    let existing = cloud
-        .stack(bootstrap::STACK_NAME)
-        .await
-        .map_err(|e| cloud_failure(&format!("cannot describe {}", bootstrap::STACK_NAME), e))?;
+    let existing = describe(cloud, bootstrap::STACK_NAME).await?;
     let zones = bootstrap_zones(cloud, existing.as_ref()).await?;
     let parameters = bootstrap::ZONE_PARAMETERS
         .iter()
@@ -154,11 +160,7 @@ pub async fn read_bootstrap<C: Cloud>(cloud: &C, stack: &Stack) -> Result<Bootst
 
 /// The bootstrap stack of the region, when there is one (read-only: for `down` and `gc`).
 pub async fn existing_bootstrap<C: Cloud>(cloud: &C) -> Result<Option<Bootstrap>, Error> {
-    let stack = cloud
-        .stack(bootstrap::STACK_NAME)
-        .await
-        .map_err(|e| cloud_failure(&format!("cannot describe {}", bootstrap::STACK_NAME), e))?;
-    match stack {
+    match describe(cloud, bootstrap::STACK_NAME).await? {
         Some(stack) => read_bootstrap(cloud, &stack).await.map(Some),
         None => Ok(None),
     }
@@ -183,10 +185,7 @@ pub async fn down<C: Cloud, U: Ui>(
     protected: bool,
     yes: bool,
 ) -> Result<DownReport, Error> {
-    let before = cloud
-        .stack(name)
-        .await
-        .map_err(|e| cloud_failure(&format!("cannot describe {name}"), e))?;
+    let before = describe(cloud, name).await?;
     let teardown = engine.teardown(name, protected, yes).await?;
     let mut report = DownReport {
         teardown,
