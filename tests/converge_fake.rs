@@ -1177,6 +1177,7 @@ async fn the_preflight_names_what_iam_denies_and_maps_assumed_roles() {
     let err = check(
         &script,
         "arn:aws:sts::123456789012:assumed-role/ci-deploy/run-1",
+        None,
         &template,
     )
     .await
@@ -1193,12 +1194,17 @@ async fn the_preflight_names_what_iam_denies_and_maps_assumed_roles() {
     // Allowed: nothing to say. The root user cannot be simulated: skipped, with a note.
     let script = Script::new(vec![None]);
     assert_eq!(
-        check(&script, "arn:aws:iam::123456789012:user/ci", &template)
-            .await
-            .unwrap(),
+        check(
+            &script,
+            "arn:aws:iam::123456789012:user/ci",
+            None,
+            &template
+        )
+        .await
+        .unwrap(),
         Checked::Allowed
     );
-    let skipped = check(&script, "arn:aws:iam::123456789012:root", &template)
+    let skipped = check(&script, "arn:aws:iam::123456789012:root", None, &template)
         .await
         .unwrap();
     assert!(matches!(skipped, Checked::Skipped(_)), "{skipped:?}");
@@ -1210,10 +1216,14 @@ async fn the_preflight_names_what_iam_denies_and_maps_assumed_roles() {
             "not authorized to perform iam:SimulatePrincipalPolicy",
         ),
     ));
-    let Checked::Skipped(why) = check(&script, "arn:aws:iam::123456789012:user/ci", &template)
-        .await
-        .unwrap()
-    else {
+    let Checked::Skipped(why) = check(
+        &script,
+        "arn:aws:iam::123456789012:user/ci",
+        None,
+        &template,
+    )
+    .await
+    .unwrap() else {
         panic!("a failed simulation is skipped")
     };
     assert!(

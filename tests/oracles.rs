@@ -154,7 +154,10 @@ fn preflight_actions_come_from_the_resource_schemas() {
     let python = common::python_tool("python");
     let table: Vec<(String, Vec<String>)> = deployer::converge::preflight::RESOURCE_ACTIONS
         .iter()
-        .map(|(t, a)| (t.to_string(), a.iter().map(|s| s.to_string()).collect()))
+        .map(|t| {
+            let actions = t.write.iter().chain(t.delete);
+            (t.kind.to_string(), actions.map(|s| s.to_string()).collect())
+        })
         .collect();
     let script = r#"
 import json, sys, pathlib, cfnlint

@@ -600,7 +600,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .map_err(|e| Error::failed(format!("the rendered template is not JSON: {e}")))?;
         if let Some(caller) = &deployment.caller
             && let super::preflight::Checked::Skipped(why) =
-                super::preflight::check(self.cloud, caller, &wanted).await?
+                super::preflight::check(self.cloud, caller, deployed.as_ref(), &wanted).await?
         {
             self.warn(why);
         }

@@ -23,25 +23,30 @@ pub const OWN_ACTIONS: &[&str] = &[
     "s3:PutObject",
 ];
 
-/// Per resource type deployer renders, the actions CloudFormation's handlers call to create,
-/// update and delete it as deployer configures it: a subset of the handler permissions in the
-/// type's resource schema (tests/oracles.rs checks each against the schemas cfn-lint ships).
-/// The optional ones (KMS, VPC configuration, code signing, ...) are left out, so that a role
-/// without them is not refused for features deployer does not use.
-pub const RESOURCE_ACTIONS: &[(&str, &[&str])] = &[
-    (
-        "AWS::CloudWatch::Alarm",
-        &[
-            "cloudwatch:DeleteAlarms",
-            "cloudwatch:DescribeAlarms",
-            "cloudwatch:PutMetricAlarm",
-        ],
-    ),
-    (
-        "AWS::DynamoDB::Table",
-        &[
+/// What CloudFormation's handlers call for one resource type, as deployer configures it: a subset
+/// of the handler permissions in the type's resource schema (tests/oracles.rs checks each against
+/// the schemas cfn-lint ships). The optional ones (KMS, VPC configuration, code signing, ...) are
+/// left out, so that a role without them is not refused for features deployer does not use.
+pub struct TypeActions {
+    /// The resource type.
+    pub kind: &'static str,
+    /// To create or update one.
+    pub write: &'static [&'static str],
+    /// To delete one: asked for only when an update removes a resource of the type.
+    pub delete: &'static [&'static str],
+}
+
+/// Per resource type deployer renders, the actions its handlers need.
+pub const RESOURCE_ACTIONS: &[TypeActions] = &[
+    TypeActions {
+        kind: "AWS::CloudWatch::Alarm",
+        write: &["cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm"],
+        delete: &["cloudwatch:DeleteAlarms"],
+    },
+    TypeActions {
+        kind: "AWS::DynamoDB::Table",
+        write: &[
             "dynamodb:CreateTable",
-            "dynamodb:DeleteTable",
             "dynamodb:DescribeContinuousBackups",
             "dynamodb:DescribeTable",
             "dynamodb:DescribeTimeToLive",
@@ -50,124 +55,127 @@ pub const RESOURCE_ACTIONS: &[(&str, &[&str])] = &[
             "dynamodb:UpdateTable",
             "dynamodb:UpdateTimeToLive",
         ],
-    ),
-    (
-        "AWS::EC2::InternetGateway",
-        &["ec2:CreateInternetGateway", "ec2:DeleteInternetGateway"],
-    ),
-    ("AWS::EC2::Route", &["ec2:CreateRoute", "ec2:DeleteRoute"]),
-    (
-        "AWS::EC2::RouteTable",
-        &["ec2:CreateRouteTable", "ec2:DeleteRouteTable"],
-    ),
-    (
-        "AWS::EC2::SecurityGroup",
-        &[
+        delete: &["dynamodb:DeleteTable"],
+    },
+    TypeActions {
+        kind: "AWS::EC2::InternetGateway",
+        write: &["ec2:CreateInternetGateway"],
+        delete: &["ec2:DeleteInternetGateway"],
+    },
+    TypeActions {
+        kind: "AWS::EC2::Route",
+        write: &["ec2:CreateRoute"],
+        delete: &["ec2:DeleteRoute"],
+    },
+    TypeActions {
+        kind: "AWS::EC2::RouteTable",
+        write: &["ec2:CreateRouteTable"],
+        delete: &["ec2:DeleteRouteTable"],
+    },
+    TypeActions {
+        kind: "AWS::EC2::SecurityGroup",
+        write: &[
             "ec2:AuthorizeSecurityGroupEgress",
             "ec2:AuthorizeSecurityGroupIngress",
             "ec2:CreateSecurityGroup",
-            "ec2:DeleteSecurityGroup",
             "ec2:DescribeSecurityGroups",
             "ec2:RevokeSecurityGroupEgress",
         ],
-    ),
-    (
-        "AWS::EC2::Subnet",
-        &["ec2:CreateSubnet", "ec2:DeleteSubnet"],
-    ),
-    (
-        "AWS::EC2::SubnetRouteTableAssociation",
-        &["ec2:AssociateRouteTable", "ec2:DisassociateRouteTable"],
-    ),
-    (
-        "AWS::EC2::VPC",
-        &["ec2:CreateVpc", "ec2:DeleteVpc", "ec2:DescribeVpcs"],
-    ),
-    (
-        "AWS::EC2::VPCGatewayAttachment",
-        &["ec2:AttachInternetGateway", "ec2:DetachInternetGateway"],
-    ),
-    (
-        "AWS::ElasticLoadBalancingV2::Listener",
-        &[
+        delete: &["ec2:DeleteSecurityGroup"],
+    },
+    TypeActions {
+        kind: "AWS::EC2::Subnet",
+        write: &["ec2:CreateSubnet"],
+        delete: &["ec2:DeleteSubnet"],
+    },
+    TypeActions {
+        kind: "AWS::EC2::SubnetRouteTableAssociation",
+        write: &["ec2:AssociateRouteTable"],
+        delete: &["ec2:DisassociateRouteTable"],
+    },
+    TypeActions {
+        kind: "AWS::EC2::VPC",
+        write: &["ec2:CreateVpc", "ec2:DescribeVpcs"],
+        delete: &["ec2:DeleteVpc"],
+    },
+    TypeActions {
+        kind: "AWS::EC2::VPCGatewayAttachment",
+        write: &["ec2:AttachInternetGateway"],
+        delete: &["ec2:DetachInternetGateway"],
+    },
+    TypeActions {
+        kind: "AWS::ElasticLoadBalancingV2::Listener",
+        write: &[
             "elasticloadbalancing:CreateListener",
-            "elasticloadbalancing:DeleteListener",
             "elasticloadbalancing:DescribeListeners",
             "elasticloadbalancing:ModifyListener",
         ],
-    ),
-    (
-        "AWS::ElasticLoadBalancingV2::ListenerRule",
-        &[
+        delete: &["elasticloadbalancing:DeleteListener"],
+    },
+    TypeActions {
+        kind: "AWS::ElasticLoadBalancingV2::ListenerRule",
+        write: &[
             "elasticloadbalancing:CreateRule",
-            "elasticloadbalancing:DeleteRule",
             "elasticloadbalancing:DescribeRules",
             "elasticloadbalancing:ModifyRule",
         ],
-    ),
-    (
-        "AWS::ElasticLoadBalancingV2::LoadBalancer",
-        &[
+        delete: &["elasticloadbalancing:DeleteRule"],
+    },
+    TypeActions {
+        kind: "AWS::ElasticLoadBalancingV2::LoadBalancer",
+        write: &[
             "elasticloadbalancing:CreateLoadBalancer",
-            "elasticloadbalancing:DeleteLoadBalancer",
             "elasticloadbalancing:DescribeLoadBalancers",
             "elasticloadbalancing:ModifyLoadBalancerAttributes",
         ],
-    ),
-    (
-        "AWS::ElasticLoadBalancingV2::TargetGroup",
-        &[
+        delete: &["elasticloadbalancing:DeleteLoadBalancer"],
+    },
+    TypeActions {
+        kind: "AWS::ElasticLoadBalancingV2::TargetGroup",
+        write: &[
             "elasticloadbalancing:CreateTargetGroup",
-            "elasticloadbalancing:DeleteTargetGroup",
             "elasticloadbalancing:DescribeTargetGroups",
             "elasticloadbalancing:ModifyTargetGroupAttributes",
             "elasticloadbalancing:RegisterTargets",
         ],
-    ),
-    (
-        "AWS::IAM::Role",
-        &[
-            "iam:CreateRole",
-            "iam:DeleteRole",
-            "iam:DeleteRolePolicy",
-            "iam:GetRole",
-            "iam:PutRolePolicy",
-        ],
-    ),
-    (
-        "AWS::Lambda::Function",
-        &[
+        delete: &["elasticloadbalancing:DeleteTargetGroup"],
+    },
+    TypeActions {
+        kind: "AWS::IAM::Role",
+        write: &["iam:CreateRole", "iam:GetRole", "iam:PutRolePolicy"],
+        delete: &["iam:DeleteRole", "iam:DeleteRolePolicy"],
+    },
+    TypeActions {
+        kind: "AWS::Lambda::Function",
+        write: &[
             "iam:PassRole",
             "lambda:CreateFunction",
-            "lambda:DeleteFunction",
             "lambda:GetFunction",
             "lambda:UpdateFunctionCode",
             "lambda:UpdateFunctionConfiguration",
             "s3:GetObject",
         ],
-    ),
-    (
-        "AWS::Lambda::Permission",
-        &["lambda:AddPermission", "lambda:RemovePermission"],
-    ),
-    (
-        "AWS::Logs::LogGroup",
-        &[
+        delete: &["lambda:DeleteFunction"],
+    },
+    TypeActions {
+        kind: "AWS::Lambda::Permission",
+        write: &["lambda:AddPermission"],
+        delete: &["lambda:RemovePermission"],
+    },
+    TypeActions {
+        kind: "AWS::Logs::LogGroup",
+        write: &[
             "logs:CreateLogGroup",
-            "logs:DeleteLogGroup",
             "logs:DescribeLogGroups",
             "logs:PutRetentionPolicy",
         ],
-    ),
-    (
-        "AWS::SNS::Topic",
-        &[
-            "sns:CreateTopic",
-            "sns:DeleteTopic",
-            "sns:GetTopicAttributes",
-            "sns:Subscribe",
-        ],
-    ),
+        delete: &["logs:DeleteLogGroup"],
+    },
+    TypeActions {
+        kind: "AWS::SNS::Topic",
+        write: &["sns:CreateTopic", "sns:GetTopicAttributes", "sns:Subscribe"],
+        delete: &["sns:DeleteTopic"],
+    },
 ];
 
 /// The ARN IAM can simulate for a caller: an assumed role (SSO, OIDC in CI, `AssumeRole`) as its
@@ -190,19 +198,42 @@ pub fn principal(caller: &str) -> Option<String> {
     }
 }
 
-/// The actions the template's resource types need, and deployer's own, sorted and unique.
-/// Resource types deployer does not render itself (`extra`) are not checked.
-pub fn required_actions(template: &Value) -> Vec<String> {
-    let mut actions: Vec<String> = OWN_ACTIONS.iter().map(|a| a.to_string()).collect();
-    let types = template["Resources"]
-        .as_object()
+/// The actions an update from `deployed` (none: a create) to `wanted` needs, and deployer's own,
+/// sorted and unique: creating and updating every type the template holds, deleting only the
+/// types of resources it removes. Types deployer does not render itself (`extra`) are not checked.
+pub fn required_actions(deployed: Option<&Value>, wanted: &Value) -> Vec<String> {
+    let resources = |t: &Value| -> Vec<(String, String)> {
+        t["Resources"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter_map(|(id, r)| Some((id.clone(), r["Type"].as_str()?.to_string())))
+            .collect()
+    };
+    let kept = resources(wanted);
+    let removed: Vec<(String, String)> = deployed
+        .map(resources)
+        .unwrap_or_default()
         .into_iter()
-        .flat_map(|r| r.values())
-        .filter_map(|r| r["Type"].as_str());
-    for kind in types {
-        if let Some((_, needed)) = RESOURCE_ACTIONS.iter().find(|(t, _)| *t == kind) {
-            actions.extend(needed.iter().map(|a| a.to_string()));
-        }
+        .filter(|(id, _)| !kept.iter().any(|(k, _)| k == id))
+        .collect();
+    let of = |kind: &str| RESOURCE_ACTIONS.iter().find(|t| t.kind == kind);
+    let mut actions: Vec<String> = OWN_ACTIONS.iter().map(|a| a.to_string()).collect();
+    for (_, kind) in &kept {
+        actions.extend(
+            of(kind)
+                .into_iter()
+                .flat_map(|t| t.write)
+                .map(|a| a.to_string()),
+        );
+    }
+    for (_, kind) in &removed {
+        actions.extend(
+            of(kind)
+                .into_iter()
+                .flat_map(|t| t.delete)
+                .map(|a| a.to_string()),
+        );
     }
     actions.sort();
     actions.dedup();
@@ -228,15 +259,20 @@ pub enum Checked {
     Skipped(String),
 }
 
-/// Asks IAM whether `caller` may do what `template` needs; an error (exit 5) naming the missing
-/// actions when it may not.
-pub async fn check<C: Cloud>(cloud: &C, caller: &str, template: &Value) -> Result<Checked, Error> {
+/// Asks IAM whether `caller` may do what the update from `deployed` (none: a create) to
+/// `template` needs; an error (exit 5) naming the missing actions when it may not.
+pub async fn check<C: Cloud>(
+    cloud: &C,
+    caller: &str,
+    deployed: Option<&Value>,
+    template: &Value,
+) -> Result<Checked, Error> {
     let Some(principal) = principal(caller) else {
         return Ok(Checked::Skipped(format!(
             "permissions not checked: IAM cannot simulate {caller}"
         )));
     };
-    let actions = required_actions(template);
+    let actions = required_actions(deployed, template);
     let decisions = match cloud.simulate(&principal, &actions).await {
         Ok(decisions) => decisions,
         Err(e) => {
@@ -299,15 +335,19 @@ mod tests {
     }
 
     #[test]
-    fn actions_follow_the_resource_types() {
+    fn actions_follow_the_resource_types_and_deletes_only_removals() {
         let template = json!({ "Resources": {
             "F": { "Type": "AWS::Lambda::Function" },
             "G": { "Type": "AWS::Lambda::Function" },
             "X": { "Type": "AWS::SQS::Queue" },
         }});
-        let actions = required_actions(&template);
+        let actions = required_actions(None, &template);
         assert!(actions.contains(&"iam:PassRole".to_string()));
         assert!(actions.contains(&"cloudformation:CreateChangeSet".to_string()));
+        assert!(
+            !actions.contains(&"lambda:DeleteFunction".to_string()),
+            "a create deletes nothing"
+        );
         assert!(
             !actions.iter().any(|a| a.starts_with("sqs:")),
             "extra types are not checked"
@@ -317,6 +357,19 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!(actions, sorted);
+        let deployed = json!({ "Resources": {
+            "F": { "Type": "AWS::Lambda::Function" },
+            "T": { "Type": "AWS::DynamoDB::Table" },
+        }});
+        let update = required_actions(Some(&deployed), &template);
+        assert!(
+            update.contains(&"dynamodb:DeleteTable".to_string()),
+            "T is removed"
+        );
+        assert!(
+            !update.contains(&"lambda:DeleteFunction".to_string()),
+            "no function is removed"
+        );
     }
 
     #[test]
@@ -335,7 +388,7 @@ mod tests {
                     continue; // only in the bootstrap stack, which deployer creates before checking
                 }
                 assert!(
-                    RESOURCE_ACTIONS.iter().any(|(t, _)| *t == kind),
+                    RESOURCE_ACTIONS.iter().any(|t| t.kind == kind),
                     "{kind} has no actions"
                 );
             }
