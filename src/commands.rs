@@ -212,6 +212,9 @@ pub fn up(
             spec.env
         )));
     }
+    // The stack limits (500 resources, 1 MB) are checked before any AWS call; the template
+    // sent later differs only in the deletion policies of an ephemeral env.
+    loaded.render(render::Options::default())?;
     let sources = artifact_sources(loaded, choice, &[])?;
     let watch = Some(resume_hint(loaded));
     Session::run(spec.region.as_deref(), reporter, watch, async |session| {

@@ -635,5 +635,23 @@ async fn a_certificate_of_another_region_is_refused_before_anything_is_sent() {
     assert_eq!(moto.count("CreateStack") + moto.count("CreateChangeSet"), 0);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stack_over_the_resource_limit_never_reaches_aws() {
+    let moto = Moto::start();
+    let spec = common::root().join("tests/bad-specs/40-too-many-resources.yaml");
+    let out = moto.deployer(
+        &common::root(),
+        &["up", "--yes", "-s", spec.to_str().unwrap()],
+    );
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .contains("over CloudFormation's limit of 500 per stack"),
+        "{}",
+        out.stderr
+    );
+    assert!(moto.requests().is_empty(), "{:?}", moto.requests());
+}
+
 #[path = "converge_moto/transitions.rs"]
 mod transitions;

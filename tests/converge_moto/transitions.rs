@@ -13,11 +13,18 @@ struct Shape {
     functions: Vec<(String, Vec<String>)>,
     indexes: Vec<&'static str>,
     ttl: Option<&'static str>,
+    /// `network: { dedicated: true }` instead of the shared VPC.
+    dedicated: bool,
 }
 
 impl Shape {
     fn yaml(&self) -> String {
-        let mut s = String::from("app: shop\nalb: {}\nfunctions:\n");
+        let network = if self.dedicated {
+            "network: { dedicated: true }\n"
+        } else {
+            ""
+        };
+        let mut s = format!("app: shop\n{network}alb: {{}}\nfunctions:\n");
         for (name, routes) in &self.functions {
             s.push_str(&format!(
                 "  {name}:\n    path: .\n    build: {{ method: zip, path: ../fn.zip }}\n    tables: {{ items: read }}\n    routes:\n"
@@ -268,6 +275,31 @@ fn check_update(before: &Value, after: &Value, how: &Submitted) {
     if let Submitted::Inline(size) = how {
         assert!(*size <= 51_200, "a {size}-byte TemplateBody");
     }
+    // A VPC made in the same template: the internet-facing load balancer waits for its gateway
+    // attachment and public route (else "VPC has no internet gateway" on create).
+    let resources = after["Resources"].as_object().unwrap();
+    let of_type = |kind: &str| -> Vec<&String> {
+        resources
+            .iter()
+            .filter(|(_, r)| r["Type"] == kind)
+            .map(|(id, _)| id)
+            .collect()
+    };
+    for lb in of_type("AWS::ElasticLoadBalancingV2::LoadBalancer") {
+        let depends = resources[lb]["DependsOn"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for needed in of_type("AWS::EC2::VPCGatewayAttachment")
+            .into_iter()
+            .chain(of_type("AWS::EC2::Route"))
+        {
+            assert!(
+                depends.contains(&serde_json::json!(needed)),
+                "{lb} does not wait for {needed}"
+            );
+        }
+    }
 }
 
 /// Runs `up` for `shape` and checks every submitted template against the deployed one before it,
@@ -306,6 +338,7 @@ async fn every_common_edit_of_a_deployed_spec_deploys() {
         functions: functions(&[("alpha", &["/a*"]), ("beta", &["/b*"]), ("gamma", &["/c*"])]),
         indexes: vec![],
         ttl: Some("expires_at"),
+        dedicated: false,
     };
     assert_eq!(
         deploy_and_check(&env, &shape, &[]).await.len(),
@@ -372,4 +405,18 @@ async fn every_common_edit_of_a_deployed_spec_deploys() {
         0,
         "an unchanged spec is a no-op"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dedicated_vpc_stack_is_created_and_updated_in_order() {
+    let env = Env::new();
+    let mut shape = Shape {
+        functions: functions(&[("alpha", &["/a*"])]),
+        indexes: vec![],
+        ttl: None,
+        dedicated: true,
+    };
+    deploy_and_check(&env, &shape, &[]).await;
+    shape.functions.push(("beta".into(), vec!["/b*".into()]));
+    deploy_and_check(&env, &shape, &[]).await;
 }
