@@ -226,6 +226,10 @@ impl Cx<'_> {
         }
     }
 
+    fn bounded(&mut self, node: &Node, what: &str, bounds: Bounds) -> Option<u32> {
+        self.int(node, what, bounds.min, bounds.max)
+    }
+
     fn bool(&mut self, node: &Node, what: &str) -> Option<bool> {
         if let Value::Scalar { text, plain: true } = &node.value
             && let Some(b) = parse_bool(text)
@@ -486,8 +490,8 @@ impl Cx<'_> {
         };
         let idle_timeout = f
             .get("idle_timeout")
-            .and_then(|n| self.int(n, "`idle_timeout`", 1, 4000))
-            .unwrap_or(60);
+            .and_then(|n| self.bounded(n, "`idle_timeout`", IDLE_TIMEOUT))
+            .unwrap_or(default_idle_timeout());
         Some(Alb {
             internal,
             certificate_arn,
@@ -520,15 +524,15 @@ impl Cx<'_> {
             .unwrap_or_default();
         let memory = f
             .get("memory")
-            .and_then(|n| self.int(n, "`memory`", 128, 10240))
-            .unwrap_or(256);
+            .and_then(|n| self.bounded(n, "`memory`", MEMORY))
+            .unwrap_or(default_memory());
         let timeout = f
             .get("timeout")
-            .and_then(|n| self.int(n, "`timeout`", 1, 900))
-            .unwrap_or(10);
+            .and_then(|n| self.bounded(n, "`timeout`", TIMEOUT))
+            .unwrap_or(default_timeout());
         let reserved_concurrency = f
             .get("reserved_concurrency")
-            .and_then(|n| self.int(n, "`reserved_concurrency`", 0, 100_000));
+            .and_then(|n| self.bounded(n, "`reserved_concurrency`", RESERVED_CONCURRENCY));
         let environment = f
             .get("environment")
             .map(|n| self.environment(n))
@@ -569,7 +573,7 @@ impl Cx<'_> {
         }
         let log_retention_days = match f.get("log_retention_days") {
             Some(n) => {
-                let days = self.int(n, "`log_retention_days`", 1, 3653)?;
+                let days = self.bounded(n, "`log_retention_days`", LOG_RETENTION)?;
                 if !LOG_RETENTION_DAYS.contains(&days) {
                     let allowed: Vec<String> =
                         LOG_RETENTION_DAYS.iter().map(u32::to_string).collect();
@@ -583,7 +587,7 @@ impl Cx<'_> {
                 }
                 days
             }
-            None => 14,
+            None => default_log_retention_days(),
         };
         let alarms = f
             .get("alarms")
@@ -869,10 +873,10 @@ impl Cx<'_> {
         let f = self.fields(node, "`billing`", keys::BILLING)?;
         let read = self
             .required(&f, "read", "`billing`")
-            .and_then(|n| self.int(n, "`read`", 1, 40_000));
+            .and_then(|n| self.bounded(n, "`read`", CAPACITY));
         let write = self
             .required(&f, "write", "`billing`")
-            .and_then(|n| self.int(n, "`write`", 1, 40_000));
+            .and_then(|n| self.bounded(n, "`write`", CAPACITY));
         Some(Billing::Provisioned {
             read: read?,
             write: write?,

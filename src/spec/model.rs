@@ -55,6 +55,69 @@ pub struct AlarmTargets {
     pub sns_topic_arn: Option<String>,
 }
 
+/// A whole-number field's range and default: the one statement of it that the decoder, the JSON
+/// Schema and the docs read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// Smallest value accepted.
+    pub min: i64,
+    /// Largest value accepted.
+    pub max: i64,
+    /// The value when the spec gives none, if it has one.
+    pub default: Option<u32>,
+}
+
+/// `alb.idle_timeout`, seconds.
+pub const IDLE_TIMEOUT: Bounds = Bounds {
+    min: 1,
+    max: 4000,
+    default: Some(60),
+};
+/// A function's `memory`, MB.
+pub const MEMORY: Bounds = Bounds {
+    min: 128,
+    max: 10240,
+    default: Some(256),
+};
+/// A function's `timeout`, seconds.
+pub const TIMEOUT: Bounds = Bounds {
+    min: 1,
+    max: 900,
+    default: Some(10),
+};
+/// A function's `reserved_concurrency`.
+pub const RESERVED_CONCURRENCY: Bounds = Bounds {
+    min: 0,
+    max: 100_000,
+    default: None,
+};
+/// A function's `log_retention_days` (also one of [`LOG_RETENTION_DAYS`]).
+pub const LOG_RETENTION: Bounds = Bounds {
+    min: 1,
+    max: 3653,
+    default: Some(14),
+};
+/// Provisioned `billing.read` and `billing.write`.
+pub const CAPACITY: Bounds = Bounds {
+    min: 1,
+    max: 40_000,
+    default: None,
+};
+
+/// Every bounded field: its path in the JSON Schema (`$defs` type, property) and its bounds. A
+/// test checks the schema against this list.
+pub const BOUNDED: &[(&str, &str, Bounds)] = &[
+    ("Alb", "idle_timeout", IDLE_TIMEOUT),
+    ("Function", "memory", MEMORY),
+    ("Function", "timeout", TIMEOUT),
+    ("Function", "reserved_concurrency", RESERVED_CONCURRENCY),
+    ("Function", "log_retention_days", LOG_RETENTION),
+];
+
+fn default_of(bounds: Bounds) -> u32 {
+    bounds.default.expect("only fields with a default use it")
+}
+
 /// The default environment name when the spec gives none.
 pub fn default_env() -> String {
     "dev".to_string()
@@ -119,7 +182,7 @@ pub struct Alb {
     pub allowed_cidrs: Vec<String>,
     /// Connection idle timeout in seconds.
     #[serde(default = "default_idle_timeout")]
-    #[schemars(range(min = 1, max = 4000))]
+    #[schemars(range(min = IDLE_TIMEOUT.min, max = IDLE_TIMEOUT.max))]
     pub idle_timeout: u32,
 }
 
@@ -127,8 +190,8 @@ fn default_allowed_cidrs() -> Vec<String> {
     vec!["0.0.0.0/0".to_string()]
 }
 
-fn default_idle_timeout() -> u32 {
-    60
+pub(super) fn default_idle_timeout() -> u32 {
+    default_of(IDLE_TIMEOUT)
 }
 
 /// CPU architecture of a function.
@@ -168,13 +231,14 @@ pub struct Function {
     pub architecture: Architecture,
     /// Memory in MB, 128..=10240.
     #[serde(default = "default_memory")]
-    #[schemars(range(min = 128, max = 10240))]
+    #[schemars(range(min = MEMORY.min, max = MEMORY.max))]
     pub memory: u32,
     /// Timeout in seconds, 1..=900.
     #[serde(default = "default_timeout")]
-    #[schemars(range(min = 1, max = 900))]
+    #[schemars(range(min = TIMEOUT.min, max = TIMEOUT.max))]
     pub timeout: u32,
     /// Reserved concurrency (also caps the function).
+    #[schemars(range(min = RESERVED_CONCURRENCY.min, max = RESERVED_CONCURRENCY.max))]
     pub reserved_concurrency: Option<u32>,
     /// Environment variables.
     #[serde(default)]
@@ -197,6 +261,7 @@ pub struct Function {
     pub table_ref_pos: Vec<Pos>,
     /// Days CloudWatch keeps the function's logs.
     #[serde(default = "default_log_retention_days")]
+    #[schemars(range(min = LOG_RETENTION.min, max = LOG_RETENTION.max))]
     pub log_retention_days: u32,
     /// Errors and Throttles alarms (and target 5xx when routed).
     #[serde(default = "default_true")]
@@ -208,14 +273,14 @@ pub struct Function {
     pub build: Option<Build>,
 }
 
-fn default_memory() -> u32 {
-    256
+pub(super) fn default_memory() -> u32 {
+    default_of(MEMORY)
 }
-fn default_timeout() -> u32 {
-    10
+pub(super) fn default_timeout() -> u32 {
+    default_of(TIMEOUT)
 }
-fn default_log_retention_days() -> u32 {
-    14
+pub(super) fn default_log_retention_days() -> u32 {
+    default_of(LOG_RETENTION)
 }
 fn default_true() -> bool {
     true
@@ -459,8 +524,8 @@ fn billing_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
             {
                 "type": "object",
                 "properties": {
-                    "read": { "type": "integer", "minimum": 1, "maximum": 40000 },
-                    "write": { "type": "integer", "minimum": 1, "maximum": 40000 }
+                    "read": { "type": "integer", "minimum": CAPACITY.min, "maximum": CAPACITY.max },
+                    "write": { "type": "integer", "minimum": CAPACITY.min, "maximum": CAPACITY.max }
                 },
                 "required": ["read", "write"],
                 "additionalProperties": false

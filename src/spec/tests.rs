@@ -455,3 +455,39 @@ fn the_json_schema_names_exactly_the_keys_the_decoder_accepts() {
         sorted(keys::BILLING)
     );
 }
+
+/// The schema's ranges and defaults come from the same constants the decoder checks against.
+#[test]
+fn the_schema_states_the_decoders_ranges_and_defaults() {
+    use super::model::{BOUNDED, CAPACITY};
+    let schema: serde_json::Value = serde_json::from_str(&super::schema()).unwrap();
+    for (def, property, bounds) in BOUNDED {
+        let p = &schema["$defs"][def]["properties"][property];
+        assert_eq!(p["minimum"], bounds.min, "{def}.{property}");
+        assert_eq!(p["maximum"], bounds.max, "{def}.{property}");
+        match bounds.default {
+            Some(d) => assert_eq!(p["default"], d, "{def}.{property}"),
+            None => assert!(p["default"].is_null(), "{def}.{property}"),
+        }
+        // The decoder: the bounds accepted, one past them refused.
+        let field = |v: i64| match *def {
+            "Alb" => format!("app: a\nalb: {{ {property}: {v} }}\n"),
+            _ => format!("app: a\nfunctions:\n  f:\n    path: x\n    {property}: {v}\n"),
+        };
+        let accepts = |v: i64| errors(&field(v)).iter().all(|e| !e.contains(property));
+        if *property != "log_retention_days" {
+            // (retention must also be one of CloudWatch's values)
+            assert!(
+                accepts(bounds.min) && accepts(bounds.max),
+                "{def}.{property}"
+            );
+        }
+        assert!(
+            !accepts(bounds.min - 1) && !accepts(bounds.max + 1),
+            "{def}.{property}"
+        );
+    }
+    let billing = &schema["$defs"]["Table"]["properties"]["billing"]["oneOf"][1]["properties"];
+    assert_eq!(billing["read"]["minimum"], CAPACITY.min);
+    assert_eq!(billing["write"]["maximum"], CAPACITY.max);
+}
