@@ -274,7 +274,7 @@ pub fn up(
             changed,
             outputs,
             changes,
-            elapsed: started.elapsed(),
+            elapsed: started.elapsed().saturating_sub(reporter.time_at_prompts()),
         });
         match outcome {
             Outcome::Planned { .. } => Err(Error::new(Code::Changes, "")),

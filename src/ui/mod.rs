@@ -42,7 +42,7 @@ pub struct Summary {
     pub outputs: Vec<(String, String)>,
     /// The change set's changes.
     pub changes: Vec<Change>,
-    /// Wall time of the command.
+    /// Wall time of the command, less the time spent answering its prompts.
     pub elapsed: Duration,
 }
 
@@ -62,6 +62,8 @@ pub struct Reporter {
     /// The in-place line under a running build: its latest output line.
     build_status: RefCell<Option<String>>,
     heartbeat: Duration,
+    /// Time spent waiting for answers at prompts: not the command's own time.
+    at_prompts: Cell<Duration>,
 }
 
 /// After this long without a line, CI output gets a heartbeat so logs never look hung.
@@ -186,7 +188,13 @@ impl Reporter {
             last_output: Cell::new(Instant::now()),
             build_status: RefCell::new(None),
             heartbeat: HEARTBEAT,
+            at_prompts: Cell::new(Duration::ZERO),
         }
+    }
+
+    /// How long the person took to answer prompts so far.
+    pub fn time_at_prompts(&self) -> Duration {
+        self.at_prompts.get()
     }
 
     /// The same reporter printing each AWS call (`-v`); lines replace the live view, which
@@ -656,7 +664,10 @@ impl Ui for Reporter {
         let _ = write!(self.err.borrow_mut(), "{question} [y/N] ");
         let _ = self.err.borrow_mut().flush();
         let mut answer = String::new();
-        if std::io::stdin().lock().read_line(&mut answer).is_err() {
+        let asked = Instant::now();
+        let read = std::io::stdin().lock().read_line(&mut answer);
+        self.at_prompts.set(self.at_prompts.get() + asked.elapsed());
+        if read.is_err() {
             return Confirmation::No;
         }
         if matches!(answer.trim(), "y" | "Y" | "yes" | "Yes") {
