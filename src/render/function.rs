@@ -182,7 +182,7 @@ pub const PRIORITY_STEP: u32 = 100;
 /// The target group's name: fixed (so the invoke permission can name it before it exists), unique
 /// per account and region (a hash of stack and function), at most ELB's 32 characters.
 pub fn target_group_name(stack: &str, function: &str) -> String {
-    use sha2::Digest;
+    use sha2::Digest as _;
     let hash = sha2::Sha256::digest(format!("{stack}/{function}").as_bytes());
     let hex: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
     let readable: String = format!("{stack}-{function}")
