@@ -597,9 +597,10 @@ async fn a_caller_iam_denies_is_stopped_before_any_change_set() {
         "the assumed role is simulated as its role"
     );
     // With the check skipped, the same caller deploys (moto does not enforce IAM).
-    let mut skipping = args.to_vec();
-    skipping.push("--skip-permission-check");
-    moto.deployer_with(p.path(), &skipping, &env).expect_code(0);
+    let mut unchecked = args.to_vec();
+    unchecked.push("--skip-permission-check");
+    moto.deployer_with(p.path(), &unchecked, &env)
+        .expect_code(0);
     assert_eq!(proxy.simulated().len(), 1, "no second simulation");
     // Against moto itself, whose caller (`arn:aws:sts::...:user/moto`) IAM could not simulate:
     // one line, and the update goes on.
