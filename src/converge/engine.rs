@@ -982,8 +982,11 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         };
         use sha2::Digest as _;
         let sha256: [u8; 32] = sha2::Sha256::digest(body).into();
-        let hex: String = sha256.iter().map(|b| format!("{b:02x}")).collect();
-        let key = format!("templates/{}/{hex}.json", deployment.stack_name);
+        let key = format!(
+            "templates/{}/{}.json",
+            deployment.stack_name,
+            super::model::hex(&sha256)
+        );
         let exists = self
             .cloud
             .object_exists(bucket, &key)
