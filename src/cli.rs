@@ -430,11 +430,11 @@ impl Cli {
             Command::Validate { target } => {
                 let loaded = target.load()?;
                 loaded.render(render::Options::default())?;
-                eprintln!(
+                crate::ui::note(format!(
                     "{}: ok (stack {})",
                     loaded.path.display(),
                     loaded.spec.stack_name()
-                );
+                ));
                 Ok(())
             }
             Command::Render {
@@ -468,12 +468,12 @@ impl Cli {
             Command::Init { dir, name } => {
                 let files = crate::init::init(&dir, name.as_deref())?;
                 for file in &files {
-                    eprintln!("created {}", file.display());
+                    crate::ui::note(format!("created {}", file.display()));
                 }
-                eprintln!(
+                crate::ui::note(format!(
                     "next: cd {} && deployer validate && deployer up   (up builds the service first)",
                     dir.display()
-                );
+                ));
                 Ok(())
             }
             Command::Completions { shell } => {

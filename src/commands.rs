@@ -3,9 +3,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
+use aws_sdk_cloudformation::types::StackStatus;
 use futures_util::StreamExt;
-
-use serde_json::json;
 
 use crate::aws::Aws;
 use crate::build::{self, Artifact, Source};
@@ -17,6 +16,7 @@ use crate::converge::{self, cloud::Cloud, ephemeral};
 use crate::exit::{Code, Error};
 use crate::render;
 use crate::spec::BuildMethod;
+use crate::ui::record::{self, Seconds};
 use crate::ui::{Reporter, Summary};
 use crate::workspace::Loaded;
 
@@ -121,9 +121,9 @@ fn listen_for_ctrl_c(resume_hint: String) -> Interrupts {
             counter.bump();
             if counter.count() >= 2 {
                 tokio::time::sleep(Duration::from_secs(2)).await;
-                eprintln!(
+                crate::ui::note(format!(
                     "error: interrupted: stopped watching. Resume watching with: {resume_hint}"
-                );
+                ));
                 std::process::exit(Code::Interrupted as i32);
             }
         }
@@ -275,6 +275,7 @@ pub fn up(
             outputs,
             changes,
             elapsed: started.elapsed().saturating_sub(reporter.time_at_prompts()),
+            plan: mode == Mode::Plan,
         });
         match outcome {
             Outcome::Planned { .. } => Err(Error::new(Code::Changes, "")),
@@ -293,13 +294,14 @@ pub fn down(loaded: &Loaded, yes: bool, reporter: &Reporter) -> Result<(), Error
         let cloud = session.aws.cloud();
         let engine = session.engine(&cloud, reporter);
         let report = converge::down(&engine, &cloud, &name, spec.is_protected(), yes).await?;
+        let deleted_status = StackStatus::DeleteComplete.as_str();
         let (status, mut message, retained) = match &report.teardown {
             Teardown::NothingToDelete => ("absent", "nothing to delete".to_string(), Vec::new()),
             Teardown::Deleted { retained_tables } if retained_tables.is_empty() => {
-                ("DELETE_COMPLETE", "deleted".to_string(), Vec::new())
+                (deleted_status, "deleted".to_string(), Vec::new())
             }
             Teardown::Deleted { retained_tables } => (
-                "DELETE_COMPLETE",
+                deleted_status,
                 format!(
                     "deleted; these tables are retained and keep their data: {}",
                     retained_tables.join(", ")
@@ -316,14 +318,17 @@ pub fn down(loaded: &Loaded, yes: bool, reporter: &Reporter) -> Result<(), Error
         }
         reporter.done(
             &name,
-            status,
             &message,
             started.elapsed(),
-            json!({
-                "retained_tables": retained,
-                "removed_artifacts": report.removed_artifacts,
-                "kept_artifacts": report.kept_artifacts,
-            }),
+            record::Summary::Down {
+                stack: name.clone(),
+                status: status.to_string(),
+                message: message.clone(),
+                duration_s: Seconds(started.elapsed()),
+                retained_tables: retained,
+                removed_artifacts: report.removed_artifacts,
+                kept_artifacts: report.kept_artifacts,
+            },
         );
         Ok(())
     })
@@ -365,10 +370,16 @@ pub fn gc(
             );
             reporter.done(
                 "gc",
-                "ok",
                 &message,
                 started.elapsed(),
-                json!({ "would_delete": doomed }),
+                record::Summary::Gc {
+                    status: "ok".into(),
+                    message: message.clone(),
+                    duration_s: Seconds(started.elapsed()),
+                    dry_run,
+                    stacks: doomed,
+                    failed: Vec::new(),
+                },
             );
             return Ok(());
         }
@@ -408,10 +419,16 @@ pub fn gc(
         let message = format!("deleted {} stack(s): {}", deleted.len(), deleted.join(", "));
         reporter.done(
             "gc",
-            if failed.is_empty() { "ok" } else { "failed" },
             &message,
             started.elapsed(),
-            json!({ "deleted": deleted, "failed": failed }),
+            record::Summary::Gc {
+                status: if failed.is_empty() { "ok" } else { "failed" }.into(),
+                message: message.clone(),
+                duration_s: Seconds(started.elapsed()),
+                dry_run: false,
+                stacks: deleted,
+                failed: failed.clone(),
+            },
         );
         if failed.is_empty() {
             Ok(())
@@ -483,7 +500,7 @@ pub fn outputs(loaded: &Loaded, reporter: &Reporter) -> Result<(), Error> {
             let stack = converge::describe(&cloud, &name).await?.ok_or_else(|| {
                 Error::failed(format!("{name} does not exist: run `deployer up` first"))
             })?;
-            reporter.outputs(&converge::stack_outputs(&cloud, &stack).await);
+            reporter.outputs(&stack.name, &converge::stack_outputs(&cloud, &stack).await);
             Ok(())
         },
     )
@@ -499,10 +516,21 @@ pub fn bootstrap(region: Option<&str>, reporter: &Reporter) -> Result<(), Error>
         let boot = converge::ensure_bootstrap(&engine, &cloud).await?;
         reporter.done(
             render::bootstrap::STACK_NAME,
-            "ready",
-            &format!("ready in {}: bucket {}, VPC {}", aws.region(), boot.bucket, boot.vpc_id),
+            &format!(
+                "ready in {}: bucket {}, VPC {}",
+                aws.region(),
+                boot.bucket,
+                boot.vpc_id
+            ),
             started.elapsed(),
-            json!({ "bucket": boot.bucket, "vpc_id": boot.vpc_id, "subnet_ids": boot.subnet_ids, "region": aws.region() }),
+            record::Summary::Bootstrap {
+                stack: render::bootstrap::STACK_NAME.to_string(),
+                region: aws.region(),
+                bucket: boot.bucket,
+                vpc_id: boot.vpc_id,
+                subnet_ids: boot.subnet_ids,
+                duration_s: Seconds(started.elapsed()),
+            },
         );
         Ok(())
     })

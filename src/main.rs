@@ -6,7 +6,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             if let Some(line) = error.report() {
-                eprintln!("{line}");
+                deployer::ui::note(line);
             }
             std::process::ExitCode::from(error.code as u8)
         }

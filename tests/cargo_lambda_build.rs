@@ -45,8 +45,8 @@ fn cargo_lambda_builds_a_runnable_bootstrap_and_the_zip_is_reproducible() {
             String::from_utf8_lossy(&output.stderr)
         );
         let stdout = String::from_utf8(output.stdout).unwrap();
-        let summary: serde_json::Value =
-            serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        let summary = common::summary(&stdout);
+        assert_eq!(summary["command"], "build");
         summary["artifacts"][0].clone()
     };
     let first = build();
@@ -116,6 +116,7 @@ fn up_builds_then_deploys_and_an_unchanged_service_is_neither_uploaded_nor_updat
     };
     let first = up();
     first.expect_code(0);
+    assert_eq!(common::summary(&first.stdout)["command"], "up");
     assert!(
         first.stdout.contains(r#""type":"build""#),
         "{}",

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudformation::types::StackStatus;
 use deployer::converge::cloud::{ChangeSetRequest, Cloud, CloudError, StackRequest};
@@ -37,7 +37,7 @@ fn event(t: f64, logical_id: &str, status: &str, reason: &str) -> StackEvent {
         resource_type: resource_type(logical_id).into(),
         status: status.into(),
         reason: (!reason.is_empty()).then(|| reason.into()),
-        timestamp: t,
+        timestamp: SystemTime::UNIX_EPOCH + Duration::from_secs_f64(t),
         token: None,
     }
 }
@@ -202,7 +202,11 @@ impl Cloud for Script {
         self.call(format!("set_termination_protection {on}"));
         Ok(())
     }
-    async fn events(&self, _stack_id: &str, since: f64) -> Result<Vec<StackEvent>, CloudError> {
+    async fn events(
+        &self,
+        _stack_id: &str,
+        since: SystemTime,
+    ) -> Result<Vec<StackEvent>, CloudError> {
         if self.stack_calls.get() < self.reveal_after.get() {
             return Ok(Vec::new());
         }
@@ -1025,6 +1029,7 @@ async fn ci_output_of_an_update_and_the_live_view() {
             outputs: vec![("Url".into(), "http://lb.example".into())],
             changes: vec![],
             elapsed: Duration::from_millis(1234),
+            plan: false,
         });
         // Escape the terminal control codes so the snapshot shows where the view is redrawn.
         let text = transcript(&captured, &result).replace('\x1b', "<ESC>");

@@ -130,9 +130,8 @@ async fn first_up_creates_bootstrap_and_app_and_the_second_is_a_no_op() {
         moto.requests().iter().all(|r| r.method != "PUT"),
         "a no-op must not upload"
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(second.stdout.lines().last().unwrap()).unwrap();
-    assert_eq!(summary["type"], "summary");
+    let summary = common::summary(&second.stdout);
+    assert_eq!(summary["command"], "up");
     assert_eq!(summary["status"], "no changes");
     assert_eq!(summary["changed"], false);
     assert_eq!(summary["stack"], "notes-dev");
@@ -234,10 +233,11 @@ async fn plan_exits_0_without_changes_and_10_with_changes_and_changes_nothing() 
         1,
         "plan cleans up its change set"
     );
-    let summary: serde_json::Value =
-        serde_json::from_str(plan.stdout.lines().last().unwrap()).unwrap();
+    let summary = common::summary(&plan.stdout);
+    assert_eq!(summary["command"], "plan");
     assert_eq!(summary["changed"], true);
-    assert_eq!(summary["change_set"][0]["logical_id"], "ApiFunction");
+    assert_eq!(summary["changes"][0]["logical_id"], "ApiFunction");
+    assert_eq!(summary["changes"][0]["action"], "modify");
     assert_eq!(
         function_config(&moto, "notes-dev-api")
             .await
@@ -329,10 +329,11 @@ async fn status_and_outputs_read_the_stack() {
     let p = Project::new();
     let missing = moto.deployer(p.path(), &["status", "--json"]);
     missing.expect_code(0);
-    assert_eq!(
-        missing.stdout.trim(),
-        r#"{"stack":"notes-dev","status":null}"#
-    );
+    let missing = common::records(&missing.stdout);
+    assert_eq!(missing.len(), 1);
+    assert_eq!(missing[0]["type"], "stack");
+    assert_eq!(missing[0]["stack"], "notes-dev");
+    assert_eq!(missing[0]["status"], serde_json::Value::Null);
     moto.deployer(p.path(), &["outputs"]).expect_code(1);
     up(&moto, &p, &[]).expect_code(0);
     let status = moto.deployer(p.path(), &["status"]);
@@ -340,7 +341,9 @@ async fn status_and_outputs_read_the_stack() {
     assert_eq!(status.stdout.trim(), "notes-dev: CREATE_COMPLETE");
     let outputs = moto.deployer(p.path(), &["outputs", "--json"]);
     outputs.expect_code(0);
-    let outputs: serde_json::Value = serde_json::from_str(&outputs.stdout).unwrap();
+    let outputs = common::records(&outputs.stdout).remove(0);
+    assert_eq!(outputs["type"], "outputs");
+    let outputs = &outputs["outputs"];
     assert!(
         outputs["NotesTableName"]
             .as_str()
@@ -479,9 +482,13 @@ async fn logs_prints_the_function_log_events() {
     );
     let json = moto.deployer(p.path(), &["logs", "--json"]);
     json.expect_code(0);
-    let first: serde_json::Value =
-        serde_json::from_str(json.stdout.lines().next().unwrap()).unwrap();
+    let first = common::records(&json.stdout).remove(0);
+    assert_eq!(first["type"], "log");
     assert_eq!(first["function"], "api");
+    assert!(
+        deployer::converge::ephemeral::parse_time(first["timestamp"].as_str().unwrap()).is_some(),
+        "{first}"
+    );
     let unknown = moto.deployer(p.path(), &["logs", "--fn", "nope"]);
     unknown.expect_code(2);
 

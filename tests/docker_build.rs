@@ -133,10 +133,7 @@ fn deployer_build(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Build {
         stdout.lines().rev().take(40).collect::<Vec<_>>().join("\n"),
         String::from_utf8_lossy(&output.stderr)
     );
-    let lines = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect();
+    let lines = common::records(&stdout);
     Build { lines, elapsed }
 }
 

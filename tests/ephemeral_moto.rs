@@ -59,9 +59,7 @@ async fn live_stacks(moto: &Moto) -> Vec<String> {
 }
 
 fn json_lines(out: &str) -> Vec<serde_json::Value> {
-    out.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    common::records(out)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -133,6 +131,10 @@ async fn gc_deletes_exactly_the_expired_ephemeral_envs() {
         .map(|l| l["stack"].as_str().unwrap())
         .collect();
     assert_eq!(deletions, ["notes-pr-1"]);
+    let dry_summary = lines.last().unwrap();
+    assert_eq!(dry_summary["command"], "gc");
+    assert_eq!(dry_summary["dry_run"], true);
+    assert_eq!(dry_summary["stacks"], serde_json::json!(["notes-pr-1"]));
     let reason = |stack: &str| {
         lines.iter().find(|l| l["stack"] == stack).unwrap()["reason"]
             .as_str()
@@ -158,7 +160,9 @@ async fn gc_deletes_exactly_the_expired_ephemeral_envs() {
     gc.expect_code(0);
     assert_eq!(moto.count("DeleteStack"), 1);
     let summary = json_lines(&gc.stdout).pop().unwrap();
-    assert_eq!(summary["deleted"], serde_json::json!(["notes-pr-1"]));
+    assert_eq!(summary["command"], "gc");
+    assert_eq!(summary["dry_run"], false);
+    assert_eq!(summary["stacks"], serde_json::json!(["notes-pr-1"]));
     assert_eq!(
         live_stacks(&moto).await,
         [

@@ -380,7 +380,7 @@ async fn deployer_up_deploys_the_example_service_and_its_table_fits_the_code() {
         &["up", "--artifact", &artifact, "--yes", "--json"],
     );
     up.expect_code(0);
-    let summary: Value = serde_json::from_str(up.stdout.lines().last().unwrap()).unwrap();
+    let summary = common::summary(&up.stdout);
     let table = summary["outputs"]["NotesTableName"]
         .as_str()
         .unwrap()

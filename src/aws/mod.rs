@@ -2,6 +2,7 @@
 //! them), the credentials check, and [`AwsCloud`], the SDK implementation of [`Cloud`].
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_cloudformation::types::{Capability, ChangeSetType, Parameter, Tag};
@@ -10,7 +11,9 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::converge::cloud::{ChangeSetRequest, Cloud, CloudError, StackRequest};
-use crate::converge::model::{Change, ChangeSet, Resource, Stack, StackEvent};
+use crate::converge::model::{
+    Change, ChangeAction, ChangeSet, ChangeSetStatus, Resource, ResourceStatus, Stack, StackEvent,
+};
 use crate::exit::{Code, Error};
 
 /// The clients deployer uses, all from one configuration.
@@ -334,6 +337,11 @@ fn tags(values: &BTreeMap<String, String>) -> Vec<Tag> {
         .collect()
 }
 
+/// The SDK's timestamp as the engine's clock type (`None` only for dates `SystemTime` cannot hold).
+fn system_time(t: &aws_smithy_types::DateTime) -> Option<SystemTime> {
+    SystemTime::try_from(*t).ok()
+}
+
 fn stack_from(s: &aws_sdk_cloudformation::types::Stack) -> Stack {
     Stack {
         id: s.stack_id().unwrap_or_default().to_string(),
@@ -369,8 +377,8 @@ fn stack_from(s: &aws_sdk_cloudformation::types::Stack) -> Stack {
                 ))
             })
             .collect(),
-        created: s.creation_time().map(|t| t.as_secs_f64()),
-        updated: s.last_updated_time().map(|t| t.as_secs_f64()),
+        created: s.creation_time().and_then(system_time),
+        updated: s.last_updated_time().and_then(system_time),
     }
 }
 
@@ -481,8 +489,8 @@ impl Cloud for AwsCloud<'_> {
                 id: out.change_set_id().unwrap_or(id).to_string(),
                 status: out
                     .status()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
+                    .cloned()
+                    .unwrap_or_else(|| ChangeSetStatus::from("UNKNOWN")),
                 reason: out.status_reason().map(str::to_string),
                 changes: Vec::new(),
             });
@@ -491,11 +499,11 @@ impl Cloud for AwsCloud<'_> {
                 Change {
                     action: rc
                         .action()
-                        .map(|a| a.as_str().to_string())
-                        .unwrap_or_default(),
+                        .cloned()
+                        .unwrap_or_else(|| ChangeAction::from("UNKNOWN")),
                     logical_id: rc.logical_resource_id().unwrap_or_default().to_string(),
                     resource_type: rc.resource_type().unwrap_or_default().to_string(),
-                    replacement: rc.replacement().map(|r| r.as_str().to_string()),
+                    replacement: rc.replacement().cloned(),
                 }
             }));
         }
@@ -575,7 +583,11 @@ impl Cloud for AwsCloud<'_> {
             .map_err(cloud_error)
     }
 
-    async fn events(&self, stack_id: &str, since: f64) -> Result<Vec<StackEvent>, CloudError> {
+    async fn events(
+        &self,
+        stack_id: &str,
+        since: SystemTime,
+    ) -> Result<Vec<StackEvent>, CloudError> {
         // Newest first: the stream stops fetching pages at the first event older than `since`.
         let mut stream = self
             .aws
@@ -588,7 +600,10 @@ impl Cloud for AwsCloud<'_> {
         let mut events = Vec::new();
         while let Some(e) = stream.next().await {
             let e = e.map_err(cloud_error)?;
-            let timestamp = e.timestamp().map(|t| t.as_secs_f64()).unwrap_or_default();
+            let timestamp = e
+                .timestamp()
+                .and_then(system_time)
+                .unwrap_or(SystemTime::UNIX_EPOCH);
             if timestamp < since {
                 break;
             }
@@ -598,8 +613,8 @@ impl Cloud for AwsCloud<'_> {
                 resource_type: e.resource_type().unwrap_or_default().to_string(),
                 status: e
                     .resource_status()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
+                    .cloned()
+                    .unwrap_or_else(|| ResourceStatus::from("UNKNOWN")),
                 reason: e.resource_status_reason().map(str::to_string),
                 timestamp,
                 token: e.client_request_token().map(str::to_string),

@@ -3,6 +3,7 @@
 #![allow(async_fn_in_trait)] // the engine runs on one task; no Send bound is needed
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use super::model::{ChangeSet, Resource, Stack, StackEvent};
 
@@ -138,9 +139,13 @@ pub trait Cloud {
     async fn continue_update_rollback(&self, name: &str, token: &str) -> Result<(), CloudError>;
     /// UpdateTerminationProtection.
     async fn set_termination_protection(&self, name: &str, on: bool) -> Result<(), CloudError>;
-    /// DescribeStackEvents, newest first, only events at or after `since` (epoch seconds):
+    /// DescribeStackEvents, newest first, only events at or after `since`:
     /// paging stops at the first older event.
-    async fn events(&self, stack_id: &str, since: f64) -> Result<Vec<StackEvent>, CloudError>;
+    async fn events(
+        &self,
+        stack_id: &str,
+        since: SystemTime,
+    ) -> Result<Vec<StackEvent>, CloudError>;
     /// ListStackResources, all pages.
     async fn resources(&self, stack_name: &str) -> Result<Vec<Resource>, CloudError>;
     /// GetTemplate of the deployed stack (JSON or YAML text as stored).

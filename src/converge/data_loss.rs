@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::model::Change;
+use super::model::{Change, ChangeAction, Replacement};
 
 /// Resource types whose deletion or replacement destroys data.
 pub const DATA_TYPES: &[&str] = &[
@@ -74,7 +74,7 @@ pub fn with_inferred_replacements(changes: &[Change], old: &Value, new: &Value) 
     changes
         .iter()
         .map(|c| {
-            let inferred = c.action == "Modify"
+            let inferred = c.action == ChangeAction::Modify
                 && c.replacement.is_none()
                 && replacing_change(
                     &c.resource_type,
@@ -84,7 +84,7 @@ pub fn with_inferred_replacements(changes: &[Change], old: &Value, new: &Value) 
                 .is_some();
             Change {
                 replacement: if inferred {
-                    Some("True".into())
+                    Some(Replacement::True)
                 } else {
                     c.replacement.clone()
                 },
@@ -103,19 +103,23 @@ pub fn losses(changes: &[Change], old: &Value, new: &Value) -> Vec<Loss> {
     {
         let before = resource(old, &change.logical_id);
         let after = resource(new, &change.logical_id);
-        let why = match (change.action.as_str(), change.replacement.as_deref()) {
-            ("Remove", _) if retains(&before["DeletionPolicy"]) => None,
-            ("Remove", _) => Some("deleted with its data (removed from the template)".to_string()),
-            ("Modify", Some("True")) => Some("replaced: the new one starts empty".to_string()),
-            ("Modify", Some("Conditional")) => {
+        let why = match (&change.action, &change.replacement) {
+            (ChangeAction::Remove, _) if retains(&before["DeletionPolicy"]) => None,
+            (ChangeAction::Remove, _) => {
+                Some("deleted with its data (removed from the template)".to_string())
+            }
+            (ChangeAction::Modify, Some(Replacement::True)) => {
+                Some("replaced: the new one starts empty".to_string())
+            }
+            (ChangeAction::Modify, Some(Replacement::Conditional)) => {
                 Some("may be replaced, and the new one would start empty".to_string())
             }
-            ("Modify", None) => replacing_change(&change.resource_type, before, after)
+            (ChangeAction::Modify, None) => replacing_change(&change.resource_type, before, after)
                 .map(|p| format!("replaced because `{p}` changes: the new one starts empty")),
             _ => None,
         };
         if let Some(mut why) = why {
-            if change.action == "Modify" && before["UpdateReplacePolicy"] == "Retain" {
+            if change.action == ChangeAction::Modify && before["UpdateReplacePolicy"] == "Retain" {
                 why.push_str(" (the old one is retained, but nothing uses it any more)");
             }
             losses.push(Loss {
@@ -138,7 +142,7 @@ mod tests {
             action: action.into(),
             logical_id: id.into(),
             resource_type: kind.into(),
-            replacement: replacement.map(str::to_string),
+            replacement: replacement.map(Replacement::from),
         }
     }
 

@@ -58,7 +58,7 @@ pub fn decide(status: Option<&StackStatus>) -> Action {
 
 /// Whether an operation on the stack is still running.
 pub fn is_in_progress(status: &StackStatus) -> bool {
-    status.as_str().ends_with("_IN_PROGRESS") && *status != StackStatus::ReviewInProgress
+    decide(Some(status)) == Action::Wait
 }
 
 /// Whether a settled status means the last operation did what was asked.

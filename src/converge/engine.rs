@@ -9,7 +9,7 @@ use aws_sdk_cloudformation::types::StackStatus;
 
 use super::cloud::{ChangeSetRequest, Cloud, CloudError, StackRequest};
 use super::decide::{Action, decide, is_in_progress, is_success};
-use super::model::{Change, DIGEST_TAG, Stack, StackEvent, digest, root_cause};
+use super::model::{Change, DIGEST_TAG, Phase, Stack, StackEvent, digest, phase, root_cause};
 use crate::exit::{Code, Error};
 
 /// Something worth showing while the engine works.
@@ -37,7 +37,7 @@ pub enum Progress {
     /// A poll found the operation still running (drives heartbeats and the live view's clock).
     Waiting {
         stack: String,
-        status: String,
+        status: StackStatus,
         elapsed: Duration,
     },
 }
@@ -155,7 +155,7 @@ pub enum Teardown {
 }
 
 /// How far back event paging reaches (clocks may disagree; `seen` decides what is new).
-const HISTORY_SECONDS: f64 = 300.0;
+const HISTORY: Duration = Duration::from_secs(300);
 
 /// The engine over a cloud and a UI.
 pub struct Engine<'a, C, U> {
@@ -426,7 +426,11 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 }
                 Action::Stop(why) => {
                     let stack = stack.expect("Stop is only decided for an existing stack");
-                    let events = self.cloud.events(&stack.id, 0.0).await.unwrap_or_default();
+                    let events = self
+                        .cloud
+                        .events(&stack.id, SystemTime::UNIX_EPOCH)
+                        .await
+                        .unwrap_or_default();
                     let failed: Vec<String> = failed_resources(&events, name);
                     let detail = if failed.is_empty() {
                         String::new()
@@ -445,7 +449,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
     /// The ids of the stack's recent events before an operation: history, not progress. Needed
     /// because not every backend tags events with the operation's ClientRequestToken.
     async fn baseline(&self, stack_id: &str) -> HashSet<String> {
-        let since = now_epoch() - HISTORY_SECONDS;
+        let since = SystemTime::now() - HISTORY;
         let events = self.cloud.events(stack_id, since).await.unwrap_or_default();
         events.into_iter().map(|e| e.id).collect()
     }
@@ -476,7 +480,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         let name = &stack.name;
         let mut all = Vec::new();
         // Bounds paging; which events are new is decided by `seen` and the token.
-        let since = now_epoch() - started.elapsed().as_secs_f64() - HISTORY_SECONDS;
+        let since = SystemTime::now() - started.elapsed() - HISTORY;
         let mut delay = self.poll.first;
         let mut handled = self.interrupts.count();
         let mut reacted = false;
@@ -518,7 +522,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             if let Some(s) = current.as_ref().filter(|s| is_in_progress(&s.status)) {
                 self.ui.progress(Progress::Waiting {
                     stack: name.clone(),
-                    status: s.status.as_str().to_string(),
+                    status: s.status.clone(),
                     elapsed: started.elapsed(),
                 });
             }
@@ -819,11 +823,11 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 ))),
             };
         }
-        if change_set.status != "CREATE_COMPLETE" {
+        if !change_set.is_ready() {
             self.abandon(&review).await;
             let reason = change_set
                 .reason
-                .unwrap_or_else(|| change_set.status.clone());
+                .unwrap_or_else(|| change_set.status.as_str().to_string());
             return Err(Error::failed(format!(
                 "{name}: the change set failed: {reason}"
             )));
@@ -1003,7 +1007,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
 
     /// The error for a failed operation: the root cause first, then the final status.
     fn failure(&self, name: &str, stack: Option<&Stack>, events: &[StackEvent]) -> Error {
-        let status = stack.map_or("DELETE_COMPLETE", |s| s.status.as_str());
+        let status = stack.map_or(StackStatus::DeleteComplete, |s| s.status.clone());
         let mut message = match root_cause(events, name) {
             Some(cause) => format!(
                 "{} ({}) {}: {}\n",
@@ -1271,7 +1275,7 @@ fn failed_resources(events: &[StackEvent], stack_name: &str) -> Vec<String> {
         if e.logical_id == stack_name || !done.insert(&e.logical_id) {
             continue;
         }
-        if e.status.ends_with("_FAILED") {
+        if phase(&e.status) == Phase::Failed {
             lines.push(format!(
                 "  {} ({}): {}",
                 e.logical_id,
@@ -1291,13 +1295,6 @@ fn parse_template(text: &str) -> serde_json::Value {
             .map(|n| n.to_json())
             .unwrap_or_default()
     })
-}
-
-fn now_epoch() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -100,10 +100,7 @@ pub fn gc_verdict(stack: &Stack, now: SystemTime, older_than: Option<Duration>) 
         return Verdict::Skip(format!("{} is running", stack.status.as_str()));
     }
     if let Some(age) = older_than {
-        let last = stack
-            .updated
-            .or(stack.created)
-            .map(|t| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(t.max(0.0)));
+        let last = stack.updated.or(stack.created);
         return match last {
             Some(t) if t + age <= now => {
                 Verdict::Delete(format!("last deployed {} ago", ago(now, t)))
@@ -231,10 +228,12 @@ pub struct StackRow {
     pub env: String,
     /// Stack status.
     pub status: String,
-    /// Last deployment, RFC 3339.
-    pub updated: String,
-    /// Expiry of an ephemeral env, RFC 3339.
+    /// Last deployment.
+    pub updated: Option<SystemTime>,
+    /// Expiry of an ephemeral env, RFC 3339 (the tag's text).
     pub expires: Option<String>,
+    /// Whether termination protection is on.
+    pub termination_protection: bool,
 }
 
 impl StackRow {
@@ -245,12 +244,9 @@ impl StackRow {
             app: stack.tags.get(APP_TAG).cloned().unwrap_or_default(),
             env: stack.tags.get(ENV_TAG).cloned().unwrap_or_default(),
             status: stack.status.as_str().to_string(),
-            updated: stack
-                .updated
-                .or(stack.created)
-                .map(|t| format_time(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(t.max(0.0))))
-                .unwrap_or_default(),
+            updated: stack.updated.or(stack.created),
             expires: stack.tags.get(EXPIRES_TAG).cloned(),
+            termination_protection: stack.termination_protection,
         }
     }
 }
@@ -277,7 +273,7 @@ mod tests {
                 .collect(),
             termination_protection: false,
             parameters: BTreeMap::new(),
-            created: Some(1_000.0),
+            created: Some(at(1_000)),
             updated: None,
         }
     }
@@ -376,7 +372,7 @@ mod tests {
         );
         // --older-than looks at the last deployment instead of the expiry.
         let mut old = ttl("2099-01-01T00:00:00Z");
-        old.updated = Some((NOW - 3 * 86_400) as f64);
+        old.updated = Some(at(NOW - 3 * 86_400));
         assert_eq!(
             gc_verdict(&old, now, Some(Duration::from_secs(2 * 86_400))),
             Verdict::Delete("last deployed 3days ago".into())

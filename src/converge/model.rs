@@ -2,8 +2,11 @@
 //! and the pure functions over them: the digest, the root cause, the change summary.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
-use aws_sdk_cloudformation::types::StackStatus;
+pub use aws_sdk_cloudformation::types::{
+    ChangeAction, ChangeSetStatus, Replacement, ResourceStatus, StackStatus,
+};
 use sha2::{Digest, Sha256};
 
 /// Stack tag holding the digest of what was last deployed.
@@ -32,10 +35,10 @@ pub struct Stack {
     pub termination_protection: bool,
     /// Parameter values.
     pub parameters: BTreeMap<String, String>,
-    /// Creation time, epoch seconds.
-    pub created: Option<f64>,
-    /// Last update time, epoch seconds.
-    pub updated: Option<f64>,
+    /// Creation time.
+    pub created: Option<SystemTime>,
+    /// Last update time.
+    pub updated: Option<SystemTime>,
 }
 
 impl Stack {
@@ -68,12 +71,13 @@ pub struct StackEvent {
     pub logical_id: String,
     /// The resource type.
     pub resource_type: String,
-    /// The resource status, e.g. `CREATE_FAILED`.
-    pub status: String,
+    /// The resource status. A stack-level event can carry a stack-only status (e.g.
+    /// `UPDATE_COMPLETE_CLEANUP_IN_PROGRESS`), which the SDK keeps as an unknown variant.
+    pub status: ResourceStatus,
     /// CloudFormation's reason, when given.
     pub reason: Option<String>,
-    /// When it happened, in seconds since the epoch.
-    pub timestamp: f64,
+    /// When it happened.
+    pub timestamp: SystemTime,
     /// The operation's client request token, when the backend records it.
     pub token: Option<String>,
 }
@@ -81,25 +85,87 @@ pub struct StackEvent {
 /// What a change set would do to one resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
-    /// `Add`, `Modify`, `Remove`, `Import`, `Dynamic`.
-    pub action: String,
+    /// Add, Modify, Remove, Import, ...
+    pub action: ChangeAction,
     /// Logical id.
     pub logical_id: String,
     /// Resource type.
     pub resource_type: String,
-    /// `True`, `False` or `Conditional` for modifications.
-    pub replacement: Option<String>,
+    /// For modifications: whether the resource is replaced (`None` where the backend does not say).
+    pub replacement: Option<Replacement>,
 }
 
 impl Change {
     /// The one-character marker: `+` add, `~` modify, `-` remove, `!` replace.
     pub fn marker(&self) -> char {
-        match (self.action.as_str(), self.replacement.as_deref()) {
-            ("Modify", Some("True" | "Conditional")) => '!',
-            ("Add", _) | ("Import", _) => '+',
-            ("Remove", _) => '-',
+        match (&self.action, &self.replacement) {
+            (ChangeAction::Modify, Some(Replacement::True | Replacement::Conditional)) => '!',
+            (ChangeAction::Add | ChangeAction::Import, _) => '+',
+            (ChangeAction::Remove, _) => '-',
             _ => '~',
         }
+    }
+
+    /// Whether the resource may be replaced (`True` or `Conditional`).
+    pub fn may_replace(&self) -> bool {
+        self.action == ChangeAction::Modify
+            && matches!(
+                self.replacement,
+                Some(Replacement::True | Replacement::Conditional)
+            )
+    }
+}
+
+/// Where a resource's status puts it: what every status check outside this module asks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Still running (`*_IN_PROGRESS`).
+    InProgress,
+    /// Done (`*_COMPLETE`, `DELETE_SKIPPED`).
+    Complete,
+    /// Failed (`*_FAILED`).
+    Failed,
+}
+
+/// The phase of a resource (or stack-level) status.
+pub fn phase(status: &ResourceStatus) -> Phase {
+    use ResourceStatus as R;
+    match status {
+        R::CreateFailed
+        | R::DeleteFailed
+        | R::ExportFailed
+        | R::ExportRollbackFailed
+        | R::ImportFailed
+        | R::ImportRollbackFailed
+        | R::RollbackFailed
+        | R::UpdateFailed
+        | R::UpdateRollbackFailed => Phase::Failed,
+        R::CreateComplete
+        | R::DeleteComplete
+        | R::DeleteSkipped
+        | R::ExportComplete
+        | R::ExportRollbackComplete
+        | R::ImportComplete
+        | R::ImportRollbackComplete
+        | R::RollbackComplete
+        | R::UpdateComplete
+        | R::UpdateRollbackComplete => Phase::Complete,
+        R::CreateInProgress
+        | R::DeleteInProgress
+        | R::ExportInProgress
+        | R::ExportRollbackInProgress
+        | R::ImportInProgress
+        | R::ImportRollbackInProgress
+        | R::RollbackInProgress
+        | R::UpdateInProgress
+        | R::UpdateRollbackInProgress => Phase::InProgress,
+        // Stack-only statuses on stack-level events, and statuses newer than this SDK: the
+        // suffix is CloudFormation's naming rule for every status.
+        other => match other.as_str() {
+            s if s.ends_with("_FAILED") => Phase::Failed,
+            s if s.ends_with("_COMPLETE") || s.ends_with("_SKIPPED") => Phase::Complete,
+            _ => Phase::InProgress,
+        },
     }
 }
 
@@ -108,8 +174,8 @@ impl Change {
 pub struct ChangeSet {
     /// The change set ARN.
     pub id: String,
-    /// `CREATE_PENDING`, `CREATE_IN_PROGRESS`, `CREATE_COMPLETE`, `FAILED`, ...
-    pub status: String,
+    /// Its status.
+    pub status: ChangeSetStatus,
     /// Why it failed, when it did.
     pub reason: Option<String>,
     /// Every change, across all pages.
@@ -120,17 +186,22 @@ impl ChangeSet {
     /// Whether CloudFormation is still computing it.
     pub fn is_pending(&self) -> bool {
         matches!(
-            self.status.as_str(),
-            "CREATE_PENDING" | "CREATE_IN_PROGRESS"
+            self.status,
+            ChangeSetStatus::CreatePending | ChangeSetStatus::CreateInProgress
         )
     }
 
     /// "No changes" in any of the forms CloudFormation uses.
     pub fn has_no_changes(&self) -> bool {
         let reason = self.reason.as_deref().unwrap_or_default();
-        (self.status == "FAILED"
+        (self.status == ChangeSetStatus::Failed
             && (reason.contains("didn't contain changes") || says_no_updates(reason)))
-            || (self.status == "CREATE_COMPLETE" && self.changes.is_empty())
+            || (self.is_ready() && self.changes.is_empty())
+    }
+
+    /// Whether it can be executed.
+    pub fn is_ready(&self) -> bool {
+        self.status == ChangeSetStatus::CreateComplete
     }
 }
 
@@ -186,13 +257,13 @@ fn is_cascade(reason: &str) -> bool {
 /// The event that explains a failure: the earliest `*_FAILED` resource event whose reason is not
 /// just a cancellation caused by another failure.
 pub fn root_cause<'a>(events: &'a [StackEvent], stack_name: &str) -> Option<&'a StackEvent> {
-    let failed = |e: &&StackEvent| e.status.ends_with("_FAILED");
+    let failed = |e: &&StackEvent| phase(&e.status) == Phase::Failed;
     let mut candidates: Vec<&StackEvent> = events
         .iter()
         .filter(failed)
         .filter(|e| !e.reason.as_deref().is_some_and(is_cascade))
         .collect();
-    candidates.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
+    candidates.sort_by_key(|e| e.timestamp);
     // Prefer a resource's own failure over the stack-level summary.
     candidates
         .iter()
@@ -205,13 +276,19 @@ pub fn root_cause<'a>(events: &'a [StackEvent], stack_name: &str) -> Option<&'a 
 /// failed event, in the order they were undone.
 pub fn rolled_back(events: &[StackEvent], stack_name: &str) -> Vec<String> {
     let mut ordered: Vec<&StackEvent> = events.iter().collect();
-    ordered.sort_by(|a, b| a.timestamp.total_cmp(&b.timestamp));
-    let Some(first_failure) = ordered.iter().position(|e| e.status.ends_with("_FAILED")) else {
+    ordered.sort_by_key(|e| e.timestamp);
+    let Some(first_failure) = ordered
+        .iter()
+        .position(|e| phase(&e.status) == Phase::Failed)
+    else {
         return Vec::new();
     };
     let mut undone: Vec<String> = Vec::new();
     for e in &ordered[first_failure..] {
-        let undoing = e.status == "DELETE_COMPLETE" || e.status == "UPDATE_COMPLETE";
+        let undoing = matches!(
+            e.status,
+            ResourceStatus::DeleteComplete | ResourceStatus::UpdateComplete
+        );
         if undoing && e.logical_id != stack_name && !undone.contains(&e.logical_id) {
             undone.push(e.logical_id.clone());
         }
@@ -230,7 +307,7 @@ mod tests {
             resource_type: "AWS::X::Y".into(),
             status: status.into(),
             reason: (!reason.is_empty()).then(|| reason.to_string()),
-            timestamp: t,
+            timestamp: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs_f64(t),
             token: None,
         }
     }
@@ -332,7 +409,7 @@ mod tests {
             reason: reason.map(str::to_string),
             changes: vec![
                 Change {
-                    action: "Add".into(),
+                    action: ChangeAction::Add,
                     logical_id: "X".into(),
                     resource_type: "T".into(),
                     replacement: None
@@ -355,12 +432,38 @@ mod tests {
             action: action.into(),
             logical_id: "X".into(),
             resource_type: "T".into(),
-            replacement: replacement.map(str::to_string),
+            replacement: replacement.map(Replacement::from),
         };
         assert_eq!(c("Add", None).marker(), '+');
         assert_eq!(c("Remove", None).marker(), '-');
         assert_eq!(c("Modify", Some("False")).marker(), '~');
         assert_eq!(c("Modify", Some("True")).marker(), '!');
         assert_eq!(c("Modify", Some("Conditional")).marker(), '!');
+        assert!(c("Modify", Some("True")).may_replace());
+        assert!(!c("Modify", Some("False")).may_replace());
+        assert!(!c("Remove", None).may_replace());
+    }
+
+    #[test]
+    fn every_resource_status_has_a_phase() {
+        // `values()` lists every status this SDK knows; the suffix is CloudFormation's rule.
+        for name in ResourceStatus::values() {
+            let expected = if name.ends_with("_FAILED") {
+                Phase::Failed
+            } else if name.ends_with("_COMPLETE") || name.ends_with("_SKIPPED") {
+                Phase::Complete
+            } else {
+                assert!(name.ends_with("_IN_PROGRESS"), "{name}");
+                Phase::InProgress
+            };
+            assert_eq!(phase(&ResourceStatus::from(*name)), expected, "{name}");
+        }
+        // Stack-level events carry stack statuses the resource enum does not have.
+        let cleanup = ResourceStatus::from("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS");
+        assert_eq!(phase(&cleanup), Phase::InProgress);
+        assert_eq!(
+            phase(&ResourceStatus::from("REVIEW_IN_PROGRESS")),
+            Phase::InProgress
+        );
     }
 }

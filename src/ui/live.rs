@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::converge::model::StackEvent;
+use crate::converge::model::{Phase, StackEvent, phase};
 
 /// One resource being worked on.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,11 +27,6 @@ pub struct LiveView {
     active: Vec<Active>,
 }
 
-/// Whether a resource status is final for this operation.
-fn is_settled(status: &str) -> bool {
-    status.ends_with("_COMPLETE") || status.ends_with("_SKIPPED")
-}
-
 impl LiveView {
     /// A view of `stack`, where `total` resources will change.
     pub fn start(&mut self, stack: &str, total: usize) {
@@ -45,33 +40,37 @@ impl LiveView {
     /// Records an event. Returns the summary line to scroll above the view when a resource is done.
     pub fn event(&mut self, event: &StackEvent, elapsed: Duration) -> Option<String> {
         if event.logical_id == self.stack || event.resource_type == "AWS::CloudFormation::Stack" {
-            self.stack_status = event.status.clone();
+            self.stack_status = event.status.as_str().to_string();
             return None;
         }
         let position = self
             .active
             .iter()
             .position(|a| a.logical_id == event.logical_id);
-        if is_settled(&event.status) {
+        if phase(&event.status) == Phase::Complete {
             if let Some(i) = position {
                 let a = self.active.remove(i);
                 self.done += 1;
                 let took = elapsed.saturating_sub(a.since).as_secs();
                 return Some(format!(
                     "{}  {}  {}  {took}s",
-                    a.logical_id, a.resource_type, event.status
+                    a.logical_id,
+                    a.resource_type,
+                    event.status.as_str()
                 ));
             }
             self.done += 1;
             return Some(format!(
                 "{}  {}  {}",
-                event.logical_id, event.resource_type, event.status
+                event.logical_id,
+                event.resource_type,
+                event.status.as_str()
             ));
         }
         let active = Active {
             logical_id: event.logical_id.clone(),
             resource_type: event.resource_type.clone(),
-            status: event.status.clone(),
+            status: event.status.as_str().to_string(),
             reason: event.reason.clone(),
             since: elapsed,
         };
@@ -151,7 +150,7 @@ mod tests {
             resource_type: kind.into(),
             status: status.into(),
             reason: reason.map(str::to_string),
-            timestamp: 0.0,
+            timestamp: std::time::SystemTime::UNIX_EPOCH,
             token: None,
         }
     }

@@ -3,6 +3,7 @@
 //! [`Progress`] here.
 
 pub mod live;
+pub mod record;
 
 use std::cell::{Cell, RefCell};
 use std::io::{BufRead, IsTerminal, Write};
@@ -10,10 +11,10 @@ use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use console::style;
-use serde_json::json;
 
 use crate::converge::engine::{Confirmation, Progress, Ui};
-use crate::converge::model::{Change, Stack, StackEvent};
+use crate::converge::model::{Change, Phase, Stack, StackEvent, phase};
+use record::{Record, Seconds, Timestamp};
 
 /// How output is shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub struct Summary {
     pub changes: Vec<Change>,
     /// Wall time of the command, less the time spent answering its prompts.
     pub elapsed: Duration,
+    /// `plan` rather than `up`.
+    pub plan: bool,
 }
 
 /// The reporter for one command.
@@ -58,6 +61,8 @@ pub struct Reporter {
     view: RefCell<live::LiveView>,
     /// Lines of the view currently on screen, to erase before the next draw.
     drawn: Cell<usize>,
+    /// What those lines say: an unchanged frame is not redrawn.
+    last_frame: RefCell<Vec<String>>,
     last_output: Cell<Instant>,
     /// The in-place line under a running build: its latest output line.
     build_status: RefCell<Option<String>>,
@@ -104,19 +109,17 @@ fn stderr_is_live_terminal() -> bool {
     std::io::stderr().is_terminal() && std::env::var("TERM").map_or(true, |t| t != "dumb")
 }
 
-/// `HH:MM:SS` (UTC) of an epoch timestamp.
-fn clock(epoch_seconds: f64) -> String {
-    let s = epoch_seconds.max(0.0) as u64;
+/// `HH:MM:SS` (UTC) of a time.
+fn clock(time: SystemTime) -> String {
+    let s = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
     format!("{:02}:{:02}:{:02}", (s / 3600) % 24, (s / 60) % 60, s % 60)
 }
 
-fn change_json(c: &Change) -> serde_json::Value {
-    json!({
-        "action": c.action,
-        "logical_id": c.logical_id,
-        "type": c.resource_type,
-        "replacement": c.replacement,
-    })
+fn change_records(changes: &[Change]) -> Vec<record::ChangeRecord> {
+    changes.iter().map(record::ChangeRecord::from).collect()
 }
 
 /// `812 B`, `14.2 KB`, `3.1 MB`.
@@ -185,6 +188,7 @@ impl Reporter {
             err: RefCell::new(err),
             view: RefCell::new(live::LiveView::default()),
             drawn: Cell::new(0),
+            last_frame: RefCell::new(Vec::new()),
             last_output: Cell::new(Instant::now()),
             build_status: RefCell::new(None),
             heartbeat: HEARTBEAT,
@@ -212,14 +216,15 @@ impl Reporter {
 
     /// One CloudWatch Logs event.
     pub fn log_event(&self, function: &str, event: &crate::aws::LogEvent) {
-        let seconds = event.timestamp_ms as f64 / 1000.0;
+        let time = SystemTime::UNIX_EPOCH
+            + Duration::from_millis(u64::try_from(event.timestamp_ms).unwrap_or_default());
         match self.format {
-            Format::Json => self.json_line(json!({
-                "function": function, "timestamp_ms": event.timestamp_ms, "message": event.message,
-            })),
-            Format::Human { .. } => {
-                self.stdout_line(format!("{} {}", clock(seconds), event.message))
-            }
+            Format::Json => self.record(&Record::Log {
+                function: function.to_string(),
+                timestamp: Timestamp(time),
+                message: event.message.clone(),
+            }),
+            Format::Human { .. } => self.stdout_line(format!("{} {}", clock(time), event.message)),
         }
     }
 
@@ -229,8 +234,9 @@ impl Reporter {
         self
     }
 
-    fn json_line(&self, value: serde_json::Value) {
-        let _ = writeln!(self.out.borrow_mut(), "{value}");
+    /// The JSON sink: one record per line on stdout.
+    fn record(&self, record: &Record) {
+        let _ = writeln!(self.out.borrow_mut(), "{}", record.to_line());
         self.last_output.set(Instant::now());
     }
 
@@ -267,7 +273,8 @@ impl Reporter {
         }
         let mut frame = elapsed.map_or_else(Vec::new, |e| self.view.borrow().frame(e));
         frame.extend(self.build_status.borrow().clone());
-        if frame.is_empty() {
+        if frame.is_empty() || (self.drawn.get() > 0 && *self.last_frame.borrow() == frame) {
+            // Nothing changed on screen: a redraw would only flicker.
             return;
         }
         self.erase_view();
@@ -277,6 +284,7 @@ impl Reporter {
         }
         let _ = err.flush();
         self.drawn.set(frame.len());
+        *self.last_frame.borrow_mut() = frame;
     }
 
     fn take_view_down(&self) {
@@ -287,20 +295,31 @@ impl Reporter {
     /// The result of `up` or `plan`: status, outputs (Url first), elapsed time.
     pub fn finish(&self, summary: &Summary) {
         match self.format {
-            Format::Json => self.json_line(json!({
-                "type": "summary",
-                "stack": summary.stack,
-                "env": summary.env,
-                "status": summary.status,
-                "changed": summary.changed,
-                "outputs": summary.outputs.iter().map(|(k, v)| (k.clone(), json!(v))).collect::<serde_json::Map<_, _>>(),
-                "duration_s": (summary.elapsed.as_secs_f64() * 100.0).round() / 100.0,
-                "change_set": summary.changes.iter().map(change_json).collect::<Vec<_>>(),
-            })),
+            Format::Json => {
+                let deployed = record::Deployed {
+                    stack: summary.stack.clone(),
+                    env: summary.env.clone(),
+                    status: summary.status.clone(),
+                    changed: summary.changed,
+                    outputs: summary.outputs.iter().cloned().collect(),
+                    changes: change_records(&summary.changes),
+                    duration_s: Seconds(summary.elapsed),
+                };
+                self.record(&Record::Summary(if summary.plan {
+                    record::Summary::Plan(deployed)
+                } else {
+                    record::Summary::Up(deployed)
+                }))
+            }
             Format::Human { .. } => {
                 self.take_view_down();
                 let mark = style("✓").green().bold().for_stderr();
-                self.stderr_line(format!("{mark} {}: {} in {:.1} s", summary.stack, summary.status, summary.elapsed.as_secs_f64()));
+                self.stderr_line(format!(
+                    "{mark} {}: {} in {:.1} s",
+                    summary.stack,
+                    summary.status,
+                    summary.elapsed.as_secs_f64()
+                ));
                 for (key, value) in &summary.outputs {
                     self.stdout_line(format!("{key}: {value}"));
                 }
@@ -308,34 +327,16 @@ impl Reporter {
         }
     }
 
-    /// A one-line result without outputs (down, nothing to do).
-    pub fn done(
-        &self,
-        stack: &str,
-        status: &str,
-        message: &str,
-        elapsed: Duration,
-        extra: serde_json::Value,
-    ) {
+    /// A one-line result without outputs (`down`, `gc`, `bootstrap`): `✓ subject: message`
+    /// for people, `summary` for machines.
+    pub fn done(&self, subject: &str, message: &str, elapsed: Duration, summary: record::Summary) {
         match self.format {
-            Format::Json => {
-                let mut summary = json!({
-                    "type": "summary",
-                    "stack": stack,
-                    "status": status,
-                    "message": message,
-                    "duration_s": (elapsed.as_secs_f64() * 100.0).round() / 100.0,
-                });
-                if let (Some(summary), Some(extra)) = (summary.as_object_mut(), extra.as_object()) {
-                    summary.extend(extra.clone());
-                }
-                self.json_line(summary);
-            }
+            Format::Json => self.record(&Record::Summary(summary)),
             Format::Human { .. } => {
                 self.take_view_down();
                 let mark = style("✓").green().bold().for_stderr();
                 self.stderr_line(format!(
-                    "{mark} {stack}: {message} ({:.1} s)",
+                    "{mark} {subject}: {message} ({:.1} s)",
                     elapsed.as_secs_f64()
                 ));
             }
@@ -345,14 +346,24 @@ impl Reporter {
     /// `status`: one stack's state.
     pub fn status(&self, stack: Option<&Stack>, name: &str) {
         match (self.format, stack) {
-            (Format::Json, None) => self.json_line(json!({ "stack": name, "status": null })),
-            (Format::Json, Some(s)) => self.json_line(json!({
-                "stack": s.name,
-                "status": s.status.as_str(),
-                "reason": s.reason,
-                "termination_protection": s.termination_protection,
-                "tags": s.tags,
-            })),
+            (Format::Json, None) => self.record(&Record::Stack {
+                stack: name.to_string(),
+                status: None,
+                reason: None,
+                app: None,
+                env: None,
+                updated: None,
+                expires: None,
+                termination_protection: false,
+            }),
+            (Format::Json, Some(s)) => {
+                let row = crate::converge::ephemeral::StackRow::of(s);
+                self.record(&stack_record(
+                    &row,
+                    s.reason.clone(),
+                    s.termination_protection,
+                ))
+            }
             (Format::Human { .. }, None) => self.stdout_line(format!("{name}: does not exist")),
             (Format::Human { .. }, Some(s)) => {
                 let reason = s
@@ -373,9 +384,14 @@ impl Reporter {
             Verdict::Skip(r) => ("skip", r),
         };
         match self.format {
-            Format::Json => self.json_line(
-                json!({ "type": "gc", "stack": stack, "action": action, "reason": reason }),
-            ),
+            Format::Json => self.record(&Record::Gc {
+                stack: stack.to_string(),
+                action: match verdict {
+                    Verdict::Delete(_) => record::GcAction::Delete,
+                    Verdict::Skip(_) => record::GcAction::Skip,
+                },
+                reason: reason.clone(),
+            }),
             Format::Human { .. } => self.human(format!("{action:6} {stack}  ({reason})")),
         }
     }
@@ -385,10 +401,7 @@ impl Reporter {
         match self.format {
             Format::Json => {
                 for r in rows {
-                    self.json_line(json!({
-                        "stack": r.stack, "app": r.app, "env": r.env, "status": r.status,
-                        "updated": r.updated, "expires": r.expires,
-                    }));
+                    self.record(&stack_record(r, None, r.termination_protection));
                 }
             }
             Format::Human { .. } => {
@@ -399,23 +412,26 @@ impl Reporter {
                 ));
                 for r in rows {
                     let expires = r.expires.as_deref().unwrap_or("-");
+                    let updated = r
+                        .updated
+                        .map(crate::converge::ephemeral::format_time)
+                        .unwrap_or_default();
                     self.stdout_line(format!(
-                        "{:width$}  {:12}  {:10}  {:26}  {:20}  {expires}",
-                        r.stack, r.app, r.env, r.status, r.updated
+                        "{:width$}  {:12}  {:10}  {:26}  {updated:20}  {expires}",
+                        r.stack, r.app, r.env, r.status
                     ));
                 }
             }
         }
     }
 
-    /// `outputs`: key/value lines, or one JSON object.
-    pub fn outputs(&self, outputs: &[(String, String)]) {
+    /// `outputs`: key/value lines, or one `outputs` record.
+    pub fn outputs(&self, stack: &str, outputs: &[(String, String)]) {
         match self.format {
-            Format::Json => {
-                let map: serde_json::Map<String, serde_json::Value> =
-                    outputs.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
-                self.json_line(serde_json::Value::Object(map));
-            }
+            Format::Json => self.record(&Record::Outputs {
+                stack: stack.to_string(),
+                outputs: outputs.iter().cloned().collect(),
+            }),
             Format::Human { .. } => {
                 for (k, v) in outputs {
                     self.stdout_line(format!("{k}: {v}"));
@@ -428,12 +444,11 @@ impl Reporter {
 impl Reporter {
     /// `HH:MM:SS +Ns  Logical  Type  STATUS  reason`: one append-only line per event.
     fn event_line(event: &StackEvent, elapsed: Duration) -> String {
-        let status = if event.status.ends_with("_FAILED") {
-            style(event.status.clone()).red().for_stderr()
-        } else if event.status.ends_with("_COMPLETE") {
-            style(event.status.clone()).green().for_stderr()
-        } else {
-            style(event.status.clone()).for_stderr()
+        let text = event.status.as_str();
+        let status = match phase(&event.status) {
+            Phase::Failed => style(text).red().for_stderr(),
+            Phase::Complete => style(text).green().for_stderr(),
+            Phase::InProgress => style(text).for_stderr(),
         };
         let reason = event
             .reason
@@ -459,9 +474,11 @@ impl Reporter {
     /// summary of them all.
     pub fn built(&self, artifacts: &[(String, crate::build::Built)]) {
         match self.format {
-            Format::Json => self.json_line(json!({
-                "type": "summary",
-                "artifacts": artifacts.iter().map(|(function, b)| built_json(function, b)).collect::<Vec<_>>(),
+            Format::Json => self.record(&Record::Summary(record::Summary::Build {
+                artifacts: artifacts
+                    .iter()
+                    .map(|(function, b)| record::Built::of(function, b))
+                    .collect(),
             })),
             Format::Human { .. } => {
                 for (function, built) in artifacts {
@@ -477,15 +494,23 @@ impl Reporter {
     }
 }
 
-fn built_json(function: &str, built: &crate::build::Built) -> serde_json::Value {
-    json!({
-        "function": function,
-        "method": built.method,
-        "sha256": built.artifact.sha256_hex(),
-        "size": built.artifact.bytes.len(),
-        "path": built.path.display().to_string(),
-        "duration_s": (built.elapsed.as_secs_f64() * 100.0).round() / 100.0,
-    })
+/// The `stack` record of a row (`status`, `ls`).
+fn stack_record(
+    row: &crate::converge::ephemeral::StackRow,
+    reason: Option<String>,
+    termination_protection: bool,
+) -> Record {
+    let known = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    Record::Stack {
+        stack: row.stack.clone(),
+        status: Some(row.status.clone()),
+        reason,
+        app: known(&row.app),
+        env: known(&row.env),
+        updated: row.updated.map(Timestamp),
+        expires: row.expires.clone(),
+        termination_protection,
+    }
 }
 
 /// Builds take minutes: a progress line (in place on a terminal, a heartbeat elsewhere), the
@@ -493,9 +518,10 @@ fn built_json(function: &str, built: &crate::build::Built) -> serde_json::Value 
 impl crate::build::Observer for Reporter {
     fn build_started(&self, function: &str, method: &str) {
         match self.format {
-            Format::Json => self.json_line(
-                json!({ "type": "build_started", "function": function, "method": method }),
-            ),
+            Format::Json => self.record(&Record::BuildStarted {
+                function: function.to_string(),
+                method: method.to_string(),
+            }),
             Format::Human { .. } => self.human(format!(
                 "{} building {function} with {method}",
                 style("▸").cyan().for_stderr()
@@ -508,8 +534,10 @@ impl crate::build::Observer for Reporter {
             return;
         }
         match self.format {
-            Format::Json => self
-                .json_line(json!({ "type": "build_output", "function": function, "line": line })),
+            Format::Json => self.record(&Record::BuildOutput {
+                function: function.to_string(),
+                line: line.to_string(),
+            }),
             Format::Human { .. } => {
                 self.stderr_line(style(format!("  {function} │ {line}")).dim().for_stderr())
             }
@@ -521,7 +549,13 @@ impl crate::build::Observer for Reporter {
         match self.format {
             Format::Json => {
                 if self.due_for_heartbeat() {
-                    self.json_line(json!({ "type": "heartbeat", "function": function, "elapsed_s": elapsed.as_secs(), "line": last }));
+                    self.record(&Record::Heartbeat {
+                        stack: None,
+                        status: None,
+                        function: Some(function.to_string()),
+                        line: Some(last),
+                        elapsed_s: elapsed.as_secs(),
+                    });
                 }
             }
             Format::Human { quiet: true } => {}
@@ -535,7 +569,7 @@ impl crate::build::Observer for Reporter {
             Format::Human { .. } if !self.verbose && self.due_for_heartbeat() => {
                 self.stderr_line(format!(
                     "{} +{}s  still building {function}: {last}",
-                    clock(epoch_now()),
+                    clock(SystemTime::now()),
                     elapsed.as_secs()
                 ));
             }
@@ -546,11 +580,7 @@ impl crate::build::Observer for Reporter {
     fn build_finished(&self, function: &str, built: &crate::build::Built) {
         *self.build_status.borrow_mut() = None;
         match self.format {
-            Format::Json => {
-                let mut line = built_json(function, built);
-                line["type"] = json!("build");
-                self.json_line(line);
-            }
+            Format::Json => self.record(&Record::Build(record::Built::of(function, built))),
             Format::Human { .. } => {
                 self.erase_view();
                 self.human(format!(
@@ -570,66 +600,110 @@ fn print_call(line: String) {
     eprintln!("{}", style(line).dim().for_stderr());
 }
 
-/// Seconds since the epoch, now.
-fn epoch_now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or_default()
+/// A line for people on stderr from outside a command's reporter (`validate`, `init`, the final
+/// error): the one other place deployer writes to the terminal.
+pub fn note(line: impl std::fmt::Display) {
+    eprintln!("{line}");
 }
 
 impl Ui for Reporter {
     fn progress(&self, progress: Progress) {
         let quiet = self.format == Format::Human { quiet: true };
         match (self.format, progress) {
-            (Format::Json, Progress::Step(message)) => self.json_line(json!({ "type": "step", "message": message })),
-            (Format::Json, Progress::Warning(message)) => {
-                self.json_line(json!({ "type": "warning", "message": message }))
-            }
-            (Format::Json, Progress::Artifact { function, key, size, uploaded }) => self.json_line(
-                json!({ "type": "artifact", "function": function, "key": key, "size": size, "uploaded": uploaded }),
-            ),
-            (Format::Json, Progress::Changes { stack, changes }) => self.json_line(json!({
-                "type": "changes",
-                "stack": stack,
-                "changes": changes.iter().map(change_json).collect::<Vec<_>>(),
-            })),
-            (Format::Json, Progress::Event { stack, event, elapsed }) => self.json_line(json!({
-                "type": "event",
-                "stack": stack,
-                "logical_id": event.logical_id,
-                "resource_type": event.resource_type,
-                "status": event.status,
-                "reason": event.reason,
-                "timestamp": event.timestamp,
-                "elapsed_s": elapsed.as_secs(),
-            })),
-            (Format::Json, Progress::Waiting { stack, status, elapsed }) => {
+            (Format::Json, Progress::Step(message)) => self.record(&Record::Step { message }),
+            (Format::Json, Progress::Warning(message)) => self.record(&Record::Warning { message }),
+            (
+                Format::Json,
+                Progress::Artifact {
+                    function,
+                    key,
+                    size,
+                    uploaded,
+                },
+            ) => self.record(&Record::Artifact {
+                function,
+                key,
+                size,
+                uploaded,
+            }),
+            (Format::Json, Progress::Changes { stack, changes }) => self.record(&Record::Changes {
+                stack,
+                changes: change_records(&changes),
+            }),
+            (
+                Format::Json,
+                Progress::Event {
+                    stack,
+                    event,
+                    elapsed,
+                },
+            ) => self.record(&Record::event(&stack, &event, elapsed)),
+            (
+                Format::Json,
+                Progress::Waiting {
+                    stack,
+                    status,
+                    elapsed,
+                },
+            ) => {
                 if self.due_for_heartbeat() {
-                    self.json_line(json!({ "type": "heartbeat", "stack": stack, "status": status, "elapsed_s": elapsed.as_secs() }));
+                    self.record(&Record::Heartbeat {
+                        stack: Some(stack),
+                        status: Some(status.as_str().to_string()),
+                        function: None,
+                        line: None,
+                        elapsed_s: elapsed.as_secs(),
+                    });
                 }
             }
             // Warnings show even with -q: they are about the result.
             (Format::Human { .. }, Progress::Warning(message)) => {
-                self.stderr_line(format!("{} {message}", style("warning:").yellow().bold().for_stderr()));
+                self.stderr_line(format!(
+                    "{} {message}",
+                    style("warning:").yellow().bold().for_stderr()
+                ));
             }
             (Format::Human { .. }, _) if quiet => {}
             (Format::Human { .. }, Progress::Step(message)) => {
                 self.human(format!("{} {message}", style("▸").cyan().for_stderr()))
             }
-            (Format::Human { .. }, Progress::Artifact { function, key, size, uploaded }) => {
-                let what = if uploaded { "uploaded" } else { "already in the bucket" };
+            (
+                Format::Human { .. },
+                Progress::Artifact {
+                    function,
+                    key,
+                    size,
+                    uploaded,
+                },
+            ) => {
+                let what = if uploaded {
+                    "uploaded"
+                } else {
+                    "already in the bucket"
+                };
                 let arrow = style("▸").cyan().for_stderr();
-                self.human(format!("{arrow} artifact {function}: {} {key} ({what})", human_size(size)));
+                self.human(format!(
+                    "{arrow} artifact {function}: {} {key} ({what})",
+                    human_size(size)
+                ));
             }
             (Format::Human { .. }, Progress::Changes { stack, changes }) => {
-                self.human(format!("Changes to {stack} (+ add, ~ modify, - remove, ! replace):"));
+                self.human(format!(
+                    "Changes to {stack} (+ add, ~ modify, - remove, ! replace):"
+                ));
                 for line in change_lines(&changes) {
                     self.human(format!("  {line}"));
                 }
                 self.view.borrow_mut().start(&stack, changes.len());
             }
-            (Format::Human { .. }, Progress::Event { stack, event, elapsed }) if self.live => {
+            (
+                Format::Human { .. },
+                Progress::Event {
+                    stack,
+                    event,
+                    elapsed,
+                },
+            ) if self.live => {
                 if !self.view.borrow().is_for(&stack) {
                     // Deletes and waits have no change set to count from.
                     self.view.borrow_mut().start(&stack, 0);
@@ -637,7 +711,7 @@ impl Ui for Reporter {
                 let done = self.view.borrow_mut().event(&event, elapsed);
                 if let Some(line) = done {
                     self.stderr_line(format!("{} {line}", style("✓").green().for_stderr()));
-                } else if event.status.ends_with("_FAILED") {
+                } else if phase(&event.status) == Phase::Failed {
                     self.stderr_line(Self::event_line(&event, elapsed));
                 }
                 self.draw_view(Some(elapsed));
@@ -645,12 +719,24 @@ impl Ui for Reporter {
             (Format::Human { .. }, Progress::Event { event, elapsed, .. }) => {
                 self.stderr_line(Self::event_line(&event, elapsed));
             }
-            (Format::Human { .. }, Progress::Waiting { stack, status, elapsed }) => {
+            (
+                Format::Human { .. },
+                Progress::Waiting {
+                    stack,
+                    status,
+                    elapsed,
+                },
+            ) => {
                 if self.live {
-                    self.view.borrow_mut().stack_status(&status);
+                    self.view.borrow_mut().stack_status(status.as_str());
                     self.draw_view(Some(elapsed));
                 } else if self.due_for_heartbeat() {
-                    self.stderr_line(format!("{} +{}s  {stack}  still {status}", clock(epoch_now()), elapsed.as_secs()));
+                    let status = status.as_str();
+                    self.stderr_line(format!(
+                        "{} +{}s  {stack}  still {status}",
+                        clock(SystemTime::now()),
+                        elapsed.as_secs()
+                    ));
                 }
             }
         }
@@ -770,8 +856,9 @@ mod tests {
 
     #[test]
     fn clock_is_utc_time_of_day() {
-        assert_eq!(clock(0.0), "00:00:00");
-        assert_eq!(clock(86_400.0 + 3_723.9), "01:02:03");
+        let at = |s: f64| SystemTime::UNIX_EPOCH + Duration::from_secs_f64(s);
+        assert_eq!(clock(at(0.0)), "00:00:00");
+        assert_eq!(clock(at(86_400.0 + 3_723.9)), "01:02:03");
     }
 
     #[test]
@@ -780,7 +867,7 @@ mod tests {
             action: a.into(),
             logical_id: id.into(),
             resource_type: "AWS::T".into(),
-            replacement: r.map(str::to_string),
+            replacement: r.map(crate::converge::model::Replacement::from),
         };
         let lines = change_lines(&[
             c("Add", "Api", None),

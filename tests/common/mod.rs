@@ -96,3 +96,28 @@ pub fn hello_crate(dir: &Path) {
     )
     .unwrap();
 }
+
+/// Every line of a `--json` run's stdout, each checked against the README's table of records:
+/// every record deployer writes in the tests is held to the documented interface.
+pub fn records(stdout: &str) -> Vec<serde_json::Value> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let table = deployer::ui::record::readme_table(&readme);
+    stdout
+        .lines()
+        .map(|line| {
+            let value: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+            if let Err(why) = deployer::ui::record::check(&table, &value) {
+                panic!("{why}: {line}");
+            }
+            value
+        })
+        .collect()
+}
+
+/// The last record of a `--json` run, which must be its summary.
+pub fn summary(stdout: &str) -> serde_json::Value {
+    let last = records(stdout).pop().expect("no JSON output");
+    assert_eq!(last["type"], "summary", "{stdout}");
+    last
+}

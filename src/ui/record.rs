@@ -1,0 +1,644 @@
+//! The `--json` interface: one [`Record`] per line on stdout. Every field name and value shape is
+//! documented in the README's table of records, and a test holds this module to that table.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::converge::model::{Change, ChangeAction, Phase, Replacement, StackEvent, phase};
+
+/// One line of `--json` output. `type` names the record; a command's last line is its `summary`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    /// A step of the command began.
+    Step { message: String },
+    /// Something worth knowing that does not stop the command.
+    Warning { message: String },
+    /// A build began.
+    BuildStarted { function: String, method: String },
+    /// A line of the build tool's output (`-v` only).
+    BuildOutput { function: String, line: String },
+    /// A build finished.
+    Build(Built),
+    /// An artifact is in the bucket (`uploaded`: false when it already was).
+    Artifact {
+        function: String,
+        key: String,
+        size: usize,
+        uploaded: bool,
+    },
+    /// What a change set would do.
+    Changes {
+        stack: String,
+        changes: Vec<ChangeRecord>,
+    },
+    /// A new stack event.
+    Event {
+        stack: String,
+        logical_id: String,
+        resource_type: String,
+        /// CloudFormation's status, e.g. `CREATE_COMPLETE`.
+        status: String,
+        phase: EventPhase,
+        reason: Option<String>,
+        timestamp: Timestamp,
+        elapsed_s: u64,
+    },
+    /// Still waiting, so that logs never look hung: on a stack (`stack`, `status`) or a build
+    /// (`function`, `line`).
+    Heartbeat {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        stack: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        function: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        line: Option<String>,
+        elapsed_s: u64,
+    },
+    /// One `gc` decision.
+    Gc {
+        stack: String,
+        action: GcAction,
+        reason: String,
+    },
+    /// One stack (`status`, and each row of `ls`); `status` is null when it does not exist.
+    Stack {
+        stack: String,
+        status: Option<String>,
+        reason: Option<String>,
+        app: Option<String>,
+        env: Option<String>,
+        updated: Option<Timestamp>,
+        expires: Option<String>,
+        termination_protection: bool,
+    },
+    /// `outputs`: the stack's outputs by key.
+    Outputs {
+        stack: String,
+        outputs: BTreeMap<String, String>,
+    },
+    /// One CloudWatch Logs event of a function.
+    Log {
+        function: String,
+        timestamp: Timestamp,
+        message: String,
+    },
+    /// The last line of `up`, `plan`, `down`, `gc`, `bootstrap` and `build`.
+    Summary(Summary),
+}
+
+/// What a command did, by command.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Summary {
+    /// `up`: the stack's final status (or `no changes`).
+    Up(Deployed),
+    /// `plan`: `changes pending` or `no changes`.
+    Plan(Deployed),
+    /// `down`.
+    Down {
+        stack: String,
+        /// `DELETE_COMPLETE`, or `absent` when there was no stack.
+        status: String,
+        message: String,
+        duration_s: Seconds,
+        retained_tables: Vec<String>,
+        removed_artifacts: Vec<String>,
+        kept_artifacts: Vec<String>,
+    },
+    /// `gc`.
+    Gc {
+        /// `ok` or `failed`.
+        status: String,
+        message: String,
+        duration_s: Seconds,
+        dry_run: bool,
+        /// Deleted, or to delete with `dry_run`.
+        stacks: Vec<String>,
+        /// `stack: why`, for each deletion that failed.
+        failed: Vec<String>,
+    },
+    /// `bootstrap`.
+    Bootstrap {
+        stack: String,
+        region: String,
+        bucket: String,
+        vpc_id: String,
+        subnet_ids: Vec<String>,
+        duration_s: Seconds,
+    },
+    /// `build`.
+    Build { artifacts: Vec<Built> },
+}
+
+/// The result of `up` or `plan`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Deployed {
+    /// Stack name.
+    pub stack: String,
+    /// Environment.
+    pub env: String,
+    /// Final stack status, `no changes` or `changes pending`.
+    pub status: String,
+    /// Whether anything changed (or, for `plan`, would).
+    pub changed: bool,
+    /// Stack outputs.
+    pub outputs: BTreeMap<String, String>,
+    /// The change set's changes.
+    pub changes: Vec<ChangeRecord>,
+    /// The command's own time, prompts excluded.
+    pub duration_s: Seconds,
+}
+
+/// One built artifact.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Built {
+    /// The function.
+    pub function: String,
+    /// `docker (classic)`, `cargo-lambda`, `zip`...
+    pub method: String,
+    /// Lowercase hex sha256 of the zip.
+    pub sha256: String,
+    /// Bytes.
+    pub size: usize,
+    /// Where the zip is.
+    pub path: String,
+    /// How long it took.
+    pub duration_s: Seconds,
+}
+
+impl Built {
+    /// The record of a build.
+    pub fn of(function: &str, built: &crate::build::Built) -> Built {
+        Built {
+            function: function.to_string(),
+            method: built.method.clone(),
+            sha256: built.artifact.sha256_hex(),
+            size: built.artifact.bytes.len(),
+            path: built.path.display().to_string(),
+            duration_s: Seconds(built.elapsed),
+        }
+    }
+}
+
+/// One change of a change set.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChangeRecord {
+    /// What happens to the resource.
+    pub action: Action,
+    /// Logical id.
+    pub logical_id: String,
+    /// CloudFormation resource type.
+    pub resource_type: String,
+    /// For a modification: whether it replaces the resource; null otherwise.
+    pub replacement: Option<Replacing>,
+}
+
+impl From<&Change> for ChangeRecord {
+    fn from(c: &Change) -> Self {
+        let action = match &c.action {
+            ChangeAction::Add => Action::Add,
+            ChangeAction::Modify => Action::Modify,
+            ChangeAction::Remove => Action::Remove,
+            ChangeAction::Import => Action::Import,
+            _ => Action::Other,
+        };
+        let replacing = match &c.replacement {
+            Some(Replacement::True) => Replacing::Always,
+            Some(Replacement::Conditional) => Replacing::Conditional,
+            Some(Replacement::False) => Replacing::Never,
+            _ => Replacing::Unknown,
+        };
+        let replacement = (c.action == ChangeAction::Modify).then_some(replacing);
+        ChangeRecord {
+            action,
+            logical_id: c.logical_id.clone(),
+            resource_type: c.resource_type.clone(),
+            replacement,
+        }
+    }
+}
+
+/// A change's action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Created.
+    Add,
+    /// Updated in place or replaced (see `replacement`).
+    Modify,
+    /// Deleted (or retained, by its deletion policy).
+    Remove,
+    /// Imported.
+    Import,
+    /// Anything CloudFormation adds later (`Dynamic`, ...).
+    Other,
+}
+
+/// Whether a modification replaces the resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Replacing {
+    /// Updated in place.
+    Never,
+    /// Replaced: a new physical resource.
+    Always,
+    /// Replaced depending on values known only at deploy time.
+    Conditional,
+    /// The backend did not say (moto).
+    Unknown,
+}
+
+/// Where an event's status puts its resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventPhase {
+    /// `*_IN_PROGRESS`.
+    InProgress,
+    /// `*_COMPLETE`, `DELETE_SKIPPED`.
+    Complete,
+    /// `*_FAILED`.
+    Failed,
+}
+
+impl From<Phase> for EventPhase {
+    fn from(p: Phase) -> Self {
+        match p {
+            Phase::InProgress => EventPhase::InProgress,
+            Phase::Complete => EventPhase::Complete,
+            Phase::Failed => EventPhase::Failed,
+        }
+    }
+}
+
+/// A `gc` decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GcAction {
+    /// Expired: deleted (or would be, with `--dry-run`).
+    Delete,
+    /// Kept.
+    Skip,
+}
+
+/// A time, written as RFC 3339 UTC with milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp(pub SystemTime);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_millis(self.0))
+    }
+}
+
+/// A duration, written as seconds with two decimals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub Duration);
+
+impl Serialize for Seconds {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64((self.0.as_secs_f64() * 100.0).round() / 100.0)
+    }
+}
+
+impl Record {
+    /// The record of a stack event.
+    pub fn event(stack: &str, event: &StackEvent, elapsed: Duration) -> Record {
+        Record::Event {
+            stack: stack.to_string(),
+            logical_id: event.logical_id.clone(),
+            resource_type: event.resource_type.clone(),
+            status: event.status.as_str().to_string(),
+            phase: phase(&event.status).into(),
+            reason: event.reason.clone(),
+            timestamp: Timestamp(event.timestamp),
+            elapsed_s: elapsed.as_secs(),
+        }
+    }
+
+    /// The record as one line of JSON.
+    pub fn to_line(&self) -> String {
+        // Serializing these types cannot fail: no maps with non-string keys, no custom errors.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The README's table of records: for each record kind (`type`, or `summary (command)`), its
+/// documented fields. Rows look like ``| `event` | `stack`, `logical_id`, ... |``.
+pub fn readme_table(readme: &str) -> BTreeMap<String, Vec<String>> {
+    let start = readme
+        .find("<!-- json-records -->")
+        .expect("the README marks its table of JSON records with <!-- json-records -->");
+    let mut table = BTreeMap::new();
+    for line in readme[start..].lines().skip(1) {
+        let line = line.trim();
+        if line.is_empty() {
+            break;
+        }
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let Some(kind) = cells.first().and_then(|c| c.strip_prefix('`')) else {
+            continue;
+        };
+        let kind = kind.replacen('`', "", 1);
+        let fields = cells.get(1).map_or_else(Vec::new, |cell| field_names(cell));
+        table.insert(kind, fields);
+    }
+    table
+}
+
+/// The field names of a README cell: backticked names at the start of each comma-separated item,
+/// before any `;`, outside parentheses (which describe values).
+fn field_names(cell: &str) -> Vec<String> {
+    let mut items = vec![String::new()];
+    let mut depth = 0usize;
+    for ch in cell.chars() {
+        match ch {
+            ';' if depth == 0 => break,
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => items.push(String::new()),
+            _ if depth == 0 => items.last_mut().expect("never empty").push(ch),
+            _ => {}
+        }
+    }
+    items
+        .iter()
+        .filter_map(|item| {
+            Some(
+                item.trim()
+                    .strip_prefix('`')?
+                    .split('`')
+                    .next()?
+                    .to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Checks one JSON record against the README's table: a known kind, every field documented, and
+/// every documented field present (optional fields are marked `?` in the table).
+pub fn check(
+    table: &BTreeMap<String, Vec<String>>,
+    record: &serde_json::Value,
+) -> Result<(), String> {
+    let object = record.as_object().ok_or("not an object")?;
+    let kind = object
+        .get("type")
+        .and_then(|t| t.as_str())
+        .ok_or("no `type`")?;
+    let key = match object.get("command").and_then(|c| c.as_str()) {
+        Some(command) if kind == "summary" => format!("summary ({command})"),
+        _ => kind.to_string(),
+    };
+    let fields = table
+        .get(&key)
+        .ok_or_else(|| format!("`{key}` is not in the README's table of records"))?;
+    let documented = |name: &str| fields.iter().any(|f| f.trim_end_matches('?') == name);
+    for name in object.keys() {
+        if name != "type" && name != "command" && !documented(name) {
+            return Err(format!("`{key}` has the undocumented field `{name}`"));
+        }
+    }
+    for field in fields.iter().filter(|f| !f.ends_with('?')) {
+        if !object.contains_key(field) {
+            return Err(format!("`{key}` lacks the documented field `{field}`"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One record of every kind, in every variant: adding a variant without a sample here does not
+    /// compile (see `kind`).
+    fn samples() -> Vec<Record> {
+        let t = Timestamp(SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123));
+        let d = Seconds(Duration::from_millis(8_215));
+        let change = ChangeRecord {
+            action: Action::Modify,
+            logical_id: "NotesTable".into(),
+            resource_type: "AWS::DynamoDB::Table".into(),
+            replacement: Some(Replacing::Always),
+        };
+        let built = Built {
+            function: "api".into(),
+            method: "docker".into(),
+            sha256: "ab".repeat(32),
+            size: 2_900_000,
+            path: "target/lambda/api/bootstrap.zip".into(),
+            duration_s: d,
+        };
+        let deployed = Deployed {
+            stack: "notes-dev".into(),
+            env: "dev".into(),
+            status: "UPDATE_COMPLETE".into(),
+            changed: true,
+            outputs: BTreeMap::from([("Url".into(), "http://x".into())]),
+            changes: vec![change.clone()],
+            duration_s: d,
+        };
+        let s = |x: &str| x.to_string();
+        vec![
+            Record::Step {
+                message: s("building"),
+            },
+            Record::Warning {
+                message: s("careful"),
+            },
+            Record::BuildStarted {
+                function: s("api"),
+                method: s("docker"),
+            },
+            Record::BuildOutput {
+                function: s("api"),
+                line: s("Compiling"),
+            },
+            Record::Build(built.clone()),
+            Record::Artifact {
+                function: s("api"),
+                key: s("k"),
+                size: 1,
+                uploaded: true,
+            },
+            Record::Changes {
+                stack: s("notes-dev"),
+                changes: vec![change],
+            },
+            Record::Event {
+                stack: s("notes-dev"),
+                logical_id: s("Api"),
+                resource_type: s("AWS::Lambda::Function"),
+                status: s("CREATE_COMPLETE"),
+                phase: EventPhase::Complete,
+                reason: None,
+                timestamp: t,
+                elapsed_s: 3,
+            },
+            Record::Heartbeat {
+                stack: Some(s("notes-dev")),
+                status: Some(s("UPDATE_IN_PROGRESS")),
+                function: None,
+                line: None,
+                elapsed_s: 30,
+            },
+            Record::Heartbeat {
+                stack: None,
+                status: None,
+                function: Some(s("api")),
+                line: Some(s("Compiling tokio")),
+                elapsed_s: 30,
+            },
+            Record::Gc {
+                stack: s("notes-pr-1"),
+                action: GcAction::Delete,
+                reason: s("expired"),
+            },
+            Record::Stack {
+                stack: s("notes-dev"),
+                status: Some(s("UPDATE_COMPLETE")),
+                reason: None,
+                app: Some(s("notes")),
+                env: Some(s("dev")),
+                updated: Some(t),
+                expires: None,
+                termination_protection: false,
+            },
+            Record::Outputs {
+                stack: s("notes-dev"),
+                outputs: BTreeMap::new(),
+            },
+            Record::Log {
+                function: s("api"),
+                timestamp: t,
+                message: s("hello"),
+            },
+            Record::Summary(Summary::Up(deployed.clone())),
+            Record::Summary(Summary::Plan(deployed)),
+            Record::Summary(Summary::Down {
+                stack: s("notes-dev"),
+                status: s("DELETE_COMPLETE"),
+                message: s("deleted"),
+                duration_s: d,
+                retained_tables: vec![],
+                removed_artifacts: vec![],
+                kept_artifacts: vec![],
+            }),
+            Record::Summary(Summary::Gc {
+                status: s("ok"),
+                message: s("deleted 0 stack(s)"),
+                duration_s: d,
+                dry_run: false,
+                stacks: vec![],
+                failed: vec![],
+            }),
+            Record::Summary(Summary::Bootstrap {
+                stack: s("deployer-bootstrap"),
+                region: s("us-east-1"),
+                bucket: s("b"),
+                vpc_id: s("vpc-1"),
+                subnet_ids: vec![],
+                duration_s: d,
+            }),
+            Record::Summary(Summary::Build {
+                artifacts: vec![built],
+            }),
+        ]
+    }
+
+    /// The README's name of a record: its `type`, and for a summary its `command`.
+    fn kind(record: &Record) -> &'static str {
+        // Exhaustive on purpose: a new variant must be named here, and so get a sample above.
+        match record {
+            Record::Step { .. } => "step",
+            Record::Warning { .. } => "warning",
+            Record::BuildStarted { .. } => "build_started",
+            Record::BuildOutput { .. } => "build_output",
+            Record::Build(_) => "build",
+            Record::Artifact { .. } => "artifact",
+            Record::Changes { .. } => "changes",
+            Record::Event { .. } => "event",
+            Record::Heartbeat { .. } => "heartbeat",
+            Record::Gc { .. } => "gc",
+            Record::Stack { .. } => "stack",
+            Record::Outputs { .. } => "outputs",
+            Record::Log { .. } => "log",
+            Record::Summary(Summary::Up(_)) => "summary (up)",
+            Record::Summary(Summary::Plan(_)) => "summary (plan)",
+            Record::Summary(Summary::Down { .. }) => "summary (down)",
+            Record::Summary(Summary::Gc { .. }) => "summary (gc)",
+            Record::Summary(Summary::Bootstrap { .. }) => "summary (bootstrap)",
+            Record::Summary(Summary::Build { .. }) => "summary (build)",
+        }
+    }
+
+    #[test]
+    fn every_record_matches_the_readme_table() {
+        let readme = include_str!("../../README.md");
+        let table = crate::ui::record::readme_table(readme);
+        let samples = samples();
+        for record in &samples {
+            let value: serde_json::Value = serde_json::from_str(&record.to_line()).unwrap();
+            assert_eq!(value["type"], kind(record).split(' ').next().unwrap());
+            if let Err(e) = check(&table, &value) {
+                panic!("{}: {e}", record.to_line());
+            }
+        }
+        let sampled: std::collections::BTreeSet<&str> = samples.iter().map(kind).collect();
+        let documented: std::collections::BTreeSet<&str> =
+            table.keys().map(String::as_str).collect();
+        assert_eq!(sampled, documented, "README rows and record kinds differ");
+    }
+
+    #[test]
+    fn a_record_with_an_undocumented_field_fails_the_check() {
+        let table = crate::ui::record::readme_table(include_str!("../../README.md"));
+        let bad = serde_json::json!({ "type": "step", "message": "m", "extra": 1 });
+        assert!(check(&table, &bad).unwrap_err().contains("extra"));
+        let missing = serde_json::json!({ "type": "warning" });
+        assert!(check(&table, &missing).unwrap_err().contains("message"));
+        let unknown = serde_json::json!({ "type": "nope" });
+        assert!(check(&table, &unknown).is_err());
+    }
+
+    #[test]
+    fn changes_and_events_use_enums_and_rfc3339() {
+        let change = Change {
+            action: ChangeAction::Modify,
+            logical_id: "T".into(),
+            resource_type: "AWS::DynamoDB::Table".into(),
+            replacement: Some(Replacement::False),
+        };
+        let json = serde_json::to_value(ChangeRecord::from(&change)).unwrap();
+        assert_eq!(json["action"], "modify");
+        assert_eq!(json["replacement"], "never");
+        let added = Change {
+            action: ChangeAction::Add,
+            replacement: None,
+            ..change
+        };
+        assert_eq!(
+            serde_json::to_value(ChangeRecord::from(&added)).unwrap()["replacement"],
+            serde_json::Value::Null
+        );
+        let event = StackEvent {
+            id: "e".into(),
+            logical_id: "Api".into(),
+            resource_type: "AWS::Lambda::Function".into(),
+            status: "UPDATE_FAILED".into(),
+            reason: Some("boom".into()),
+            timestamp: SystemTime::UNIX_EPOCH + Duration::from_millis(1_500),
+            token: None,
+        };
+        let line = Record::event("s", &event, Duration::from_secs(2)).to_line();
+        assert_eq!(
+            line,
+            r#"{"type":"event","stack":"s","logical_id":"Api","resource_type":"AWS::Lambda::Function","status":"UPDATE_FAILED","phase":"failed","reason":"boom","timestamp":"1970-01-01T00:00:01.500Z","elapsed_s":2}"#
+        );
+    }
+}
