@@ -663,3 +663,60 @@ async fn a_stack_over_the_resource_limit_never_reaches_aws() {
 
 #[path = "converge_moto/transitions.rs"]
 mod transitions;
+
+/// EC2 and IAM are called over the query protocol by hand (src/aws/query.rs), not by SDK crates:
+/// checked here against moto's own EC2 answers, signed as the SDK would sign them.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hand_signed_ec2_and_iam_calls_read_real_answers() {
+    use deployer::converge::cloud::Cloud;
+    let moto = Moto::start();
+    let p = Project::new();
+    let first = up(&moto, &p, &["-v"]);
+    first.expect_code(0);
+    assert!(
+        first
+            .stderr
+            .contains("aws EC2.DescribeAvailabilityZones ok"),
+        "{}",
+        first.stderr
+    );
+    let aws = deployer::aws::Aws::from_config(moto.sdk_config().await, None);
+    let cloud = aws.cloud();
+    let zones = cloud.availability_zones().await.unwrap();
+    assert!(zones.len() >= 2, "{zones:?}");
+    assert!(zones.windows(2).all(|w| w[0] < w[1]), "sorted: {zones:?}");
+    assert!(
+        zones.iter().all(|z| z.starts_with("us-east-1")),
+        "{zones:?}"
+    );
+    // The bootstrap's subnets are in the zones it was given as parameters.
+    let boot = cloud.stack("deployer-bootstrap").await.unwrap().unwrap();
+    let subnets: Vec<String> = cloud
+        .resources("deployer-bootstrap")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.resource_type == "AWS::EC2::Subnet")
+        .map(|r| r.physical_id)
+        .collect();
+    assert_eq!(subnets.len(), 2);
+    let expected: Vec<String> = ["AvailabilityZone1", "AvailabilityZone2"]
+        .iter()
+        .map(|k| boot.parameters[*k].clone())
+        .collect();
+    let mut found = cloud.subnet_zones(&subnets).await.unwrap();
+    let mut wanted = expected.clone();
+    found.sort();
+    wanted.sort();
+    assert_eq!(found, wanted);
+    let missing = cloud
+        .subnet_zones(&["subnet-00000000000000000".to_string()])
+        .await
+        .unwrap_err();
+    assert!(missing.code.is_some(), "{missing:?}");
+    // moto implements no SimulatePrincipalPolicy: an error with AWS's shape, not a panic.
+    let simulated = cloud
+        .simulate("arn:aws:iam::123456789012:role/x", &["s3:GetObject".into()])
+        .await;
+    assert!(simulated.is_err(), "{simulated:?}");
+}

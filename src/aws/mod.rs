@@ -16,6 +16,8 @@ use crate::converge::model::{
 };
 use crate::exit::{Code, Error};
 
+pub mod query;
+
 /// The clients deployer uses, all from one configuration.
 pub struct Aws {
     /// The resolved configuration.
@@ -25,8 +27,8 @@ pub struct Aws {
     elb: aws_sdk_elasticloadbalancingv2::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
     sts: aws_sdk_sts::Client,
-    iam: aws_sdk_iam::Client,
-    ec2: aws_sdk_ec2::Client,
+    /// EC2 and IAM (see [`query`]).
+    query: query::QueryClient,
 }
 
 /// Where `-v` sends one line per AWS call.
@@ -108,14 +110,17 @@ const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Connect and per-attempt timeouts; `DEPLOYER_ATTEMPT_TIMEOUT_MS` overrides the attempt timeout
 /// (slow links, and tests that hold responses back).
 fn timeouts() -> aws_config::timeout::TimeoutConfig {
-    let attempt = std::env::var("DEPLOYER_ATTEMPT_TIMEOUT_MS")
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-        .map_or(ATTEMPT_TIMEOUT, std::time::Duration::from_millis);
     aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(std::time::Duration::from_secs(5))
-        .operation_attempt_timeout(attempt)
+        .operation_attempt_timeout(attempt_timeout())
         .build()
+}
+
+fn attempt_timeout() -> std::time::Duration {
+    std::env::var("DEPLOYER_ATTEMPT_TIMEOUT_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(ATTEMPT_TIMEOUT, std::time::Duration::from_millis)
 }
 
 /// Whether an endpoint override is in force (an emulator): S3 must then use path-style URLs,
@@ -141,6 +146,11 @@ impl Aws {
                 "no AWS region: set `region:` in the spec, AWS_REGION, or a region in your AWS profile",
             ));
         }
+        Ok(Aws::from_config(config, log_calls))
+    }
+
+    /// The clients for a loaded configuration (tests build one for an emulator).
+    pub fn from_config(config: aws_config::SdkConfig, log_calls: Option<CallLog>) -> Aws {
         // One macro per client type would not be clearer than this: each SDK has its own Builder.
         let mut cfn = aws_sdk_cloudformation::config::Builder::from(&config);
         let mut s3 =
@@ -148,15 +158,7 @@ impl Aws {
         let mut elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(&config);
         let mut logs = aws_sdk_cloudwatchlogs::config::Builder::from(&config);
         let mut sts = aws_sdk_sts::config::Builder::from(&config);
-        let mut iam = aws_sdk_iam::config::Builder::from(&config);
-        let mut ec2 = aws_sdk_ec2::config::Builder::from(&config);
         if let Some(log) = log_calls {
-            iam.push_interceptor(
-                aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
-            );
-            ec2.push_interceptor(
-                aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
-            );
             cfn.push_interceptor(
                 aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
             );
@@ -173,16 +175,15 @@ impl Aws {
                 aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
             );
         }
-        Ok(Aws {
+        Aws {
             cfn: aws_sdk_cloudformation::Client::from_conf(cfn.build()),
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
             elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(elb.build()),
             logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs.build()),
             sts: aws_sdk_sts::Client::from_conf(sts.build()),
-            iam: aws_sdk_iam::Client::from_conf(iam.build()),
-            ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
+            query: query::QueryClient::new(&config, attempt_timeout(), log_calls),
             config,
-        })
+        }
     }
 
     /// The region in use.
@@ -730,70 +731,75 @@ impl Cloud for AwsCloud<'_> {
         principal: &str,
         actions: &[String],
     ) -> Result<Vec<(String, bool)>, CloudError> {
-        let results: Vec<_> = self
-            .aws
-            .iam
-            .simulate_principal_policy()
-            .policy_source_arn(principal)
-            .set_action_names(Some(actions.to_vec()))
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map_err(cloud_error)?;
-        Ok(results
-            .iter()
-            .map(|r| {
-                let allowed =
-                    r.eval_decision() == &aws_sdk_iam::types::PolicyEvaluationDecisionType::Allowed;
-                (r.eval_action_name().to_string(), allowed)
-            })
-            .collect())
+        let mut results = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut params = vec![("PolicySourceArn".to_string(), principal.to_string())];
+            for (i, action) in actions.iter().enumerate() {
+                params.push((format!("ActionNames.member.{}", i + 1), action.clone()));
+            }
+            if let Some(marker) = &marker {
+                params.push(("Marker".into(), marker.clone()));
+            }
+            let xml = self
+                .aws
+                .query
+                .call(query::Service::Iam, "SimulatePrincipalPolicy", &params)
+                .await?;
+            let fields = ["EvalActionName", "EvalDecision"];
+            for item in query::list_items(&xml, "EvaluationResults", &fields) {
+                let action = item.get("EvalActionName").cloned().unwrap_or_default();
+                let allowed = item.get("EvalDecision").is_some_and(|d| d == "allowed");
+                results.push((action, allowed));
+            }
+            marker = query::first_text(&xml, "Marker");
+            if query::first_text(&xml, "IsTruncated").as_deref() != Some("true") || marker.is_none()
+            {
+                return Ok(results);
+            }
+        }
     }
 
     async fn availability_zones(&self) -> Result<Vec<String>, CloudError> {
-        let filter = |name: &str, value: &str| {
-            aws_sdk_ec2::types::Filter::builder()
-                .name(name)
-                .values(value)
-                .build()
-        };
-        let out = self
+        let params = [
+            ("Filter.1.Name", "state"),
+            ("Filter.1.Value.1", "available"),
+            ("Filter.2.Name", "zone-type"),
+            ("Filter.2.Value.1", "availability-zone"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let xml = self
             .aws
-            .ec2
-            .describe_availability_zones()
-            .filters(filter("state", "available"))
-            .filters(filter("zone-type", "availability-zone"))
-            .send()
-            .await
-            .map_err(cloud_error)?;
-        let mut zones: Vec<String> = out
-            .availability_zones()
-            .iter()
-            .filter_map(|z| z.zone_name().map(str::to_string))
+            .query
+            .call(query::Service::Ec2, "DescribeAvailabilityZones", &params)
+            .await?;
+        let mut zones: Vec<String> = query::list_items(&xml, "availabilityZoneInfo", &["zoneName"])
+            .into_iter()
+            .filter_map(|z| z.get("zoneName").cloned())
             .collect();
         zones.sort();
         Ok(zones)
     }
 
     async fn subnet_zones(&self, subnet_ids: &[String]) -> Result<Vec<String>, CloudError> {
-        let out = self
+        let params: Vec<(String, String)> = subnet_ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (format!("SubnetId.{}", i + 1), id.clone()))
+            .collect();
+        let xml = self
             .aws
-            .ec2
-            .describe_subnets()
-            .set_subnet_ids(Some(subnet_ids.to_vec()))
-            .send()
-            .await
-            .map_err(cloud_error)?;
+            .query
+            .call(query::Service::Ec2, "DescribeSubnets", &params)
+            .await?;
+        let subnets = query::list_items(&xml, "subnetSet", &["subnetId", "availabilityZone"]);
         subnet_ids
             .iter()
             .map(|id| {
-                out.subnets()
+                subnets
                     .iter()
-                    .find(|s| s.subnet_id() == Some(id.as_str()))
-                    .and_then(|s| s.availability_zone())
-                    .map(str::to_string)
+                    .find(|s| s.get("subnetId") == Some(id))
+                    .and_then(|s| s.get("availabilityZone").cloned())
                     .ok_or_else(|| {
                         CloudError::new("NotFound", format!("subnet {id} was not found"))
                     })
