@@ -24,7 +24,7 @@ pub const OWN_ACTIONS: &[&str] = &[
 ];
 
 /// What CloudFormation's handlers call for one resource type, as deployer configures it: a subset
-/// of the handler permissions in the type's resource schema (tests/oracles.rs checks each against
+/// of the handler permissions in the type's resource schema (tests/it/oracles.rs checks each against
 /// the schemas cfn-lint ships). The optional ones (KMS, VPC configuration, code signing, ...) are
 /// left out, so that a role without them is not refused for features deployer does not use.
 pub struct TypeActions {

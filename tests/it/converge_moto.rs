@@ -1,7 +1,7 @@
 //! `up`, `plan`, `down`, `status`, `outputs` against moto in server mode, through the real binary
 //! and the real AWS SDK.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 
@@ -276,7 +276,7 @@ async fn down_deletes_lists_retained_tables_and_is_idempotent() {
     );
     // deployer itself never deletes a table. (Whether the table survives is CloudFormation's
     // part: moto 5.2.5 honours only `DeletionPolicy: Retain`, not `RetainExceptOnCreate`, so it
-    // cannot show that here; the policy is asserted in tests/render.rs.)
+    // cannot show that here; the policy is asserted in tests/it/render.rs.)
     let dynamodb_tables = moto.count("DynamoDB_20120810.DeleteTable");
     assert_eq!(dynamodb_tables, 0);
 }

@@ -9,7 +9,7 @@
 //! DEPLOYER_TEST_BUILDER_IMAGE and DEPLOYER_TEST_BUILDKIT_DOCKER (scripts/lib/docker.sh). Without
 //! them these tests fail and say so; they never skip.
 
-mod common;
+use crate::common;
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};

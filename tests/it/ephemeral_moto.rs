@@ -1,6 +1,6 @@
 //! Ephemeral environments against moto: `--ttl`, expiry, `gc`, `ls`, artifact cleanup.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Inputs the fuzzer (or anyone) found troublesome, replayed through the same checks as
 //! `fuzz/fuzz_targets/spec.rs`: parse, validate, render, and read the rendered YAML back.
 
-mod common;
+use crate::common;
 
 #[test]
 fn every_saved_input_parses_or_fails_cleanly_and_renders_round_trip() {

@@ -983,6 +983,10 @@ async fn ci_and_json_output_of_a_failed_create() {
                 },
             )
             .await;
+        if format == Format::Json {
+            // Every record, as the README's table of records documents it.
+            assert!(crate::common::records(&captured.stdout()).len() > 5);
+        }
         insta::assert_snapshot!(name, transcript(&captured, &result));
     }
 }

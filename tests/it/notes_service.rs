@@ -1,6 +1,6 @@
 //! The example service (examples/notes) fed real ALB event JSON, against DynamoDB in moto.
 
-mod common;
+use crate::common;
 
 use common::moto::Moto;
 use lambda_http::{Body, Response};

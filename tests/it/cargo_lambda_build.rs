@@ -1,7 +1,7 @@
 //! `deployer build` with method `cargo-lambda`: the real `cargo lambda` (PyPI's cargo-lambda, with
 //! zig from ziglang, installed into .venv by scripts/setup-python) on a small service crate.
 
-mod common;
+use crate::common;
 
 use std::io::Cursor;
 use std::process::Command;

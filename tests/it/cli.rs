@@ -198,9 +198,10 @@ fn init_scaffolds_a_service_that_validates_renders_and_compiles() {
         main_rs
     );
 
-    // The generated crate compiles (its own target dir: no lock shared with this test run).
+    // The generated crate type-checks (`cargo check`: no code generation or link, which the
+    // Docker and cargo-lambda tests cover; its own target dir: no lock shared with this run).
     let build = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--manifest-path"])
+        .args(["check", "--quiet", "--manifest-path"])
         .arg(target.join("service/Cargo.toml"))
         .env("CARGO_TARGET_DIR", common_root().join("target/init-check"))
         .output()
@@ -210,7 +211,15 @@ fn init_scaffolds_a_service_that_validates_renders_and_compiles() {
         "{}",
         String::from_utf8_lossy(&build.stderr)
     );
-    assert!(common_root().join("target/init-check/debug/shop").is_file());
+    let checked = std::fs::read_dir(common_root().join("target/init-check/debug/deps"))
+        .unwrap()
+        .any(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("libshop-")
+        });
+    assert!(checked, "cargo check left no metadata for the `shop` crate");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! holds answers past the SDK's timeout. Nothing breaks, nothing runs twice, nothing is corrupted,
 //! and the result equals a fault-free run's.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

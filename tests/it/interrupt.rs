@@ -1,7 +1,7 @@
 //! Ctrl-C: SIGINT sent to the real binary mid-deploy, with a proxy in front of moto that keeps
 //! the operation running until deployer reacts.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};

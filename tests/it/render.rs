@@ -1,6 +1,6 @@
 //! Snapshots of rendered templates, and the properties rendering promises.
 
-mod common;
+use crate::common;
 
 use deployer::render::{self, Format, Options};
 

@@ -1,7 +1,7 @@
 //! The bad-input corpus: each file in tests/bad-specs/ starts with `# expect: LINE:COL: message`,
 //! and `deployer validate` must print exactly that one error and exit 2, without panicking.
 
-mod common;
+use crate::common;
 
 use assert_cmd::Command;
 

@@ -1,7 +1,7 @@
 //! Every template deployer renders passes oracles we did not write: cfn-lint with zero findings,
 //! and checkov with only the skips listed (each with a reason) in tests/oracles/checkov-skips.txt.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -1,0 +1,21 @@
+//! Every integration test in one binary: one link of the AWS SDK instead of thirteen, and one
+//! test harness that runs them all in parallel. Each module is one area; `common` holds the
+//! emulators and helpers they share.
+
+// Each module uses a part of it.
+#[allow(dead_code)]
+mod common;
+
+mod bad_specs;
+mod cargo_lambda_build;
+mod cli;
+mod converge_fake;
+mod converge_moto;
+mod docker_build;
+mod ephemeral_moto;
+mod faults;
+mod fuzz_regressions;
+mod interrupt;
+mod notes_service;
+mod oracles;
+mod render;
