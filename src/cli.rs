@@ -5,8 +5,26 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::exit::{self, Error};
-use crate::render::{self, Format};
+use crate::render;
 use crate::workspace;
+
+/// `render --format`: the template formats, as the command line names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TemplateFormat {
+    /// YAML, the way people read templates.
+    Yaml,
+    /// JSON, the way CloudFormation stores them.
+    Json,
+}
+
+impl From<TemplateFormat> for render::Format {
+    fn from(format: TemplateFormat) -> Self {
+        match format {
+            TemplateFormat::Yaml => render::Format::Yaml,
+            TemplateFormat::Json => render::Format::Json,
+        }
+    }
+}
 
 /// Output shape shared by the verbs that talk to AWS.
 #[derive(Debug, Args)]
@@ -148,7 +166,7 @@ enum Command {
         target: Target,
         /// Output format
         #[arg(long, value_enum, default_value = "yaml")]
-        format: Format,
+        format: TemplateFormat,
         /// Write to FILE instead of standard output
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
@@ -449,7 +467,7 @@ impl Cli {
                 } else {
                     target.load()?.render(render::Options { ephemeral })?
                 };
-                write_output(output, &template.to_string(format))
+                write_output(output, &template.to_string(format.into()))
             }
             Command::Schema => write_output(None, &crate::spec::schema()),
             Command::Logs {

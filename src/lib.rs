@@ -7,6 +7,8 @@
 //! [`commands`] runs one verb; [`workspace`] finds and reads the spec; [`init`] scaffolds a new service; [`exit`] holds
 //! exit codes.
 
+#![warn(missing_docs)]
+
 pub mod aws;
 pub mod build;
 pub mod cli;
@@ -14,7 +16,10 @@ pub mod commands;
 pub mod converge;
 pub mod exit;
 pub mod init;
-pub mod render;
-pub mod spec;
 pub mod ui;
 pub mod workspace;
+
+/// CloudFormation rendering (the `deployer-render` crate).
+pub use deployer_render as render;
+/// The stack spec: parse, validate, schema (the `deployer-spec` crate).
+pub use deployer_spec as spec;

@@ -1,3 +1,5 @@
+//! The `deployer` command: parses the arguments and reports the error of a failed command.
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {

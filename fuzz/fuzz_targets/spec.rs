@@ -3,12 +3,8 @@
 
 use libfuzzer_sys::fuzz_target;
 
-#[path = "../../src/render/mod.rs"]
-#[allow(dead_code)]
-mod render;
-#[path = "../../src/spec/mod.rs"]
-#[allow(dead_code)]
-mod spec;
+use deployer_render as render;
+use deployer_spec as spec;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -345,7 +345,7 @@ fn vendor(ws: &Workspace, context: &Path, on_line: &mut dyn FnMut(&str)) -> Resu
     let stamp_path = context.join("vendor.sha256");
     let digest: [u8; 32] = Sha256::digest(&lock_bytes).into();
     // The suffix marks a vendor directory thinned to Linux (older ones are redone).
-    let stamp = format!("{} linux-only", crate::converge::model::hex(&digest));
+    let stamp = format!("{} linux-only", super::hex(&digest));
     let config_path = context.join("cargo-config.toml");
     let vendor_dir = context.join("vendor");
     if std::fs::read_to_string(&stamp_path).is_ok_and(|s| s == stamp)

@@ -29,6 +29,11 @@ pub struct Artifact {
     pub sha256: [u8; 32],
 }
 
+/// Lowercase hex of bytes (sha256 digests: artifact keys, template keys, the deploy digest).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 impl Artifact {
     /// An artifact from zip bytes.
     pub fn from_zip(bytes: Vec<u8>) -> Artifact {
@@ -38,7 +43,7 @@ impl Artifact {
 
     /// The sha256 in hex: the artifact's S3 key stem.
     pub fn sha256_hex(&self) -> String {
-        crate::converge::model::hex(&self.sha256)
+        hex(&self.sha256)
     }
 
     /// The S3 key: `<app>/<function>/<sha256>.zip`.

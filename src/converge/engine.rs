@@ -21,23 +21,38 @@ pub enum Progress {
     Warning(String),
     /// An artifact is in the bucket (`uploaded`: it was sent now; otherwise it was already there).
     Artifact {
+        /// The function.
         function: String,
+        /// Its S3 key.
         key: String,
+        /// Bytes.
         size: usize,
+        /// Sent now, rather than found in the bucket.
         uploaded: bool,
     },
     /// What a change set would do.
-    Changes { stack: String, changes: Vec<Change> },
+    Changes {
+        /// The stack.
+        stack: String,
+        /// Its changes.
+        changes: Vec<Change>,
+    },
     /// A new stack event.
     Event {
+        /// The stack.
         stack: String,
+        /// The event.
         event: StackEvent,
+        /// Since the operation began.
         elapsed: Duration,
     },
     /// A poll found the operation still running (drives heartbeats and the live view's clock).
     Waiting {
+        /// The stack.
         stack: String,
+        /// Its status at the poll.
         status: StackStatus,
+        /// Since the operation began.
         elapsed: Duration,
     },
 }
@@ -129,7 +144,12 @@ impl Deployment {
 pub enum Mode {
     /// Execute; `yes`: without asking; `allow_data_loss`: even when tables, buckets or log
     /// groups would be deleted or replaced.
-    Apply { yes: bool, allow_data_loss: bool },
+    Apply {
+        /// Without asking.
+        yes: bool,
+        /// Even when data would be lost.
+        allow_data_loss: bool,
+    },
     /// Show the changes, then delete the change set.
     Plan,
 }
@@ -138,11 +158,22 @@ pub enum Mode {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     /// The stack already matched; no change set was created or it had no changes.
-    NoChanges { stack: Stack },
+    NoChanges {
+        /// The stack as it is.
+        stack: Stack,
+    },
     /// `plan`: these changes are pending.
-    Planned { changes: Vec<Change> },
+    Planned {
+        /// The pending changes.
+        changes: Vec<Change>,
+    },
     /// The change set ran and the stack reached a complete status.
-    Applied { stack: Stack, changes: Vec<Change> },
+    Applied {
+        /// The stack afterwards.
+        stack: Stack,
+        /// What changed.
+        changes: Vec<Change>,
+    },
 }
 
 /// How `down` ended.
@@ -151,7 +182,10 @@ pub enum Teardown {
     /// There was no stack.
     NothingToDelete,
     /// Deleted; these retained tables (physical names) survive it.
-    Deleted { retained_tables: Vec<String> },
+    Deleted {
+        /// Physical names of the tables that survive.
+        retained_tables: Vec<String>,
+    },
 }
 
 /// How far back event paging reaches (clocks may disagree; `seen` decides what is new).
@@ -967,7 +1001,20 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         let text = self.cloud.deployed_template(name).await.map_err(|e| {
             cloud_failure(&format!("cannot read the deployed template of {name}"), e)
         })?;
-        Ok(parse_template(&text))
+        Ok(self.parse_template(name, &text))
+    }
+
+    /// A deployed template as JSON, the only form deployer deploys. Anything else (a template
+    /// deployed by hand in YAML) reads as empty, with a warning: the data-loss guard then counts
+    /// every removal as a loss, and no priority is known to be taken.
+    fn parse_template(&self, name: &str, text: &str) -> serde_json::Value {
+        serde_json::from_str(text).unwrap_or_else(|_| {
+            self.ui.progress(Progress::Warning(format!(
+                "the deployed template of {name} is not JSON, so deployer did not deploy it: \
+                 its resources are treated as unknown (every removal counts as a data loss)"
+            )));
+            serde_json::Value::Null
+        })
     }
 
     /// Uploads a template too large to send inline to the artifact bucket under its sha256 and
@@ -989,7 +1036,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         let key = format!(
             "templates/{}/{}.json",
             deployment.stack_name,
-            super::model::hex(&sha256)
+            crate::build::hex(&sha256)
         );
         let exists = self
             .cloud
@@ -1208,7 +1255,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .deployed_template(name)
             .await
             .map_err(|e| cloud_failure(&format!("cannot read the template of {name}"), e))?;
-        let template = parse_template(&template);
+        let template = self.parse_template(name, &template);
         let retained: Vec<&String> = template["Resources"]
             .as_object()
             .map(|resources| {
@@ -1285,16 +1332,6 @@ fn failed_resources(events: &[StackEvent], stack_name: &str) -> Vec<String> {
         }
     }
     lines
-}
-
-/// A deployed template: deployer's JSON, or YAML someone deployed by hand.
-fn parse_template(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap_or_else(|_| {
-        crate::spec::yaml::parse(text)
-            .0
-            .map(|n| n.to_json())
-            .unwrap_or_default()
-    })
 }
 
 #[cfg(test)]

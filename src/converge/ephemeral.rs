@@ -146,7 +146,7 @@ pub fn env_from_branch(branch: &str, max_len: usize) -> String {
     if slug.len() <= max_len {
         return slug;
     }
-    let hash = super::model::hex(&Sha256::digest(branch.as_bytes()));
+    let hash = crate::build::hex(&Sha256::digest(branch.as_bytes()));
     let keep = slug[..max_len - 7].trim_end_matches('-');
     format!("{keep}-{}", &hash[..6])
 }

@@ -239,12 +239,7 @@ pub fn digest(
         "protection",
         if termination_protection { "on" } else { "off" },
     );
-    hex(&hasher.finalize())
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::build::hex(&hasher.finalize())
 }
 
 /// Reasons that only say "because something else failed".

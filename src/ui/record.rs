@@ -13,78 +13,128 @@ use crate::converge::model::{Change, ChangeAction, Phase, Replacement, StackEven
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Record {
     /// A step of the command began.
-    Step { message: String },
+    Step {
+        /// The step, in a few words.
+        message: String,
+    },
     /// Something worth knowing that does not stop the command.
-    Warning { message: String },
+    Warning {
+        /// What, and what it means.
+        message: String,
+    },
     /// A build began.
-    BuildStarted { function: String, method: String },
+    BuildStarted {
+        /// The function.
+        function: String,
+        /// The build method.
+        method: String,
+    },
     /// A line of the build tool's output (`-v` only).
-    BuildOutput { function: String, line: String },
+    BuildOutput {
+        /// The function.
+        function: String,
+        /// The line.
+        line: String,
+    },
     /// A build finished.
     Build(Built),
     /// An artifact is in the bucket (`uploaded`: false when it already was).
     Artifact {
+        /// The function.
         function: String,
+        /// The S3 key.
         key: String,
+        /// Bytes.
         size: usize,
+        /// Sent now, rather than found in the bucket.
         uploaded: bool,
     },
     /// What a change set would do.
     Changes {
+        /// The stack.
         stack: String,
+        /// Its changes.
         changes: Vec<ChangeRecord>,
     },
     /// A new stack event.
     Event {
+        /// The stack.
         stack: String,
+        /// The resource's logical id (the stack's name for its own events).
         logical_id: String,
+        /// The resource type.
         resource_type: String,
         /// CloudFormation's status, e.g. `CREATE_COMPLETE`.
         status: String,
+        /// Where that status puts the resource.
         phase: EventPhase,
+        /// CloudFormation's reason, when it gives one.
         reason: Option<String>,
+        /// When it happened.
         timestamp: Timestamp,
+        /// Whole seconds since the operation began.
         elapsed_s: u64,
     },
     /// Still waiting, so that logs never look hung: on a stack (`stack`, `status`) or a build
     /// (`function`, `line`).
     Heartbeat {
+        /// The stack being waited on.
         #[serde(skip_serializing_if = "Option::is_none")]
         stack: Option<String>,
+        /// Its status.
         #[serde(skip_serializing_if = "Option::is_none")]
         status: Option<String>,
+        /// The function being built.
         #[serde(skip_serializing_if = "Option::is_none")]
         function: Option<String>,
+        /// The build tool's latest line.
         #[serde(skip_serializing_if = "Option::is_none")]
         line: Option<String>,
+        /// Whole seconds since the wait began.
         elapsed_s: u64,
     },
     /// One `gc` decision.
     Gc {
+        /// The stack.
         stack: String,
+        /// Deleted or kept.
         action: GcAction,
+        /// Why.
         reason: String,
     },
     /// One stack (`status`, and each row of `ls`); `status` is null when it does not exist.
     Stack {
+        /// The stack name.
         stack: String,
+        /// Its status; null when there is no such stack.
         status: Option<String>,
+        /// Why it is in that status, when CloudFormation says.
         reason: Option<String>,
+        /// The `deployer:app` tag.
         app: Option<String>,
+        /// The `deployer:env` tag.
         env: Option<String>,
+        /// The last deployment.
         updated: Option<Timestamp>,
+        /// An ephemeral env's expiry (RFC 3339).
         expires: Option<String>,
+        /// Whether termination protection is on.
         termination_protection: bool,
     },
     /// `outputs`: the stack's outputs by key.
     Outputs {
+        /// The stack name.
         stack: String,
+        /// Output key to value.
         outputs: BTreeMap<String, String>,
     },
     /// One CloudWatch Logs event of a function.
     Log {
+        /// The function.
         function: String,
+        /// When it was logged.
         timestamp: Timestamp,
+        /// The line.
         message: String,
     },
     /// The last line of `up`, `plan`, `down`, `gc`, `bootstrap` and `build`.
@@ -101,21 +151,30 @@ pub enum Summary {
     Plan(Deployed),
     /// `down`.
     Down {
+        /// The stack name.
         stack: String,
         /// `DELETE_COMPLETE`, or `absent` when there was no stack.
         status: String,
+        /// The result, in a sentence.
         message: String,
+        /// The command's time.
         duration_s: Seconds,
+        /// Physical names of the tables kept with their data.
         retained_tables: Vec<String>,
+        /// Artifact keys deleted from the bucket.
         removed_artifacts: Vec<String>,
+        /// Artifact keys other envs still use.
         kept_artifacts: Vec<String>,
     },
     /// `gc`.
     Gc {
         /// `ok` or `failed`.
         status: String,
+        /// The result, in a sentence.
         message: String,
+        /// The command's time.
         duration_s: Seconds,
+        /// Nothing was deleted: `stacks` lists what would be.
         dry_run: bool,
         /// Deleted, or to delete with `dry_run`.
         stacks: Vec<String>,
@@ -124,15 +183,24 @@ pub enum Summary {
     },
     /// `bootstrap`.
     Bootstrap {
+        /// The bootstrap stack's name.
         stack: String,
+        /// The region.
         region: String,
+        /// The artifact bucket.
         bucket: String,
+        /// The shared VPC.
         vpc_id: String,
+        /// Its public subnets.
         subnet_ids: Vec<String>,
+        /// The command's time.
         duration_s: Seconds,
     },
     /// `build`.
-    Build { artifacts: Vec<Built> },
+    Build {
+        /// One per function.
+        artifacts: Vec<Built>,
+    },
 }
 
 /// The result of `up` or `plan`.

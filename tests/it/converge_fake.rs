@@ -1240,3 +1240,30 @@ async fn the_preflight_names_what_iam_denies_and_maps_assumed_roles() {
         "{why}"
     );
 }
+
+#[tokio::test]
+async fn a_deployed_template_that_is_not_json_is_unknown_and_removals_count_as_losses() {
+    let script = Script::new(vec![stack("UPDATE_COMPLETE")]);
+    // Deployed by hand, in YAML, retaining the table: deployer cannot read that, so it must not
+    // assume the retention either.
+    *script.deployed.borrow_mut() = Some(
+        "Resources:\n  NotesTable:\n    Type: AWS::DynamoDB::Table\n    DeletionPolicy: Retain\n"
+            .into(),
+    );
+    script.change_set.borrow_mut().as_mut().unwrap().changes = vec![Change {
+        action: "Remove".into(),
+        logical_id: "NotesTable".into(),
+        resource_type: "AWS::DynamoDB::Table".into(),
+        replacement: None,
+    }];
+    let ui = Recorder::default();
+    let err = run(&script, &ui).await.unwrap_err();
+    assert_eq!(err.code, deployer::exit::Code::DataLoss, "{err}");
+    assert!(
+        ui.steps()
+            .iter()
+            .any(|w| w.contains("deployed template of notes-dev is not JSON")),
+        "{:?}",
+        ui.steps()
+    );
+}

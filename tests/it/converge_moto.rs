@@ -178,7 +178,7 @@ async fn a_spec_change_updates_and_a_new_artifact_gets_a_new_key_and_code() {
     );
 
     let sha = p.artifact("v2");
-    let key = format!("notes/api/{}.zip", deployer::converge::model::hex(&sha));
+    let key = format!("notes/api/{}.zip", deployer::build::hex(&sha));
     let new_code = up(&moto, &p, &[]);
     new_code.expect_code(0);
     assert!(

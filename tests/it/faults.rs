@@ -113,7 +113,7 @@ async fn artifacts_intact(moto: &Moto) -> usize {
             .await
             .unwrap()
             .into_bytes();
-        let sha = deployer::converge::model::hex(&Sha256::digest(&body));
+        let sha = deployer::build::hex(&Sha256::digest(&body));
         assert!(
             key.ends_with(&format!("/{sha}.zip")),
             "{key} holds bytes hashing to {sha}"

@@ -144,7 +144,9 @@ pub enum Placement<'a> {
     SharedVpc,
     /// An existing VPC named in the spec.
     Existing {
+        /// The VPC.
         vpc_id: &'a str,
+        /// Its subnets for the load balancer.
         subnet_ids: &'a [String],
     },
     /// A VPC created by and for this stack.

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::alb::Listener;
 use super::{Doc, get_att, r#ref};
-use crate::spec::{Access, Function, Spec, names};
+use deployer_spec::{Access, Function, Spec, names};
 
 /// The logical ids derived from a function's spec name.
 pub struct Ids {

@@ -3,6 +3,8 @@
 //!
 //! Templates are built as JSON values in code, never by pasting user text into YAML.
 
+#![warn(missing_docs)]
+
 mod alb;
 pub mod bootstrap;
 mod emit;
@@ -12,7 +14,7 @@ mod table;
 
 use serde_json::{Map, Value, json};
 
-use crate::spec::{Diag, Pos, Spec, names};
+use deployer_spec::{Diag, Pos, Spec, names};
 
 pub use emit::to_yaml;
 pub use function::PRIORITY_STEP;
@@ -30,7 +32,7 @@ pub struct Options {
 pub struct Template(pub Value);
 
 /// Output formats of `deployer render`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// YAML, the way people read templates.
     Yaml,

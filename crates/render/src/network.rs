@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{Doc, bootstrap, r#ref};
-use crate::spec::{Placement, Spec};
+use deployer_spec::{Placement, Spec};
 
 /// Parameter through which deployer passes the shared VPC id (from the bootstrap stack).
 pub const VPC_PARAMETER: &str = "NetworkVpcId";

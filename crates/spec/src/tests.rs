@@ -398,7 +398,7 @@ fn a_valid_spec_keeps_defaults() {
 
 #[test]
 fn never_panics_on_truncated_or_mutated_specs() {
-    let example = include_str!("../../stacks/example.yaml");
+    let example = include_str!("../../../stacks/example.yaml");
     for end in (0..=example.len()).filter(|i| example.is_char_boundary(*i)) {
         let _ = parse(&example[..end], "s.yaml");
     }

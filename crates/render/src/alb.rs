@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use super::function::Ids;
 use super::network::Placed;
 use super::{Doc, r#ref};
-use crate::spec::{Alb, Spec};
+use deployer_spec::{Alb, Spec};
 
 /// TLS 1.2 and 1.3 only.
 const TLS_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";

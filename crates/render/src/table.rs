@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::{Doc, Options, r#ref};
-use crate::spec::{Billing, Encryption, Key, Projection, Spec, Table, names};
+use deployer_spec::{Billing, Encryption, Key, Projection, Spec, Table, names};
 
 /// The logical id of the table called `name` in the spec.
 pub fn id(name: &str) -> String {

@@ -2,6 +2,8 @@
 //!
 //! Pure: no file or network access. The caller reads the file and passes its text.
 
+#![warn(missing_docs)]
+
 pub mod decode;
 pub mod diag;
 pub mod model;

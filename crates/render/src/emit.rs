@@ -117,7 +117,7 @@ mod tests {
             "J": {}, "K": [], "L": "multi\nline \"quoted\"", "M": "-1", "N": 1.5,
         });
         let yaml = to_yaml(&value);
-        let (node, diags) = crate::spec::yaml::parse(&yaml);
+        let (node, diags) = deployer_spec::yaml::parse(&yaml);
         assert!(diags.is_empty(), "{diags:?}\n{yaml}");
         assert_eq!(node.unwrap().to_json(), value, "{yaml}");
     }
