@@ -529,26 +529,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                     return Err(self.stopped_watching(name));
                 }
                 reacted = true;
-                let token = crate::converge::engine::token("interrupt");
-                let reaction = match on_interrupt {
-                    OnInterrupt::DeleteCreating => {
-                        self.ui.progress(Progress::Warning(format!(
-                            "Ctrl-C: deleting {name}, which was being created and holds nothing yet (Ctrl-C again to stop watching)"
-                        )));
-                        self.cloud.delete_stack(&stack.id, &token).await
-                    }
-                    _ => {
-                        self.ui.progress(Progress::Warning(format!(
-                            "Ctrl-C: cancelling the update of {name}; CloudFormation rolls it back (Ctrl-C again to stop watching)"
-                        )));
-                        self.cloud.cancel_update_stack(name, &token).await
-                    }
-                };
-                if let Err(e) = reaction {
-                    self.ui.progress(Progress::Warning(format!(
-                        "could not stop the operation on {name}: {e}"
-                    )));
-                }
+                self.stop_operation(stack, on_interrupt).await;
             }
             // By id, so that a deleted stack is still found (as DELETE_COMPLETE).
             let current = self.describe(&stack.id).await?;
@@ -585,6 +566,32 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 other => return Ok((other, all)),
             }
             delay = self.poll.next(delay);
+        }
+    }
+
+    /// The first Ctrl-C while watching: delete a stack being created (it holds nothing yet), or
+    /// cancel an update (CloudFormation rolls it back); watching goes on.
+    async fn stop_operation(&self, stack: &Stack, on_interrupt: OnInterrupt) {
+        let name = &stack.name;
+        let token = token("interrupt");
+        let reaction = match on_interrupt {
+            OnInterrupt::DeleteCreating => {
+                self.ui.progress(Progress::Warning(format!(
+                    "Ctrl-C: deleting {name}, which was being created and holds nothing yet (Ctrl-C again to stop watching)"
+                )));
+                self.cloud.delete_stack(&stack.id, &token).await
+            }
+            _ => {
+                self.ui.progress(Progress::Warning(format!(
+                    "Ctrl-C: cancelling the update of {name}; CloudFormation rolls it back (Ctrl-C again to stop watching)"
+                )));
+                self.cloud.cancel_update_stack(name, &token).await
+            }
+        };
+        if let Err(e) = reaction {
+            self.ui.progress(Progress::Warning(format!(
+                "could not stop the operation on {name}: {e}"
+            )));
         }
     }
 
@@ -808,25 +815,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .is_none_or(|s| s.status == StackStatus::ReviewInProgress);
         let mut tags = deployment.tags.clone();
         tags.insert(DIGEST_TAG.into(), recorded.to_string());
-        let template_url = self.template_url(deployment).await?;
-        let request = ChangeSetRequest {
-            stack_name: name.clone(),
-            name: token("cs"),
-            create,
-            template_body: deployment.template_body.clone(),
-            template_url,
-            parameters: deployment.parameters.clone(),
-            tags: tags.clone(),
-        };
-        self.step(format!(
-            "{name}: creating {} change set",
-            if create { "a CREATE" } else { "an UPDATE" }
-        ));
-        let (id, stack_id) = self
-            .cloud
-            .create_change_set(&request)
-            .await
-            .map_err(|e| cloud_failure(&format!("cannot create a change set for {name}"), e))?;
+        let (id, stack_id) = self.submit_change_set(deployment, &tags, create).await?;
         let mut review = Review {
             id,
             stack_id,
@@ -867,22 +856,61 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             )));
         }
         let changes = change_set.changes;
+        review.losses = self.show_changes(deployment, deployed.filter(|_| !create), &changes);
+        review.changes = changes;
+        Ok(Reviewed::Ready(review))
+    }
+
+    /// Creates the change set (by URL when the template is too large to send inline); returns
+    /// its id and the stack's.
+    async fn submit_change_set(
+        &self,
+        deployment: &Deployment,
+        tags: &BTreeMap<String, String>,
+        create: bool,
+    ) -> Result<(String, String), Error> {
+        let name = &deployment.stack_name;
+        let request = ChangeSetRequest {
+            stack_name: name.clone(),
+            name: token("cs"),
+            create,
+            template_body: deployment.template_body.clone(),
+            template_url: self.template_url(deployment).await?,
+            parameters: deployment.parameters.clone(),
+            tags: tags.clone(),
+        };
+        self.step(format!(
+            "{name}: creating {} change set",
+            if create { "a CREATE" } else { "an UPDATE" }
+        ));
+        self.cloud
+            .create_change_set(&request)
+            .await
+            .map_err(|e| cloud_failure(&format!("cannot create a change set for {name}"), e))
+    }
+
+    /// Shows the changes (replacements the backend did not report marked as such) and returns
+    /// the data they would lose, judged against the `deployed` template of an update.
+    fn show_changes(
+        &self,
+        deployment: &Deployment,
+        deployed: Option<&serde_json::Value>,
+        changes: &[Change],
+    ) -> Vec<super::data_loss::Loss> {
         let wanted: serde_json::Value =
             serde_json::from_str(&deployment.template_body).unwrap_or_default();
         let (shown, losses) = match deployed {
-            Some(deployed) if !create => (
-                super::data_loss::with_inferred_replacements(&changes, deployed, &wanted),
-                super::data_loss::losses(&changes, deployed, &wanted),
+            Some(deployed) => (
+                super::data_loss::with_inferred_replacements(changes, deployed, &wanted),
+                super::data_loss::losses(changes, deployed, &wanted),
             ),
-            _ => (changes.clone(), Vec::new()),
+            None => (changes.to_vec(), Vec::new()),
         };
         self.ui.progress(Progress::Changes {
-            stack: name.clone(),
+            stack: deployment.stack_name.clone(),
             changes: shown,
         });
-        review.changes = changes;
-        review.losses = losses;
-        Ok(Reviewed::Ready(review))
+        losses
     }
 
     /// Deletes a change set that will not run (and the empty stack a CREATE one made).
