@@ -352,7 +352,10 @@ async fn status_and_outputs_read_the_stack() {
     );
     assert_eq!(
         outputs["ApiFunctionArn"],
-        "arn:aws:lambda:us-east-1:123456789012:function:notes-dev-api"
+        format!(
+            "arn:aws:lambda:us-east-1:{}:function:notes-dev-api",
+            moto.account
+        )
     );
 }
 

@@ -1,22 +1,82 @@
-//! A moto server (the AWS emulator, PyPI `moto[server]`) on a free loopback port for one test,
-//! with its request recorder on, stopped when dropped.
+//! One moto server (the AWS emulator, PyPI `moto[server]`) for the whole test binary, and for
+//! each test its own account on it: a recording proxy (`super::proxy`) in front of the server
+//! names the test's account in every request, so tests running in parallel see only their own
+//! stacks, buckets and functions, and count only their own requests.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
+use super::proxy::{Proxy, Rules};
 
-/// One running moto server.
-pub struct Moto {
-    child: Child,
-    /// `http://127.0.0.1:PORT`.
-    pub endpoint: String,
+/// The server all tests share. It stops when the test process ends: a shell holds it and kills
+/// it when its stdin, a pipe only this process writes to, closes.
+struct Server {
+    endpoint: String,
     dir: tempfile::TempDir,
+    _lifeline: ChildStdin,
 }
 
-/// One request moto received.
+fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let moto_server = super::python_tool("moto_server");
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("moto.log")).unwrap();
+        // Never waited for: the shell ends with this process, which nothing outlives.
+        #[allow(clippy::zombie_processes)]
+        let mut child = Command::new("sh")
+            .args(["-c", "\"$0\" \"$@\" & m=$!; cat >/dev/null; kill $m"])
+            .arg(moto_server)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .current_dir(dir.path())
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("cannot start moto_server");
+        let server = Server {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            _lifeline: child.stdin.take().expect("piped"),
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto did not start within 30 s: {}",
+                server.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    })
+}
+
+impl Server {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("moto.log")).unwrap_or_default()
+    }
+}
+
+/// One test's account on the shared moto server.
+pub struct Moto {
+    /// `http://127.0.0.1:PORT`: this test's recording proxy.
+    pub endpoint: String,
+    /// The account this test's requests act in.
+    pub account: String,
+    proxy: Proxy,
+}
+
+/// One request this test made.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub method: String,
@@ -38,105 +98,72 @@ impl Request {
 }
 
 impl Moto {
-    /// Starts moto and waits until it answers. Panics with what to install when it is missing.
+    /// A new account on the shared server (started, and warmed, by the first test that asks).
+    /// Panics with what to install when moto is missing.
     pub fn start() -> Moto {
-        let server = super::python_tool("moto_server");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("moto.log")).unwrap();
-        let child = Command::new(server)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .env("MOTO_ENABLE_RECORDING", "True")
-            .env("MOTO_RECORDER_FILEPATH", dir.path().join("recording.jsonl"))
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("cannot start moto_server");
-        let moto = Moto {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto did not start within 30 s: {}",
-                moto.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        // Warm it with read-only calls (STS, DescribeStacks): the first request imports moto's
-        // service modules, which should not count against the first test step.
-        std::fs::write(moto.dir.path().join("warm.yaml"), "app: warm\n").unwrap();
-        let warm = moto.deployer(moto.dir.path(), &["status", "-s", "warm.yaml"]);
-        assert_eq!(
-            warm.code,
-            Some(0),
-            "warming moto with `deployer status` failed: {warm:?}\n{}",
-            moto.log()
+        static ACCOUNTS: AtomicU64 = AtomicU64::new(0);
+        static WARM: OnceLock<()> = OnceLock::new();
+        let server = server();
+        // Twelve digits, never moto's default account (123456789012).
+        let account = format!(
+            "{:012}",
+            200_000_000_000 + ACCOUNTS.fetch_add(1, Ordering::Relaxed)
         );
+        let proxy = Proxy::start(
+            &server.endpoint,
+            Rules {
+                account: Some(account.clone()),
+                ..Rules::default()
+            },
+        );
+        let moto = Moto {
+            endpoint: proxy.endpoint.clone(),
+            account,
+            proxy,
+        };
+        WARM.get_or_init(|| {
+            // The first request imports moto's service modules (seconds): not a test's step.
+            std::fs::write(server.dir.path().join("warm.yaml"), "app: warm\n").unwrap();
+            let warm = moto.deployer(server.dir.path(), &["status", "-s", "warm.yaml"]);
+            assert_eq!(
+                warm.code,
+                Some(0),
+                "warming moto with `deployer status` failed: {warm:?}\n{}",
+                server.log()
+            );
+        });
         moto.reset_recording();
         moto
     }
 
-    /// moto's own output, for failure messages.
+    /// moto's own output (every test's), for failure messages.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("moto.log")).unwrap_or_default()
-    }
-
-    fn recording_path(&self) -> PathBuf {
-        self.dir.path().join("recording.jsonl")
+        server().log()
     }
 
     /// Forgets the requests recorded so far.
     pub fn reset_recording(&self) {
-        std::fs::write(self.recording_path(), "").unwrap();
+        self.proxy.clear();
     }
 
-    /// Every request since the last reset.
+    /// Every request of this test since the last reset.
     pub fn requests(&self) -> Vec<Request> {
-        let text = std::fs::read_to_string(self.recording_path()).unwrap_or_default();
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|line| {
-                let entry: serde_json::Value = serde_json::from_str(line).unwrap();
-                let body = entry["body"].as_str().unwrap_or_default();
-                let body = if entry["body_encoded"] == true {
-                    String::from_utf8_lossy(
-                        &base64::engine::general_purpose::STANDARD
-                            .decode(body)
-                            .unwrap_or_default(),
-                    )
-                    .into_owned()
-                } else {
-                    body.to_string()
-                };
+        self.proxy
+            .recorded()
+            .into_iter()
+            .map(|r| {
+                let body = String::from_utf8_lossy(&r.body).into_owned();
                 let from_body = body
                     .split('&')
                     .find_map(|kv| kv.strip_prefix("Action="))
                     .map(str::to_string);
-                let target = entry["headers"]
-                    .as_object()
-                    .and_then(|h| {
-                        h.iter()
-                            .find(|(k, _)| k.eq_ignore_ascii_case("x-amz-target"))
-                    })
-                    .and_then(|(_, v)| v.as_str())
-                    .map(str::to_string);
                 Request {
-                    method: entry["method"].as_str().unwrap_or_default().to_string(),
-                    url: entry["url"].as_str().unwrap_or_default().to_string(),
-                    action: from_body.or(target),
+                    action: from_body.or(r.target),
                     form: form_urlencoded::parse(body.as_bytes())
                         .map(|(k, v)| (k.into_owned(), v.into_owned()))
                         .collect(),
+                    method: r.method,
+                    url: r.url,
                 }
             })
             .collect()
@@ -240,12 +267,5 @@ impl Output {
             "the secret key was printed"
         );
         self
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

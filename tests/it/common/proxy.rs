@@ -1,7 +1,9 @@
 //! An HTTP proxy between deployer and moto that makes moto's instant operations look slow, so
 //! tests can interrupt them: after `ExecuteChangeSet` it reports the stack `*_IN_PROGRESS` until
 //! the operation is cancelled or deleted, and it can keep change sets `CREATE_PENDING`.
-//! It answers `CancelUpdateStack` itself (moto does not implement it) and records every action.
+//! It answers `CancelUpdateStack` itself (moto does not implement it) and records every request.
+//! With `account`, it is also what keeps the tests apart on one moto server: every request it
+//! forwards names that account (moto's `x-moto-account-id` header).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -21,6 +23,21 @@ pub struct Rules {
     /// Answer STS GetCallerIdentity and IAM SimulatePrincipalPolicy here (moto implements no
     /// simulation), as AWS would for this caller and these denied actions.
     pub iam: Option<IamAnswers>,
+    /// The moto account every forwarded request acts in.
+    pub account: Option<String>,
+}
+
+/// One request as the proxy received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// `GET`, `PUT`, `POST`...
+    pub method: String,
+    /// The request target (path and query).
+    pub url: String,
+    /// The body (chunked bodies decoded).
+    pub body: Vec<u8>,
+    /// The `X-Amz-Target` header of JSON-protocol calls.
+    pub target: Option<String>,
 }
 
 /// Who the caller is, and what IAM's policy simulation denies it.
@@ -127,6 +144,8 @@ struct State {
     injected: usize,
     /// PolicySourceArn of every simulation asked for.
     simulated: Vec<String>,
+    /// Every request, in order, until [`Proxy::clear`].
+    recorded: Vec<Recorded>,
 }
 
 /// A running proxy; threads end with the process.
@@ -171,6 +190,16 @@ impl Proxy {
     /// How many times `action` was called.
     pub fn count(&self, action: &str) -> usize {
         self.actions().iter().filter(|a| *a == action).count()
+    }
+
+    /// Every request since the last [`Proxy::clear`].
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().recorded.clone()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear(&self) {
+        self.state.lock().unwrap().recorded.clear();
     }
 }
 
@@ -250,14 +279,17 @@ fn with_length(head: &str, body: &[u8]) -> Vec<u8> {
     bytes
 }
 
-fn forward(upstream: &str, request: &Message) -> Option<Message> {
+fn forward(upstream: &str, request: &Message, account: Option<&str>) -> Option<Message> {
     let mut conn = TcpStream::connect(upstream).ok()?;
-    let head: String = request
+    let mut head: String = request
         .head
         .lines()
         .filter(|l| !l.to_ascii_lowercase().starts_with("connection"))
         .map(|l| format!("{l}\r\n"))
         .collect();
+    if let Some(account) = account {
+        head.push_str(&format!("x-moto-account-id: {account}\r\n"));
+    }
     conn.write_all(format!("{head}Connection: close\r\n\r\n").as_bytes())
         .ok()?;
     conn.write_all(&request.body).ok()?;
@@ -279,6 +311,16 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>, rules: &Rules)
     let mut writer = client;
     while let Some(request) = read_message(&mut reader, false) {
         let action = action_of(&request);
+        {
+            let mut start = request.head.lines().next().unwrap_or_default().split(' ');
+            let recorded = Recorded {
+                method: start.next().unwrap_or_default().to_string(),
+                url: start.next().unwrap_or_default().to_string(),
+                body: request.body.clone(),
+                target: header(&request.head, "x-amz-target").map(str::to_string),
+            };
+            state.lock().unwrap().recorded.push(recorded);
+        }
         let fault = {
             let mut s = state.lock().unwrap();
             if s.hits.len() < rules.faults.len() {
@@ -391,7 +433,7 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>, rules: &Rules)
             }
             continue;
         }
-        let Some(response) = forward(upstream, &request) else {
+        let Some(response) = forward(upstream, &request, rules.account.as_deref()) else {
             return;
         };
         if let Some(FaultKind::Delay(d)) = fault {
