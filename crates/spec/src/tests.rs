@@ -487,6 +487,25 @@ fn the_schema_states_the_decoders_ranges_and_defaults() {
             "{def}.{property}"
         );
     }
+    // The docs: a range written in a field's description (the schema's, from the model's doc
+    // comment) or next to the key in the README's spec reference is the constants' range.
+    let readme = include_str!("../../../README.md");
+    for (def, property, bounds) in BOUNDED {
+        let range = format!("{}..={}", bounds.min, bounds.max);
+        let p = &schema["$defs"][def]["properties"][property];
+        let description = p["description"].as_str().unwrap_or_default();
+        assert!(
+            !description.contains("..=") || description.contains(&range),
+            "{def}.{property}: {description}"
+        );
+        let key = format!("{property}:");
+        for line in readme
+            .lines()
+            .filter(|l| l.trim_start().starts_with(&key) && l.contains("..="))
+        {
+            assert!(line.contains(&range), "README: {line}");
+        }
+    }
     let billing = &schema["$defs"]["Table"]["properties"]["billing"]["oneOf"][1]["properties"];
     assert_eq!(billing["read"]["minimum"], CAPACITY.min);
     assert_eq!(billing["write"]["maximum"], CAPACITY.max);
