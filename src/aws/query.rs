@@ -109,29 +109,18 @@ impl QueryClient {
             rustls::crypto::aws_lc_rs::default_provider().into(),
         )
         .with_safe_default_protocol_versions()
-        .map(|builder| builder.with_native_roots());
-        let connector = match tls {
-            Ok(Ok(tls)) => hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(tls.with_no_client_auth())
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(http),
-            // No usable root store: plain HTTP still reaches an emulator, and HTTPS fails with
-            // the TLS error in the message.
-            _ => hyper_rustls::HttpsConnectorBuilder::new()
-                .with_tls_config(
-                    rustls::ClientConfig::builder_with_provider(
-                        rustls::crypto::aws_lc_rs::default_provider().into(),
-                    )
-                    .with_safe_default_protocol_versions()
-                    .expect("aws-lc-rs supports the default TLS versions")
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth(),
-                )
-                .https_or_http()
-                .enable_http1()
-                .wrap_connector(http),
+        .expect("aws-lc-rs supports the default TLS versions");
+        // Without a usable root store, plain HTTP still reaches an emulator, and HTTPS fails
+        // with the TLS error in the message.
+        let tls = match tls.clone().with_native_roots() {
+            Ok(with_roots) => with_roots,
+            Err(_) => tls.with_root_certificates(rustls::RootCertStore::empty()),
         };
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls.with_no_client_auth())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         QueryClient {
             http: Client::builder(TokioExecutor::new()).build(connector),
             config: config.clone(),
