@@ -316,15 +316,16 @@ pub fn down(loaded: &Loaded, yes: bool, reporter: &Reporter) -> Result<(), Error
                 report.kept_artifacts.len()
             ));
         }
+        let elapsed = started.elapsed();
         reporter.done(
             &name,
             &message,
-            started.elapsed(),
+            elapsed,
             record::Summary::Down {
                 stack: name.clone(),
                 status: status.to_string(),
                 message: message.clone(),
-                duration_s: Seconds(started.elapsed()),
+                duration_s: Seconds(elapsed),
                 retained_tables: retained,
                 removed_artifacts: report.removed_artifacts,
                 kept_artifacts: report.kept_artifacts,
@@ -368,14 +369,15 @@ pub fn gc(
                 doomed.len(),
                 if dry_run { " (dry run)" } else { "" }
             );
+            let elapsed = started.elapsed();
             reporter.done(
                 "gc",
                 &message,
-                started.elapsed(),
+                elapsed,
                 record::Summary::Gc {
                     status: "ok".into(),
                     message: message.clone(),
-                    duration_s: Seconds(started.elapsed()),
+                    duration_s: Seconds(elapsed),
                     dry_run,
                     stacks: doomed,
                     failed: Vec::new(),
@@ -417,14 +419,15 @@ pub fn gc(
         }
         deleted.sort();
         let message = format!("deleted {} stack(s): {}", deleted.len(), deleted.join(", "));
+        let elapsed = started.elapsed();
         reporter.done(
             "gc",
             &message,
-            started.elapsed(),
+            elapsed,
             record::Summary::Gc {
                 status: if failed.is_empty() { "ok" } else { "failed" }.into(),
                 message: message.clone(),
-                duration_s: Seconds(started.elapsed()),
+                duration_s: Seconds(elapsed),
                 dry_run: false,
                 stacks: deleted,
                 failed: failed.clone(),
@@ -514,6 +517,7 @@ pub fn bootstrap(region: Option<&str>, reporter: &Reporter) -> Result<(), Error>
         let cloud = aws.cloud();
         let engine = session.engine(&cloud, reporter);
         let boot = converge::ensure_bootstrap(&engine, &cloud).await?;
+        let elapsed = started.elapsed();
         reporter.done(
             render::bootstrap::STACK_NAME,
             &format!(
@@ -522,14 +526,14 @@ pub fn bootstrap(region: Option<&str>, reporter: &Reporter) -> Result<(), Error>
                 boot.bucket,
                 boot.vpc_id
             ),
-            started.elapsed(),
+            elapsed,
             record::Summary::Bootstrap {
                 stack: render::bootstrap::STACK_NAME.to_string(),
                 region: aws.region(),
                 bucket: boot.bucket,
                 vpc_id: boot.vpc_id,
                 subnet_ids: boot.subnet_ids,
-                duration_s: Seconds(started.elapsed()),
+                duration_s: Seconds(elapsed),
             },
         );
         Ok(())

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
 
+use aws_credential_types::Credentials;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_smithy_runtime_api::client::identity::Identity;
@@ -90,7 +91,13 @@ pub struct QueryClient {
     config: aws_config::SdkConfig,
     attempt_timeout: Duration,
     log_calls: Option<CallLog>,
+    /// The credentials of the last call, reused until they near expiry: the SDK config's
+    /// provider is the uncached chain, and resolving it can itself be an STS or SSO call.
+    credentials: tokio::sync::Mutex<Option<Credentials>>,
 }
+
+/// Credentials this close to expiry are resolved again.
+const EXPIRY_MARGIN: Duration = Duration::from_secs(300);
 
 /// Attempts per call: throttling, 5xx answers and dropped connections are retried.
 const ATTEMPTS: u32 = 3;
@@ -126,6 +133,7 @@ impl QueryClient {
             config: config.clone(),
             attempt_timeout,
             log_calls,
+            credentials: tokio::sync::Mutex::new(None),
         }
     }
 
@@ -231,15 +239,7 @@ impl QueryClient {
         region: &str,
         body: &[u8],
     ) -> Result<(), CloudError> {
-        let provider = self
-            .config
-            .credentials_provider()
-            .ok_or_else(|| CloudError::new("NoCredentials", "no credentials provider"))?;
-        let credentials = provider
-            .provide_credentials()
-            .await
-            .map_err(|e| CloudError::new("CredentialsError", e.to_string()))?;
-        let identity = Identity::from(credentials);
+        let identity = Identity::from(self.credentials().await?);
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&identity)
             .region(region)
@@ -261,6 +261,30 @@ impl QueryClient {
             .into_parts();
         instructions.apply_to_request_http1x(request);
         Ok(())
+    }
+}
+
+impl QueryClient {
+    /// The cached credentials while they are fresh, else the provider's.
+    async fn credentials(&self) -> Result<Credentials, CloudError> {
+        let mut cached = self.credentials.lock().await;
+        let fresh = |c: &Credentials| {
+            c.expiry()
+                .is_none_or(|expiry| expiry > SystemTime::now() + EXPIRY_MARGIN)
+        };
+        if let Some(credentials) = cached.as_ref().filter(|c| fresh(c)) {
+            return Ok(credentials.clone());
+        }
+        let provider = self
+            .config
+            .credentials_provider()
+            .ok_or_else(|| CloudError::new("NoCredentials", "no credentials provider"))?;
+        let credentials = provider
+            .provide_credentials()
+            .await
+            .map_err(|e| CloudError::new("CredentialsError", e.to_string()))?;
+        *cached = Some(credentials.clone());
+        Ok(credentials)
     }
 }
 
@@ -390,6 +414,54 @@ mod tests {
         let iam = "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>no</Message></Error><RequestId>y</RequestId></ErrorResponse>";
         assert_eq!(first_text(iam, "Code").unwrap(), "AccessDenied");
         assert_eq!(first_text("not xml", "Code"), None);
+    }
+
+    /// Counts the resolutions of credentials that expire at `expiry`.
+    #[derive(Debug)]
+    struct Counting {
+        calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        expiry: Option<SystemTime>,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(
+            &'a self,
+        ) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let credentials = Credentials::new("AKIA", "secret", None, self.expiry, "test");
+            aws_credential_types::provider::future::ProvideCredentials::ready(Ok(credentials))
+        }
+    }
+
+    async fn resolutions(expiry: Option<SystemTime>) -> usize {
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let provider = Counting {
+            calls: calls.clone(),
+            expiry,
+        };
+        let config = aws_config::SdkConfig::builder()
+            .credentials_provider(
+                aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+            )
+            .build();
+        let client = QueryClient::new(&config, Duration::from_secs(1), None);
+        for _ in 0..3 {
+            client.credentials().await.unwrap();
+        }
+        calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn credentials_are_resolved_once_while_fresh() {
+        assert_eq!(resolutions(None).await, 1);
+        let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
+        assert_eq!(resolutions(Some(in_an_hour)).await, 1);
+        // About to expire: each call resolves them again.
+        let in_a_minute = SystemTime::now() + Duration::from_secs(60);
+        assert_eq!(resolutions(Some(in_a_minute)).await, 3);
     }
 
     #[test]

@@ -358,11 +358,7 @@ impl Reporter {
             }),
             (Format::Json, Some(s)) => {
                 let row = crate::converge::ephemeral::StackRow::of(s);
-                self.record(&stack_record(
-                    &row,
-                    s.reason.clone(),
-                    s.termination_protection,
-                ))
+                self.record(&stack_record(&row, s.reason.clone()))
             }
             (Format::Human { .. }, None) => self.stdout_line(format!("{name}: does not exist")),
             (Format::Human { .. }, Some(s)) => {
@@ -401,7 +397,7 @@ impl Reporter {
         match self.format {
             Format::Json => {
                 for r in rows {
-                    self.record(&stack_record(r, None, r.termination_protection));
+                    self.record(&stack_record(r, None));
                 }
             }
             Format::Human { .. } => {
@@ -495,11 +491,7 @@ impl Reporter {
 }
 
 /// The `stack` record of a row (`status`, `ls`).
-fn stack_record(
-    row: &crate::converge::ephemeral::StackRow,
-    reason: Option<String>,
-    termination_protection: bool,
-) -> Record {
+fn stack_record(row: &crate::converge::ephemeral::StackRow, reason: Option<String>) -> Record {
     let known = |s: &str| (!s.is_empty()).then(|| s.to_string());
     Record::Stack {
         stack: row.stack.clone(),
@@ -509,7 +501,7 @@ fn stack_record(
         env: known(&row.env),
         updated: row.updated.map(Timestamp),
         expires: row.expires.clone(),
-        termination_protection,
+        termination_protection: row.termination_protection,
     }
 }
 
