@@ -211,6 +211,14 @@ enum Command {
         /// Go ahead even if tables, buckets or log groups would be deleted or replaced (exit 4 otherwise)
         #[arg(long)]
         allow_data_loss: bool,
+        /// When function code is all that changed, update the functions directly (seconds)
+        /// instead of through CloudFormation; the next full `up` puts the template's code back.
+        /// Refused for protected envs. The spec's `hotswap: true` makes it the default
+        #[arg(long, overrides_with = "no_hotswap")]
+        hotswap: bool,
+        /// Deploy through CloudFormation even where the spec says `hotswap: true`
+        #[arg(long, overrides_with = "hotswap")]
+        no_hotswap: bool,
         #[command(flatten)]
         preflight: Preflight,
         #[command(flatten)]
@@ -365,6 +373,8 @@ impl Cli {
                 ttl,
                 yes,
                 allow_data_loss,
+                hotswap,
+                no_hotswap,
                 preflight,
                 output,
             } => {
@@ -372,12 +382,18 @@ impl Cli {
                     yes,
                     allow_data_loss,
                 };
+                let hotswap = match (hotswap, no_hotswap) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                };
                 crate::commands::up(
                     &target.load()?,
                     &artifacts.choice(),
                     ttl,
                     mode,
                     !preflight.skip_permission_check,
+                    hotswap,
                     &output.reporter(),
                 )
             }
@@ -395,6 +411,7 @@ impl Cli {
                     ttl,
                     mode,
                     !preflight.skip_permission_check,
+                    None,
                     &output.reporter(),
                 )
             }

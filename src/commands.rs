@@ -9,8 +9,9 @@ use futures_util::StreamExt;
 use crate::aws::Aws;
 use crate::build::{self, Artifact, Source};
 use crate::converge::engine::{
-    Confirmation, Engine, Interrupts, Mode, Outcome, Teardown, Ui, cloud_failure,
+    Confirmation, Engine, Interrupts, Mode, Outcome, Progress, Teardown, Ui, cloud_failure,
 };
+use crate::converge::hotswap::Why;
 use crate::converge::model::APP_TAG;
 use crate::converge::{self, cloud::Cloud, ephemeral};
 use crate::exit::{Code, Error};
@@ -194,17 +195,35 @@ pub fn now() -> Result<SystemTime, Error> {
     }
 }
 
-/// `up` and `plan`.
+/// Whether `up` hotswaps: `--hotswap`/`--no-hotswap` first, then the spec's `hotswap`, which
+/// never applies to a protected env; `--hotswap` on one is refused, since a hotswap bypasses
+/// CloudFormation's review and rollback.
+pub fn hotswap_wanted(flag: Option<bool>, spec: &crate::spec::Spec) -> Result<bool, Error> {
+    match flag {
+        Some(true) if spec.is_protected() => Err(Error::usage(format!(
+            "env `{}` is protected (`protected_envs`): it is only changed through CloudFormation, \
+             so --hotswap is refused there",
+            spec.env
+        ))),
+        Some(wanted) => Ok(wanted),
+        None => Ok(spec.hotswap && !spec.is_protected()),
+    }
+}
+
+/// `up` and `plan`; `hotswap`: the `--hotswap`/`--no-hotswap` flag, if given.
+#[allow(clippy::too_many_arguments)] // one per command-line option
 pub fn up(
     loaded: &Loaded,
     choice: &BuildChoice,
     ttl: Option<Duration>,
     mode: Mode,
     check_permissions: bool,
+    hotswap: Option<bool>,
     reporter: &Reporter,
 ) -> Result<(), Error> {
     let started = Instant::now();
     let spec = &loaded.spec;
+    let hotswap = mode != Mode::Plan && hotswap_wanted(hotswap, spec)?;
     let now = now()?;
     if ttl.is_some() && spec.is_protected() {
         return Err(Error::usage(format!(
@@ -242,14 +261,32 @@ pub fn up(
                     .collect::<Vec<(String, Artifact)>>(),
             )
         };
-        let outcome = converge::up(
-            &engine, &cloud, spec, &template, artifacts, &lifetime, mode, caller,
+        let converge::Up {
+            outcome,
+            code_updates,
+            pending_restores,
+        } = converge::up(
+            &engine, &cloud, spec, &template, artifacts, &lifetime, mode, caller, hotswap,
         )
         .await?;
+        let hotswapped = code_updates.iter().any(|u| u.why == Why::Hotswap);
         let (status, changed, outputs, changes) = match &outcome {
+            Outcome::NoChanges { stack } if hotswapped => {
+                let outputs = converge::stack_outputs(&cloud, stack).await;
+                ("hotswapped".to_string(), true, outputs, Vec::new())
+            }
+            Outcome::NoChanges { .. } if !pending_restores.is_empty() => {
+                ("changes pending".to_string(), true, Vec::new(), Vec::new())
+            }
             Outcome::NoChanges { stack } => {
                 let outputs = converge::stack_outputs(&cloud, stack).await;
-                ("no changes".to_string(), false, outputs, Vec::new())
+                let changed = !code_updates.is_empty();
+                let status = if changed {
+                    "code restored"
+                } else {
+                    "no changes"
+                };
+                (status.to_string(), changed, outputs, Vec::new())
             }
             Outcome::Planned { changes } => (
                 "changes pending".to_string(),
@@ -274,11 +311,13 @@ pub fn up(
             changed,
             outputs,
             changes,
+            code_updates,
             elapsed: started.elapsed().saturating_sub(reporter.time_at_prompts()),
             plan: mode == Mode::Plan,
         });
         match outcome {
             Outcome::Planned { .. } => Err(Error::new(Code::Changes, "")),
+            _ if !pending_restores.is_empty() => Err(Error::new(Code::Changes, "")),
             _ => Ok(()),
         }
     })
@@ -485,7 +524,19 @@ pub fn status(loaded: &Loaded, watch: bool, reporter: &Reporter) -> Result<(), E
             } else {
                 converge::describe(&cloud, &name).await?
             };
-            reporter.status(stack.as_ref(), &name);
+            let drift = match &stack {
+                Some(stack) => match converge::drift(&cloud, stack).await {
+                    Ok(drift) => drift,
+                    Err(e) => {
+                        reporter.progress(Progress::Warning(format!(
+                            "whether a hotswap left code outside the template is unknown: {e}"
+                        )));
+                        None
+                    }
+                },
+                None => None,
+            };
+            reporter.status(stack.as_ref(), &name, drift.as_ref());
             Ok(())
         },
     )

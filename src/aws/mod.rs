@@ -12,7 +12,8 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::converge::cloud::{ChangeSetRequest, Cloud, CloudError, StackRequest};
 use crate::converge::model::{
-    Change, ChangeAction, ChangeSet, ChangeSetStatus, Resource, ResourceStatus, Stack, StackEvent,
+    Change, ChangeAction, ChangeSet, ChangeSetStatus, FunctionCode, Resource, ResourceStatus,
+    Stack, StackEvent,
 };
 use crate::exit::{Code, Error};
 
@@ -27,6 +28,7 @@ pub struct Aws {
     elb: aws_sdk_elasticloadbalancingv2::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
     sts: aws_sdk_sts::Client,
+    lambda: aws_sdk_lambda::Client,
     /// EC2 and IAM (see [`query`]).
     query: query::QueryClient,
 }
@@ -158,6 +160,7 @@ impl Aws {
         let mut elb = aws_sdk_elasticloadbalancingv2::config::Builder::from(&config);
         let mut logs = aws_sdk_cloudwatchlogs::config::Builder::from(&config);
         let mut sts = aws_sdk_sts::config::Builder::from(&config);
+        let mut lambda = aws_sdk_lambda::config::Builder::from(&config);
         if let Some(log) = log_calls {
             cfn.push_interceptor(
                 aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
@@ -174,6 +177,9 @@ impl Aws {
             sts.push_interceptor(
                 aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
             );
+            lambda.push_interceptor(
+                aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
+            );
         }
         Aws {
             cfn: aws_sdk_cloudformation::Client::from_conf(cfn.build()),
@@ -181,6 +187,7 @@ impl Aws {
             elb: aws_sdk_elasticloadbalancingv2::Client::from_conf(elb.build()),
             logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs.build()),
             sts: aws_sdk_sts::Client::from_conf(sts.build()),
+            lambda: aws_sdk_lambda::Client::from_conf(lambda.build()),
             query: query::QueryClient::new(&config, attempt_timeout(), log_calls),
             config,
         }
@@ -659,6 +666,61 @@ impl Cloud for AwsCloud<'_> {
             .await
             .map_err(cloud_error)?;
         Ok(out.template_body().unwrap_or_default().to_string())
+    }
+
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, CloudError> {
+        match self
+            .aws
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => match out.body.collect().await {
+                Ok(body) => Ok(Some(body.into_bytes().to_vec())),
+                Err(e) => Err(CloudError::unreachable(format!(
+                    "reading s3://{bucket}/{key} broke off: {e}"
+                ))),
+            },
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(cloud_error(e)),
+        }
+    }
+
+    async fn update_function_code(
+        &self,
+        function: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(), CloudError> {
+        self.aws
+            .lambda
+            .update_function_code()
+            .function_name(function)
+            .s3_bucket(bucket)
+            .s3_key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(cloud_error)
+    }
+
+    async fn function_code(&self, function: &str) -> Result<FunctionCode, CloudError> {
+        let out = self
+            .aws
+            .lambda
+            .get_function_configuration()
+            .function_name(function)
+            .send()
+            .await
+            .map_err(cloud_error)?;
+        Ok(FunctionCode {
+            sha256: out.code_sha256().unwrap_or_default().to_string(),
+            last_update: out.last_update_status().cloned(),
+            reason: out.last_update_status_reason().map(str::to_string),
+        })
     }
 
     async fn object_exists(&self, bucket: &str, key: &str) -> Result<bool, CloudError> {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use super::model::{ChangeSet, Resource, Stack, StackEvent};
+use super::model::{ChangeSet, FunctionCode, Resource, Stack, StackEvent};
 
 /// An error from the cloud, reduced to what the engine decides on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,6 +150,8 @@ pub trait Cloud {
     async fn resources(&self, stack_name: &str) -> Result<Vec<Resource>, CloudError>;
     /// GetTemplate of the deployed stack (JSON or YAML text as stored).
     async fn deployed_template(&self, stack_name: &str) -> Result<String, CloudError>;
+    /// GetObject; `None` when there is no such key.
+    async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, CloudError>;
     /// HeadObject: whether the key exists.
     async fn object_exists(&self, bucket: &str, key: &str) -> Result<bool, CloudError>;
     /// PutObject with a SHA-256 checksum S3 verifies.
@@ -166,6 +168,16 @@ pub trait Cloud {
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), CloudError>;
     /// The DNS name of a load balancer, by ARN (for stacks whose backend returns no Outputs).
     async fn load_balancer_dns(&self, arn: &str) -> Result<Option<String>, CloudError>;
+    /// UpdateFunctionCode from an S3 object. Lambda answers at once and updates on its own
+    /// (`LastUpdateStatus` `InProgress`); `ResourceConflictException` while an update still runs.
+    async fn update_function_code(
+        &self,
+        function: &str,
+        bucket: &str,
+        key: &str,
+    ) -> Result<(), CloudError>;
+    /// GetFunctionConfiguration: the code's hash and the last update's state.
+    async fn function_code(&self, function: &str) -> Result<FunctionCode, CloudError>;
     /// SimulatePrincipalPolicy: for each action, whether `principal` is allowed it.
     async fn simulate(
         &self,

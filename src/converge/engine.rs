@@ -46,6 +46,20 @@ pub enum Progress {
         /// Since the operation began.
         elapsed: Duration,
     },
+    /// A function's code was updated directly, outside CloudFormation, and Lambda reports the
+    /// update done.
+    CodeUpdated {
+        /// The function's name in the spec.
+        function: String,
+        /// Its Lambda name.
+        lambda_name: String,
+        /// Lowercase hex SHA-256 of the code live now.
+        sha256: String,
+        /// A hotswap, or the template's code put back.
+        why: super::hotswap::Why,
+        /// From UpdateFunctionCode to `Successful`.
+        elapsed: Duration,
+    },
     /// A poll found the operation still running (drives heartbeats and the live view's clock).
     Waiting {
         /// The stack.
@@ -95,7 +109,8 @@ impl Default for Poll {
 }
 
 impl Poll {
-    fn next(&self, delay: Duration) -> Duration {
+    /// The delay after `delay`.
+    pub(super) fn next(&self, delay: Duration) -> Duration {
         (delay * 8 / 5).min(self.max)
     }
 }
@@ -364,6 +379,21 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         self
     }
 
+    /// The cloud it works on (for the other parts of converge).
+    pub(super) fn cloud(&self) -> &C {
+        self.cloud
+    }
+
+    /// Shows progress.
+    pub(super) fn report(&self, progress: Progress) {
+        self.ui.progress(progress);
+    }
+
+    /// How often it polls.
+    pub(super) fn poll_schedule(&self) -> Poll {
+        self.poll
+    }
+
     fn interrupted(&self) -> bool {
         self.interrupts.count() > 0
     }
@@ -378,7 +408,8 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         )
     }
 
-    fn step(&self, message: impl Into<String>) {
+    /// Reports a step.
+    pub fn step(&self, message: impl Into<String>) {
         self.ui.progress(Progress::Step(message.into()));
     }
 
@@ -614,9 +645,19 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
 
     /// Brings the stack to `deployment`, or with [`Mode::Plan`] only shows what would change.
     pub async fn deploy(&self, deployment: &Deployment, mode: Mode) -> Result<Outcome, Error> {
+        let existing = self.describe(&deployment.stack_name).await?;
+        self.deploy_from(deployment, mode, existing).await
+    }
+
+    /// [`Self::deploy`] from the stack as just described (`None`: there is none).
+    pub async fn deploy_from(
+        &self,
+        deployment: &Deployment,
+        mode: Mode,
+        existing: Option<Stack>,
+    ) -> Result<Outcome, Error> {
         let name = &deployment.stack_name;
         let digest = deployment.digest();
-        let existing = self.describe(name).await?;
         if let Some(stack) = existing.as_ref().filter(|s| {
             s.tags.get(DIGEST_TAG) == Some(&digest) && decide(Some(&s.status)) == Action::Update
         }) {

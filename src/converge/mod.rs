@@ -8,6 +8,7 @@ pub mod data_loss;
 pub mod decide;
 pub mod engine;
 pub mod ephemeral;
+pub mod hotswap;
 pub mod model;
 pub mod outputs;
 pub mod preflight;
@@ -166,6 +167,16 @@ pub async fn existing_bootstrap<C: Cloud>(cloud: &C) -> Result<Option<Bootstrap>
     }
 }
 
+/// The functions of `stack` that run hotswapped code (`status`); `None` without a bootstrap
+/// stack, where no hotswap can have happened.
+pub async fn drift<C: Cloud>(cloud: &C, stack: &Stack) -> Result<Option<hotswap::Drift>, Error> {
+    let Some(boot) = existing_bootstrap(cloud).await? else {
+        return Ok(None);
+    };
+    let drift = hotswap::read(cloud, &boot.bucket, &stack.name).await?;
+    Ok(Some(drift.of(Some(stack))))
+}
+
 /// What `down` did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DownReport {
@@ -283,8 +294,21 @@ pub struct Lifetime {
     pub refresh: bool,
 }
 
+/// What `up` and `plan` did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Up {
+    /// What CloudFormation did; after a hotswap, nothing (the stack as it was).
+    pub outcome: Outcome,
+    /// Functions whose code deployer updated directly (a hotswap, or a full `up` putting the
+    /// template's code back after one).
+    pub code_updates: Vec<hotswap::Swapped>,
+    /// `plan`: functions that run hotswapped code and that `up` would put back.
+    pub pending_restores: Vec<hotswap::Swap>,
+}
+
 /// `up` and `plan`: bootstrap (while the artifacts build), upload, check the caller's permissions
-/// (`caller`: its ARN; `None` skips the check), then converge the app stack.
+/// (`caller`: its ARN; `None` skips the check), then converge the app stack, by hotswap when
+/// `hotswap` is set and function code is all that changed.
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 pub async fn up<C: Cloud, U: Ui>(
     engine: &Engine<'_, C, U>,
@@ -295,7 +319,8 @@ pub async fn up<C: Cloud, U: Ui>(
     lifetime: &Lifetime,
     mode: Mode,
     caller: Option<&str>,
-) -> Result<Outcome, Error> {
+    hotswap: bool,
+) -> Result<Up, Error> {
     let (boot, artifacts) = tokio::join!(ensure_bootstrap(engine, cloud), artifacts);
     let (boot, artifacts) = (boot?, artifacts?);
     for (function, artifact) in &artifacts {
@@ -312,7 +337,137 @@ pub async fn up<C: Cloud, U: Ui>(
         caller: caller.map(str::to_string),
         ..deployment(spec, template, &boot, &artifacts, lifetime)
     };
-    engine.deploy(&deployment, mode).await
+    let name = &deployment.stack_name;
+    let slots = code_slots(spec, &artifacts);
+    let existing = describe(cloud, name).await?;
+    let drift = hotswap::read(cloud, &boot.bucket, name)
+        .await?
+        .of(existing.as_ref());
+    let changed = Changed {
+        bucket: &boot.bucket,
+        deployment: &deployment,
+        slots: &slots,
+        drift: &drift,
+    };
+    if hotswap && matches!(mode, Mode::Apply { .. }) {
+        match hotswap::plan(existing.as_ref(), &deployment, &slots, &drift) {
+            hotswap::Plan::Swap(swaps) => {
+                let stack = existing.expect("a hotswap needs a stack");
+                return swap_code(engine, cloud, &changed, stack, swaps).await;
+            }
+            hotswap::Plan::UpToDate => {
+                return Ok(Up {
+                    outcome: Outcome::NoChanges {
+                        stack: existing.expect("an up-to-date stack exists"),
+                    },
+                    code_updates: Vec::new(),
+                    pending_restores: Vec::new(),
+                });
+            }
+            hotswap::Plan::NeedsChangeSet(why) => engine.step(format!(
+                "{name}: no hotswap ({why}): deploying through CloudFormation"
+            )),
+        }
+    }
+    full_deploy(engine, cloud, &changed, existing, mode).await
+}
+
+/// What a deployment brings, as the hotswap and restore steps need it.
+struct Changed<'a> {
+    /// The artifact bucket.
+    bucket: &'a str,
+    deployment: &'a Deployment,
+    slots: &'a [hotswap::CodeSlot],
+    /// The functions running hotswapped code now.
+    drift: &'a hotswap::Drift,
+}
+
+/// A hotswap: the functions' code updated directly, the drift recorded.
+async fn swap_code<C: Cloud, U: Ui>(
+    engine: &Engine<'_, C, U>,
+    cloud: &C,
+    changed: &Changed<'_>,
+    stack: Stack,
+    swaps: Vec<hotswap::Swap>,
+) -> Result<Up, Error> {
+    let name = &changed.deployment.stack_name;
+    let functions: Vec<&str> = swaps.iter().map(|s| s.function.as_str()).collect();
+    engine.step(format!(
+        "{name}: function code is all that changed: updating {} directly (hotswap)",
+        functions.join(", ")
+    ));
+    let code_updates = engine
+        .update_code(changed.bucket, &swaps, hotswap::Why::Hotswap)
+        .await?;
+    let now = std::time::SystemTime::now();
+    let next = hotswap::after_swaps(changed.drift, &stack, changed.slots, &swaps, now);
+    hotswap::write(cloud, changed.bucket, name, &next).await?;
+    Ok(Up {
+        outcome: Outcome::NoChanges { stack },
+        code_updates,
+        pending_restores: Vec::new(),
+    })
+}
+
+/// Through CloudFormation; then any hotswapped code the update did not replace is put back
+/// (`plan`: listed) and the drift forgotten.
+async fn full_deploy<C: Cloud, U: Ui>(
+    engine: &Engine<'_, C, U>,
+    cloud: &C,
+    changed: &Changed<'_>,
+    existing: Option<Stack>,
+    mode: Mode,
+) -> Result<Up, Error> {
+    let name = &changed.deployment.stack_name;
+    let drift = changed.drift;
+    let restores = hotswap::restores(drift, existing.as_ref(), changed.deployment, changed.slots);
+    let outcome = engine
+        .deploy_from(changed.deployment, mode, existing)
+        .await?;
+    if mode == Mode::Plan {
+        for function in drift.functions.keys() {
+            engine.warn(format!(
+                "{name}: `{function}` runs hotswapped code that its template does not name; `up` puts the template's code back"
+            ));
+        }
+        return Ok(Up {
+            outcome,
+            code_updates: Vec::new(),
+            pending_restores: restores,
+        });
+    }
+    let mut code_updates = Vec::new();
+    if !drift.is_empty() {
+        code_updates = engine
+            .update_code(changed.bucket, &restores, hotswap::Why::Restore)
+            .await?;
+        hotswap::write(cloud, changed.bucket, name, &hotswap::Drift::default()).await?;
+    }
+    Ok(Up {
+        outcome,
+        code_updates,
+        pending_restores: Vec::new(),
+    })
+}
+
+/// Each built function of the spec: its Lambda name, its code parameter and its artifact's hash.
+fn code_slots(spec: &Spec, artifacts: &[(String, Artifact)]) -> Vec<hotswap::CodeSlot> {
+    render::code_parameters(spec)
+        .into_iter()
+        .filter_map(|code| {
+            let (_, artifact) = artifacts.iter().find(|(f, _)| *f == code.function)?;
+            Some(hotswap::CodeSlot {
+                lambda_name: crate::spec::names::function_name(
+                    &spec.app,
+                    &spec.env,
+                    &code.function,
+                ),
+                function: code.function,
+                key_parameter: code.key,
+                sha256: artifact.sha256,
+            })
+        })
+        .collect()
 }
 
 /// The stack's outputs, Url first; derived from its resources when the backend gave none.

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 pub use aws_sdk_cloudformation::types::{
     ChangeAction, ChangeSetStatus, Replacement, ResourceStatus, StackStatus,
 };
+pub use aws_sdk_lambda::types::LastUpdateStatus;
 use sha2::{Digest, Sha256};
 
 /// Stack tag holding the digest of what was last deployed.
@@ -15,6 +16,18 @@ pub const DIGEST_TAG: &str = "deployer:digest";
 pub const APP_TAG: &str = "deployer:app";
 /// Stack tag naming the environment.
 pub const ENV_TAG: &str = "deployer:env";
+
+/// A Lambda function's code and the state of its last update, as GetFunctionConfiguration
+/// shows them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionCode {
+    /// The code's SHA-256, base64 as Lambda reports it.
+    pub sha256: String,
+    /// The last update's state; `None` before any update.
+    pub last_update: Option<LastUpdateStatus>,
+    /// Why the last update failed, when it did.
+    pub reason: Option<String>,
+}
 
 /// A stack as DescribeStacks shows it.
 #[derive(Debug, Clone, PartialEq)]

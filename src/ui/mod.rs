@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use console::style;
 
 use crate::converge::engine::{Confirmation, Progress, Ui};
+use crate::converge::hotswap::Why;
 use crate::converge::model::{Change, Phase, Stack, StackEvent, phase};
 use record::{Record, Seconds, Timestamp};
 
@@ -43,6 +44,8 @@ pub struct Summary {
     pub outputs: Vec<(String, String)>,
     /// The change set's changes.
     pub changes: Vec<Change>,
+    /// Functions whose code was updated outside CloudFormation.
+    pub code_updates: Vec<crate::converge::hotswap::Swapped>,
     /// Wall time of the command, less the time spent answering its prompts.
     pub elapsed: Duration,
     /// `plan` rather than `up`.
@@ -303,6 +306,11 @@ impl Reporter {
                     changed: summary.changed,
                     outputs: summary.outputs.iter().cloned().collect(),
                     changes: change_records(&summary.changes),
+                    code_updates: summary
+                        .code_updates
+                        .iter()
+                        .map(record::CodeUpdateRecord::of)
+                        .collect(),
                     duration_s: Seconds(summary.elapsed),
                 };
                 self.record(&Record::Summary(if summary.plan {
@@ -344,7 +352,12 @@ impl Reporter {
     }
 
     /// `status`: one stack's state.
-    pub fn status(&self, stack: Option<&Stack>, name: &str) {
+    pub fn status(
+        &self,
+        stack: Option<&Stack>,
+        name: &str,
+        drift: Option<&crate::converge::hotswap::Drift>,
+    ) {
         match (self.format, stack) {
             (Format::Json, None) => self.record(&Record::Stack {
                 stack: name.to_string(),
@@ -355,10 +368,20 @@ impl Reporter {
                 updated: None,
                 expires: None,
                 termination_protection: false,
+                hotswapped: None,
             }),
             (Format::Json, Some(s)) => {
                 let row = crate::converge::ephemeral::StackRow::of(s);
-                self.record(&stack_record(&row, s.reason.clone()))
+                let mut record = stack_record(&row, s.reason.clone());
+                if let Record::Stack { hotswapped, .. } = &mut record {
+                    *hotswapped = drift.map(|d| {
+                        d.functions
+                            .iter()
+                            .map(|(f, code)| (f.clone(), code.sha256.clone()))
+                            .collect()
+                    });
+                }
+                self.record(&record)
             }
             (Format::Human { .. }, None) => self.stdout_line(format!("{name}: does not exist")),
             (Format::Human { .. }, Some(s)) => {
@@ -368,6 +391,16 @@ impl Reporter {
                     .map(|r| format!(" ({r})"))
                     .unwrap_or_default();
                 self.stdout_line(format!("{}: {}{reason}", s.name, s.status.as_str()));
+                let now = SystemTime::now();
+                for (function, code) in drift.iter().flat_map(|d| &d.functions) {
+                    let since = crate::converge::hotswap::age(&code.at, now)
+                        .map(|age| format!(" for {}", rough_age(age)))
+                        .unwrap_or_default();
+                    self.stdout_line(format!(
+                        "  {function}: runs hotswapped code {}{since}, not its template's; `deployer up` puts the template's code back",
+                        &code.sha256[..12.min(code.sha256.len())]
+                    ));
+                }
             }
         }
     }
@@ -502,6 +535,17 @@ fn stack_record(row: &crate::converge::ephemeral::StackRow, reason: Option<Strin
         updated: row.updated.map(Timestamp),
         expires: row.expires.clone(),
         termination_protection: row.termination_protection,
+        hotswapped: None,
+    }
+}
+
+/// "3 min", "2 h": how long, to the unit that matters.
+fn rough_age(age: Duration) -> String {
+    match age.as_secs() {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
     }
 }
 
@@ -632,6 +676,22 @@ impl Ui for Reporter {
             ) => self.record(&Record::event(&stack, &event, elapsed)),
             (
                 Format::Json,
+                Progress::CodeUpdated {
+                    function,
+                    lambda_name,
+                    sha256,
+                    why,
+                    elapsed,
+                },
+            ) => self.record(&Record::CodeUpdate {
+                function,
+                lambda_name,
+                sha256,
+                why: why.into(),
+                duration_s: Seconds(elapsed),
+            }),
+            (
+                Format::Json,
                 Progress::Waiting {
                     stack,
                     status,
@@ -677,6 +737,27 @@ impl Ui for Reporter {
                 self.human(format!(
                     "{arrow} artifact {function}: {} {key} ({what})",
                     human_size(size)
+                ));
+            }
+            (
+                Format::Human { .. },
+                Progress::CodeUpdated {
+                    function,
+                    lambda_name,
+                    sha256,
+                    why,
+                    elapsed,
+                },
+            ) => {
+                let what = match why {
+                    Why::Hotswap => "hotswapped",
+                    Why::Restore => "back on its template's code",
+                };
+                self.human(format!(
+                    "{} {function} ({lambda_name}): {what}, code {} live in {:.1} s",
+                    style("✓").green().for_stderr(),
+                    &sha256[..12.min(sha256.len())],
+                    elapsed.as_secs_f64()
                 ));
             }
             (Format::Human { .. }, Progress::Changes { stack, changes }) => {

@@ -75,6 +75,19 @@ pub enum Record {
         /// Whole seconds since the operation began.
         elapsed_s: u64,
     },
+    /// A function's code was updated directly, outside CloudFormation, and is live.
+    CodeUpdate {
+        /// The function.
+        function: String,
+        /// Its Lambda name.
+        lambda_name: String,
+        /// Lowercase hex SHA-256 of the code live now.
+        sha256: String,
+        /// `hotswap`, or `restore`: the template's code put back after one.
+        why: CodeUpdateWhy,
+        /// From UpdateFunctionCode until Lambda reported it done.
+        duration_s: Seconds,
+    },
     /// Still waiting, so that logs never look hung: on a stack (`stack`, `status`) or a build
     /// (`function`, `line`).
     Heartbeat {
@@ -120,6 +133,9 @@ pub enum Record {
         expires: Option<String>,
         /// Whether termination protection is on.
         termination_protection: bool,
+        /// `status`: functions running hotswapped code, to its SHA-256 (empty: none; null: not
+        /// read, as in `ls`).
+        hotswapped: Option<BTreeMap<String, String>>,
     },
     /// `outputs`: the stack's outputs by key.
     Outputs {
@@ -218,8 +234,51 @@ pub struct Deployed {
     pub outputs: BTreeMap<String, String>,
     /// The change set's changes.
     pub changes: Vec<ChangeRecord>,
+    /// Functions whose code was updated outside CloudFormation.
+    pub code_updates: Vec<CodeUpdateRecord>,
     /// The command's own time, prompts excluded.
     pub duration_s: Seconds,
+}
+
+/// Why a function's code was updated outside CloudFormation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeUpdateWhy {
+    /// `up --hotswap`.
+    Hotswap,
+    /// A full `up` put the template's code back.
+    Restore,
+}
+
+impl From<crate::converge::hotswap::Why> for CodeUpdateWhy {
+    fn from(why: crate::converge::hotswap::Why) -> Self {
+        match why {
+            crate::converge::hotswap::Why::Hotswap => CodeUpdateWhy::Hotswap,
+            crate::converge::hotswap::Why::Restore => CodeUpdateWhy::Restore,
+        }
+    }
+}
+
+/// A function whose code was updated outside CloudFormation, in a summary.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CodeUpdateRecord {
+    /// The function.
+    pub function: String,
+    /// Lowercase hex SHA-256 of the code live now.
+    pub sha256: String,
+    /// `hotswap` or `restore`.
+    pub why: CodeUpdateWhy,
+}
+
+impl CodeUpdateRecord {
+    /// The record of an update.
+    pub fn of(swapped: &crate::converge::hotswap::Swapped) -> Self {
+        CodeUpdateRecord {
+            function: swapped.function.clone(),
+            sha256: swapped.sha256.clone(),
+            why: swapped.why.into(),
+        }
+    }
 }
 
 /// One built artifact.
@@ -509,6 +568,11 @@ mod tests {
             changed: true,
             outputs: BTreeMap::from([("Url".into(), "http://x".into())]),
             changes: vec![change.clone()],
+            code_updates: vec![CodeUpdateRecord {
+                function: "api".into(),
+                sha256: "ab".into(),
+                why: CodeUpdateWhy::Restore,
+            }],
             duration_s: d,
         };
         let s = |x: &str| x.to_string();
@@ -548,6 +612,13 @@ mod tests {
                 timestamp: t,
                 elapsed_s: 3,
             },
+            Record::CodeUpdate {
+                function: s("api"),
+                lambda_name: s("notes-dev-api"),
+                sha256: s("ab"),
+                why: CodeUpdateWhy::Hotswap,
+                duration_s: d,
+            },
             Record::Heartbeat {
                 stack: Some(s("notes-dev")),
                 status: Some(s("UPDATE_IN_PROGRESS")),
@@ -576,6 +647,7 @@ mod tests {
                 updated: Some(t),
                 expires: None,
                 termination_protection: false,
+                hotswapped: Some(BTreeMap::from([(s("api"), s("ab"))])),
             },
             Record::Outputs {
                 stack: s("notes-dev"),
@@ -631,6 +703,7 @@ mod tests {
             Record::Artifact { .. } => "artifact",
             Record::Changes { .. } => "changes",
             Record::Event { .. } => "event",
+            Record::CodeUpdate { .. } => "code_update",
             Record::Heartbeat { .. } => "heartbeat",
             Record::Gc { .. } => "gc",
             Record::Stack { .. } => "stack",

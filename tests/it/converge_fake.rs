@@ -10,7 +10,9 @@ use deployer::converge::cloud::{ChangeSetRequest, Cloud, CloudError, StackReques
 use deployer::converge::engine::{
     Confirmation, Deployment, Engine, Mode, Outcome, Poll, Progress, Teardown, Ui,
 };
-use deployer::converge::model::{Change, ChangeSet, DIGEST_TAG, Resource, Stack, StackEvent};
+use deployer::converge::model::{
+    Change, ChangeSet, DIGEST_TAG, FunctionCode, Resource, Stack, StackEvent,
+};
 
 const NAME: &str = "notes-dev";
 const ID: &str = "arn:aws:cloudformation:eu-west-1:123456789012:stack/notes-dev/1";
@@ -75,6 +77,23 @@ struct Script {
     denied: RefCell<Vec<String>>,
     /// Every CreateStack/UpdateStack request, in order.
     stack_requests: RefCell<Vec<StackRequest>>,
+    /// S3 objects written with their bodies (the artifact bucket's records).
+    objects: RefCell<BTreeMap<String, Vec<u8>>>,
+    /// Lambda functions by name.
+    functions: RefCell<BTreeMap<String, Function>>,
+}
+
+/// A Lambda function as the fake keeps it: updates take `update_polls` reads to finish, as
+/// on AWS, where `LastUpdateStatus` stays `InProgress` for a few seconds.
+#[derive(Debug, Clone, Default)]
+struct Function {
+    sha256: String,
+    in_progress_reads: usize,
+    /// Reads an update takes; `fail_with`: the update ends `Failed` with this reason.
+    update_polls: usize,
+    fail_with: Option<String>,
+    failed: Option<String>,
+    updates: usize,
 }
 
 impl Script {
@@ -130,7 +149,71 @@ impl Cloud for Script {
     }
     async fn delete_object(&self, _bucket: &str, key: &str) -> Result<(), CloudError> {
         self.call(format!("delete_object {key}"));
+        self.objects.borrow_mut().remove(key);
         Ok(())
+    }
+    async fn get_object(&self, _bucket: &str, key: &str) -> Result<Option<Vec<u8>>, CloudError> {
+        Ok(self.objects.borrow().get(key).cloned())
+    }
+    async fn update_function_code(
+        &self,
+        function: &str,
+        _bucket: &str,
+        key: &str,
+    ) -> Result<(), CloudError> {
+        self.call(format!("update_function_code {function} {key}"));
+        let mut functions = self.functions.borrow_mut();
+        let Some(f) = functions.get_mut(function) else {
+            return Err(CloudError::new(
+                "ResourceNotFoundException",
+                format!("Function not found: {function}"),
+            ));
+        };
+        // As on AWS: one update at a time.
+        if f.in_progress_reads > 0 {
+            return Err(CloudError::new(
+                "ResourceConflictException",
+                "The operation cannot be performed at this time. An update is in progress for resource",
+            ));
+        }
+        // Lambda hashes the object; the fake's objects are named by their hash.
+        let hex = key.rsplit('/').next().unwrap().trim_end_matches(".zip");
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        use base64::Engine as _;
+        f.sha256 = base64::engine::general_purpose::STANDARD.encode(bytes);
+        f.in_progress_reads = f.update_polls;
+        f.failed = None;
+        f.updates += 1;
+        Ok(())
+    }
+    async fn function_code(&self, function: &str) -> Result<FunctionCode, CloudError> {
+        use deployer::converge::model::LastUpdateStatus;
+        self.call(format!("function_code {function}"));
+        let mut functions = self.functions.borrow_mut();
+        let f = functions.get_mut(function).unwrap();
+        let last_update = if f.in_progress_reads > 0 {
+            f.in_progress_reads -= 1;
+            if f.in_progress_reads == 0 {
+                f.failed = f.fail_with.clone();
+            }
+            LastUpdateStatus::InProgress
+        } else if f.failed.is_some() {
+            LastUpdateStatus::Failed
+        } else {
+            LastUpdateStatus::Successful
+        };
+        let reason = f
+            .failed
+            .clone()
+            .filter(|_| last_update == LastUpdateStatus::Failed);
+        Ok(FunctionCode {
+            sha256: f.sha256.clone(),
+            last_update: Some(last_update),
+            reason,
+        })
     }
     async fn put_stack(&self, r: &StackRequest) -> Result<(), CloudError> {
         self.call(format!("put_stack create={}", r.create));
@@ -252,10 +335,11 @@ impl Cloud for Script {
         &self,
         _b: &str,
         k: &str,
-        _body: Vec<u8>,
+        body: Vec<u8>,
         _sha: &[u8; 32],
     ) -> Result<(), CloudError> {
         self.call(format!("put_object {k}"));
+        self.objects.borrow_mut().insert(k.to_string(), body);
         Ok(())
     }
     async fn load_balancer_dns(&self, _arn: &str) -> Result<Option<String>, CloudError> {
@@ -1032,6 +1116,7 @@ async fn ci_output_of_an_update_and_the_live_view() {
             changed: true,
             outputs: vec![("Url".into(), "http://lb.example".into())],
             changes: vec![],
+            code_updates: vec![],
             elapsed: Duration::from_millis(1234),
             plan: false,
         });
@@ -1266,4 +1351,161 @@ async fn a_deployed_template_that_is_not_json_is_unknown_and_removals_count_as_l
         "{:?}",
         ui.steps()
     );
+}
+
+mod hotswap {
+    use super::*;
+    use deployer::converge::hotswap::{Swap, Why};
+
+    const A: [u8; 32] = [0xaa; 32];
+    const B: [u8; 32] = [0xbb; 32];
+
+    fn swap(function: &str, sha: [u8; 32]) -> Swap {
+        Swap {
+            function: function.into(),
+            lambda_name: format!("notes-dev-{function}"),
+            key: format!("notes/{function}/{}.zip", deployer::build::hex(&sha)),
+            sha256: sha,
+        }
+    }
+
+    fn script_with(functions: &[(&str, Function)]) -> Script {
+        let script = Script::new(vec![stack("UPDATE_COMPLETE")]);
+        for (name, f) in functions {
+            script
+                .functions
+                .borrow_mut()
+                .insert(format!("notes-dev-{name}"), f.clone());
+        }
+        script
+    }
+
+    #[tokio::test]
+    async fn every_function_is_updated_at_once_and_waited_for_until_successful() {
+        let slow = Function {
+            update_polls: 3,
+            ..Function::default()
+        };
+        let script = script_with(&[("api", slow.clone()), ("cron", slow)]);
+        let ui = Recorder::default();
+        let engine = Engine::new(&script, &ui).with_poll(FAST);
+        let done = engine
+            .update_code("bucket", &[swap("api", A), swap("cron", B)], Why::Hotswap)
+            .await
+            .unwrap();
+        assert_eq!(done.len(), 2);
+        assert_eq!(done[1].sha256, "bb".repeat(32));
+        let calls = script.calls();
+        // Concurrent: cron's update goes out while api's is still being waited for.
+        let cron_update = calls
+            .iter()
+            .position(|c| c.starts_with("update_function_code notes-dev-cron"))
+            .unwrap();
+        let api_done = calls
+            .iter()
+            .rposition(|c| c == "function_code notes-dev-api")
+            .unwrap();
+        assert!(cron_update < api_done, "{calls:?}");
+        // Three reads InProgress each, then one Successful.
+        assert_eq!(
+            calls
+                .iter()
+                .filter(|c| c.starts_with("function_code"))
+                .count(),
+            8
+        );
+        let updated: Vec<_> = ui
+            .seen
+            .borrow()
+            .iter()
+            .filter_map(|p| match p {
+                Progress::CodeUpdated { function, why, .. } => Some((function.clone(), *why)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(updated.len(), 2, "{updated:?}");
+    }
+
+    #[tokio::test]
+    async fn an_update_already_running_is_waited_out_then_retried() {
+        let busy = Function {
+            in_progress_reads: 2,
+            ..Function::default()
+        };
+        let script = script_with(&[("api", busy)]);
+        let ui = Recorder::default();
+        let done = Engine::new(&script, &ui)
+            .with_poll(FAST)
+            .update_code("bucket", &[swap("api", A)], Why::Restore)
+            .await
+            .unwrap();
+        assert_eq!(done[0].why, Why::Restore);
+        let updates = script
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("update_function_code"))
+            .count();
+        assert_eq!(updates, 2, "{:?}", script.calls());
+        assert_eq!(script.functions.borrow()["notes-dev-api"].updates, 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_update_fails_with_lambdas_reason() {
+        let failing = Function {
+            update_polls: 1,
+            fail_with: Some("Code size exceeds the limit".into()),
+            ..Function::default()
+        };
+        let script = script_with(&[("api", failing)]);
+        let ui = Recorder::default();
+        let err = Engine::new(&script, &ui)
+            .with_poll(FAST)
+            .update_code("bucket", &[swap("api", A)], Why::Hotswap)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, deployer::exit::Code::Failed);
+        assert!(
+            err.message.contains(
+                "the code update of notes-dev-api ended Failed: Code size exceeds the limit"
+            ),
+            "{}",
+            err.message
+        );
+    }
+
+    #[tokio::test]
+    async fn code_that_is_not_the_artifact_is_an_error() {
+        let script = script_with(&[("api", Function::default())]);
+        let ui = Recorder::default();
+        // The key names A's hash; the swap claims B's.
+        let mut wrong = swap("api", A);
+        wrong.sha256 = B;
+        let err = Engine::new(&script, &ui)
+            .with_poll(FAST)
+            .update_code("bucket", &[wrong], Why::Hotswap)
+            .await
+            .unwrap_err();
+        assert!(
+            err.message.contains("not the artifact's"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_function_names_it() {
+        let script = script_with(&[]);
+        let ui = Recorder::default();
+        let err = Engine::new(&script, &ui)
+            .with_poll(FAST)
+            .update_code("bucket", &[swap("api", A)], Why::Hotswap)
+            .await
+            .unwrap_err();
+        assert!(
+            err.message
+                .starts_with("cannot update the code of notes-dev-api: Function not found"),
+            "{}",
+            err.message
+        );
+    }
 }

@@ -664,6 +664,8 @@ async fn a_stack_over_the_resource_limit_never_reaches_aws() {
     assert!(moto.requests().is_empty(), "{:?}", moto.requests());
 }
 
+#[path = "converge_moto/hotswap.rs"]
+mod hotswap;
 #[path = "converge_moto/transitions.rs"]
 mod transitions;
 

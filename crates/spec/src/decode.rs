@@ -30,6 +30,7 @@ pub mod keys {
         "region",
         "tags",
         "protected_envs",
+        "hotswap",
         "network",
         "alb",
         "functions",
@@ -315,6 +316,10 @@ impl Cx<'_> {
                     .collect()
             })
             .unwrap_or_default();
+        let hotswap = f
+            .get("hotswap")
+            .and_then(|n| self.bool(n, "`hotswap`"))
+            .unwrap_or(false);
         let network = f.get("network").and_then(|n| self.network(n));
         let alb = f.get("alb").and_then(|n| self.alb(n, region.as_deref()));
         let mut functions = IndexMap::new();
@@ -347,6 +352,7 @@ impl Cx<'_> {
             region,
             tags,
             protected_envs,
+            hotswap,
             network,
             alb,
             functions,

@@ -26,6 +26,11 @@ pub struct Spec {
     /// Environments that get termination protection and that `deployer down` refuses to delete.
     #[serde(default)]
     pub protected_envs: Vec<String>,
+    /// `up` hotswaps in every env not in `protected_envs`: when function code is all that
+    /// changed, it updates the functions directly instead of through CloudFormation, and the next
+    /// full `up` puts the template's code back. `up --hotswap`/`--no-hotswap` override it.
+    #[serde(default)]
+    pub hotswap: bool,
     /// Where the load balancer lives. Default: the shared VPC of the region's bootstrap stack.
     pub network: Option<Network>,
     /// The Application Load Balancer in front of the functions. Without it there is no HTTP entry.

@@ -116,11 +116,11 @@ tags: {{ t: {long} }}
     );
     rejects(
         "app: notes\nbogus: 1\n",
-        "2:1: unknown key `bogus` in the spec; expected one of: app, env, region, tags, protected_envs, network, alb, functions, tables, alarms, extra",
+        "2:1: unknown key `bogus` in the spec; expected one of: app, env, region, tags, protected_envs, hotswap, network, alb, functions, tables, alarms, extra",
     );
     rejects(
         "app: notes\nx: &a 1\n",
-        "2:1: unknown key `x` in the spec; expected one of: app, env, region, tags, protected_envs, network, alb, functions, tables, alarms, extra",
+        "2:1: unknown key `x` in the spec; expected one of: app, env, region, tags, protected_envs, hotswap, network, alb, functions, tables, alarms, extra",
     );
     rejects(
         "app: *nothing\n",
