@@ -340,9 +340,13 @@ pub async fn up<C: Cloud, U: Ui>(
     let name = &deployment.stack_name;
     let slots = code_slots(spec, &artifacts);
     let existing = describe(cloud, name).await?;
-    let drift = hotswap::read(cloud, &boot.bucket, name)
-        .await?
-        .of(existing.as_ref());
+    // Without a stack there is no drift to read (a record of a deleted one does not apply).
+    let drift = match &existing {
+        Some(stack) => hotswap::read(cloud, &boot.bucket, name)
+            .await?
+            .of(Some(stack)),
+        None => hotswap::Drift::default(),
+    };
     let changed = Changed {
         bucket: &boot.bucket,
         deployment: &deployment,
