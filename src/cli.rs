@@ -219,6 +219,13 @@ enum Command {
         /// Deploy through CloudFormation even where the spec says `hotswap: true`
         #[arg(long, overrides_with = "hotswap")]
         no_hotswap: bool,
+        /// Fail when the service cannot be reached for verification (by default an internal or
+        /// restricted load balancer is reported in one line)
+        #[arg(long, overrides_with = "no_verify")]
+        verify: bool,
+        /// Do not send the verification request (`verify:` in the spec, default `GET /`)
+        #[arg(long, overrides_with = "verify")]
+        no_verify: bool,
         #[command(flatten)]
         preflight: Preflight,
         #[command(flatten)]
@@ -375,6 +382,8 @@ impl Cli {
                 allow_data_loss,
                 hotswap,
                 no_hotswap,
+                verify,
+                no_verify,
                 preflight,
                 output,
             } => {
@@ -382,10 +391,14 @@ impl Cli {
                     yes,
                     allow_data_loss,
                 };
-                let hotswap = match (hotswap, no_hotswap) {
+                let flag = |on: bool, off: bool| match (on, off) {
                     (true, _) => Some(true),
                     (_, true) => Some(false),
                     _ => None,
+                };
+                let options = crate::commands::UpOptions {
+                    hotswap: flag(hotswap, no_hotswap),
+                    verify: flag(verify, no_verify),
                 };
                 crate::commands::up(
                     &target.load()?,
@@ -393,7 +406,7 @@ impl Cli {
                     ttl,
                     mode,
                     !preflight.skip_permission_check,
-                    hotswap,
+                    options,
                     &output.reporter(),
                 )
             }
@@ -411,7 +424,7 @@ impl Cli {
                     ttl,
                     mode,
                     !preflight.skip_permission_check,
-                    None,
+                    crate::commands::UpOptions::default(),
                     &output.reporter(),
                 )
             }

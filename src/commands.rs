@@ -19,6 +19,7 @@ use crate::render;
 use crate::spec::BuildMethod;
 use crate::ui::record::{self, Seconds};
 use crate::ui::{Reporter, Summary};
+use crate::verify;
 use crate::workspace::Loaded;
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
@@ -210,17 +211,28 @@ pub fn hotswap_wanted(flag: Option<bool>, spec: &crate::spec::Spec) -> Result<bo
     }
 }
 
-/// `up` and `plan`; `hotswap`: the `--hotswap`/`--no-hotswap` flag, if given.
-#[allow(clippy::too_many_arguments)] // one per command-line option
+/// What `up` may do beyond converging: the `--hotswap`/`--no-hotswap` and
+/// `--verify`/`--no-verify` flags, when given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UpOptions {
+    /// `Some(true)`: `--hotswap`; `Some(false)`: `--no-hotswap`.
+    pub hotswap: Option<bool>,
+    /// `Some(true)`: `--verify` (an unreachable service fails the command); `Some(false)`:
+    /// `--no-verify`.
+    pub verify: Option<bool>,
+}
+
+/// `up` and `plan`.
 pub fn up(
     loaded: &Loaded,
     choice: &BuildChoice,
     ttl: Option<Duration>,
     mode: Mode,
     check_permissions: bool,
-    hotswap: Option<bool>,
+    options: UpOptions,
     reporter: &Reporter,
 ) -> Result<(), Error> {
+    let hotswap = options.hotswap;
     let started = Instant::now();
     let spec = &loaded.spec;
     let hotswap = mode != Mode::Plan && hotswap_wanted(hotswap, spec)?;
@@ -238,6 +250,7 @@ pub fn up(
     let watch = Some(resume_hint(loaded));
     Session::run(spec.region.as_deref(), reporter, watch, async |session| {
         let aws = &session.aws;
+        let deploy_started = SystemTime::now();
         // Without `region` in the spec, `validate` could not compare the certificate's region.
         if let Some(arn) = spec.alb.as_ref().and_then(|a| a.certificate_arn.as_ref())
             && let Err(why) = crate::spec::names::check_same_region(arn, &aws.region())
@@ -304,6 +317,19 @@ pub fn up(
                 )
             }
         };
+        let verified = if mode == Mode::Plan {
+            None
+        } else {
+            verify_deployed(
+                aws,
+                spec,
+                &outputs,
+                options.verify,
+                deploy_started,
+                reporter,
+            )
+            .await?
+        };
         reporter.finish(&Summary {
             stack: spec.stack_name(),
             env: spec.env.clone(),
@@ -312,6 +338,7 @@ pub fn up(
             outputs,
             changes,
             code_updates,
+            verified,
             elapsed: started.elapsed().saturating_sub(reporter.time_at_prompts()),
             plan: mode == Mode::Plan,
         });
@@ -321,6 +348,113 @@ pub fn up(
             _ => Ok(()),
         }
     })
+}
+
+/// After `up`: the request of [`verify::plan`], reported; a failing answer fails the command
+/// with the response and the routed function's latest log lines.
+async fn verify_deployed(
+    aws: &Aws,
+    spec: &crate::spec::Spec,
+    outputs: &[(String, String)],
+    flag: Option<bool>,
+    since: SystemTime,
+    reporter: &Reporter,
+) -> Result<Option<record::Verified>, Error> {
+    let override_url = std::env::var("DEPLOYER_VERIFY_URL").ok();
+    let emulator = crate::aws::endpoint_overridden();
+    let name = spec.stack_name();
+    let target = match verify::plan(
+        spec,
+        outputs,
+        emulator,
+        override_url.as_deref(),
+        flag != Some(false),
+    ) {
+        verify::Plan::Probe(target) => target,
+        verify::Plan::Skip(why) => {
+            if let Some(why) = why {
+                reporter.progress(Progress::Step(format!("{name}: not verified: {why}")));
+            }
+            return Ok(None);
+        }
+    };
+    let shown = format!("GET {}", target.path);
+    match verify::probe(&target, VERIFY_TIMEOUT).await {
+        verify::Probed::Answered {
+            status, latency, ..
+        } if verify::passes(status, target.expect) => {
+            reporter.verified(&name, &shown, status, latency);
+            Ok(Some(record::Verified {
+                path: target.path,
+                status,
+                latency_ms: latency.as_millis() as u64,
+            }))
+        }
+        verify::Probed::Answered { status, body, .. } => {
+            let wanted = target
+                .expect
+                .map_or("a status below 500".to_string(), |e| e.to_string());
+            let mut message = format!(
+                "{name} is deployed, but {shown} answered {status} (expected {wanted}) at {}",
+                target.url
+            );
+            if !body.trim().is_empty() {
+                message.push_str(&format!(
+                    "\nresponse:\n  {}",
+                    body.trim().replace('\n', "\n  ")
+                ));
+            }
+            if let Some(function) = &target.function {
+                message.push_str(&latest_logs(aws, spec, function, since).await);
+            }
+            Err(Error::failed(message))
+        }
+        verify::Probed::Unreachable(why) if flag == Some(true) => Err(Error::failed(format!(
+            "{name} is deployed, but {shown} at {} did not answer: {why}",
+            target.url
+        ))),
+        verify::Probed::Unreachable(why) => {
+            reporter.progress(Progress::Warning(format!(
+                "{name}: not verified: {shown} at {} did not answer from here ({why}); an internal or \
+                 address-restricted load balancer cannot be reached from outside (`--verify` makes this an error)",
+                target.url
+            )));
+            Ok(None)
+        }
+    }
+}
+
+/// How long the verification request may take.
+const VERIFY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The last lines `function` logged since `since`, for a failed verification's message.
+async fn latest_logs(
+    aws: &Aws,
+    spec: &crate::spec::Spec,
+    function: &str,
+    since: SystemTime,
+) -> String {
+    let physical = crate::spec::names::function_name(&spec.app, &spec.env, function);
+    let group = format!("/aws/lambda/{physical}");
+    let start_ms = since
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    match aws.log_events(&group, start_ms).await {
+        Ok(events) if events.is_empty() => {
+            format!("\n{group} has no log lines since the deploy began")
+        }
+        Ok(events) => {
+            let tail: Vec<String> = events
+                .iter()
+                .rev()
+                .take(20)
+                .rev()
+                .map(|e| format!("  {}", e.message))
+                .collect();
+            format!("\nlast lines of {group}:\n{}", tail.join("\n"))
+        }
+        Err(e) => format!("\n(its logs could not be read: {e})"),
+    }
 }
 
 /// `down`.

@@ -3,7 +3,8 @@
 //! The pipeline reads top to bottom:
 //! [`spec`] parses and validates → [`render`] turns the spec into CloudFormation (pure and
 //! deterministic) → [`build`] produces function artifacts → [`aws`] holds the clients →
-//! [`converge`] is the stack state machine → [`ui`] reports. [`cli`] parses arguments and
+//! [`converge`] is the stack state machine → [`verify`] asks the deployed service →
+//! [`ui`] reports. [`cli`] parses arguments and
 //! [`commands`] runs one verb; [`workspace`] finds and reads the spec; [`init`] scaffolds a new service; [`exit`] holds
 //! exit codes.
 
@@ -17,6 +18,7 @@ pub mod converge;
 pub mod exit;
 pub mod init;
 pub mod ui;
+pub mod verify;
 pub mod workspace;
 
 /// CloudFormation rendering (the `deployer-render` crate).

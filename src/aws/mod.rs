@@ -127,7 +127,8 @@ fn attempt_timeout() -> std::time::Duration {
 
 /// Whether an endpoint override is in force (an emulator): S3 must then use path-style URLs,
 /// since `bucket.localhost` does not resolve.
-fn endpoint_overridden() -> bool {
+/// Whether an endpoint is configured (an emulator such as moto).
+pub fn endpoint_overridden() -> bool {
     ["AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"]
         .iter()
         .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()))

@@ -46,6 +46,8 @@ pub struct Summary {
     pub changes: Vec<Change>,
     /// Functions whose code was updated outside CloudFormation.
     pub code_updates: Vec<crate::converge::hotswap::Swapped>,
+    /// What the verification request got, when one was made.
+    pub verified: Option<record::Verified>,
     /// Wall time of the command, less the time spent answering its prompts.
     pub elapsed: Duration,
     /// `plan` rather than `up`.
@@ -311,6 +313,7 @@ impl Reporter {
                         .iter()
                         .map(record::CodeUpdateRecord::of)
                         .collect(),
+                    verified: summary.verified.clone(),
                     duration_s: Seconds(summary.elapsed),
                 };
                 self.record(&Record::Summary(if summary.plan {
@@ -332,6 +335,19 @@ impl Reporter {
                     self.stdout_line(format!("{key}: {value}"));
                 }
             }
+        }
+    }
+
+    /// The service answered the verification request (`✓ stack: GET /health 200 in 43 ms`; in
+    /// JSON it is part of the summary).
+    pub fn verified(&self, stack: &str, request: &str, status: u16, latency: Duration) {
+        if let Format::Human { quiet: false } = self.format {
+            self.take_view_down();
+            self.stderr_line(format!(
+                "{} {stack}: {request} {status} in {} ms",
+                style("✓").green().bold().for_stderr(),
+                latency.as_millis()
+            ));
         }
     }
 

@@ -236,8 +236,21 @@ pub struct Deployed {
     pub changes: Vec<ChangeRecord>,
     /// Functions whose code was updated outside CloudFormation.
     pub code_updates: Vec<CodeUpdateRecord>,
+    /// The verification request and its answer; null when none was made.
+    pub verified: Option<Verified>,
     /// The command's own time, prompts excluded.
     pub duration_s: Seconds,
+}
+
+/// The verification request `up` made, and what it got.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verified {
+    /// The path requested.
+    pub path: String,
+    /// The status answered.
+    pub status: u16,
+    /// How long the answer took.
+    pub latency_ms: u64,
 }
 
 /// Why a function's code was updated outside CloudFormation.
@@ -573,6 +586,11 @@ mod tests {
                 sha256: "ab".into(),
                 why: CodeUpdateWhy::Restore,
             }],
+            verified: Some(Verified {
+                path: "/".into(),
+                status: 200,
+                latency_ms: 43,
+            }),
             duration_s: d,
         };
         let s = |x: &str| x.to_string();

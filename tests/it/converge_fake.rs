@@ -1117,6 +1117,7 @@ async fn ci_output_of_an_update_and_the_live_view() {
             outputs: vec![("Url".into(), "http://lb.example".into())],
             changes: vec![],
             code_updates: vec![],
+            verified: None,
             elapsed: Duration::from_millis(1234),
             plan: false,
         });

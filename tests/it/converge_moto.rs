@@ -668,6 +668,8 @@ async fn a_stack_over_the_resource_limit_never_reaches_aws() {
 mod hotswap;
 #[path = "converge_moto/transitions.rs"]
 mod transitions;
+#[path = "converge_moto/verify.rs"]
+mod verify;
 
 /// EC2 and IAM are called over the query protocol by hand (src/aws/query.rs), not by SDK crates:
 /// checked here against moto's own EC2 answers, signed as the SDK would sign them.

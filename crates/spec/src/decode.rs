@@ -36,6 +36,7 @@ pub mod keys {
         "functions",
         "tables",
         "alarms",
+        "verify",
         "extra",
     ];
     /// Keys of function.
@@ -87,6 +88,8 @@ pub mod keys {
     pub const BILLING: &[&str] = &["read", "write"];
     /// Keys of alarms (the spec's notification targets).
     pub const ALARM_TARGETS: &[&str] = &["email", "sns_topic_arn"];
+    /// Keys of `verify`.
+    pub const VERIFY: &[&str] = &["path", "expect"];
 }
 
 struct Cx<'d> {
@@ -345,6 +348,7 @@ impl Cx<'_> {
             }
         }
         let alarms = f.get("alarms").and_then(|n| self.alarm_targets(n));
+        let verify = f.get("verify").and_then(|n| self.verify(n));
         let extra = f.get("extra").and_then(|n| self.extra(n));
         Some(Spec {
             app: app.unwrap_or_default(),
@@ -358,8 +362,33 @@ impl Cx<'_> {
             functions,
             tables,
             alarms,
+            verify,
             extra,
         })
+    }
+
+    fn verify(&mut self, node: &Node) -> Option<Verify> {
+        let f = self.fields(node, "`verify`", keys::VERIFY)?;
+        let path = match f.get("path") {
+            Some(n) => {
+                let path = self.string(n, "`verify.path`")?;
+                if !path.starts_with('/') || path.chars().any(char::is_whitespace) {
+                    self.err(
+                        n.pos,
+                        format!(
+                            "`verify.path` must start with `/` and hold no spaces, found `{path}`"
+                        ),
+                    );
+                    return None;
+                }
+                path
+            }
+            None => default_verify_path(),
+        };
+        let expect = f
+            .get("expect")
+            .and_then(|n| self.bounded(n, "`verify.expect`", HTTP_STATUS));
+        Some(Verify { path, expect })
     }
 
     fn alarm_targets(&mut self, node: &Node) -> Option<AlarmTargets> {

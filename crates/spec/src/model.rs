@@ -43,10 +43,30 @@ pub struct Spec {
     pub tables: IndexMap<String, Table>,
     /// Who hears about alarms: an SNS topic per stack mailing `email`, and/or an existing topic.
     pub alarms: Option<AlarmTargets>,
+    /// The request `up` makes to the load balancer once the stack is up, to prove the service
+    /// answers. Default: `GET /`, any status below 500.
+    pub verify: Option<Verify>,
     /// Raw CloudFormation merged into the rendered template. A logical id clash is an error.
     #[serde(default)]
     #[schemars(schema_with = "extra_schema")]
     pub extra: Option<Extra>,
+}
+
+/// What `up` asks the service after deploying.
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Verify {
+    /// The path to GET, starting with `/`.
+    #[serde(default = "default_verify_path")]
+    pub path: String,
+    /// The status it must answer, 100..=599. Default: any status below 500.
+    #[schemars(range(min = HTTP_STATUS.min, max = HTTP_STATUS.max))]
+    pub expect: Option<u32>,
+}
+
+/// The path `up` verifies when the spec names none.
+pub fn default_verify_path() -> String {
+    "/".to_string()
 }
 
 /// Where alarm notifications go. Without it alarms only change state in the console.
@@ -109,6 +129,13 @@ pub const CAPACITY: Bounds = Bounds {
     default: None,
 };
 
+/// `verify.expect`, an HTTP status.
+pub const HTTP_STATUS: Bounds = Bounds {
+    min: 100,
+    max: 599,
+    default: None,
+};
+
 /// Every bounded field: its path in the JSON Schema (`$defs` type, property) and its bounds. A
 /// test checks the schema against this list.
 pub const BOUNDED: &[(&str, &str, Bounds)] = &[
@@ -117,6 +144,7 @@ pub const BOUNDED: &[(&str, &str, Bounds)] = &[
     ("Function", "timeout", TIMEOUT),
     ("Function", "reserved_concurrency", RESERVED_CONCURRENCY),
     ("Function", "log_retention_days", LOG_RETENTION),
+    ("Verify", "expect", HTTP_STATUS),
 ];
 
 fn default_of(bounds: Bounds) -> u32 {

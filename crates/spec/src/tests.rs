@@ -115,12 +115,28 @@ tags: {{ t: {long} }}
         "2:17: `protected_envs` must be a list, found a string",
     );
     rejects(
+        "app: notes\nverify: { path: health }\n",
+        "2:17: `verify.path` must start with `/` and hold no spaces, found `health`",
+    );
+    rejects(
+        "app: notes\nverify: { expect: 99 }\n",
+        "2:19: `verify.expect` must be from 100 to 599, found 99",
+    );
+    rejects(
+        "app: notes\nverify: { method: POST }\n",
+        "2:11: unknown key `method` in `verify`; expected one of: path, expect",
+    );
+    rejects(
+        "app: notes\nhotswap: yes please\n",
+        "2:10: `hotswap` must be true or false, found `yes please`",
+    );
+    rejects(
         "app: notes\nbogus: 1\n",
-        "2:1: unknown key `bogus` in the spec; expected one of: app, env, region, tags, protected_envs, hotswap, network, alb, functions, tables, alarms, extra",
+        "2:1: unknown key `bogus` in the spec; expected one of: app, env, region, tags, protected_envs, hotswap, network, alb, functions, tables, alarms, verify, extra",
     );
     rejects(
         "app: notes\nx: &a 1\n",
-        "2:1: unknown key `x` in the spec; expected one of: app, env, region, tags, protected_envs, hotswap, network, alb, functions, tables, alarms, extra",
+        "2:1: unknown key `x` in the spec; expected one of: app, env, region, tags, protected_envs, hotswap, network, alb, functions, tables, alarms, verify, extra",
     );
     rejects(
         "app: *nothing\n",
@@ -446,6 +462,7 @@ fn the_json_schema_names_exactly_the_keys_the_decoder_accepts() {
         ("Table", keys::TABLE),
         ("Key", keys::KEY),
         ("Index", keys::INDEX),
+        ("Verify", keys::VERIFY),
     ] {
         assert_eq!(props(&defs[def]), sorted(expected), "{def}");
         assert_eq!(defs[def]["additionalProperties"], false, "{def}");
@@ -472,6 +489,7 @@ fn the_schema_states_the_decoders_ranges_and_defaults() {
         // The decoder: the bounds accepted, one past them refused.
         let field = |v: i64| match *def {
             "Alb" => format!("app: a\nalb: {{ {property}: {v} }}\n"),
+            "Verify" => format!("app: a\nverify: {{ {property}: {v} }}\n"),
             _ => format!("app: a\nfunctions:\n  f:\n    path: x\n    {property}: {v}\n"),
         };
         let accepts = |v: i64| errors(&field(v)).iter().all(|e| !e.contains(property));

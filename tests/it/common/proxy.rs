@@ -141,6 +141,9 @@ struct State {
     hits: Vec<usize>,
     /// ExecuteChangeSet tokens already executed: CloudFormation treats a repeat as done.
     tokens: std::collections::HashSet<String>,
+    /// CreateChangeSet answers by ClientToken (`None` while the first is upstream):
+    /// CloudFormation answers a repeat as it answered the first.
+    change_sets: std::collections::HashMap<String, Option<Vec<u8>>>,
     injected: usize,
     /// PolicySourceArn of every simulation asked for.
     simulated: Vec<String>,
@@ -405,6 +408,54 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>, rules: &Rules)
                 continue;
             }
         }
+        // CloudFormation creates one change set per ClientToken and answers a retry as it
+        // answered the first (moto would make a second stack of the same name).
+        let change_set_token = (action == "CreateChangeSet")
+            .then(|| {
+                String::from_utf8_lossy(&request.body)
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("ClientToken="))
+                    .map(str::to_string)
+            })
+            .flatten();
+        if let Some(token) = &change_set_token {
+            let first = {
+                let mut s = state.lock().unwrap();
+                let first = !s.change_sets.contains_key(token);
+                if first {
+                    s.change_sets.insert(token.clone(), None);
+                }
+                first
+            };
+            if !first {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+                let answer = loop {
+                    let answer = state
+                        .lock()
+                        .unwrap()
+                        .change_sets
+                        .get(token)
+                        .cloned()
+                        .flatten();
+                    match answer {
+                        Some(answer) => break Some(answer),
+                        None if std::time::Instant::now() > deadline => break None,
+                        None => std::thread::sleep(std::time::Duration::from_millis(20)),
+                    }
+                };
+                if let Some(answer) = answer {
+                    state
+                        .lock()
+                        .unwrap()
+                        .actions
+                        .push("CreateChangeSet (repeat, first answer)".into());
+                    if writer.write_all(&answer).is_err() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+        }
         let (executed, cancelled) = {
             let mut s = state.lock().unwrap();
             s.actions.push(action.clone());
@@ -434,8 +485,17 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>, rules: &Rules)
             continue;
         }
         let Some(response) = forward(upstream, &request, rules.account.as_deref()) else {
+            if let Some(token) = &change_set_token {
+                state.lock().unwrap().change_sets.remove(token);
+            }
             return;
         };
+        if let Some(token) = &change_set_token {
+            state.lock().unwrap().change_sets.insert(
+                token.clone(),
+                Some(with_length(&response.head, &response.body)),
+            );
+        }
         if let Some(FaultKind::Delay(d)) = fault {
             // The request took effect upstream; the client gives up waiting and retries.
             std::thread::sleep(d);
