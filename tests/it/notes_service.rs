@@ -11,18 +11,8 @@ async fn deployer_up_deploys_the_example_service_and_its_table_fits_the_code() {
     use sha2::{Digest, Sha256};
     // The real service, built for this machine: the example's arm64 needs a cross toolchain this
     // machine does not have, so the test deploys it as x86_64.
-    // The example is its own workspace, with its own target directory.
     let notes = common::root().join("examples/notes");
-    let build = std::process::Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--bin", "notes-api", "--manifest-path"])
-        .arg(notes.join("Cargo.toml"))
-        .env_remove("CARGO_TARGET_DIR")
-        .status()
-        .unwrap();
-    assert!(build.success());
-    let zip = deployer::build::zip_bootstrap(
-        &std::fs::read(notes.join("target/debug/notes-api")).unwrap(),
-    );
+    let zip = deployer::build::zip_bootstrap(&std::fs::read(notes_api(&notes)).unwrap());
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("api.zip"), &zip).unwrap();
     std::fs::create_dir(dir.path().join("stacks")).unwrap();
@@ -72,12 +62,8 @@ async fn deployer_up_deploys_the_example_service_and_its_table_fits_the_code() {
     assert_eq!(env.get("TABLE_NOTES"), Some(&table));
 
     // The service's own code works against the table deployer created from the spec.
-    let service = std::process::Command::new(env!("CARGO"))
-        .args(["test", "--quiet", "--manifest-path"])
-        .arg(notes.join("Cargo.toml"))
-        .args(["--test", "service", "--", "--exact"])
-        .arg("works_against_the_table_named_in_notes_table")
-        .env_remove("CARGO_TARGET_DIR")
+    let service = service_test(&notes)
+        .args(["--exact", "works_against_the_table_named_in_notes_table"])
         .env("NOTES_TABLE", &table)
         .env("NOTES_DYNAMODB_ENDPOINT", &moto.endpoint)
         .output()
@@ -89,4 +75,38 @@ async fn deployer_up_deploys_the_example_service_and_its_table_fits_the_code() {
         String::from_utf8_lossy(&service.stderr)
     );
     assert!(stdout.contains("1 passed"), "the test ran: {stdout}");
+}
+
+/// The example's `notes-api` binary: the one `scripts/test` built (`NOTES_API_BIN`, in
+/// deployer's target directory, sharing its dependencies), else built now in the example's own
+/// target directory (cargo holds deployer's while its tests run).
+fn notes_api(notes: &std::path::Path) -> std::path::PathBuf {
+    if let Some(bin) = std::env::var_os("NOTES_API_BIN") {
+        return bin.into();
+    }
+    let build = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--bin", "notes-api", "--manifest-path"])
+        .arg(notes.join("Cargo.toml"))
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .unwrap();
+    assert!(build.success());
+    notes.join("target/debug/notes-api")
+}
+
+/// The example's `tests/service.rs` as a command taking test-harness arguments: the executable
+/// `scripts/test` built (`NOTES_SERVICE_TEST`), else `cargo test` in the example.
+fn service_test(notes: &std::path::Path) -> std::process::Command {
+    if let Some(exe) = std::env::var_os("NOTES_SERVICE_TEST") {
+        let mut command = std::process::Command::new(exe);
+        command.current_dir(notes);
+        return command;
+    }
+    let mut command = std::process::Command::new(env!("CARGO"));
+    command
+        .args(["test", "--quiet", "--manifest-path"])
+        .arg(notes.join("Cargo.toml"))
+        .args(["--test", "service", "--"])
+        .env_remove("CARGO_TARGET_DIR");
+    command
 }
