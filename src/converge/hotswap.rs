@@ -449,23 +449,21 @@ mod tests {
         }])
     }
 
+    /// Rows: what, the stack, the deployment, the drift, the plan.
+    type Row = (&'static str, Option<Stack>, Deployment, Drift, Plan);
+
+    fn check(rows: Vec<Row>) {
+        for (what, stack, deployment, drift, expected) in rows {
+            let got = plan(stack.as_ref(), &deployment, &slots(), &drift);
+            assert_eq!(got, expected, "{what}");
+        }
+    }
+
     #[test]
-    fn the_plan_over_stack_state_changes_and_drift() {
+    fn code_alone_is_swapped_against_the_live_code() {
         let complete = StackStatus::UpdateComplete;
-        let mut other_change = deployment(NEW);
-        other_change.template_body = r#"{"Resources":{}}"#.into();
-        let mut protection = deployment(NEW);
-        protection.termination_protection = true;
-        let mut refresh = deployment(NEW);
-        refresh.refresh_tags = true;
-        let mut untagged = stack(OLD, complete.clone());
-        untagged.tags.clear();
-        let mut mid_sequence = stack(OLD, complete.clone());
-        mid_sequence
-            .tags
-            .insert(DIGEST_TAG.into(), "abc-step-1-of-2".into());
         let none = Drift::default();
-        let cases: Vec<(&str, Option<Stack>, Deployment, Drift, Plan)> = vec![
+        check(vec![
             (
                 "code only",
                 Some(stack(OLD, complete.clone())),
@@ -510,6 +508,48 @@ mod tests {
                 drift(NEW),
                 swap(OLD),
             ),
+        ]);
+    }
+
+    #[test]
+    fn a_new_function_needs_a_change_set() {
+        let complete = StackStatus::UpdateComplete;
+        let none = Drift::default();
+        let mut new_function = slots();
+        new_function.push(CodeSlot {
+            function: "cron".into(),
+            lambda_name: "notes-dev-cron".into(),
+            key_parameter: "CronCodeKey".into(),
+            sha256: SHA,
+        });
+        assert_eq!(
+            plan(
+                Some(&stack(OLD, complete)),
+                &deployment(NEW),
+                &new_function,
+                &none
+            ),
+            Plan::NeedsChangeSet("function `cron` is new".into())
+        );
+    }
+
+    #[test]
+    fn anything_else_needs_a_change_set() {
+        let complete = StackStatus::UpdateComplete;
+        let mut other_change = deployment(NEW);
+        other_change.template_body = r#"{"Resources":{}}"#.into();
+        let mut protection = deployment(NEW);
+        protection.termination_protection = true;
+        let mut refresh = deployment(NEW);
+        refresh.refresh_tags = true;
+        let mut untagged = stack(OLD, complete.clone());
+        untagged.tags.clear();
+        let mut mid_sequence = stack(OLD, complete.clone());
+        mid_sequence
+            .tags
+            .insert(DIGEST_TAG.into(), "abc-step-1-of-2".into());
+        let none = Drift::default();
+        check(vec![
             (
                 "no stack",
                 None,
@@ -566,27 +606,7 @@ mod tests {
                 none.clone(),
                 Plan::NeedsChangeSet("the env's expiry is due for extension".into()),
             ),
-        ];
-        for (what, stack, deployment, drift, expected) in cases {
-            let got = plan(stack.as_ref(), &deployment, &slots(), &drift);
-            assert_eq!(got, expected, "{what}");
-        }
-        let mut new_function = slots();
-        new_function.push(CodeSlot {
-            function: "cron".into(),
-            lambda_name: "notes-dev-cron".into(),
-            key_parameter: "CronCodeKey".into(),
-            sha256: SHA,
-        });
-        assert_eq!(
-            plan(
-                Some(&stack(OLD, complete)),
-                &deployment(NEW),
-                &new_function,
-                &none
-            ),
-            Plan::NeedsChangeSet("function `cron` is new".into())
-        );
+        ]);
     }
 
     #[test]
