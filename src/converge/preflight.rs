@@ -20,6 +20,8 @@ pub const OWN_ACTIONS: &[&str] = &[
     "cloudformation:GetTemplate",
     "cloudformation:ListStackResources",
     "s3:GetObject",
+    // Without it S3 answers a missing key (a new artifact, no hotswap record) 403, not 404.
+    "s3:ListBucket",
     "s3:PutObject",
 ];
 

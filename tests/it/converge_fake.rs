@@ -1370,6 +1370,19 @@ mod hotswap {
         }
     }
 
+    /// `update_code` of the engine over `script`, polling fast.
+    async fn update(
+        script: &Script,
+        ui: &Recorder,
+        swaps: &[Swap],
+        why: Why,
+    ) -> Result<Vec<deployer::converge::hotswap::Swapped>, deployer::exit::Error> {
+        Engine::new(script, ui)
+            .with_poll(FAST)
+            .update_code("bucket", swaps, why)
+            .await
+    }
+
     fn script_with(functions: &[(&str, Function)]) -> Script {
         let script = Script::new(vec![stack("UPDATE_COMPLETE")]);
         for (name, f) in functions {
@@ -1389,11 +1402,14 @@ mod hotswap {
         };
         let script = script_with(&[("api", slow.clone()), ("cron", slow)]);
         let ui = Recorder::default();
-        let engine = Engine::new(&script, &ui).with_poll(FAST);
-        let done = engine
-            .update_code("bucket", &[swap("api", A), swap("cron", B)], Why::Hotswap)
-            .await
-            .unwrap();
+        let done = update(
+            &script,
+            &ui,
+            &[swap("api", A), swap("cron", B)],
+            Why::Hotswap,
+        )
+        .await
+        .unwrap();
         assert_eq!(done.len(), 2);
         assert_eq!(done[1].sha256, "bb".repeat(32));
         let calls = script.calls();
@@ -1435,9 +1451,7 @@ mod hotswap {
         };
         let script = script_with(&[("api", busy)]);
         let ui = Recorder::default();
-        let done = Engine::new(&script, &ui)
-            .with_poll(FAST)
-            .update_code("bucket", &[swap("api", A)], Why::Restore)
+        let done = update(&script, &ui, &[swap("api", A)], Why::Restore)
             .await
             .unwrap();
         assert_eq!(done[0].why, Why::Restore);
@@ -1459,9 +1473,7 @@ mod hotswap {
         };
         let script = script_with(&[("api", failing)]);
         let ui = Recorder::default();
-        let err = Engine::new(&script, &ui)
-            .with_poll(FAST)
-            .update_code("bucket", &[swap("api", A)], Why::Hotswap)
+        let err = update(&script, &ui, &[swap("api", A)], Why::Hotswap)
             .await
             .unwrap_err();
         assert_eq!(err.code, deployer::exit::Code::Failed);
@@ -1481,9 +1493,7 @@ mod hotswap {
         // The key names A's hash; the swap claims B's.
         let mut wrong = swap("api", A);
         wrong.sha256 = B;
-        let err = Engine::new(&script, &ui)
-            .with_poll(FAST)
-            .update_code("bucket", &[wrong], Why::Hotswap)
+        let err = update(&script, &ui, &[wrong], Why::Hotswap)
             .await
             .unwrap_err();
         assert!(
@@ -1497,9 +1507,7 @@ mod hotswap {
     async fn a_missing_function_names_it() {
         let script = script_with(&[]);
         let ui = Recorder::default();
-        let err = Engine::new(&script, &ui)
-            .with_poll(FAST)
-            .update_code("bucket", &[swap("api", A)], Why::Hotswap)
+        let err = update(&script, &ui, &[swap("api", A)], Why::Hotswap)
             .await
             .unwrap_err();
         assert!(
