@@ -142,11 +142,11 @@ fn resume_hint(loaded: &Loaded) -> String {
     )
 }
 
-/// What every command that talks to AWS starts with: the clients, the credentials checked once
-/// (and who they belong to), and, for commands that watch CloudFormation, Ctrl-C counted.
+/// What every command that talks to AWS starts with: the clients, the credentials resolved
+/// (without a request: AWS's verdict on them comes with the first call), and, for commands
+/// that watch CloudFormation, Ctrl-C counted.
 struct Session {
     aws: Aws,
-    identity: crate::aws::Identity,
     /// Ctrl-C presses, and the command that resumes watching after the second.
     interrupts: Option<(Interrupts, String)>,
 }
@@ -163,12 +163,8 @@ impl Session {
         runtime()?.block_on(async {
             let interrupts = watch.map(|hint| (listen_for_ctrl_c(hint.clone()), hint));
             let aws = Aws::connect(region, reporter.call_log()).await?;
-            let identity = aws.identity().await?;
-            let session = Session {
-                aws,
-                identity,
-                interrupts,
-            };
+            aws.check_credentials().await?;
+            let session = Session { aws, interrupts };
             work(&session).await
         })
     }
@@ -259,8 +255,8 @@ pub fn up(
         }
         let cloud = aws.cloud();
         let engine = session.engine(&cloud, reporter);
-        let caller = check_permissions.then_some(session.identity.arn.as_str());
         let existing = converge::describe(&cloud, &spec.stack_name()).await?;
+        let described_at = Instant::now();
         let lifetime = ephemeral::lifetime(spec, ttl, existing.as_ref(), now)?;
         let template = loaded.render(render::Options {
             ephemeral: !lifetime.tags.is_empty(),
@@ -279,7 +275,19 @@ pub fn up(
             code_updates,
             pending_restores,
         } = converge::up(
-            &engine, &cloud, spec, &template, artifacts, &lifetime, mode, caller, hotswap,
+            &engine,
+            &cloud,
+            spec,
+            &template,
+            artifacts,
+            &lifetime,
+            mode,
+            check_permissions,
+            hotswap,
+            Some(converge::Described {
+                stack: existing,
+                at: described_at,
+            }),
         )
         .await?;
         let hotswapped = code_updates.iter().any(|u| u.why == Why::Hotswap);

@@ -96,15 +96,6 @@ pub struct LogEvent {
     pub message: String,
 }
 
-/// Who the credentials belong to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Identity {
-    /// The account id.
-    pub account: String,
-    /// The caller ARN.
-    pub arn: String,
-}
-
 /// Each attempt of an AWS call gets this long before the SDK retries it (throttling and
 /// transient errors are retried by the SDK's standard mode, `AWS_MAX_ATTEMPTS` attempts).
 const ATTEMPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -202,14 +193,26 @@ impl Aws {
             .unwrap_or_default()
     }
 
-    /// Checks the credentials with STS GetCallerIdentity: one clear sentence on failure, exit 3.
-    pub async fn identity(&self) -> Result<Identity, Error> {
-        match self.sts.get_caller_identity().send().await {
-            Ok(out) => Ok(Identity {
-                account: out.account().unwrap_or_default().to_string(),
-                arn: out.arn().unwrap_or_default().to_string(),
-            }),
-            Err(e) => Err(credentials_error(&e, &self.region())),
+    /// Resolves the credentials (environment, profile, SSO, web identity, instance metadata)
+    /// without a request to AWS: a missing set is one clear sentence, exit 3, before any call.
+    /// Whether AWS accepts them shows on the first call, which words its own failure.
+    pub async fn check_credentials(&self) -> Result<(), Error> {
+        use aws_credential_types::provider::ProvideCredentials as _;
+        let Some(provider) = self.config.credentials_provider() else {
+            return Err(Error::new(
+                Code::Credentials,
+                format!("no usable AWS credentials ({TRIED})"),
+            ));
+        };
+        match provider.provide_credentials().await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(Error::new(
+                Code::Credentials,
+                format!(
+                    "no usable AWS credentials ({TRIED}): {}",
+                    one_line(&DisplayErrorContext(&e).to_string())
+                ),
+            )),
         }
     }
 
@@ -261,53 +264,9 @@ fn no_answer<E, R>(e: &SdkError<E, R>) -> bool {
         || matches!(e, SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout())
 }
 
-/// The sentence for a failed credentials check. Never includes a secret: only variable names.
-fn credentials_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
-    e: &SdkError<E, R>,
-    region: &str,
-) -> Error {
-    let tried = "tried: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE (or the `default` profile) in ~/.aws, \
-                 SSO, web identity, and container/instance metadata";
-    match e.code() {
-        Some(code @ ("ExpiredToken" | "ExpiredTokenException" | "RequestExpired")) => Error::new(
-            Code::Credentials,
-            format!(
-                "the AWS session token has expired ({code}): refresh AWS_SESSION_TOKEN or log in again (`aws sso login`)"
-            ),
-        ),
-        Some(
-            code @ ("InvalidClientTokenId"
-            | "SignatureDoesNotMatch"
-            | "UnrecognizedClientException"
-            | "AccessDenied"),
-        ) => Error::new(
-            Code::Credentials,
-            format!(
-                "AWS rejected the credentials ({code}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"
-            ),
-        ),
-        _ if no_answer(e) => Error::new(
-            Code::Unreachable,
-            format!(
-                "cannot reach AWS STS in region `{region}`: check the network, AWS_ENDPOINT_URL, and that the region exists"
-            ),
-        ),
-        _ => {
-            let detail = DisplayErrorContext(e).to_string();
-            if detail.contains("credential") || detail.contains("Credential") {
-                Error::new(
-                    Code::Credentials,
-                    format!("no usable AWS credentials ({tried})"),
-                )
-            } else {
-                Error::failed(format!(
-                    "cannot check the credentials with AWS STS: {}",
-                    one_line(&detail)
-                ))
-            }
-        }
-    }
-}
+/// Where the SDK looks for credentials, for the error that says none were found.
+const TRIED: &str = "tried: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE (or the `default` profile) in ~/.aws, \
+                     SSO, web identity, and container/instance metadata";
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -317,13 +276,24 @@ fn one_line(s: &str) -> String {
 fn cloud_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
     e: SdkError<E, R>,
 ) -> CloudError {
+    if no_answer(&e) {
+        // The innermost cause ("Connection refused", "timed out") is the one worth a line.
+        let mut cause: &dyn std::error::Error = &e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        return CloudError::unreachable(format!(
+            "no answer from AWS: {}",
+            one_line(&cause.to_string())
+        ));
+    }
     CloudError {
         code: e.code().map(str::to_string),
         message: e
             .message()
             .map(str::to_string)
             .unwrap_or_else(|| one_line(&DisplayErrorContext(&e).to_string())),
-        unreachable: no_answer(&e),
+        unreachable: false,
     }
 }
 
@@ -419,37 +389,43 @@ impl Cloud for AwsCloud<'_> {
         Ok(stacks.iter().map(stack_from).collect())
     }
 
-    async fn put_stack(&self, r: &StackRequest) -> Result<(), CloudError> {
-        if r.create {
+    async fn put_stack(&self, r: &StackRequest) -> Result<String, CloudError> {
+        // TemplateURL replaces the body when the template is too large to send inline.
+        let body = r.template_body.clone().filter(|_| r.template_url.is_none());
+        let id = if r.create {
             self.aws
                 .cfn
                 .create_stack()
                 .stack_name(&r.stack_name)
-                .set_template_body(r.template_body.clone())
+                .set_template_body(body)
+                .set_template_url(r.template_url.clone())
                 .set_parameters(Some(parameters(&r.parameters)))
                 .set_tags(Some(tags(&r.tags)))
                 .capabilities(Capability::CapabilityNamedIam)
+                .enable_termination_protection(r.termination_protection)
                 .client_request_token(&r.token)
                 .send()
                 .await
-                .map(|_| ())
-                .map_err(cloud_error)
+                .map_err(cloud_error)?
+                .stack_id
         } else {
             self.aws
                 .cfn
                 .update_stack()
                 .stack_name(&r.stack_name)
-                .set_template_body(r.template_body.clone())
-                .use_previous_template(r.template_body.is_none())
+                .set_template_body(body)
+                .set_template_url(r.template_url.clone())
+                .use_previous_template(r.template_body.is_none() && r.template_url.is_none())
                 .set_parameters(Some(parameters(&r.parameters)))
                 .set_tags(Some(tags(&r.tags)))
                 .capabilities(Capability::CapabilityNamedIam)
                 .client_request_token(&r.token)
                 .send()
                 .await
-                .map(|_| ())
-                .map_err(cloud_error)
-        }
+                .map_err(cloud_error)?
+                .stack_id
+        };
+        Ok(id.unwrap_or_else(|| r.stack_name.clone()))
     }
 
     async fn create_change_set(
@@ -787,6 +763,17 @@ impl Cloud for AwsCloud<'_> {
             .await
             .map(|_| ())
             .map_err(cloud_error)
+    }
+
+    async fn caller_arn(&self) -> Result<String, CloudError> {
+        let out = self
+            .aws
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(cloud_error)?;
+        Ok(out.arn().unwrap_or_default().to_string())
     }
 
     async fn simulate(

@@ -95,7 +95,8 @@ pub struct ChangeSetRequest {
     pub tags: BTreeMap<String, String>,
 }
 
-/// A plain CreateStack/UpdateStack, used for deployer's own bootstrap stack.
+/// A plain CreateStack/UpdateStack: deployer's own bootstrap stack, and an app stack's first
+/// create when nobody reviews it (a change set would only add requests and seconds).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StackRequest {
     /// The stack.
@@ -104,6 +105,10 @@ pub struct StackRequest {
     pub create: bool,
     /// The template body; `None`: the deployed template (an update of tags or parameters only).
     pub template_body: Option<String>,
+    /// Where the same template was uploaded when it is too large to send inline: sent instead.
+    pub template_url: Option<String>,
+    /// Termination protection, for a create (an update leaves it as it is).
+    pub termination_protection: bool,
     /// Parameter values.
     pub parameters: BTreeMap<String, String>,
     /// Stack tags, digest included.
@@ -118,8 +123,8 @@ pub trait Cloud {
     async fn stack(&self, name: &str) -> Result<Option<Stack>, CloudError>;
     /// DescribeStacks for every stack of the account and region (all pages).
     async fn list_stacks(&self) -> Result<Vec<Stack>, CloudError>;
-    /// CreateStack or UpdateStack (bootstrap only).
-    async fn put_stack(&self, request: &StackRequest) -> Result<(), CloudError>;
+    /// CreateStack or UpdateStack; returns the stack ARN.
+    async fn put_stack(&self, request: &StackRequest) -> Result<String, CloudError>;
     /// CreateChangeSet; returns the change set ARN and the stack ARN.
     async fn create_change_set(
         &self,
@@ -178,6 +183,8 @@ pub trait Cloud {
     ) -> Result<(), CloudError>;
     /// GetFunctionConfiguration: the code's hash and the last update's state.
     async fn function_code(&self, function: &str) -> Result<FunctionCode, CloudError>;
+    /// GetCallerIdentity: the ARN of whoever the credentials belong to.
+    async fn caller_arn(&self) -> Result<String, CloudError>;
     /// SimulatePrincipalPolicy: for each action, whether `principal` is allowed it.
     async fn simulate(
         &self,

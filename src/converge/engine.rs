@@ -88,6 +88,10 @@ pub trait Ui {
     fn progress(&self, progress: Progress);
     /// Asks a yes/no question.
     fn confirm(&self, question: &str) -> Confirmation;
+    /// Whether stack events are shown as they come (a failure's are read regardless).
+    fn shows_events(&self) -> bool {
+        true
+    }
 }
 
 /// How often to poll: starts fast, backs off to `max`.
@@ -101,9 +105,11 @@ pub struct Poll {
 
 impl Default for Poll {
     fn default() -> Self {
+        // At most a second late, and at most one request a second while CloudFormation works
+        // (on a backend that tags events; two on one that does not).
         Poll {
             first: Duration::from_millis(250),
-            max: Duration::from_secs(5),
+            max: Duration::from_secs(1),
         }
     }
 }
@@ -134,9 +140,9 @@ pub struct Deployment {
     /// Where a template over CloudFormation's 51,200-byte `TemplateBody` limit is uploaded (the
     /// artifact bucket) to be passed by URL instead.
     pub template_bucket: Option<String>,
-    /// Who deploys (an ARN): IAM is asked before the first change set whether it may do what
-    /// the template needs ([`super::preflight`]); `None`: not asked.
-    pub caller: Option<String>,
+    /// Ask IAM before the first change set whether the caller may do what the template needs
+    /// ([`super::preflight`]); the caller's ARN is only looked up then.
+    pub check_permissions: bool,
 }
 
 /// The largest template CreateChangeSet and UpdateStack take inline (`TemplateBody`).
@@ -203,7 +209,10 @@ pub enum Teardown {
     },
 }
 
-/// How far back event paging reaches (clocks may disagree; `seen` decides what is new).
+/// Polls by events alone describe the stack at least this often anyway.
+const DESCRIBE_AT_LEAST_EVERY: u32 = 15;
+
+/// How far back event paging reaches (clocks may disagree; [`is_new`] decides what is new).
 const HISTORY: Duration = Duration::from_secs(300);
 
 /// The engine over a cloud and a UI.
@@ -453,8 +462,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                         "{name} is {}: waiting for it to settle",
                         stack.status.as_str()
                     ));
-                    let seen = self.baseline(&stack.id).await;
-                    self.watch(&stack, None, Instant::now(), seen).await?;
+                    self.watch(&stack, None, Instant::now()).await?;
                 }
                 Action::DeleteThenCreate => {
                     let stack =
@@ -464,13 +472,12 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                         stack.status.as_str()
                     ));
                     let token = token("delete");
-                    let seen = self.baseline(&stack.id).await;
+                    let started = Instant::now();
                     self.cloud
                         .delete_stack(&stack.id, &token)
                         .await
                         .map_err(|e| cloud_failure(&format!("cannot delete {name}"), e))?;
-                    self.watch(&stack, Some(&token), Instant::now(), seen)
-                        .await?;
+                    self.watch(&stack, Some(&token), started).await?;
                 }
                 Action::ContinueRollbackThenUpdate => {
                     let stack =
@@ -479,15 +486,14 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                         "{name} is UPDATE_ROLLBACK_FAILED: continuing the rollback"
                     ));
                     let token = token("continue");
-                    let seen = self.baseline(&stack.id).await;
+                    let started = Instant::now();
                     self.cloud
                         .continue_update_rollback(name, &token)
                         .await
                         .map_err(|e| {
                             cloud_failure(&format!("cannot continue the rollback of {name}"), e)
                         })?;
-                    self.watch(&stack, Some(&token), Instant::now(), seen)
-                        .await?;
+                    self.watch(&stack, Some(&token), started).await?;
                 }
                 Action::Stop(why) => {
                     let stack = stack.expect("Stop is only decided for an existing stack");
@@ -511,14 +517,6 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         )))
     }
 
-    /// The ids of the stack's recent events before an operation: history, not progress. Needed
-    /// because not every backend tags events with the operation's ClientRequestToken.
-    async fn baseline(&self, stack_id: &str) -> HashSet<String> {
-        let since = SystemTime::now() - HISTORY;
-        let events = self.cloud.events(stack_id, since).await.unwrap_or_default();
-        events.into_iter().map(|e| e.id).collect()
-    }
-
     /// Polls the stack and its new events until no operation is running; returns the final stack
     /// (`None` when it is gone) and the events seen.
     async fn watch(
@@ -526,9 +524,8 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         stack: &Stack,
         token: Option<&str>,
         started: Instant,
-        seen: HashSet<String>,
     ) -> Result<(Option<Stack>, Vec<StackEvent>), Error> {
-        self.watch_reacting(stack, token, started, seen, OnInterrupt::StopWatching)
+        self.watch_reacting(stack, token, started, OnInterrupt::StopWatching)
             .await
     }
 
@@ -539,13 +536,22 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         stack: &Stack,
         token: Option<&str>,
         started: Instant,
-        mut seen: HashSet<String>,
         on_interrupt: OnInterrupt,
     ) -> Result<(Option<Stack>, Vec<StackEvent>), Error> {
         let name = &stack.name;
         let mut all = Vec::new();
-        // Bounds paging; which events are new is decided by `seen` and the token.
-        let since = SystemTime::now() - started.elapsed() - HISTORY;
+        // Which events belong to the operation: see `is_new`. `since` only bounds paging.
+        let began = SystemTime::now() - started.elapsed();
+        let since = began - HISTORY;
+        let mut seen: HashSet<String> = HashSet::new();
+        let shows_events = self.ui.shows_events();
+        // AWS tags this operation's events with its token: then a stack-level event says when
+        // it ended, and DescribeStacks is needed only once, at the end. Otherwise every poll
+        // describes the stack.
+        let mut tagged = false;
+        // A missed stack-level event must not leave the watch waiting forever.
+        let mut polls_since_described = 0;
+        let mut status = stack.status.clone();
         let mut delay = self.poll.first;
         let mut handled = self.interrupts.count();
         let mut reacted = false;
@@ -554,6 +560,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 () = tokio::time::sleep(delay) => {}
                 () = self.interrupts.beyond(handled) => {}
             }
+            delay = self.poll.next(delay);
             if self.interrupts.count() > handled {
                 handled = self.interrupts.count();
                 if reacted || on_interrupt == OnInterrupt::StopWatching {
@@ -562,42 +569,82 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 reacted = true;
                 self.stop_operation(stack, on_interrupt).await;
             }
+            let mut ended = false;
+            if shows_events {
+                let events = self.new_events(stack, token, since, began, &mut seen).await;
+                for event in events {
+                    if token.is_some() && event.token.as_deref() == token {
+                        tagged = true;
+                    }
+                    if event.logical_id == *name
+                        && event.resource_type == "AWS::CloudFormation::Stack"
+                    {
+                        status = StackStatus::from(event.status.as_str());
+                        ended |= !is_in_progress(&status);
+                    }
+                    self.ui.progress(Progress::Event {
+                        stack: name.clone(),
+                        event: event.clone(),
+                        elapsed: started.elapsed(),
+                    });
+                    all.push(event);
+                }
+            }
+            polls_since_described += 1;
+            if tagged && !ended && polls_since_described < DESCRIBE_AT_LEAST_EVERY {
+                self.ui.progress(Progress::Waiting {
+                    stack: name.clone(),
+                    status: status.clone(),
+                    elapsed: started.elapsed(),
+                });
+                continue;
+            }
             // By id, so that a deleted stack is still found (as DELETE_COMPLETE).
             let current = self.describe(&stack.id).await?;
-            // The status was read before the events: report it first, so newer events win.
+            polls_since_described = 0;
             if let Some(s) = current.as_ref().filter(|s| is_in_progress(&s.status)) {
+                status = s.status.clone();
                 self.ui.progress(Progress::Waiting {
                     stack: name.clone(),
                     status: s.status.clone(),
                     elapsed: started.elapsed(),
                 });
+                continue;
             }
-            let mut events = self
-                .cloud
-                .events(&stack.id, since)
-                .await
-                .unwrap_or_default();
-            events.retain(|e| {
-                !seen.contains(&e.id)
-                    && token.is_none_or(|t| e.token.as_deref().is_none_or(|et| et == t))
+            let ended_well = current
+                .as_ref()
+                .is_none_or(|s| is_success(&s.status) || s.status == StackStatus::DeleteComplete);
+            if !shows_events && !ended_well {
+                // Nobody watched the events, but a failure is explained by them.
+                all = self.new_events(stack, token, since, began, &mut seen).await;
+            }
+            return Ok(match current {
+                Some(s) if s.status == StackStatus::DeleteComplete => (None, all),
+                other => (other, all),
             });
-            events.reverse(); // oldest first
-            for event in events {
-                seen.insert(event.id.clone());
-                self.ui.progress(Progress::Event {
-                    stack: name.clone(),
-                    event: event.clone(),
-                    elapsed: started.elapsed(),
-                });
-                all.push(event);
-            }
-            match current {
-                Some(s) if is_in_progress(&s.status) => {}
-                Some(s) if s.status == StackStatus::DeleteComplete => return Ok((None, all)),
-                other => return Ok((other, all)),
-            }
-            delay = self.poll.next(delay);
         }
+    }
+
+    /// The operation's events not yet in `seen` (now added), oldest first.
+    async fn new_events(
+        &self,
+        stack: &Stack,
+        token: Option<&str>,
+        since: SystemTime,
+        began: SystemTime,
+        seen: &mut HashSet<String>,
+    ) -> Vec<StackEvent> {
+        let mut events = self
+            .cloud
+            .events(&stack.id, since)
+            .await
+            .unwrap_or_default();
+        events.retain(|e| !seen.contains(&e.id) && is_new(e, token, began));
+        events.reverse(); // oldest first
+        for event in &events {
+            seen.insert(event.id.clone());
+        }
+        events
     }
 
     /// The first Ctrl-C while watching: delete a stack being created (it holds nothing yet), or
@@ -638,8 +685,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             "{name} is {}: watching until it settles",
             stack.status.as_str()
         ));
-        let seen = self.baseline(&stack.id).await;
-        let (done, _) = self.watch(&stack, None, Instant::now(), seen).await?;
+        let (done, _) = self.watch(&stack, None, Instant::now()).await?;
         Ok(done)
     }
 
@@ -684,11 +730,15 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         };
         let wanted: serde_json::Value = serde_json::from_str(&deployment.template_body)
             .map_err(|e| Error::failed(format!("the rendered template is not JSON: {e}")))?;
-        if let Some(caller) = &deployment.caller
-            && let super::preflight::Checked::Skipped(why) =
-                super::preflight::check(self.cloud, caller, deployed.as_ref(), &wanted).await?
-        {
-            self.warn(why);
+        if deployment.check_permissions {
+            let caller = self.cloud.caller_arn().await.map_err(|e| {
+                cloud_failure("cannot learn who the caller is (sts:GetCallerIdentity)", e)
+            })?;
+            if let super::preflight::Checked::Skipped(why) =
+                super::preflight::check(self.cloud, &caller, deployed.as_ref(), &wanted).await?
+            {
+                self.warn(why);
+            }
         }
         let transition = super::transition::plan(deployed.as_ref(), &wanted).map_err(|why| {
             Error::usage(format!(
@@ -785,6 +835,11 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         mode: Mode,
     ) -> Result<Outcome, Error> {
         let name = &deployment.stack_name;
+        // A first create that nobody reviews loses nothing and needs no answer: a change set
+        // would only cost requests and the seconds CloudFormation takes to compute it.
+        if stack.is_none() && matches!(mode, Mode::Apply { yes: true, .. }) {
+            return self.create_directly(deployment, recorded).await;
+        }
         let review = match self.review(deployment, recorded, stack, deployed).await? {
             Reviewed::Ready(review) => review,
             Reviewed::NoChanges(stack) => return Ok(Outcome::NoChanges { stack }),
@@ -972,6 +1027,53 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         )
     }
 
+    /// CreateStack (no change set) and watches it to the end; Ctrl-C deletes what it made.
+    async fn create_directly(
+        &self,
+        deployment: &Deployment,
+        recorded: &str,
+    ) -> Result<Outcome, Error> {
+        let name = &deployment.stack_name;
+        let wanted: serde_json::Value =
+            serde_json::from_str(&deployment.template_body).unwrap_or_default();
+        let changes = super::model::creation_changes(&wanted);
+        self.ui.progress(Progress::Changes {
+            stack: name.clone(),
+            changes: changes.clone(),
+        });
+        if self.interrupted() {
+            return Err(Error::new(
+                Code::Interrupted,
+                format!("interrupted before {name} was created: nothing was changed"),
+            ));
+        }
+        let mut tags = deployment.tags.clone();
+        tags.insert(DIGEST_TAG.into(), recorded.to_string());
+        let token = token("create");
+        let request = StackRequest {
+            stack_name: name.clone(),
+            create: true,
+            template_body: Some(deployment.template_body.clone()),
+            template_url: self.template_url(deployment).await?,
+            termination_protection: deployment.termination_protection,
+            parameters: deployment.parameters.clone(),
+            tags,
+            token: token.clone(),
+        };
+        self.step(format!("{name}: creating the stack"));
+        let started = Instant::now();
+        let id = self
+            .cloud
+            .put_stack(&request)
+            .await
+            .map_err(|e| cloud_failure(&format!("cannot create {name}"), e))?;
+        let watched = Stack::being_created(&id, name);
+        let watch = self
+            .watch_reacting(&watched, Some(&token), started, OnInterrupt::DeleteCreating)
+            .await?;
+        self.finish(deployment, true, watch, changes).await
+    }
+
     /// Executes a reviewed change set and watches it to the end; Ctrl-C undoes a create and
     /// cancels an update.
     async fn execute(&self, deployment: &Deployment, review: Review) -> Result<Outcome, Error> {
@@ -981,41 +1083,40 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             return Err(self.interrupted_before(name));
         }
         let token = token("exec");
-        let seen = match &review.stack {
-            Some(stack) => self.baseline(&stack.id).await,
-            None => HashSet::new(),
-        };
         let started = Instant::now();
         self.step(format!("{name}: executing the change set"));
         self.cloud
             .execute_change_set(&review.id, &token)
             .await
             .map_err(|e| cloud_failure(&format!("cannot execute the change set for {name}"), e))?;
-        let watched = Stack {
-            id: review.stack_id.clone(),
-            name: name.clone(),
-            status: StackStatus::CreateInProgress,
-            reason: None,
-            outputs: Vec::new(),
-            tags: BTreeMap::new(),
-            termination_protection: false,
-            parameters: BTreeMap::new(),
-            created: None,
-            updated: None,
-        };
+        let watched = Stack::being_created(&review.stack_id, name);
         let on_interrupt = if review.create {
             OnInterrupt::DeleteCreating
         } else {
             OnInterrupt::CancelUpdate
         };
-        let (done, events) = self
-            .watch_reacting(&watched, Some(&token), started, seen, on_interrupt)
+        let watch = self
+            .watch_reacting(&watched, Some(&token), started, on_interrupt)
             .await?;
+        self.finish(deployment, review.create, watch, review.changes)
+            .await
+    }
+
+    /// The end of a watched create or update: an interruption, a failure with its root cause,
+    /// or the stack as applied (termination protection as wanted).
+    async fn finish(
+        &self,
+        deployment: &Deployment,
+        create: bool,
+        (done, events): (Option<Stack>, Vec<StackEvent>),
+        changes: Vec<Change>,
+    ) -> Result<Outcome, Error> {
+        let name = &deployment.stack_name;
         if self.interrupted() {
             let end = done.as_ref().map_or("deleted".to_string(), |s| {
                 format!("now {}", s.status.as_str())
             });
-            let what = if review.create {
+            let what = if create {
                 "the creation was undone"
             } else {
                 "the update was cancelled and rolled back"
@@ -1034,7 +1135,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .await;
         Ok(Outcome::Applied {
             stack: done,
-            changes: review.changes,
+            changes,
         })
     }
 
@@ -1183,16 +1284,16 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             stack_name: stack.name.clone(),
             create: false,
             template_body: None,
+            template_url: None,
+            termination_protection: stack.termination_protection,
             parameters: deployment.parameters.clone(),
             tags: tags.clone(),
             token: token.clone(),
         };
-        let seen = self.baseline(&stack.id).await;
+        let started = Instant::now();
         match self.cloud.put_stack(&request).await {
-            Ok(()) => {
-                let (done, _) = self
-                    .watch(stack, Some(&token), Instant::now(), seen)
-                    .await?;
+            Ok(_) => {
+                let (done, _) = self.watch(stack, Some(&token), started).await?;
                 Ok(done.unwrap_or_else(|| stack.clone()))
             }
             // Tags only differ in ways CloudFormation ignores: nothing to record.
@@ -1227,6 +1328,8 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             stack_name: name.to_string(),
             create: stack.is_none(),
             template_body: Some(template_body.to_string()),
+            template_url: None,
+            termination_protection: false,
             parameters: parameters.clone(),
             tags,
             token: token.clone(),
@@ -1239,25 +1342,16 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 "updating"
             }
         ));
-        let seen = match &stack {
-            Some(stack) => self.baseline(&stack.id).await,
-            None => HashSet::new(),
-        };
         let started = Instant::now();
-        match self.cloud.put_stack(&request).await {
-            Ok(()) => {}
+        let id = match self.cloud.put_stack(&request).await {
+            Ok(id) => id,
             Err(e) if e.is_no_updates() => {
                 return stack.ok_or_else(|| Error::failed(format!("{name}: {e}")));
             }
             Err(e) => return Err(cloud_failure(&format!("cannot create or update {name}"), e)),
-        }
-        let watched = match stack {
-            Some(stack) => stack,
-            None => self.describe(name).await?.ok_or_else(|| {
-                Error::failed(format!("{name} vanished right after it was created"))
-            })?,
         };
-        let (done, events) = self.watch(&watched, Some(&token), started, seen).await?;
+        let watched = stack.unwrap_or_else(|| Stack::being_created(&id, name));
+        let (done, events) = self.watch(&watched, Some(&token), started).await?;
         match done {
             Some(stack) if is_success(&stack.status) => Ok(stack),
             other => Err(self.failure(name, other.as_ref(), &events)),
@@ -1271,7 +1365,19 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         protected: bool,
         yes: bool,
     ) -> Result<Teardown, Error> {
-        let Some(stack) = self.describe(name).await? else {
+        let described = self.describe(name).await?;
+        self.teardown_from(name, described, protected, yes).await
+    }
+
+    /// [`Self::teardown`] from the stack as just described (`None`: there is none).
+    pub async fn teardown_from(
+        &self,
+        name: &str,
+        described: Option<Stack>,
+        protected: bool,
+        yes: bool,
+    ) -> Result<Teardown, Error> {
+        let Some(stack) = described else {
             return Ok(Teardown::NothingToDelete);
         };
         if protected {
@@ -1284,7 +1390,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 "{name} has termination protection on: turn it off first if you really mean to delete it"
             )));
         }
-        let retained_tables = self.retained_tables(name).await?;
+        let retained_tables = self.retained_tables(&stack).await?;
         if !yes {
             let question = format!("Delete stack {name}?");
             match self.ui.confirm(&question) {
@@ -1297,28 +1403,35 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 }
             }
         }
-        let stack = match self.settle(name).await? {
+        // After a question the description may be old: the answer can take minutes.
+        let current = if yes {
+            Some(stack.clone())
+        } else {
+            self.describe(name).await?
+        };
+        let stack = match self.settle_from(name, current).await? {
             Some(stack) => stack,
             None if stack.status == StackStatus::ReviewInProgress => stack,
             None => return Ok(Teardown::NothingToDelete),
         };
         let token = token("delete");
-        let seen = self.baseline(&stack.id).await;
         self.step(format!("{name}: deleting"));
         let started = Instant::now();
         self.cloud
             .delete_stack(&stack.id, &token)
             .await
             .map_err(|e| cloud_failure(&format!("cannot delete {name}"), e))?;
-        let (done, events) = self.watch(&stack, Some(&token), started, seen).await?;
+        let (done, events) = self.watch(&stack, Some(&token), started).await?;
         match done {
             None => Ok(Teardown::Deleted { retained_tables }),
             Some(other) => Err(self.failure(name, Some(&other), &events)),
         }
     }
 
-    /// Physical names of the DynamoDB tables the deployed template retains on deletion.
-    async fn retained_tables(&self, name: &str) -> Result<Vec<String>, Error> {
+    /// Physical names of the DynamoDB tables the deployed template retains on deletion: from the
+    /// stack's outputs where the template has one that names the table, else from its resources.
+    async fn retained_tables(&self, stack: &Stack) -> Result<Vec<String>, Error> {
+        let name = &stack.name;
         let template = self
             .cloud
             .deployed_template(name)
@@ -1341,6 +1454,13 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         if retained.is_empty() {
             return Ok(Vec::new());
         }
+        let from_outputs: Vec<String> = retained
+            .iter()
+            .filter_map(|id| super::outputs::naming(&template, stack, id))
+            .collect();
+        if from_outputs.len() == retained.len() {
+            return Ok(from_outputs);
+        }
         let resources = self
             .cloud
             .resources(name)
@@ -1353,19 +1473,21 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .collect())
     }
 
-    /// Uploads an artifact under `key` unless it is already there.
+    /// Uploads an artifact under `key` unless it is already there; `known`: it is (the deployed
+    /// stack names it), so S3 is not asked.
     pub async fn upload(
         &self,
         bucket: &str,
         key: &str,
         function: &str,
         zip: &crate::build::Artifact,
+        known: bool,
     ) -> Result<(), Error> {
-        let exists = self
-            .cloud
-            .object_exists(bucket, key)
-            .await
-            .map_err(|e| cloud_failure(&format!("cannot look for s3://{bucket}/{key}"), e))?;
+        let exists =
+            known
+                || self.cloud.object_exists(bucket, key).await.map_err(|e| {
+                    cloud_failure(&format!("cannot look for s3://{bucket}/{key}"), e)
+                })?;
         if !exists {
             self.cloud
                 .put_object(bucket, key, zip.bytes.clone(), &zip.sha256)
@@ -1379,6 +1501,25 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             uploaded: !exists,
         });
         Ok(())
+    }
+}
+
+/// Whether `event` belongs to the operation that began at `began` (local clock) with `token`.
+/// AWS tags every event of an operation with its ClientRequestToken, so a tagged event is
+/// judged by its token alone, whatever the clocks say. An untagged one (an operation deployer
+/// did not start, or a backend that does not tag, like moto) counts from `began`, to the
+/// millisecond CloudFormation stamps events with. No DescribeStackEvents before the operation.
+pub fn is_new(event: &StackEvent, token: Option<&str>, began: SystemTime) -> bool {
+    match (token, event.token.as_deref()) {
+        (Some(ours), Some(theirs)) => ours == theirs,
+        _ => {
+            let ms = began
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis());
+            let began_ms = SystemTime::UNIX_EPOCH
+                + Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX));
+            event.timestamp >= began_ms
+        }
     }
 }
 
@@ -1406,6 +1547,33 @@ fn failed_resources(events: &[StackEvent], stack_name: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_is_the_operations_by_its_token_else_by_the_millisecond_it_began() {
+        let began = SystemTime::UNIX_EPOCH + Duration::from_micros(1_000_500_700);
+        let at = |ms: u64, token: Option<&str>| StackEvent {
+            id: "e".into(),
+            logical_id: "s".into(),
+            resource_type: "AWS::CloudFormation::Stack".into(),
+            status: "UPDATE_IN_PROGRESS".into(),
+            reason: None,
+            timestamp: SystemTime::UNIX_EPOCH + Duration::from_millis(ms),
+            token: token.map(str::to_string),
+        };
+        let ours = Some("exec-1");
+        // (event, token of the operation watched, new?)
+        let cases = [
+            (at(1_000_400, ours), ours, true), // tagged: the clock does not matter
+            (at(1_000_600, Some("exec-0")), ours, false), // another operation's
+            (at(1_000_500, None), ours, true), // untagged, the millisecond it began
+            (at(1_000_499, None), ours, false), // untagged, before it
+            (at(1_000_499, Some("x")), None, false), // watching an operation not ours
+            (at(1_000_501, Some("x")), None, true),
+        ];
+        for (k, (event, token, new)) in cases.iter().enumerate() {
+            assert_eq!(is_new(event, *token, began), *new, "case {k}");
+        }
+    }
 
     #[test]
     fn the_gate_over_every_mode_loss_and_answer() {

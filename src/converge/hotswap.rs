@@ -394,7 +394,7 @@ mod tests {
             termination_protection: false,
             refresh_tags: false,
             template_bucket: None,
-            caller: None,
+            check_permissions: false,
         }
     }
 

@@ -197,7 +197,9 @@ pub async fn down<C: Cloud, U: Ui>(
     yes: bool,
 ) -> Result<DownReport, Error> {
     let before = describe(cloud, name).await?;
-    let teardown = engine.teardown(name, protected, yes).await?;
+    let teardown = engine
+        .teardown_from(name, before.clone(), protected, yes)
+        .await?;
     let mut report = DownReport {
         teardown,
         removed_artifacts: Vec::new(),
@@ -281,7 +283,7 @@ pub fn deployment(
         termination_protection: spec.is_protected(),
         refresh_tags: lifetime.refresh,
         template_bucket: Some(boot.bucket.clone()),
-        caller: None,
+        check_permissions: false,
     }
 }
 
@@ -306,9 +308,22 @@ pub struct Up {
     pub pending_restores: Vec<hotswap::Swap>,
 }
 
+/// The app stack as described earlier in the same command, and when.
+#[derive(Debug, Clone)]
+pub struct Described {
+    /// The description (`None`: no such stack).
+    pub stack: Option<Stack>,
+    /// When it was made.
+    pub at: std::time::Instant,
+}
+
+/// How long a description stays good enough to decide on: after a longer build it is made
+/// again, since another deploy may have changed the stack meanwhile.
+const DESCRIPTION_REUSED_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `up` and `plan`: bootstrap (while the artifacts build), upload, check the caller's permissions
-/// (`caller`: its ARN; `None` skips the check), then converge the app stack, by hotswap when
-/// `hotswap` is set and function code is all that changed.
+/// (when `check_permissions` and there is a change to check), then converge the app stack, by hotswap when `hotswap` is set and function code is all that
+/// changed. `described`: the app stack as the caller already described it.
 #[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 pub async fn up<C: Cloud, U: Ui>(
     engine: &Engine<'_, C, U>,
@@ -318,28 +333,34 @@ pub async fn up<C: Cloud, U: Ui>(
     artifacts: impl Future<Output = Result<Vec<(String, Artifact)>, Error>>,
     lifetime: &Lifetime,
     mode: Mode,
-    caller: Option<&str>,
+    check_permissions: bool,
     hotswap: bool,
+    described: Option<Described>,
 ) -> Result<Up, Error> {
     let (boot, artifacts) = tokio::join!(ensure_bootstrap(engine, cloud), artifacts);
     let (boot, artifacts) = (boot?, artifacts?);
+    let name = spec.stack_name();
+    let existing = match described.filter(|d| d.at.elapsed() < DESCRIPTION_REUSED_FOR) {
+        Some(described) => described.stack,
+        None => describe(cloud, &name).await?,
+    };
     for (function, artifact) in &artifacts {
+        let key = artifact.key(&spec.app, function);
+        // Keys are content-addressed: one the stack names was read from the bucket by
+        // CloudFormation already, so the HeadObject is skipped.
+        let named = existing
+            .as_ref()
+            .is_some_and(|s| s.parameters.values().any(|v| *v == key));
         engine
-            .upload(
-                &boot.bucket,
-                &artifact.key(&spec.app, function),
-                function,
-                artifact,
-            )
+            .upload(&boot.bucket, &key, function, artifact, named)
             .await?;
     }
     let deployment = Deployment {
-        caller: caller.map(str::to_string),
+        check_permissions,
         ..deployment(spec, template, &boot, &artifacts, lifetime)
     };
     let name = &deployment.stack_name;
     let slots = code_slots(spec, &artifacts);
-    let existing = describe(cloud, name).await?;
     // Without a stack there is no drift to read (a record of a deleted one does not apply).
     let drift = match &existing {
         Some(stack) => hotswap::read(cloud, &boot.bucket, name)

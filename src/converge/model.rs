@@ -29,6 +29,24 @@ pub struct FunctionCode {
     pub reason: Option<String>,
 }
 
+/// What creating `template` adds, as a CREATE change set would list it: every resource, in
+/// template order. Resources under a `Condition` are left out: whether they are created depends
+/// on parameter values that only CloudFormation evaluates.
+pub fn creation_changes(template: &serde_json::Value) -> Vec<Change> {
+    template["Resources"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, r)| r.get("Condition").is_none())
+        .map(|(id, r)| Change {
+            action: ChangeAction::Add,
+            logical_id: id.clone(),
+            resource_type: r["Type"].as_str().unwrap_or_default().to_string(),
+            replacement: None,
+        })
+        .collect()
+}
+
 /// A stack as DescribeStacks shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stack {
@@ -55,6 +73,22 @@ pub struct Stack {
 }
 
 impl Stack {
+    /// A stack just created, known only by its ARN and name until the first poll describes it.
+    pub fn being_created(id: &str, name: &str) -> Stack {
+        Stack {
+            id: id.to_string(),
+            name: name.to_string(),
+            status: StackStatus::CreateInProgress,
+            reason: None,
+            outputs: Vec::new(),
+            tags: BTreeMap::new(),
+            termination_protection: false,
+            parameters: BTreeMap::new(),
+            created: None,
+            updated: None,
+        }
+    }
+
     /// An output's value.
     pub fn output(&self, key: &str) -> Option<&str> {
         self.outputs
@@ -432,6 +466,27 @@ mod tests {
         assert!(!cs("CREATE_COMPLETE", None, 1).has_no_changes());
         assert!(!cs("FAILED", Some("Template format error"), 0).has_no_changes());
         assert!(cs("CREATE_PENDING", None, 0).is_pending());
+    }
+
+    #[test]
+    fn a_creation_adds_every_unconditional_resource_in_template_order() {
+        let template = serde_json::json!({ "Resources": {
+            "Role": { "Type": "AWS::IAM::Role" },
+            "Maybe": { "Type": "AWS::SNS::Topic", "Condition": "WithTopic" },
+            "Fn": { "Type": "AWS::Lambda::Function" },
+        }});
+        let ids: Vec<(String, char)> = creation_changes(&template)
+            .into_iter()
+            .map(|c| (format!("{} {}", c.logical_id, c.resource_type), c.marker()))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("Role AWS::IAM::Role".to_string(), '+'),
+                ("Fn AWS::Lambda::Function".to_string(), '+')
+            ]
+        );
+        assert!(creation_changes(&serde_json::json!({})).is_empty());
     }
 
     #[test]

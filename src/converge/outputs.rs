@@ -1,5 +1,5 @@
 //! Stack outputs, Url first; derived from the stack's resources when the backend returns none
-//! (moto does not compute Outputs for stacks created through change sets).
+//! (moto does not compute Outputs for stacks created through CREATE change sets).
 
 use serde_json::Value;
 
@@ -23,6 +23,16 @@ fn arn_parts(stack_id: &str) -> Option<(&str, &str, &str)> {
         parts.next()?,
     );
     Some((partition, region, account))
+}
+
+/// The physical id of resource `logical_id`, read from a stack output whose value in `template`
+/// is exactly `{"Ref": logical_id}` (the physical id, for the types deployer renders outputs of).
+pub fn naming(template: &Value, stack: &Stack, logical_id: &str) -> Option<String> {
+    let outputs = template["Outputs"].as_object()?;
+    let (key, _) = outputs
+        .iter()
+        .find(|(_, o)| o["Value"] == serde_json::json!({ "Ref": logical_id }))?;
+    stack.output(key).map(str::to_string)
 }
 
 /// The outputs the template declares, computed from physical resource ids: `Ref` gives the
@@ -131,5 +141,37 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_resource_is_named_by_the_output_that_refs_it_and_by_nothing_else() {
+        let stack = Stack {
+            outputs: vec![
+                ("NotesTableName".into(), "notes-dev-NotesTable-X".into()),
+                ("Joined".into(), "a-b".into()),
+            ],
+            ..Stack::being_created("arn:aws:cloudformation:us-east-1:1:stack/s/x", "s")
+        };
+        let template = json!({ "Outputs": {
+            "NotesTableName": { "Value": { "Ref": "NotesTable" } },
+            "Joined": { "Value": { "Fn::Join": ["-", [{ "Ref": "Other" }, "b"]] } },
+            "Undeployed": { "Value": { "Ref": "Later" } },
+        }});
+        let named = |id| naming(&template, &stack, id);
+        assert_eq!(
+            named("NotesTable").as_deref(),
+            Some("notes-dev-NotesTable-X")
+        );
+        assert_eq!(
+            named("Other"),
+            None,
+            "only an output that is the Ref itself"
+        );
+        assert_eq!(
+            named("Later"),
+            None,
+            "declared, but the stack has no such output"
+        );
+        assert_eq!(naming(&json!({}), &stack, "NotesTable"), None);
     }
 }

@@ -659,6 +659,10 @@ pub fn note(line: impl std::fmt::Display) {
 }
 
 impl Ui for Reporter {
+    fn shows_events(&self) -> bool {
+        self.format != (Format::Human { quiet: true })
+    }
+
     fn progress(&self, progress: Progress) {
         let quiet = self.format == Format::Human { quiet: true };
         match (self.format, progress) {

@@ -64,7 +64,8 @@ struct Script {
     /// Events exist only once this many `stack()` calls were made (they happen while waiting).
     reveal_after: std::cell::Cell<usize>,
     stack_calls: std::cell::Cell<usize>,
-    /// `stack()` calls made when the change set was created.
+    /// `stack()` calls made when the change set (or, for a direct create, the stack) was
+    /// submitted.
     stack_calls_before_change_set: std::cell::Cell<Option<usize>>,
     calls: RefCell<Vec<String>>,
     /// An error to answer one operation with (`"stack"`, `"create_change_set"`).
@@ -81,6 +82,12 @@ struct Script {
     objects: RefCell<BTreeMap<String, Vec<u8>>>,
     /// Lambda functions by name.
     functions: RefCell<BTreeMap<String, Function>>,
+    /// As AWS does: events carry the token of the operation that made them (the last one
+    /// started), and one more of them exists at each DescribeStackEvents (oldest first).
+    tagged_paced: std::cell::Cell<bool>,
+    /// The token of the last operation started.
+    token: RefCell<Option<String>>,
+    events_calls: std::cell::Cell<usize>,
 }
 
 /// A Lambda function as the fake keeps it: updates take `update_polls` reads to finish, as
@@ -215,10 +222,15 @@ impl Cloud for Script {
             reason,
         })
     }
-    async fn put_stack(&self, r: &StackRequest) -> Result<(), CloudError> {
+    async fn put_stack(&self, r: &StackRequest) -> Result<String, CloudError> {
         self.call(format!("put_stack create={}", r.create));
+        *self.token.borrow_mut() = Some(r.token.clone());
+        if self.stack_calls_before_change_set.get().is_none() {
+            self.stack_calls_before_change_set
+                .set(Some(self.stack_calls.get()));
+        }
         self.stack_requests.borrow_mut().push(r.clone());
-        Ok(())
+        Ok(ID.into())
     }
     async fn create_change_set(
         &self,
@@ -263,6 +275,7 @@ impl Cloud for Script {
             "ExecuteChangeSet needs an idempotency token"
         );
         self.call("execute_change_set");
+        *self.token.borrow_mut() = Some(token.to_string());
         Ok(())
     }
     async fn delete_change_set(&self, _id: &str) -> Result<(), CloudError> {
@@ -290,6 +303,21 @@ impl Cloud for Script {
         _stack_id: &str,
         since: SystemTime,
     ) -> Result<Vec<StackEvent>, CloudError> {
+        if self.tagged_paced.get() {
+            let calls = self.events_calls.get() + 1;
+            self.events_calls.set(calls);
+            let token = self.token.borrow().clone();
+            let mut events: Vec<StackEvent> = self.events.borrow()
+                [..calls.min(self.events.borrow().len())]
+                .iter()
+                .map(|e| StackEvent {
+                    token: token.clone(),
+                    ..e.clone()
+                })
+                .collect();
+            events.reverse(); // newest first, as CloudFormation lists them
+            return Ok(events);
+        }
         if self.stack_calls.get() < self.reveal_after.get() {
             return Ok(Vec::new());
         }
@@ -344,6 +372,10 @@ impl Cloud for Script {
     }
     async fn load_balancer_dns(&self, _arn: &str) -> Result<Option<String>, CloudError> {
         Ok(None)
+    }
+    async fn caller_arn(&self) -> Result<String, CloudError> {
+        self.call("caller_arn");
+        Ok("arn:aws:iam::123456789012:user/ci".into())
     }
     async fn simulate(
         &self,
@@ -415,7 +447,7 @@ fn deployment() -> Deployment {
         termination_protection: false,
         refresh_tags: false,
         template_bucket: Some("artifacts".into()),
-        caller: None,
+        check_permissions: false,
     }
 }
 
@@ -459,11 +491,8 @@ async fn rollback_complete_is_deleted_then_created() {
     assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
     assert_eq!(
         script.calls(),
-        [
-            format!("delete_stack {ID}"),
-            "create_change_set CREATE".into(),
-            "execute_change_set".into()
-        ]
+        // A create nobody reviews (`--yes`) needs no change set.
+        [format!("delete_stack {ID}"), "put_stack create=true".into()]
     );
     assert!(
         ui.steps()[0].contains("ROLLBACK_COMPLETE after a failed creation"),
@@ -767,8 +796,8 @@ async fn teardown_lists_retained_tables_and_refuses_protected_envs() {
     assert_eq!(refused.code, deployer::exit::Code::Usage);
     assert!(script.calls().is_empty());
 
+    // With --yes, the one description serves the checks and the settling.
     let script = Script::new(vec![
-        stack("UPDATE_COMPLETE"),
         stack("UPDATE_COMPLETE"),
         stack("DELETE_IN_PROGRESS"),
         stack("DELETE_COMPLETE"),
@@ -978,7 +1007,8 @@ async fn a_template_over_51200_bytes_is_passed_by_url() {
         .deploy(&wanted, apply_yes())
         .await
         .unwrap();
-    let request = script.requests.borrow()[0].clone();
+    // A create nobody reviews goes without a change set: CreateStack takes the URL.
+    let request = script.stack_requests.borrow()[0].clone();
     let url = request.template_url.expect("sent by URL");
     assert!(
         url.starts_with("https://artifacts.s3.eu-west-1.amazonaws.com/templates/notes-dev/")
@@ -990,7 +1020,7 @@ async fn a_template_over_51200_bytes_is_passed_by_url() {
     // A small one goes inline.
     let script = Script::new(vec![None, stack("CREATE_COMPLETE")]);
     run(&script, &Recorder::default()).await.unwrap();
-    assert_eq!(script.requests.borrow()[0].template_url, None);
+    assert_eq!(script.stack_requests.borrow()[0].template_url, None);
 }
 
 /// 2030-01-01T00:00:00Z: fixed event times keep the snapshots stable.
@@ -1517,4 +1547,73 @@ mod hotswap {
             err.message
         );
     }
+}
+
+#[tokio::test]
+async fn with_events_tagged_by_token_polls_read_events_and_describe_the_stack_once_at_the_end() {
+    let script = Script::new(vec![stack("UPDATE_COMPLETE")]);
+    *script.deployed.borrow_mut() = Some(TEMPLATE.into());
+    script.tagged_paced.set(true);
+    let t = now();
+    // Oldest first: one more appears at each poll, as CloudFormation works.
+    *script.events.borrow_mut() = vec![
+        event(t + 1.0, NAME, "UPDATE_IN_PROGRESS", "User Initiated"),
+        event(t + 2.0, "ApiFunction", "UPDATE_IN_PROGRESS", ""),
+        event(t + 3.0, "ApiFunction", "UPDATE_COMPLETE", ""),
+        event(t + 4.0, NAME, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", ""),
+        event(t + 5.0, NAME, "UPDATE_COMPLETE", ""),
+    ];
+    let ui = Recorder::default();
+    let outcome = run(&script, &ui).await.unwrap();
+    assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
+    assert_eq!(
+        script.events_calls.get(),
+        5,
+        "one poll per event until the last"
+    );
+    // The deploy's own look, then one at the end: none while the events told the story.
+    assert_eq!(script.stack_calls.get(), 2);
+    let shown = ui
+        .seen
+        .borrow()
+        .iter()
+        .filter(|p| matches!(p, Progress::Event { .. }))
+        .count();
+    assert_eq!(shown, 5, "every event shown once");
+}
+
+#[tokio::test]
+async fn a_create_someone_confirms_is_reviewed_through_a_change_set() {
+    let script = Script::new(vec![None, stack("CREATE_COMPLETE")]);
+    let ui = Recorder::default(); // answers yes
+    let asked = Mode::Apply {
+        yes: false,
+        allow_data_loss: false,
+    };
+    Engine::new(&script, &ui)
+        .with_poll(FAST)
+        .deploy(&deployment(), asked)
+        .await
+        .unwrap();
+    assert_eq!(
+        script.calls(),
+        ["create_change_set CREATE", "execute_change_set"],
+        "the question shows the change set's own list"
+    );
+    // With --yes there is nothing to review: CreateStack, no change set.
+    let script = Script::new(vec![None, stack("CREATE_COMPLETE")]);
+    let ui = Recorder::default();
+    run(&script, &ui).await.unwrap();
+    assert_eq!(script.calls(), ["put_stack create=true"]);
+    let request = script.stack_requests.borrow()[0].clone();
+    assert!(request.token.starts_with("deployer-create-"), "idempotent");
+    assert!(
+        request.tags.contains_key(DIGEST_TAG),
+        "the no-op check needs it"
+    );
+    let listed = ui.seen.borrow().iter().find_map(|p| match p {
+        Progress::Changes { changes, .. } => Some(changes.len()),
+        _ => None,
+    });
+    assert_eq!(listed, Some(2), "what is created is still listed");
 }

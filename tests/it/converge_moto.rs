@@ -107,15 +107,21 @@ async fn first_up_creates_bootstrap_and_app_and_the_second_is_a_no_op() {
         stacks.contains(&("notes-dev".into(), "CREATE_COMPLETE".into())),
         "{stacks:?}"
     );
-    // Url first, from the ELBv2 API since moto gives change-set stacks no Outputs.
+    // Url first: the stack's own Outputs (moto computes them for CreateStack).
     let first_line = first.stdout.lines().next().unwrap_or_default();
     assert!(
         first_line.starts_with("Url: http://") && first_line.contains(".elb.amazonaws.com"),
         "{}",
         first.stdout
     );
-    assert_eq!(moto.count("CreateChangeSet"), 1);
-    assert_eq!(moto.count("ExecuteChangeSet"), 1);
+    // A create nobody reviews (`--yes`) goes without a change set.
+    assert_eq!(moto.count("CreateStack"), 2, "bootstrap and app");
+    assert_eq!(moto.count("CreateChangeSet"), 0);
+    assert_eq!(
+        moto.count("DescribeLoadBalancers"),
+        0,
+        "the Url is an output"
+    );
 
     moto.reset_recording();
     let second = up(&moto, &p, &["--json"]);
@@ -287,14 +293,23 @@ async fn protected_envs_get_termination_protection_and_down_refuses() {
     let p = Project::new();
     let prod = up(&moto, &p, &["--env", "prod"]);
     prod.expect_code(0);
-    // moto 5.2.5 does not implement UpdateTerminationProtection (HTTP 500): deployer makes the
-    // real call, reports that it failed, and the deployment stands. The call itself is asserted.
-    assert_eq!(moto.count("UpdateTerminationProtection"), 1);
+    // CreateStack turns it on itself: no UpdateTerminationProtection, which moto 5.2.5 does not
+    // implement (HTTP 500).
+    assert_eq!(moto.count("UpdateTerminationProtection"), 0);
     assert!(
-        prod.stderr
-            .contains("warning: could not turn termination protection on for notes-prod"),
+        !prod.stderr.contains("termination protection"),
         "{}",
         prod.stderr
+    );
+    let described = aws_sdk_cloudformation::Client::new(&moto.sdk_config().await)
+        .describe_stacks()
+        .stack_name("notes-prod")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        described.stacks()[0].enable_termination_protection(),
+        Some(true)
     );
     let down = moto.deployer(p.path(), &["down", "--env", "prod", "--yes"]);
     down.expect_code(2);
@@ -560,7 +575,7 @@ async fn verbose_shows_each_aws_call_and_never_the_secret() {
         out.stderr
     );
     assert!(
-        out.stderr.contains("aws CloudFormation.CreateChangeSet ok"),
+        out.stderr.contains("aws CloudFormation.CreateStack ok"),
         "{}",
         out.stderr
     );
@@ -597,9 +612,9 @@ async fn a_caller_iam_denies_is_stopped_before_any_change_set() {
         denied.stderr
     );
     assert_eq!(
-        proxy.count("CreateChangeSet"),
-        0,
-        "nothing was sent for the app stack"
+        proxy.count("CreateChangeSet") + proxy.count("CreateStack"),
+        1,
+        "nothing was sent for the app stack (the one is the bootstrap stack)"
     );
     assert_eq!(
         proxy.simulated(),
@@ -622,7 +637,8 @@ async fn a_caller_iam_denies_is_stopped_before_any_change_set() {
         "{}",
         plain.stderr
     );
-    assert_eq!(moto.count("ExecuteChangeSet"), 2);
+    // The first deploy created the stack directly; the update is the one change set.
+    assert_eq!(moto.count("ExecuteChangeSet"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -175,8 +175,9 @@ async fn up_and_down_survive_every_fault_class() {
             ],
         ),
         (
-            "ExecuteChangeSet answered too late",
-            vec![fault(Some("ExecuteChangeSet"), 1, FaultKind::Delay(hold))],
+            "CreateStack answered too late",
+            // Three hits: the bootstrap's create, its retry, then the app's create.
+            vec![fault(Some("CreateStack"), 3, FaultKind::Delay(hold))],
         ),
         (
             "the upload answered too late",
@@ -213,19 +214,22 @@ async fn up_and_down_survive_every_fault_class() {
             "{name}: no fault was injected: {:?}",
             proxy.actions()
         );
+        // A create nobody reviews goes without a change set: the stack is created once.
         assert_eq!(
-            moto.count("ExecuteChangeSet"),
-            1,
-            "{name}: the change set must run exactly once"
+            moto.count("CreateStack"),
+            2,
+            "{name}: bootstrap and app stack, each created exactly once"
         );
-        if name.starts_with("ExecuteChangeSet answered too late") {
-            // The SDK retried the execution with the same ClientRequestToken, so it ran once.
+        assert_eq!(moto.count("ExecuteChangeSet"), 0, "{name}");
+        if name.starts_with("CreateStack answered too late") {
+            // The SDK retried each create (bootstrap, app) with the same ClientRequestToken:
+            // answered as the first, as CloudFormation does, so each ran once.
             let repeats = proxy
                 .actions()
                 .iter()
-                .filter(|a| a.starts_with("ExecuteChangeSet (repeat"))
+                .filter(|a| a.starts_with("CreateStack (repeat"))
                 .count();
-            assert_eq!(repeats, 1, "{name}: {:?}", proxy.actions());
+            assert_eq!(repeats, 2, "{name}: both creates: {:?}", proxy.actions());
         }
         assert_eq!(artifacts_intact(&moto).await, 1, "{name}");
         assert_eq!(
@@ -251,7 +255,7 @@ async fn down_survives_faults_and_deletes_once() {
         fault(Some("DescribeStacks"), 2, FaultKind::Unavailable),
         // Held past the 1.5 s attempt timeout: the read is retried.
         fault(
-            Some("ListStackResources"),
+            Some("DescribeStackEvents"),
             1,
             FaultKind::Delay(Duration::from_millis(3000)),
         ),

@@ -66,6 +66,24 @@ fn running(p: &Proxy) -> bool {
     })
 }
 
+/// Polls after the app stack's CreateStack (the bootstrap stack's comes first).
+fn creating(p: &Proxy) -> bool {
+    let actions = p.actions();
+    let created = actions
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| *a == "CreateStack")
+        .nth(1)
+        .map(|(i, _)| i);
+    created.is_some_and(|i| {
+        actions[i..]
+            .iter()
+            .filter(|a| *a == "DescribeStacks")
+            .count()
+            >= 2
+    })
+}
+
 fn change_memory(dir: &std::path::Path) {
     let path = dir.join("stacks/example.yaml");
     let spec = std::fs::read_to_string(&path)
@@ -143,7 +161,7 @@ fn ctrl_c_during_a_create_deletes_the_new_stack() {
     };
     let proxy = Proxy::start(&moto.endpoint, rules);
     let child = spawn_up(&moto, &proxy, dir.path());
-    wait_for("the creation to run", &proxy, running);
+    wait_for("the creation to run", &proxy, creating);
     sigint(&child);
     let (code, stderr) = finish(child);
     assert_eq!(code, Some(130), "{stderr}");

@@ -141,8 +141,9 @@ struct State {
     hits: Vec<usize>,
     /// ExecuteChangeSet tokens already executed: CloudFormation treats a repeat as done.
     tokens: std::collections::HashSet<String>,
-    /// CreateChangeSet answers by ClientToken (`None` while the first is upstream):
-    /// CloudFormation answers a repeat as it answered the first.
+    /// CreateChangeSet answers by ClientToken, CreateStack answers by ClientRequestToken
+    /// (`None` while the first is upstream): CloudFormation answers a repeat as it answered the
+    /// first.
     change_sets: std::collections::HashMap<String, Option<Vec<u8>>>,
     injected: usize,
     /// PolicySourceArn of every simulation asked for.
@@ -408,16 +409,20 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>, rules: &Rules)
                 continue;
             }
         }
-        // CloudFormation creates one change set per ClientToken and answers a retry as it
-        // answered the first (moto would make a second stack of the same name).
-        let change_set_token = (action == "CreateChangeSet")
-            .then(|| {
-                String::from_utf8_lossy(&request.body)
-                    .split('&')
-                    .find_map(|kv| kv.strip_prefix("ClientToken="))
-                    .map(str::to_string)
-            })
-            .flatten();
+        // CloudFormation creates one change set per ClientToken, one stack per CreateStack
+        // ClientRequestToken, and answers a retry as it answered the first (moto would make a
+        // second stack of the same name, or refuse the retry with AlreadyExists).
+        let token_field = match action.as_str() {
+            "CreateChangeSet" => Some("ClientToken="),
+            "CreateStack" => Some("ClientRequestToken="),
+            _ => None,
+        };
+        let change_set_token = token_field.and_then(|field| {
+            String::from_utf8_lossy(&request.body)
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(field))
+                .map(|token| format!("{action} {token}"))
+        });
         if let Some(token) = &change_set_token {
             let first = {
                 let mut s = state.lock().unwrap();
@@ -448,7 +453,7 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>, rules: &Rules)
                         .lock()
                         .unwrap()
                         .actions
-                        .push("CreateChangeSet (repeat, first answer)".into());
+                        .push(format!("{action} (repeat, first answer)"));
                     if writer.write_all(&answer).is_err() {
                         return;
                     }
@@ -459,8 +464,15 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>, rules: &Rules)
         let (executed, cancelled) = {
             let mut s = state.lock().unwrap();
             s.actions.push(action.clone());
+            let creates_held = action == "CreateStack"
+                && rules.hold_stack.as_ref().is_some_and(|stack| {
+                    String::from_utf8_lossy(&request.body)
+                        .split('&')
+                        .any(|kv| kv == format!("StackName={stack}"))
+                });
             match action.as_str() {
                 "ExecuteChangeSet" => s.executed = true,
+                _ if creates_held => s.executed = true,
                 "CancelUpdateStack" => s.cancelled = true,
                 _ => {}
             }
