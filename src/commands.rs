@@ -387,6 +387,14 @@ async fn verify_deployed(
         }
     };
     let shown = format!("GET {}", target.path);
+    if let Some(function) = &target.function
+        && spec
+            .functions
+            .get(function)
+            .is_some_and(|f| f.health_check.is_some())
+    {
+        wait_until_healthy(aws, &name, function, reporter).await?;
+    }
     match verify::probe(&target, VERIFY_TIMEOUT).await {
         verify::Probed::Answered {
             status, latency, ..
@@ -428,6 +436,56 @@ async fn verify_deployed(
                 target.url
             )));
             Ok(None)
+        }
+    }
+}
+
+/// How long a target group with a health check may take to call its target healthy before the
+/// request goes anyway (an ALB's first checks of a Lambda target take about a minute).
+const HEALTHY_WITHIN: Duration = Duration::from_secs(300);
+
+/// Where the routed function's target group has a health check: waits (DescribeTargetHealth
+/// every 5 s) until a target is healthy; past [`HEALTHY_WITHIN`] the request goes anyway and its
+/// answer decides.
+async fn wait_until_healthy(
+    aws: &Aws,
+    stack: &str,
+    function: &str,
+    reporter: &Reporter,
+) -> Result<(), Error> {
+    let cloud = aws.cloud();
+    let id = crate::render::target_group_id(function);
+    let resources = cloud.resources(stack).await.map_err(|e| {
+        converge::engine::cloud_failure(&format!("cannot list the resources of {stack}"), e)
+    })?;
+    let Some(arn) = resources
+        .iter()
+        .find(|r| r.logical_id == id)
+        .map(|r| r.physical_id.clone())
+    else {
+        return Ok(());
+    };
+    let started = Instant::now();
+    let mut said = None;
+    loop {
+        match verify::health(&aws.target_health(&arn).await?) {
+            verify::Health::Ready => return Ok(()),
+            verify::Health::Wait(state) if started.elapsed() >= HEALTHY_WITHIN => {
+                reporter.progress(Progress::Warning(format!(
+                    "{stack}: the target of `{function}` is still {state} after {} s; sending the request anyway",
+                    HEALTHY_WITHIN.as_secs()
+                )));
+                return Ok(());
+            }
+            verify::Health::Wait(state) => {
+                if said.as_ref() != Some(&state) {
+                    reporter.progress(Progress::Step(format!(
+                        "{stack}: waiting for the health check of `{function}`'s target group: {state}"
+                    )));
+                    said = Some(state);
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
         }
     }
 }

@@ -141,6 +141,35 @@ pub fn passes(status: u16, expect: Option<u16>) -> bool {
     }
 }
 
+/// What the target group's health says, before the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// A target is healthy, or checks are off (a Lambda target then reads `unavailable` with
+    /// `Target.HealthCheckDisabled`, and the request itself is the proof), or no target is
+    /// registered (nothing to wait for: the request shows what the ALB does): make the request.
+    Ready,
+    /// Not yet (registering, the first checks, unhealthy so far), and what it says.
+    Wait(String),
+}
+
+/// The verdict over a target group's targets, `(state, reason code)` as DescribeTargetHealth
+/// lists them.
+pub fn health(targets: &[(String, Option<String>)]) -> Health {
+    let any = |state: &str, reason: Option<&str>| {
+        targets
+            .iter()
+            .any(|(s, r)| s == state && (reason.is_none() || r.as_deref() == reason))
+    };
+    if any("healthy", None) || any("unavailable", Some("Target.HealthCheckDisabled")) {
+        return Health::Ready;
+    }
+    match targets.first() {
+        None => Health::Ready,
+        Some((state, None)) => Health::Wait(state.clone()),
+        Some((state, Some(reason))) => Health::Wait(format!("{state} ({reason})")),
+    }
+}
+
 /// What the request got.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probed {
@@ -270,6 +299,43 @@ impl rustls::client::danger::ServerCertVerifier for AnyName {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_healthy_target_or_checks_off_let_the_request_go_anything_else_waits() {
+        let t = |state: &str, reason: Option<&str>| (state.to_string(), reason.map(str::to_string));
+        type Targets = Vec<(String, Option<String>)>;
+        let cases: Vec<(Targets, Health)> = vec![
+            (vec![t("healthy", None)], Health::Ready),
+            (
+                vec![
+                    t("unhealthy", Some("Target.ResponseCodeMismatch")),
+                    t("healthy", None),
+                ],
+                Health::Ready,
+            ),
+            (
+                vec![t("unavailable", Some("Target.HealthCheckDisabled"))],
+                Health::Ready,
+            ),
+            (
+                vec![t("initial", Some("Elb.InitialHealthChecking"))],
+                Health::Wait("initial (Elb.InitialHealthChecking)".into()),
+            ),
+            (
+                vec![t("unhealthy", Some("Target.FailedHealthChecks"))],
+                Health::Wait("unhealthy (Target.FailedHealthChecks)".into()),
+            ),
+            (
+                vec![t("unavailable", Some("Elb.InternalError"))],
+                Health::Wait("unavailable (Elb.InternalError)".into()),
+            ),
+            (vec![t("draining", None)], Health::Wait("draining".into())),
+            (vec![], Health::Ready),
+        ];
+        for (targets, want) in cases {
+            assert_eq!(health(&targets), want, "{targets:?}");
+        }
+    }
 
     fn spec(yaml: &str) -> Spec {
         crate::spec::parse(yaml, "test.yaml").unwrap()

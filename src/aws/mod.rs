@@ -216,6 +216,36 @@ impl Aws {
         }
     }
 
+    /// DescribeTargetHealth: each target's `(state, reason code)`.
+    pub async fn target_health(
+        &self,
+        target_group_arn: &str,
+    ) -> Result<Vec<(String, Option<String>)>, Error> {
+        let out = self
+            .elb
+            .describe_target_health()
+            .target_group_arn(target_group_arn)
+            .send()
+            .await
+            .map_err(|e| {
+                crate::converge::engine::cloud_failure(
+                    "cannot read the target group's health",
+                    cloud_error(e),
+                )
+            })?;
+        Ok(out
+            .target_health_descriptions()
+            .iter()
+            .filter_map(|d| d.target_health())
+            .map(|h| {
+                (
+                    h.state().map_or("unknown", |s| s.as_str()).to_string(),
+                    h.reason().map(|r| r.as_str().to_string()),
+                )
+            })
+            .collect())
+    }
+
     /// Log events of `group` at or after `start_ms` (epoch milliseconds), all pages, oldest first.
     /// A missing group is an empty result: the function has not logged yet.
     pub async fn log_events(&self, group: &str, start_ms: i64) -> Result<Vec<LogEvent>, Error> {

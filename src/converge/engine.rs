@@ -94,22 +94,31 @@ pub trait Ui {
     }
 }
 
-/// How often to poll: starts fast, backs off to `max`.
+/// How often to poll: starts fast, backs off to `max`; once events show a real operation (they
+/// carry its token), at `steady`, and at `near_end` when its events say its end is close.
 #[derive(Debug, Clone, Copy)]
 pub struct Poll {
     /// The first delay.
     pub first: Duration,
     /// The longest delay.
     pub max: Duration,
+    /// The pace of polls that read tagged events.
+    pub steady: Duration,
+    /// The pace once every resource the operation changes is done.
+    pub near_end: Duration,
 }
 
 impl Default for Poll {
     fn default() -> Self {
-        // At most a second late, and at most one request a second while CloudFormation works
-        // (on a backend that tags events; two on one that does not).
+        // At most 1.2 s late, and under one request a second while CloudFormation works (on a
+        // backend that tags events; two on one that does not): quick first polls for quick
+        // operations, then steady.
         Poll {
             first: Duration::from_millis(250),
-            max: Duration::from_secs(1),
+            max: Duration::from_millis(1200),
+            // About one request a second; the events say when the end is near.
+            steady: Duration::from_millis(1200),
+            near_end: Duration::from_millis(250),
         }
     }
 }
@@ -209,8 +218,12 @@ pub enum Teardown {
     },
 }
 
+/// Polls made sooner ([`Poll::near_end`]) once every changed resource is done, before the steady
+/// pace resumes (a cleanup after replacements can take minutes).
+const SOONER_POLLS: u32 = 4;
+
 /// Polls by events alone describe the stack at least this often anyway.
-const DESCRIBE_AT_LEAST_EVERY: u32 = 15;
+const DESCRIBE_AT_LEAST_EVERY: u32 = 30;
 
 /// How far back event paging reaches (clocks may disagree; [`is_new`] decides what is new).
 const HISTORY: Duration = Duration::from_secs(300);
@@ -525,7 +538,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         token: Option<&str>,
         started: Instant,
     ) -> Result<(Option<Stack>, Vec<StackEvent>), Error> {
-        self.watch_reacting(stack, token, started, OnInterrupt::StopWatching)
+        self.watch_reacting(stack, token, started, OnInterrupt::StopWatching, &[])
             .await
     }
 
@@ -537,6 +550,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         token: Option<&str>,
         started: Instant,
         on_interrupt: OnInterrupt,
+        expected: &[Change],
     ) -> Result<(Option<Stack>, Vec<StackEvent>), Error> {
         let name = &stack.name;
         let mut all = Vec::new();
@@ -552,6 +566,14 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         // A missed stack-level event must not leave the watch waiting forever.
         let mut polls_since_described = 0;
         let mut status = stack.status.clone();
+        // The resources the operation changes, and those whose events say they are done: once
+        // all are, the stack's own end is close (CloudFormation ends it right after the last
+        // resource, cleanup aside), so a few polls come sooner.
+        let mut done: HashSet<&str> = HashSet::new();
+        let mut sooner = 0;
+        // Quiet: events are read once while the operation runs, to learn whether they are
+        // tagged (then an events poll is as cheap as a DescribeStacks, and tells more).
+        let mut probed = false;
         let mut delay = self.poll.first;
         let mut handled = self.interrupts.count();
         let mut reacted = false;
@@ -560,7 +582,6 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 () = tokio::time::sleep(delay) => {}
                 () = self.interrupts.beyond(handled) => {}
             }
-            delay = self.poll.next(delay);
             if self.interrupts.count() > handled {
                 handled = self.interrupts.count();
                 if reacted || on_interrupt == OnInterrupt::StopWatching {
@@ -569,8 +590,20 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 reacted = true;
                 self.stop_operation(stack, on_interrupt).await;
             }
+            let mut current: Option<Option<Stack>> = None;
+            let mut read_events = shows_events || tagged;
+            if !read_events {
+                let described = self.describe(&stack.id).await?;
+                polls_since_described = 0;
+                let running = described
+                    .as_ref()
+                    .is_some_and(|s| is_in_progress(&s.status));
+                read_events = running && !probed;
+                probed |= running;
+                current = Some(described);
+            }
             let mut ended = false;
-            if shows_events {
+            if read_events {
                 let events = self.new_events(stack, token, since, began, &mut seen).await;
                 for event in events {
                     if token.is_some() && event.token.as_deref() == token {
@@ -581,6 +614,11 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                     {
                         status = StackStatus::from(event.status.as_str());
                         ended |= !is_in_progress(&status);
+                    } else if let Some(change) =
+                        expected.iter().find(|c| c.logical_id == event.logical_id)
+                        && !event.status.as_str().ends_with("_IN_PROGRESS")
+                    {
+                        done.insert(change.logical_id.as_str());
                     }
                     self.ui.progress(Progress::Event {
                         stack: name.clone(),
@@ -591,7 +629,26 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 }
             }
             polls_since_described += 1;
-            if tagged && !ended && polls_since_described < DESCRIBE_AT_LEAST_EVERY {
+            let near_end = tagged && !expected.is_empty() && done.len() == expected.len();
+            delay = if near_end && sooner < SOONER_POLLS {
+                sooner += 1;
+                self.poll.near_end
+            } else if tagged {
+                // A real operation (its events are tagged): it takes minutes, and its events
+                // say when its end is near; the quick first polls are for emulators.
+                self.poll.steady
+            } else {
+                self.poll.next(delay)
+            };
+            // Deleted: AWS's own event says so; nothing is left to describe.
+            if tagged && ended && status == StackStatus::DeleteComplete && current.is_none() {
+                return Ok((None, all));
+            }
+            if tagged
+                && !ended
+                && current.is_none()
+                && polls_since_described < DESCRIBE_AT_LEAST_EVERY
+            {
                 self.ui.progress(Progress::Waiting {
                     stack: name.clone(),
                     status: status.clone(),
@@ -599,9 +656,14 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 });
                 continue;
             }
-            // By id, so that a deleted stack is still found (as DELETE_COMPLETE).
-            let current = self.describe(&stack.id).await?;
-            polls_since_described = 0;
+            let current = match current {
+                Some(current) => current,
+                // By id, so that a deleted stack is still found (as DELETE_COMPLETE).
+                None => {
+                    polls_since_described = 0;
+                    self.describe(&stack.id).await?
+                }
+            };
             if let Some(s) = current.as_ref().filter(|s| is_in_progress(&s.status)) {
                 status = s.status.clone();
                 self.ui.progress(Progress::Waiting {
@@ -616,7 +678,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 .is_none_or(|s| is_success(&s.status) || s.status == StackStatus::DeleteComplete);
             if !shows_events && !ended_well {
                 // Nobody watched the events, but a failure is explained by them.
-                all = self.new_events(stack, token, since, began, &mut seen).await;
+                all.extend(self.new_events(stack, token, since, began, &mut seen).await);
             }
             return Ok(match current {
                 Some(s) if s.status == StackStatus::DeleteComplete => (None, all),
@@ -724,14 +786,26 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         let create = stack
             .as_ref()
             .is_none_or(|s| s.status == StackStatus::ReviewInProgress);
-        let deployed = match &stack {
-            Some(stack) if !create => Some(self.deployed_template(&stack.name).await?),
-            _ => None,
-        };
+        // The deployed template and who the caller is: two independent reads, at once.
+        let (deployed, caller) = tokio::join!(
+            async {
+                match &stack {
+                    Some(stack) if !create => self.deployed_template(&stack.name).await.map(Some),
+                    _ => Ok(None),
+                }
+            },
+            async {
+                match deployment.check_permissions {
+                    true => Some(self.cloud.caller_arn().await),
+                    false => None,
+                }
+            }
+        );
+        let deployed = deployed?;
         let wanted: serde_json::Value = serde_json::from_str(&deployment.template_body)
             .map_err(|e| Error::failed(format!("the rendered template is not JSON: {e}")))?;
-        if deployment.check_permissions {
-            let caller = self.cloud.caller_arn().await.map_err(|e| {
+        if let Some(caller) = caller {
+            let caller = caller.map_err(|e| {
                 cloud_failure("cannot learn who the caller is (sts:GetCallerIdentity)", e)
             })?;
             if let super::preflight::Checked::Skipped(why) =
@@ -1069,7 +1143,13 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .map_err(|e| cloud_failure(&format!("cannot create {name}"), e))?;
         let watched = Stack::being_created(&id, name);
         let watch = self
-            .watch_reacting(&watched, Some(&token), started, OnInterrupt::DeleteCreating)
+            .watch_reacting(
+                &watched,
+                Some(&token),
+                started,
+                OnInterrupt::DeleteCreating,
+                &changes,
+            )
             .await?;
         self.finish(deployment, true, watch, changes).await
     }
@@ -1096,7 +1176,13 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             OnInterrupt::CancelUpdate
         };
         let watch = self
-            .watch_reacting(&watched, Some(&token), started, on_interrupt)
+            .watch_reacting(
+                &watched,
+                Some(&token),
+                started,
+                on_interrupt,
+                &review.changes,
+            )
             .await?;
         self.finish(deployment, review.create, watch, review.changes)
             .await
@@ -1247,7 +1333,14 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
     }
 
     async fn wait_for_change_set(&self, id: &str) -> Result<super::model::ChangeSet, Error> {
-        let mut delay = self.poll.first.min(Duration::from_millis(200));
+        // CloudFormation computes a change set in seconds, and the whole deploy waits on it:
+        // polled at least every half second.
+        let poll = Poll {
+            first: self.poll.first.min(Duration::from_millis(200)),
+            max: self.poll.max.min(Duration::from_millis(500)),
+            ..self.poll
+        };
+        let mut delay = poll.first;
         loop {
             let change_set = self
                 .cloud
@@ -1261,7 +1354,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 () = tokio::time::sleep(delay) => {}
                 () = self.interrupts.beyond(0) => {}
             }
-            delay = self.poll.next(delay);
+            delay = poll.next(delay);
         }
     }
 
@@ -1390,7 +1483,21 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 "{name} has termination protection on: turn it off first if you really mean to delete it"
             )));
         }
-        let retained_tables = self.retained_tables(&stack).await?;
+        let text = self
+            .cloud
+            .deployed_template(name)
+            .await
+            .map_err(|e| cloud_failure(&format!("cannot read the template of {name}"), e))?;
+        let template = self.parse_template(name, &text);
+        let retained_tables = self.retained_tables(&stack, &template).await?;
+        // What the deletion goes through, so that the watch knows when its end is near.
+        let deleting: Vec<Change> = super::model::creation_changes(&template)
+            .into_iter()
+            .map(|c| Change {
+                action: aws_sdk_cloudformation::types::ChangeAction::Remove,
+                ..c
+            })
+            .collect();
         if !yes {
             let question = format!("Delete stack {name}?");
             match self.ui.confirm(&question) {
@@ -1421,7 +1528,15 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .delete_stack(&stack.id, &token)
             .await
             .map_err(|e| cloud_failure(&format!("cannot delete {name}"), e))?;
-        let (done, events) = self.watch(&stack, Some(&token), started).await?;
+        let (done, events) = self
+            .watch_reacting(
+                &stack,
+                Some(&token),
+                started,
+                OnInterrupt::StopWatching,
+                &deleting,
+            )
+            .await?;
         match done {
             None => Ok(Teardown::Deleted { retained_tables }),
             Some(other) => Err(self.failure(name, Some(&other), &events)),
@@ -1430,14 +1545,12 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
 
     /// Physical names of the DynamoDB tables the deployed template retains on deletion: from the
     /// stack's outputs where the template has one that names the table, else from its resources.
-    async fn retained_tables(&self, stack: &Stack) -> Result<Vec<String>, Error> {
+    async fn retained_tables(
+        &self,
+        stack: &Stack,
+        template: &serde_json::Value,
+    ) -> Result<Vec<String>, Error> {
         let name = &stack.name;
-        let template = self
-            .cloud
-            .deployed_template(name)
-            .await
-            .map_err(|e| cloud_failure(&format!("cannot read the template of {name}"), e))?;
-        let template = self.parse_template(name, &template);
         let retained: Vec<&String> = template["Resources"]
             .as_object()
             .map(|resources| {
@@ -1456,7 +1569,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         }
         let from_outputs: Vec<String> = retained
             .iter()
-            .filter_map(|id| super::outputs::naming(&template, stack, id))
+            .filter_map(|id| super::outputs::naming(template, stack, id))
             .collect();
         if from_outputs.len() == retained.len() {
             return Ok(from_outputs);

@@ -454,6 +454,8 @@ fn deployment() -> Deployment {
 const FAST: Poll = Poll {
     first: Duration::from_millis(1),
     max: Duration::from_millis(2),
+    steady: Duration::from_millis(2),
+    near_end: Duration::from_millis(1),
 };
 
 async fn run(script: &Script, ui: &Recorder) -> Result<Outcome, deployer::exit::Error> {

@@ -71,6 +71,11 @@ pub struct CodeParameters {
     pub key: String,
 }
 
+/// The logical id of the target group of function `name` (its ARN is the physical id).
+pub fn target_group_id(name: &str) -> String {
+    function::Ids::of(name).target_group
+}
+
 /// The code parameters of every function of the spec, in spec order.
 pub fn code_parameters(spec: &Spec) -> Vec<CodeParameters> {
     spec.functions

@@ -184,4 +184,22 @@ async fn up_verifies_the_service_answers_and_fails_with_its_logs_when_it_does_no
         "{}",
         required.stderr
     );
+
+    // The example's function has a health check: its target group's health is read before
+    // the request (moto registers no target for a stack's Lambda target group: nothing to wait
+    // for). Without one, it is not read: a Lambda target then reads `unavailable` by design.
+    let read = moto.count("DescribeTargetHealth");
+    assert!(read >= 1, "the health was read before the requests");
+    p.edit_spec(
+        "    health_check: /health         # off by default: each check is a billed invocation\n",
+        "",
+    );
+    let unchecked = up_against(&moto, &p, &ok.url, &[]);
+    unchecked.expect_code(0);
+    assert!(
+        unchecked.stderr.contains("✓ notes-dev: GET / 200 in "),
+        "{}",
+        unchecked.stderr
+    );
+    assert_eq!(moto.count("DescribeTargetHealth"), read);
 }
