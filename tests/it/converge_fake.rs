@@ -423,6 +423,14 @@ impl Ui for Recorder {
 }
 
 impl Recorder {
+    fn events_shown(&self) -> usize {
+        self.seen
+            .borrow()
+            .iter()
+            .filter(|p| matches!(p, Progress::Event { .. }))
+            .count()
+    }
+
     fn steps(&self) -> Vec<String> {
         self.seen
             .borrow()
@@ -565,12 +573,7 @@ async fn an_update_in_progress_is_waited_for_with_its_events_shown() {
         "{:?}",
         ui.steps()
     );
-    let shown = ui
-        .seen
-        .borrow()
-        .iter()
-        .filter(|p| matches!(p, Progress::Event { .. }))
-        .count();
+    let shown = ui.events_shown();
     assert!(
         shown >= 1,
         "the running operation's events are shown: {:?}",
@@ -1575,12 +1578,7 @@ async fn with_events_tagged_by_token_polls_read_events_and_describe_the_stack_on
     );
     // The deploy's own look, then one at the end: none while the events told the story.
     assert_eq!(script.stack_calls.get(), 2);
-    let shown = ui
-        .seen
-        .borrow()
-        .iter()
-        .filter(|p| matches!(p, Progress::Event { .. }))
-        .count();
+    let shown = ui.events_shown();
     assert_eq!(shown, 5, "every event shown once");
 }
 

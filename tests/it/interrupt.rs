@@ -53,17 +53,24 @@ fn finish(child: Child) -> (Option<i32>, String) {
     )
 }
 
-/// Polls after the execution started: the operation is visibly running.
-fn running(p: &Proxy) -> bool {
-    let actions = p.actions();
-    let executed = actions.iter().position(|a| a == "ExecuteChangeSet");
-    executed.is_some_and(|i| {
+/// Two DescribeStacks after the action at `start`: the operation is visibly running.
+fn polled_after(actions: &[String], start: Option<usize>) -> bool {
+    start.is_some_and(|i| {
         actions[i..]
             .iter()
             .filter(|a| *a == "DescribeStacks")
             .count()
             >= 2
     })
+}
+
+/// Polls after the execution started.
+fn running(p: &Proxy) -> bool {
+    let actions = p.actions();
+    polled_after(
+        &actions,
+        actions.iter().position(|a| a == "ExecuteChangeSet"),
+    )
 }
 
 /// Polls after the app stack's CreateStack (the bootstrap stack's comes first).
@@ -75,13 +82,7 @@ fn creating(p: &Proxy) -> bool {
         .filter(|(_, a)| *a == "CreateStack")
         .nth(1)
         .map(|(i, _)| i);
-    created.is_some_and(|i| {
-        actions[i..]
-            .iter()
-            .filter(|a| *a == "DescribeStacks")
-            .count()
-            >= 2
-    })
+    polled_after(&actions, created)
 }
 
 fn change_memory(dir: &std::path::Path) {
