@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
-use aws_sdk_cloudformation::types::StackStatus;
+use aws_sdk_cloudformation::types::{ChangeAction, StackStatus};
 
 use super::cloud::{ChangeSetRequest, Cloud, CloudError, StackRequest};
 use super::decide::{Action, decide, is_in_progress, is_success};
@@ -1110,7 +1110,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         let name = &deployment.stack_name;
         let wanted: serde_json::Value =
             serde_json::from_str(&deployment.template_body).unwrap_or_default();
-        let changes = super::model::creation_changes(&wanted);
+        let changes = super::model::resource_changes(&wanted, ChangeAction::Add);
         self.ui.progress(Progress::Changes {
             stack: name.clone(),
             changes: changes.clone(),
@@ -1491,13 +1491,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         let template = self.parse_template(name, &text);
         let retained_tables = self.retained_tables(&stack, &template).await?;
         // What the deletion goes through, so that the watch knows when its end is near.
-        let deleting: Vec<Change> = super::model::creation_changes(&template)
-            .into_iter()
-            .map(|c| Change {
-                action: aws_sdk_cloudformation::types::ChangeAction::Remove,
-                ..c
-            })
-            .collect();
+        let deleting = super::model::resource_changes(&template, ChangeAction::Remove);
         if !yes {
             let question = format!("Delete stack {name}?");
             match self.ui.confirm(&question) {

@@ -29,17 +29,18 @@ pub struct FunctionCode {
     pub reason: Option<String>,
 }
 
-/// What creating `template` adds, as a CREATE change set would list it: every resource, in
-/// template order. Resources under a `Condition` are left out: whether they are created depends
-/// on parameter values that only CloudFormation evaluates.
-pub fn creation_changes(template: &serde_json::Value) -> Vec<Change> {
+/// Every resource of `template` as one change with `action`, in template order: what creating
+/// it adds (as a CREATE change set lists it), or what deleting it removes. Resources under a
+/// `Condition` are left out: whether they exist depends on parameter values that only
+/// CloudFormation evaluates.
+pub fn resource_changes(template: &serde_json::Value, action: ChangeAction) -> Vec<Change> {
     template["Resources"]
         .as_object()
         .into_iter()
         .flatten()
         .filter(|(_, r)| r.get("Condition").is_none())
         .map(|(id, r)| Change {
-            action: ChangeAction::Add,
+            action: action.clone(),
             logical_id: id.clone(),
             resource_type: r["Type"].as_str().unwrap_or_default().to_string(),
             replacement: None,
@@ -475,7 +476,7 @@ mod tests {
             "Maybe": { "Type": "AWS::SNS::Topic", "Condition": "WithTopic" },
             "Fn": { "Type": "AWS::Lambda::Function" },
         }});
-        let ids: Vec<(String, char)> = creation_changes(&template)
+        let ids: Vec<(String, char)> = resource_changes(&template, ChangeAction::Add)
             .into_iter()
             .map(|c| (format!("{} {}", c.logical_id, c.resource_type), c.marker()))
             .collect();
@@ -486,7 +487,7 @@ mod tests {
                 ("Fn AWS::Lambda::Function".to_string(), '+')
             ]
         );
-        assert!(creation_changes(&serde_json::json!({})).is_empty());
+        assert!(resource_changes(&serde_json::json!({}), ChangeAction::Add).is_empty());
     }
 
     #[test]
