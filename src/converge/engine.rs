@@ -110,14 +110,14 @@ pub struct Poll {
 
 impl Default for Poll {
     fn default() -> Self {
-        // At most 1.2 s late, and under one request a second while CloudFormation works (on a
-        // backend that tags events; two on one that does not): quick first polls for quick
-        // operations, then steady.
+        // Under one request a second while CloudFormation works (on a backend that tags events;
+        // two on one that does not): quick first polls for quick operations, then steady; the
+        // end is caught by the near-end polls, not by the steady pace.
         Poll {
             first: Duration::from_millis(250),
             max: Duration::from_millis(1200),
-            // About one request a second; the events say when the end is near.
-            steady: Duration::from_millis(1200),
+            // With the near-end polls, under one request a second on average.
+            steady: Duration::from_millis(1500),
             near_end: Duration::from_millis(250),
         }
     }
