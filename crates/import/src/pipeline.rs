@@ -1,0 +1,563 @@
+//! The import: mapped records in, batches of 25 out, many in flight, paced by [`Rate`],
+//! retried until written or rejected, the watermark reported as checkpoints.
+
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::future::Future;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::checkpoint::{Mark, Watermark};
+use crate::rate::Rate;
+use crate::value::Item;
+
+/// Items in one BatchWriteItem: DynamoDB's limit.
+pub const BATCH: usize = 25;
+/// Attempts at a batch that fails for a reason other than throttling (5xx, timeouts).
+const ATTEMPTS: u32 = 10;
+
+/// Why a write failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteError {
+    /// The table pushed back (ProvisionedThroughputExceeded, ThrottlingException,
+    /// RequestLimitExceeded): retried, and the rate drops.
+    Throttled(String),
+    /// Worth another try: a 5xx, a timeout, a dropped connection.
+    Transient(String),
+    /// DynamoDB refused the request as invalid: some item of it is; each is then put alone to
+    /// find which.
+    Invalid(String),
+    /// Nothing will work: no table, no permission, no credentials. The import stops.
+    Fatal(String),
+}
+
+/// Where items go: DynamoDB, or a test's stand-in.
+pub trait Sink: Send + Sync + 'static {
+    /// BatchWriteItem of `items` (at most 25, distinct keys): the indices of those DynamoDB
+    /// left unprocessed.
+    fn write_batch(
+        &self,
+        items: &[Item],
+    ) -> impl Future<Output = Result<Vec<usize>, WriteError>> + Send;
+    /// PutItem of one item.
+    fn put(&self, item: &Item) -> impl Future<Output = Result<(), WriteError>> + Send;
+}
+
+/// A record, mapped: where it was, and its item or why it has none.
+#[derive(Debug)]
+pub struct Mapped {
+    /// Its row number.
+    pub row: u64,
+    /// Its line.
+    pub line: u64,
+    /// Where reading continues after it.
+    pub mark: Mark,
+    /// The item with its key as text and its write units, or why it was rejected.
+    pub item: Result<(Item, String, u64), String>,
+}
+
+/// How to write.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Requests in flight at most.
+    pub concurrency: usize,
+    /// Rejected rows tolerated (0: stop at the first).
+    pub max_errors: u64,
+    /// Write units a second at most (the table's provisioned capacity, `--max-wcu`).
+    pub max_wcu: Option<f64>,
+    /// How often a `Progress` event comes.
+    pub progress_every: Duration,
+}
+
+/// Counters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    /// Records read (each row once, rejected or not).
+    pub read: u64,
+    /// Items DynamoDB acknowledged.
+    pub written: u64,
+    /// Write units of those items.
+    pub write_units: u64,
+    /// Rows rejected.
+    pub rejected: u64,
+    /// Rows whose key an earlier row had (the later one wins).
+    pub duplicates: u64,
+    /// Requests the table pushed back (throttled, or items left unprocessed).
+    pub throttles: u64,
+    /// Requests sent again.
+    pub retries: u64,
+    /// The rate limit, write units a second (`None`: unlimited).
+    pub limit: Option<f64>,
+    /// Time since the start.
+    pub elapsed: Duration,
+}
+
+/// What happened, as it happens.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A row was not written: its row and line, why.
+    Rejected {
+        /// Row number.
+        row: u64,
+        /// Line.
+        line: u64,
+        /// Why.
+        reason: String,
+    },
+    /// A row's key was an earlier row's: the later one wins.
+    Duplicate {
+        /// The later row.
+        row: u64,
+        /// Its line.
+        line: u64,
+        /// The key.
+        key: String,
+    },
+    /// Every row up to `mark` is written or rejected.
+    Checkpoint {
+        /// Where to resume.
+        mark: Mark,
+        /// Items written before it.
+        written: u64,
+        /// Rows rejected before it.
+        rejected: u64,
+    },
+    /// The counters, every `progress_every`.
+    Progress(Progress),
+}
+
+/// How the import ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Ending {
+    /// Every record read, written or rejected.
+    Complete,
+    /// Stopped on request; the last checkpoint is where to resume.
+    Interrupted,
+    /// More rows rejected than `max_errors` allows.
+    TooManyErrors,
+    /// A write failed for good.
+    Failed(String),
+}
+
+struct Batch {
+    number: u64,
+    items: Vec<Item>,
+    /// Row and line of each item.
+    rows: Vec<(u64, u64)>,
+    keys: Vec<u64>,
+    units: Vec<u64>,
+    mark: Option<Mark>,
+    written: u64,
+    rejected: u64,
+    attempts: u32,
+    /// Holds a key an earlier batch may still be writing: sent only when nothing is in flight.
+    barrier: bool,
+}
+
+impl Batch {
+    fn new(number: u64) -> Self {
+        Batch {
+            number,
+            items: Vec::with_capacity(BATCH),
+            rows: Vec::with_capacity(BATCH),
+            keys: Vec::with_capacity(BATCH),
+            units: Vec::with_capacity(BATCH),
+            mark: None,
+            written: 0,
+            rejected: 0,
+            attempts: 0,
+            barrier: false,
+        }
+    }
+
+    fn units(&self) -> u64 {
+        self.units.iter().sum()
+    }
+
+    /// Keeps only the items at `indices` (the unprocessed ones).
+    fn keep(&mut self, indices: &[usize]) {
+        fn keep<T>(v: &mut Vec<T>, indices: &[usize]) {
+            let old = std::mem::take(v);
+            *v = old
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| indices.contains(i))
+                .map(|(_, x)| x)
+                .collect();
+        }
+        keep(&mut self.items, indices);
+        keep(&mut self.rows, indices);
+        keep(&mut self.keys, indices);
+        keep(&mut self.units, indices);
+    }
+}
+
+/// What a send did: items left to retry, and items DynamoDB refused one by one.
+struct Sent {
+    unprocessed: Vec<usize>,
+    refused: Vec<(usize, String)>,
+    throttled: bool,
+}
+
+async fn send<S: Sink>(sink: Arc<S>, batch: Batch) -> (Batch, Result<Sent, WriteError>) {
+    let result = match sink.write_batch(&batch.items).await {
+        Ok(unprocessed) => Ok(Sent {
+            throttled: !unprocessed.is_empty(),
+            unprocessed,
+            refused: Vec::new(),
+        }),
+        // One item spoils the batch, and DynamoDB does not say which: put each alone.
+        Err(WriteError::Invalid(_)) => {
+            let mut sent = Sent {
+                unprocessed: Vec::new(),
+                refused: Vec::new(),
+                throttled: false,
+            };
+            let mut fatal = None;
+            for (i, item) in batch.items.iter().enumerate() {
+                match sink.put(item).await {
+                    Ok(()) => {}
+                    Err(WriteError::Invalid(reason)) => sent.refused.push((i, reason)),
+                    Err(WriteError::Throttled(_)) => {
+                        sent.throttled = true;
+                        sent.unprocessed.push(i);
+                    }
+                    Err(WriteError::Transient(_)) => sent.unprocessed.push(i),
+                    Err(WriteError::Fatal(e)) => {
+                        fatal = Some(e);
+                        break;
+                    }
+                }
+            }
+            match fatal {
+                Some(e) => Err(WriteError::Fatal(e)),
+                None => Ok(sent),
+            }
+        }
+        Err(e) => Err(e),
+    };
+    (batch, result)
+}
+
+/// Hashes are already hashes: no second hashing in the sets.
+#[derive(Default)]
+struct Identity(u64);
+
+impl Hasher for Identity {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type KeySet = HashSet<u64, BuildHasherDefault<Identity>>;
+
+fn key_hash(key: &str) -> u64 {
+    // SipHash with fixed keys: stable across runs, and collisions (which would only make a row
+    // wait for earlier writes and be reported as a duplicate) are 1 in 2^64.
+    #[allow(deprecated)]
+    let mut hasher = std::hash::SipHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn backoff(attempts: u32) -> Duration {
+    let base = 50u64 << attempts.min(6);
+    let jittered = base / 2 + fastrand::u64(0..=base);
+    Duration::from_millis(jittered.min(3_000))
+}
+
+/// Runs the import: reads `records` until they end (or `stop` resolves), writes through `sink`,
+/// and tells `events` what happens.
+pub async fn run<S: Sink>(
+    sink: Arc<S>,
+    mut records: mpsc::Receiver<Vec<Mapped>>,
+    options: Options,
+    stop: impl Future<Output = ()>,
+    mut events: impl FnMut(Event),
+) -> (Ending, Progress) {
+    let started = Instant::now();
+    let seconds = |at: Instant| at.duration_since(started).as_secs_f64();
+    let mut rate = Rate::new(options.max_wcu, 0.0);
+    let mut progress = Progress {
+        limit: rate.limit(),
+        ..Progress::default()
+    };
+    let mut watermark = Watermark::default();
+    let mut seen = KeySet::default();
+    let mut buffered: VecDeque<Mapped> = VecDeque::new();
+    let mut current = Batch::new(0);
+    let mut next_number = 1;
+    let mut pending: VecDeque<Batch> = VecDeque::new();
+    // Retries waiting out their backoff, soonest first.
+    let mut delayed: BinaryHeap<std::cmp::Reverse<(Instant, u64)>> = BinaryHeap::new();
+    let mut waiting: HashMap<u64, Batch> = HashMap::new();
+    let mut in_flight: JoinSet<(Batch, Result<Sent, WriteError>)> = JoinSet::new();
+    let mut front_ready: Option<(u64, Instant)> = None;
+    let mut source_done = false;
+    let mut ending: Option<Ending> = None;
+    let mut last_checkpoint = started;
+    let mut ticker = tokio::time::interval(options.progress_every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    tokio::pin!(stop);
+
+    loop {
+        let now = Instant::now();
+        // Retries whose backoff is over go first.
+        while let Some(std::cmp::Reverse((at, number))) = delayed.peek().copied() {
+            if at > now {
+                break;
+            }
+            delayed.pop();
+            if let Some(batch) = waiting.remove(&number) {
+                pending.push_front(batch);
+            }
+        }
+
+        // Fill batches from what was read, while there is room to send them.
+        while ending.is_none() && pending.len() < options.concurrency {
+            let Some(record) = buffered.pop_front() else {
+                if source_done && current.mark.is_some() {
+                    pending.push_back(std::mem::replace(&mut current, Batch::new(next_number)));
+                    next_number += 1;
+                }
+                break;
+            };
+            progress.read += 1;
+            current.mark = Some(record.mark);
+            match record.item {
+                Err(reason) => {
+                    progress.rejected += 1;
+                    current.rejected += 1;
+                    events(Event::Rejected {
+                        row: record.row,
+                        line: record.line,
+                        reason,
+                    });
+                    if progress.rejected > options.max_errors {
+                        ending = Some(Ending::TooManyErrors);
+                    }
+                }
+                Ok((item, key, units)) => {
+                    let hash = key_hash(&key);
+                    if let Some(i) = current.keys.iter().position(|k| *k == hash) {
+                        // The same key twice in one batch: DynamoDB refuses that; the later
+                        // row replaces the earlier.
+                        progress.duplicates += 1;
+                        events(Event::Duplicate {
+                            row: record.row,
+                            line: record.line,
+                            key,
+                        });
+                        current.items[i] = item;
+                        current.rows[i] = (record.row, record.line);
+                        current.units[i] = units;
+                        // The earlier row is superseded, neither written nor rejected.
+                    } else {
+                        if !seen.insert(hash) {
+                            progress.duplicates += 1;
+                            events(Event::Duplicate {
+                                row: record.row,
+                                line: record.line,
+                                key,
+                            });
+                            // An earlier batch may still be writing this key: this one waits.
+                            current.barrier = true;
+                        }
+                        current.items.push(item);
+                        current.rows.push((record.row, record.line));
+                        current.keys.push(hash);
+                        current.units.push(units);
+                    }
+                }
+            }
+            if current.items.len() == BATCH {
+                pending.push_back(std::mem::replace(&mut current, Batch::new(next_number)));
+                next_number += 1;
+            }
+        }
+        // Send what the rate and the concurrency allow.
+        let mut timer: Option<Instant> = delayed.peek().map(|r| r.0.0);
+        if ending.is_none() {
+            while in_flight.len() < options.concurrency {
+                let Some(front) = pending.front() else { break };
+                if front.barrier && (!in_flight.is_empty() || !waiting.is_empty()) {
+                    break;
+                }
+                if front.items.is_empty() {
+                    // Rejects only: finished without a request.
+                    let batch = pending.pop_front().unwrap();
+                    finish(&mut watermark, batch, &mut events, &mut last_checkpoint);
+                    continue;
+                }
+                let ready = match front_ready {
+                    Some((number, at)) if number == front.number => at,
+                    _ => {
+                        let wait = rate.reserve(front.units(), seconds(now));
+                        let at = now + Duration::from_secs_f64(wait);
+                        front_ready = Some((front.number, at));
+                        at
+                    }
+                };
+                if ready > now {
+                    timer = Some(timer.map_or(ready, |t| t.min(ready)));
+                    break;
+                }
+                front_ready = None;
+                let mut batch = pending.pop_front().unwrap();
+                batch.barrier = false;
+                if batch.attempts > 0 {
+                    progress.retries += 1;
+                }
+                batch.attempts += 1;
+                in_flight.spawn(send(sink.clone(), batch));
+            }
+        }
+
+        let idle = in_flight.is_empty() && pending.is_empty() && waiting.is_empty();
+        if idle && (ending.is_some() || (source_done && buffered.is_empty())) {
+            break;
+        }
+        if ending.is_some() && in_flight.is_empty() {
+            break;
+        }
+
+        let want_records = ending.is_none()
+            && !source_done
+            && buffered.is_empty()
+            && pending.len() < options.concurrency;
+        tokio::select! {
+            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                let (mut batch, result) = match joined {
+                    Ok(done) => done,
+                    Err(e) => {
+                        ending = Some(Ending::Failed(format!("a write task failed: {e}")));
+                        continue;
+                    }
+                };
+                let at = seconds(Instant::now());
+                match result {
+                    Ok(sent) => {
+                        let refused: Vec<usize> = sent.refused.iter().map(|(i, _)| *i).collect();
+                        for (i, reason) in sent.refused {
+                            let (row, line) = batch.rows[i];
+                            progress.rejected += 1;
+                            batch.rejected += 1;
+                            events(Event::Rejected { row, line, reason: format!("DynamoDB refused it: {reason}") });
+                        }
+                        if progress.rejected > options.max_errors {
+                            ending = Some(Ending::TooManyErrors);
+                        }
+                        let done: Vec<usize> = (0..batch.items.len())
+                            .filter(|i| !sent.unprocessed.contains(i) && !refused.contains(i))
+                            .collect();
+                        let units: u64 = done.iter().map(|&i| batch.units[i]).sum();
+                        progress.written += done.len() as u64;
+                        progress.write_units += units;
+                        batch.written += done.len() as u64;
+                        if units > 0 {
+                            rate.accepted(units, at);
+                        }
+                        if sent.throttled {
+                            progress.throttles += 1;
+                            rate.throttled(at);
+                        }
+                        if sent.unprocessed.is_empty() {
+                            finish(&mut watermark, batch, &mut events, &mut last_checkpoint);
+                        } else {
+                            batch.keep(&sent.unprocessed);
+                            retry(batch, &mut delayed, &mut waiting);
+                        }
+                    }
+                    Err(WriteError::Throttled(_)) => {
+                        progress.throttles += 1;
+                        rate.throttled(at);
+                        retry(batch, &mut delayed, &mut waiting);
+                    }
+                    Err(WriteError::Transient(_)) if batch.attempts < ATTEMPTS => {
+                        retry(batch, &mut delayed, &mut waiting);
+                    }
+                    Err(WriteError::Transient(e) | WriteError::Fatal(e) | WriteError::Invalid(e)) => {
+                        let (row, _) = batch.rows.first().copied().unwrap_or_default();
+                        ending = Some(Ending::Failed(format!("writing the batch from row {row} failed after {} attempts: {e}", batch.attempts)));
+                    }
+                }
+                progress.limit = rate.limit();
+            }
+            chunk = records.recv(), if want_records => {
+                match chunk {
+                    Some(chunk) => buffered.extend(chunk),
+                    None => source_done = true,
+                }
+            }
+            () = sleep_until(timer), if timer.is_some() => {}
+            () = &mut stop, if ending.is_none() => {
+                ending = Some(Ending::Interrupted);
+            }
+            _ = ticker.tick() => {
+                progress.elapsed = started.elapsed();
+                events(Event::Progress(progress.clone()));
+            }
+        }
+    }
+    // The last checkpoint, whatever the ending.
+    if let Some(mark) = watermark.mark() {
+        events(Event::Checkpoint {
+            mark: mark.clone(),
+            written: watermark.written(),
+            rejected: watermark.rejected(),
+        });
+    }
+    progress.elapsed = started.elapsed();
+    progress.limit = rate.limit();
+    events(Event::Progress(progress.clone()));
+    (ending.unwrap_or(Ending::Complete), progress)
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn retry(
+    batch: Batch,
+    delayed: &mut BinaryHeap<std::cmp::Reverse<(Instant, u64)>>,
+    waiting: &mut HashMap<u64, Batch>,
+) {
+    let at = Instant::now() + backoff(batch.attempts);
+    delayed.push(std::cmp::Reverse((at, batch.number)));
+    waiting.insert(batch.number, batch);
+}
+
+fn finish(
+    watermark: &mut Watermark,
+    batch: Batch,
+    events: &mut impl FnMut(Event),
+    last_checkpoint: &mut Instant,
+) {
+    let Some(mark) = batch.mark else { return };
+    if watermark.finished(batch.number, mark, batch.written, batch.rejected)
+        && last_checkpoint.elapsed() >= Duration::from_secs(1)
+    {
+        *last_checkpoint = Instant::now();
+        events(Event::Checkpoint {
+            mark: watermark.mark().cloned().expect("moved"),
+            written: watermark.written(),
+            rejected: watermark.rejected(),
+        });
+    }
+}
