@@ -363,11 +363,111 @@ enum Command {
         /// The shell
         shell: clap_complete::Shell,
     },
+    /// Work with a deployed table's data
+    Table {
+        #[command(subcommand)]
+        command: TableCommand,
+    },
     /// Print the JSON Schema of the stack spec, for editor completion
     #[command(
         after_help = "Example:\n  deployer schema > deployer.schema.json\n  # then, first line of a spec:\n  # yaml-language-server: $schema=./deployer.schema.json"
     )]
     Schema,
+}
+
+/// `table` verbs.
+#[derive(Debug, Subcommand)]
+enum TableCommand {
+    /// Write rows from a file or a SQL query into a deployed table: batches of 25, many in
+    /// flight, an adaptive rate, resumable, every rejected row reported
+    #[command(after_help = IMPORT_HELP)]
+    Import {
+        /// The table, by its name in the spec (deployer finds the deployed table)
+        table: String,
+        #[command(flatten)]
+        target: Target,
+        /// The source: a file (.csv, .jsonl, .json — DynamoDB's export lines are recognised —
+        /// each maybe .gz), `-` for standard input, or a postgres://, mysql:// or mariadb:// URL
+        #[arg(long, value_name = "SOURCE")]
+        from: String,
+        /// The rows to import from a database: a SELECT
+        #[arg(long, value_name = "SQL")]
+        query: Option<String>,
+        /// The file format, when the name does not say (and for `-`)
+        #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+        format: Option<deployer_import::source::Format>,
+        /// Build a key attribute from columns (repeatable): pk='USER#{id}'; `{{`/`}}` are braces.
+        /// Without one, a key attribute comes from the column of its name
+        #[arg(long = "key", value_name = "ATTR=TEMPLATE", value_parser = parse_key)]
+        keys: Vec<deployer_import::mapping::KeyTemplate>,
+        /// A column whose text is JSON, written as a map or list (repeatable): a CSV cell, or a
+        /// MariaDB JSON column (text on the wire; PostgreSQL's json/jsonb need nothing)
+        #[arg(long = "json-column", value_name = "COLUMN")]
+        json_columns: Vec<String>,
+        /// A query's order, for resuming: columns that identify a row [default: the columns the
+        /// key is made of]
+        #[arg(long, value_name = "COLUMN", value_delimiter = ',')]
+        order_by: Vec<String>,
+        /// Rejected rows tolerated before the import stops (0: stop at the first)
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        max_errors: u64,
+        /// Write units a second at most (a provisioned table's capacity caps it anyway)
+        #[arg(long, value_name = "WCU")]
+        max_wcu: Option<f64>,
+        /// Requests in flight at once
+        #[arg(long, value_name = "N", default_value_t = 16)]
+        concurrency: usize,
+        /// Continue an interrupted import from its checkpoint
+        #[arg(long, conflicts_with = "restart")]
+        resume: bool,
+        /// Drop an interrupted import's checkpoint and start from the first row
+        #[arg(long)]
+        restart: bool,
+        /// The checkpoint file [default: .deployer/imports/<stack>.<table>.checkpoint.json]
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// The rejected rows, one JSON line each [default: .deployer/imports/<stack>.<table>.rejects.jsonl]
+        #[arg(long, value_name = "FILE")]
+        rejects: Option<PathBuf>,
+        /// Import into a protected env without asking
+        #[arg(short, long)]
+        yes: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+const IMPORT_HELP: &str = "Examples:
+  deployer table import notes --from notes.csv
+  deployer table import notes --from export.json.gz --env staging --max-wcu 2000
+  deployer table import notes --from mysql://app:secret@db.internal/app \
+      --query 'SELECT id, title, body, created_at FROM notes' \
+      --key pk='NOTE#{id}' --key sk='{created_at}'
+
+Mapping: columns become attributes by name. CSV cells are strings (as in DynamoDB's own
+CSV import), key cells take the key's type, empty cells are left out. JSON lines keep
+their types (numbers exactly, objects as maps, arrays as lists). SQL types map to S, N,
+B, BOOL, NULL; JSON columns to M and L; times to ISO 8601 strings.
+
+A row that cannot be an item is reported with its row and line and written to the
+rejects file; --max-errors says how many to tolerate. Two rows with one key: reported,
+and the later one is what the table keeps.
+
+Ctrl-C (or a crash) leaves a checkpoint: the same command with --resume continues after
+the last row written (a few items may be written twice: a put is idempotent).";
+
+fn parse_format(s: &str) -> Result<deployer_import::source::Format, String> {
+    use deployer_import::source::Format;
+    match s {
+        "csv" => Ok(Format::Csv),
+        "jsonl" | "ndjson" | "json" => Ok(Format::JsonLines),
+        "dynamodb-json" | "dynamodb" => Ok(Format::DynamoDbJson),
+        _ => Err("expected csv, jsonl or dynamodb-json".into()),
+    }
+}
+
+fn parse_key(s: &str) -> Result<deployer_import::mapping::KeyTemplate, String> {
+    deployer_import::mapping::KeyTemplate::parse(s)
 }
 
 impl Cli {
@@ -500,6 +600,48 @@ impl Cli {
                 write_output(output, &template.to_string(format.into()))
             }
             Command::Schema => write_output(None, &crate::spec::schema()),
+            Command::Table {
+                command:
+                    TableCommand::Import {
+                        table,
+                        target,
+                        from,
+                        query,
+                        format,
+                        keys,
+                        json_columns,
+                        order_by,
+                        max_errors,
+                        max_wcu,
+                        concurrency,
+                        resume,
+                        restart,
+                        checkpoint,
+                        rejects,
+                        yes,
+                        output,
+                    },
+            } => crate::import::table_import(
+                &target.load()?,
+                crate::import::ImportOptions {
+                    table,
+                    from,
+                    query,
+                    format,
+                    keys,
+                    json_columns,
+                    order_by,
+                    max_errors,
+                    max_wcu,
+                    concurrency,
+                    resume,
+                    restart,
+                    checkpoint,
+                    rejects,
+                    yes,
+                },
+                &output.reporter(),
+            ),
             Command::Logs {
                 target,
                 function,

@@ -5,7 +5,7 @@
 //! deterministic) → [`build`] produces function artifacts → [`aws`] holds the clients →
 //! [`converge`] is the stack state machine → [`verify`] asks the deployed service →
 //! [`ui`] reports. [`cli`] parses arguments and
-//! [`commands`] runs one verb; [`workspace`] finds and reads the spec; [`init`] scaffolds a new service; [`exit`] holds
+//! [`commands`] runs one verb, [`import`] runs `table import`; [`workspace`] finds and reads the spec; [`init`] scaffolds a new service; [`exit`] holds
 //! exit codes.
 
 #![warn(missing_docs)]
@@ -16,6 +16,7 @@ pub mod cli;
 pub mod commands;
 pub mod converge;
 pub mod exit;
+pub mod import;
 pub mod init;
 pub mod ui;
 pub mod verify;

@@ -17,6 +17,7 @@ use crate::converge::model::{
 };
 use crate::exit::{Code, Error};
 
+pub mod dynamodb;
 pub mod query;
 
 /// The clients deployer uses, all from one configuration.

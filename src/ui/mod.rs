@@ -2,6 +2,7 @@
 //! lines elsewhere), or JSON lines on stdout (`--json`). The engine never prints; it reports
 //! [`Progress`] here.
 
+pub mod import;
 pub mod live;
 pub mod record;
 
@@ -204,6 +205,11 @@ impl Reporter {
     /// How long the person took to answer prompts so far.
     pub fn time_at_prompts(&self) -> Duration {
         self.at_prompts.get()
+    }
+
+    /// Whether a line is redrawn in place (a terminal, not quiet, not JSON).
+    pub fn is_live(&self) -> bool {
+        self.live
     }
 
     /// The same reporter printing each AWS call (`-v`); lines replace the live view, which

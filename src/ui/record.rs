@@ -153,8 +153,55 @@ pub enum Record {
         /// The line.
         message: String,
     },
-    /// The last line of `up`, `plan`, `down`, `gc`, `bootstrap` and `build`.
+    /// `table import`: the counters so far (every few seconds).
+    ImportProgress(ImportCounts),
+    /// `table import`: a row that was not written, and why.
+    Rejected {
+        /// Its number among the source's records (a CSV header does not count).
+        row: u64,
+        /// The line it starts on (the row, for a query).
+        line: u64,
+        /// Why.
+        reason: String,
+    },
+    /// `table import`: a row whose key an earlier row had; the later one is what the table keeps.
+    Duplicate {
+        /// The later row.
+        row: u64,
+        /// Its line.
+        line: u64,
+        /// The key, `name=value` for each key attribute.
+        key: String,
+    },
+    /// The last line of `up`, `plan`, `down`, `gc`, `bootstrap`, `build` and `table import`.
     Summary(Summary),
+}
+
+/// `table import`'s counters.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImportCounts {
+    /// The spec's table name.
+    pub table: String,
+    /// Records read.
+    pub read: u64,
+    /// Items DynamoDB acknowledged.
+    pub written: u64,
+    /// Rows rejected.
+    pub rejected: u64,
+    /// Rows whose key an earlier row had.
+    pub duplicates: u64,
+    /// Requests the table pushed back.
+    pub throttles: u64,
+    /// Requests sent again.
+    pub retries: u64,
+    /// Items written a second, over the whole run.
+    pub items_per_s: f64,
+    /// Write units consumed a second, over the whole run.
+    pub wcu_per_s: f64,
+    /// The source read so far, when its size is known (0–100).
+    pub percent: Option<f64>,
+    /// Time since the start.
+    pub elapsed_s: Seconds,
 }
 
 /// What a command did, by command.
@@ -216,6 +263,22 @@ pub enum Summary {
     Build {
         /// One per function.
         artifacts: Vec<Built>,
+    },
+    /// `table import`.
+    Import {
+        /// `complete`, `interrupted`, `too many errors` or `failed`.
+        status: String,
+        /// The result, in a sentence.
+        message: String,
+        /// The table's physical name.
+        physical_table: String,
+        /// The final counters.
+        #[serde(flatten)]
+        counts: ImportCounts,
+        /// Where to resume from (null once complete).
+        checkpoint: Option<String>,
+        /// The file listing rejected rows (null when none).
+        rejects_file: Option<String>,
     },
 }
 
@@ -560,6 +623,19 @@ mod tests {
     fn samples() -> Vec<Record> {
         let t = Timestamp(SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123));
         let d = Seconds(Duration::from_millis(8_215));
+        let counts = ImportCounts {
+            table: "notes".into(),
+            read: 12,
+            written: 10,
+            rejected: 1,
+            duplicates: 1,
+            throttles: 2,
+            retries: 2,
+            items_per_s: 1_250.5,
+            wcu_per_s: 1_300.0,
+            percent: Some(100.0),
+            elapsed_s: d,
+        };
         let change = ChangeRecord {
             action: Action::Modify,
             logical_id: "NotesTable".into(),
@@ -676,6 +752,25 @@ mod tests {
                 timestamp: t,
                 message: s("hello"),
             },
+            Record::ImportProgress(counts.clone()),
+            Record::Rejected {
+                row: 3,
+                line: 4,
+                reason: s("no value for the key attribute pk"),
+            },
+            Record::Duplicate {
+                row: 9,
+                line: 10,
+                key: s("pk=USER#1"),
+            },
+            Record::Summary(Summary::Import {
+                status: s("complete"),
+                message: s("10 items written"),
+                physical_table: s("notes-dev-NotesTable-1"),
+                counts,
+                checkpoint: None,
+                rejects_file: Some(s(".deployer/imports/notes-dev.notes.rejects.jsonl")),
+            }),
             Record::Summary(Summary::Up(deployed.clone())),
             Record::Summary(Summary::Plan(deployed)),
             Record::Summary(Summary::Down {
@@ -727,6 +822,10 @@ mod tests {
             Record::Stack { .. } => "stack",
             Record::Outputs { .. } => "outputs",
             Record::Log { .. } => "log",
+            Record::ImportProgress(_) => "import_progress",
+            Record::Rejected { .. } => "rejected",
+            Record::Duplicate { .. } => "duplicate",
+            Record::Summary(Summary::Import { .. }) => "summary (import)",
             Record::Summary(Summary::Up(_)) => "summary (up)",
             Record::Summary(Summary::Plan(_)) => "summary (plan)",
             Record::Summary(Summary::Down { .. }) => "summary (down)",

@@ -1,0 +1,493 @@
+//! `table import`: resolve the spec's table to the deployed one, read the source, write through
+//! the import pipeline (crate `deployer-import`), keep the checkpoint and the rejects file, and
+//! report. AWS calls go through [`crate::aws`]; what the user sees, through [`crate::ui`].
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use deployer_import::checkpoint::Checkpoint;
+use deployer_import::mapping::{KeyTemplate, Mapping};
+use deployer_import::pipeline::{self, Ending, Event};
+use deployer_import::source::{FileSource, Format, Input, Position, Start};
+use deployer_import::sql::{self, Dialect};
+
+use crate::aws::Aws;
+use crate::aws::dynamodb::Table;
+use crate::converge::{self, engine::Confirmation, engine::Progress, engine::Ui as _};
+use crate::exit::{Code, Error};
+use crate::ui::Reporter;
+use crate::ui::import::ImportView;
+use crate::ui::record::{ImportCounts, Seconds, Summary};
+use crate::workspace::Loaded;
+
+/// What to import, and how.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// The spec's table name.
+    pub table: String,
+    /// A file, `-`, or a `postgres://` / `mysql://` URL.
+    pub from: String,
+    /// The query, for a SQL source.
+    pub query: Option<String>,
+    /// The file format, over what the name says.
+    pub format: Option<Format>,
+    /// Key attributes built from templates.
+    pub keys: Vec<KeyTemplate>,
+    /// Columns whose text is JSON.
+    pub json_columns: Vec<String>,
+    /// A query's order columns, over the key's columns.
+    pub order_by: Vec<String>,
+    /// Rejected rows tolerated.
+    pub max_errors: u64,
+    /// Write units a second at most.
+    pub max_wcu: Option<f64>,
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// Continue from the checkpoint.
+    pub resume: bool,
+    /// Drop an existing checkpoint and start over.
+    pub restart: bool,
+    /// The checkpoint file, over the default.
+    pub checkpoint: Option<PathBuf>,
+    /// The rejects file, over the default.
+    pub rejects: Option<PathBuf>,
+    /// No confirmation for a protected env.
+    pub yes: bool,
+}
+
+enum Source {
+    File(Input),
+    Sql { url: String, query: String },
+}
+
+fn source_of(options: &ImportOptions) -> Result<Source, Error> {
+    if options.from.contains("://") {
+        if Dialect::of(&options.from).is_none() {
+            return Err(Error::usage(format!(
+                "--from {}: a URL must be postgres://, postgresql://, mysql:// or mariadb://",
+                sql::redact(&options.from)
+            )));
+        }
+        let query = options.query.clone().ok_or_else(|| {
+            Error::usage("--from a database needs --query 'SELECT …' (the rows to import)")
+        })?;
+        return Ok(Source::Sql {
+            url: options.from.clone(),
+            query,
+        });
+    }
+    if options.query.is_some() {
+        return Err(Error::usage(
+            "--query applies to a database source (--from postgres://… or mysql://…)",
+        ));
+    }
+    if options.from == "-" {
+        if options.format.is_none() {
+            return Err(Error::usage(
+                "--from - (standard input) needs --format csv|jsonl|dynamodb-json",
+            ));
+        }
+        return Ok(Source::File(Input::Stdin));
+    }
+    let path = PathBuf::from(&options.from);
+    if !path.is_file() {
+        return Err(Error::usage(format!(
+            "--from {}: no such file",
+            path.display()
+        )));
+    }
+    Ok(Source::File(Input::Path(path)))
+}
+
+/// What the checkpoint must match to resume: the same source.
+fn fingerprint(source: &Source, order: &[String]) -> String {
+    match source {
+        Source::File(Input::Stdin) => "standard input".to_string(),
+        Source::File(Input::Path(path)) => {
+            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+            format!("{} ({size} bytes)", path.display())
+        }
+        Source::Sql { url, query } => {
+            format!("{} {query} ORDER BY {}", sql::redact(url), order.join(", "))
+        }
+    }
+}
+
+/// The columns a query is ordered by: `--order-by`, else the columns the key is made of.
+fn order_columns(options: &ImportOptions, key: &deployer_import::value::KeySchema) -> Vec<String> {
+    if !options.order_by.is_empty() {
+        return options.order_by.clone();
+    }
+    let mut columns: Vec<String> = Vec::new();
+    for (attribute, _) in key.attributes() {
+        match options.keys.iter().find(|t| &t.attribute == attribute) {
+            Some(template) => columns.extend(template.columns().map(str::to_string)),
+            None => columns.push(attribute.clone()),
+        }
+    }
+    let mut unique = Vec::new();
+    for column in columns {
+        if !unique.contains(&column) {
+            unique.push(column);
+        }
+    }
+    unique
+}
+
+fn default_file(stack: &str, table: &str, suffix: &str) -> PathBuf {
+    PathBuf::from(".deployer/imports").join(format!("{stack}.{table}.{suffix}"))
+}
+
+/// `deployer table import`.
+pub fn table_import(
+    loaded: &Loaded,
+    options: ImportOptions,
+    reporter: &Reporter,
+) -> Result<(), Error> {
+    let spec = &loaded.spec;
+    if !spec.tables.contains_key(&options.table) {
+        let tables: Vec<&str> = spec.tables.keys().map(String::as_str).collect();
+        return Err(Error::usage(format!(
+            "the spec has no table `{}` (tables: {})",
+            options.table,
+            if tables.is_empty() {
+                "none".to_string()
+            } else {
+                tables.join(", ")
+            }
+        )));
+    }
+    let source = source_of(&options)?;
+    let stack = spec.stack_name();
+    if spec.is_protected() && !options.yes {
+        let question = format!(
+            "{stack} is a protected env: write into its table `{}`?",
+            options.table
+        );
+        match reporter.confirm(&question) {
+            Confirmation::Yes => {}
+            Confirmation::No => return Err(Error::new(Code::Failed, "import cancelled")),
+            Confirmation::NotInteractive => {
+                return Err(Error::usage(format!(
+                    "{stack} is a protected env (`protected_envs`): pass --yes to import into it"
+                )));
+            }
+        }
+    }
+    let checkpoint_path = options
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| default_file(&stack, &options.table, "checkpoint.json"));
+    let rejects_path = options
+        .rejects
+        .clone()
+        .unwrap_or_else(|| default_file(&stack, &options.table, "rejects.jsonl"));
+    // Two workers: the SDK's serialization and signing of many requests in flight use both
+    // cores while the reader thread parses.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let aws = Aws::connect(spec.region.as_deref(), reporter.call_log()).await?;
+        aws.check_credentials().await?;
+        let cloud = aws.cloud();
+        let deployed = converge::describe(&cloud, &stack).await?.ok_or_else(|| {
+            Error::failed(format!("{stack} does not exist: run `deployer up` first"))
+        })?;
+        let output = format!("{}TableName", crate::spec::names::logical_id(&options.table));
+        let physical = deployed.output(&output).map(str::to_string).ok_or_else(|| {
+            Error::failed(format!(
+                "{stack} has no output {output}: deploy the spec with table `{}` first (`deployer up`)",
+                options.table
+            ))
+        })?;
+        let mut table = Table::new(&aws.config, &physical);
+        let info = table.describe().await.map_err(Error::failed)?;
+        let mut mapping = Mapping::new(info.key.clone(), options.keys.clone()).map_err(Error::usage)?;
+        mapping.json_columns = options.json_columns.clone();
+        let order = order_columns(&options, &info.key);
+        let print = fingerprint(&source, &order);
+        let cap = match (options.max_wcu, info.write_capacity) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+
+        // Where to start.
+        let previous = Checkpoint::load(&checkpoint_path).map_err(Error::failed)?;
+        let resumed = match (previous, options.resume, options.restart) {
+            (Some(_), _, true) | (None, false, _) => {
+                let _ = std::fs::remove_file(&checkpoint_path);
+                let _ = std::fs::remove_file(&rejects_path);
+                None
+            }
+            (None, true, _) => {
+                return Err(Error::usage(format!(
+                    "no checkpoint at {}: nothing to resume (run without --resume)",
+                    checkpoint_path.display()
+                )));
+            }
+            (Some(checkpoint), false, false) => {
+                return Err(Error::usage(format!(
+                    "an import into {} stopped after row {} (checkpoint {}): --resume continues it, --restart starts over",
+                    checkpoint.table,
+                    checkpoint.mark.rows,
+                    checkpoint_path.display()
+                )));
+            }
+            (Some(checkpoint), true, false) => {
+                if checkpoint.table != physical || checkpoint.source != print {
+                    return Err(Error::usage(format!(
+                        "the checkpoint {} is for {} from {}, not {} from {}: --restart to start over",
+                        checkpoint_path.display(),
+                        checkpoint.table,
+                        checkpoint.source,
+                        physical,
+                        print
+                    )));
+                }
+                Some(checkpoint)
+            }
+        };
+        if let Some(checkpoint) = &resumed {
+            reporter.progress(Progress::Step(format!(
+                "resuming after row {} ({} items written before it)",
+                checkpoint.mark.rows, checkpoint.written
+            )));
+        }
+        reporter.progress(Progress::Step(format!(
+            "importing into {physical} ({}{})",
+            info.billing,
+            cap.map(|c| format!(", at most {c:.0} WCU/s")).unwrap_or_default()
+        )));
+
+        // The reader: a blocking thread for files, a task for a query.
+        let (sender, receiver) = tokio::sync::mpsc::channel(32);
+        let progress_bytes = Arc::new(AtomicU64::new(0));
+        let (start_rows, base_written, base_rejected) = resumed
+            .as_ref()
+            .map_or((0, 0, 0), |c| (c.mark.rows, c.written, c.rejected));
+        let total_bytes;
+        let reader: tokio::task::JoinHandle<Result<(), String>> = match &source {
+            Source::File(input) => {
+                let start = resumed.as_ref().map_or_else(Start::default, |c| Start {
+                    rows: c.mark.rows,
+                    lines: c.mark.lines,
+                    position: Some(c.mark.position.clone()),
+                });
+                let file = FileSource::open(input, options.format, &start).map_err(Error::usage)?;
+                total_bytes = file.total_bytes;
+                let bytes = progress_bytes.clone();
+                let mapping = mapping.clone();
+                tokio::task::spawn_blocking(move || deployer_import::feed(file, &mapping, sender, bytes))
+            }
+            Source::Sql { url, query } => {
+                total_bytes = None;
+                let after = resumed.as_ref().and_then(|c| match &c.mark.position {
+                    Position::After(values) => Some(values.clone()),
+                    _ => None,
+                });
+                if resumed.is_some() && after.is_none() {
+                    return Err(Error::usage(format!(
+                        "the checkpoint {} has no position in the query's order: --restart to start over",
+                        checkpoint_path.display()
+                    )));
+                }
+                let (url, query, order, mapping, rows) =
+                    (url.clone(), query.clone(), order.clone(), mapping.clone(), progress_bytes.clone());
+                tokio::spawn(async move {
+                    sql::feed(&url, &query, &order, after, start_rows, &mapping, sender, rows).await
+                })
+            }
+        };
+
+        let mut rejects = Rejects::new(rejects_path.clone());
+        let mut view = ImportView::default();
+        let mut checkpoint_error = None;
+        let counts = |p: &pipeline::Progress| ImportCounts {
+            table: options.table.clone(),
+            read: start_rows + p.read,
+            written: base_written + p.written,
+            rejected: base_rejected + p.rejected,
+            duplicates: p.duplicates,
+            throttles: p.throttles,
+            retries: p.retries,
+            items_per_s: p.written as f64 / p.elapsed.as_secs_f64().max(0.001),
+            wcu_per_s: p.write_units as f64 / p.elapsed.as_secs_f64().max(0.001),
+            percent: total_bytes.filter(|t| *t > 0).map(|t| {
+                (progress_bytes.load(Ordering::Relaxed) as f64 / t as f64 * 100.0).min(100.0)
+            }),
+            elapsed_s: Seconds(p.elapsed),
+        };
+        let stop = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        let pipeline_options = pipeline::Options {
+            concurrency: options.concurrency.max(1),
+            max_errors: options.max_errors,
+            max_wcu: cap,
+            progress_every: Duration::from_millis(if reporter.is_live() { 200 } else { 1000 }),
+        };
+        let (ending, progress) = pipeline::run(
+            Arc::new(table),
+            receiver,
+            pipeline_options,
+            stop,
+            |event| match event {
+                Event::Progress(p) => reporter.import_progress(&mut view, &counts(&p)),
+                Event::Rejected { row, line, reason } => {
+                    rejects.add(row, line, &reason);
+                    reporter.import_rejected(row, line, &reason);
+                }
+                Event::Duplicate { row, line, key } => {
+                    reporter.import_duplicate(&mut view, row, line, &key)
+                }
+                Event::Checkpoint { mark, written, rejected } => {
+                    let checkpoint = Checkpoint {
+                        table: physical.clone(),
+                        source: print.clone(),
+                        mark,
+                        written: base_written + written,
+                        rejected: base_rejected + rejected,
+                    };
+                    if let Err(e) = checkpoint.save(&checkpoint_path) {
+                        checkpoint_error = Some(e);
+                    }
+                }
+            },
+        )
+        .await;
+        // The reader stops when the pipeline stops reading; its own failure ends the import.
+        let read_failure = match tokio::time::timeout(Duration::from_secs(5), reader).await {
+            Ok(Ok(Err(e))) => Some(e),
+            Ok(Err(e)) => Some(format!("the reader failed: {e}")),
+            _ => None,
+        };
+        let counts = counts(&progress);
+        let rejects_file = rejects.finish().map_err(Error::failed)?;
+        let (status, ok, message) = match (&ending, &read_failure) {
+            (Ending::Failed(e), _) => (
+                "failed",
+                false,
+                format!("{e}; --resume continues after the last row written"),
+            ),
+            (_, Some(e)) => (
+                "failed",
+                false,
+                format!("reading the source failed: {e}; --resume continues after the last row written"),
+            ),
+            (Ending::Complete, None) => {
+                let _ = std::fs::remove_file(&checkpoint_path);
+                (
+                    "complete",
+                    true,
+                    format!(
+                        "{} items written to {physical} in {:.1} s ({} rejected)",
+                        counts.written,
+                        progress.elapsed.as_secs_f64(),
+                        counts.rejected
+                    ),
+                )
+            }
+            (Ending::Interrupted, None) => (
+                "interrupted",
+                false,
+                "interrupted: the same command with --resume continues after the last row written".to_string(),
+            ),
+            (Ending::TooManyErrors, None) => (
+                "too many errors",
+                false,
+                format!(
+                    "stopped: {} rows rejected, more than --max-errors {}{}",
+                    counts.rejected,
+                    options.max_errors,
+                    if checkpoint_path.exists() {
+                        "; --resume continues after the last row written"
+                    } else {
+                        ""
+                    }
+                ),
+            ),
+        };
+        let checkpoint_file = (!ok && checkpoint_path.exists()).then(|| checkpoint_path.display().to_string());
+        reporter.import_finished(
+            ok,
+            &message,
+            Summary::Import {
+                status: status.to_string(),
+                message: message.clone(),
+                physical_table: physical.clone(),
+                counts,
+                checkpoint: checkpoint_file,
+                rejects_file: rejects_file.map(|p| p.display().to_string()),
+            },
+        );
+        if let Some(e) = checkpoint_error {
+            return Err(Error::failed(e));
+        }
+        // The summary said why: the exit code is all that is left to say.
+        match ending {
+            Ending::Complete if read_failure.is_none() => Ok(()),
+            Ending::Interrupted => Err(Error::new(Code::Interrupted, "")),
+            _ => Err(Error::new(Code::Failed, "")),
+        }
+    })
+}
+
+/// The rejects file: one JSON line per rejected row, appended as they come.
+struct Rejects {
+    path: PathBuf,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    error: Option<String>,
+}
+
+impl Rejects {
+    fn new(path: PathBuf) -> Self {
+        Rejects {
+            path,
+            file: None,
+            error: None,
+        }
+    }
+
+    fn add(&mut self, row: u64, line: u64, reason: &str) {
+        if self.file.is_none() && self.error.is_none() {
+            let opened = self
+                .path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| {
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&self.path)
+                });
+            match opened {
+                Ok(file) => self.file = Some(std::io::BufWriter::new(file)),
+                Err(e) => self.error = Some(format!("cannot write {}: {e}", self.path.display())),
+            }
+        }
+        if let Some(file) = &mut self.file {
+            let line = serde_json::json!({"row": row, "line": line, "reason": reason});
+            if let Err(e) = writeln!(file, "{line}") {
+                self.error = Some(format!("cannot write {}: {e}", self.path.display()));
+            }
+        }
+    }
+
+    /// Flushes; the path when anything was written (now or before a resume).
+    fn finish(mut self) -> Result<Option<PathBuf>, String> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if let Some(file) = &mut self.file {
+            file.flush()
+                .map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
+        }
+        Ok(Path::new(&self.path).exists().then_some(self.path))
+    }
+}

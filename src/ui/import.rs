@@ -1,0 +1,213 @@
+//! `table import` on the terminal (one line redrawn in place), in CI (a line every few seconds)
+//! and in JSON (`import_progress`, `rejected`, `duplicate`, then the summary).
+
+use std::time::{Duration, Instant};
+
+use console::style;
+
+use super::record::{ImportCounts, Record, Summary};
+use super::{Format, Reporter};
+
+/// Duplicate keys shown one by one before they are only counted.
+const DUPLICATES_SHOWN: u64 = 20;
+/// In CI, a progress line this often.
+const CI_EVERY: Duration = Duration::from_secs(5);
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `1:05` or `1:02:05`.
+fn clock(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+/// The progress line: `notes: 120,000 written (39,800/s, 41,020 WCU/s) · 12.0 % · ETA 0:42 ·
+/// 3 throttled · 0 rejected`.
+pub fn progress_line(counts: &ImportCounts) -> String {
+    let mut parts = vec![format!(
+        "{}: {} written ({}/s, {} WCU/s)",
+        counts.table,
+        thousands(counts.written),
+        thousands(counts.items_per_s.round() as u64),
+        thousands(counts.wcu_per_s.round() as u64)
+    )];
+    if let Some(percent) = counts.percent {
+        parts.push(format!("{percent:.1} %"));
+        let elapsed = counts.elapsed_s.0.as_secs_f64();
+        if percent > 0.5 && percent < 100.0 {
+            parts.push(format!(
+                "ETA {}",
+                clock(elapsed * (100.0 - percent) / percent)
+            ));
+        }
+    }
+    if counts.throttles > 0 {
+        parts.push(format!("{} throttled", thousands(counts.throttles)));
+    }
+    if counts.retries > 0 {
+        parts.push(format!("{} retried", thousands(counts.retries)));
+    }
+    parts.push(format!("{} rejected", thousands(counts.rejected)));
+    if counts.duplicates > 0 {
+        parts.push(format!("{} duplicate keys", thousands(counts.duplicates)));
+    }
+    parts.join(" · ")
+}
+
+/// Progress reporting state for one import.
+#[derive(Default)]
+pub struct ImportView {
+    last_line: Option<Instant>,
+    duplicates_shown: u64,
+}
+
+impl Reporter {
+    /// The counters, as often as they come: redrawn in place on a terminal, a line every few
+    /// seconds in CI, a record every few seconds in JSON.
+    pub fn import_progress(&self, view: &mut ImportView, counts: &ImportCounts) {
+        let due = view.last_line.is_none_or(|at| at.elapsed() >= CI_EVERY);
+        match self.format {
+            Format::Json if due => {
+                view.last_line = Some(Instant::now());
+                self.record(&Record::ImportProgress(counts.clone()));
+            }
+            Format::Human { quiet: false } if self.live => {
+                *self.build_status.borrow_mut() = Some(progress_line(counts));
+                self.draw_view(None);
+            }
+            Format::Human { quiet: false } if due => {
+                view.last_line = Some(Instant::now());
+                self.stderr_line(progress_line(counts));
+            }
+            _ => {}
+        }
+    }
+
+    /// A rejected row: a line (a record in JSON).
+    pub fn import_rejected(&self, row: u64, line: u64, reason: &str) {
+        match self.format {
+            Format::Json => self.record(&Record::Rejected {
+                row,
+                line,
+                reason: reason.to_string(),
+            }),
+            Format::Human { quiet: false } => {
+                let place = if row == line {
+                    format!("row {row}")
+                } else {
+                    format!("row {row} (line {line})")
+                };
+                self.stderr_line(format!(
+                    "{} {place}: {reason}",
+                    style("rejected").yellow().bold().for_stderr()
+                ));
+                self.draw_view(None);
+            }
+            Format::Human { quiet: true } => {}
+        }
+    }
+
+    /// A row whose key an earlier row had: the first few shown, the rest counted.
+    pub fn import_duplicate(&self, view: &mut ImportView, row: u64, line: u64, key: &str) {
+        match self.format {
+            Format::Json => self.record(&Record::Duplicate {
+                row,
+                line,
+                key: key.to_string(),
+            }),
+            Format::Human { quiet: false } if view.duplicates_shown < DUPLICATES_SHOWN => {
+                view.duplicates_shown += 1;
+                let more = if view.duplicates_shown == DUPLICATES_SHOWN {
+                    " (further duplicates are only counted)"
+                } else {
+                    ""
+                };
+                self.stderr_line(format!(
+                    "{} row {row}: key {key} again; this row wins{more}",
+                    style("duplicate").yellow().for_stderr()
+                ));
+                self.draw_view(None);
+            }
+            _ => {}
+        }
+    }
+
+    /// The end: a summary line (and lines for where to resume and the rejects), or the summary
+    /// record.
+    pub fn import_finished(&self, ok: bool, message: &str, summary: Summary) {
+        *self.build_status.borrow_mut() = None;
+        self.take_view_down();
+        match self.format {
+            Format::Json => self.record(&Record::Summary(summary)),
+            Format::Human { quiet } => {
+                let Summary::Import {
+                    counts,
+                    checkpoint,
+                    rejects_file,
+                    ..
+                } = &summary
+                else {
+                    return;
+                };
+                // The in-place line is gone with the view: its last state stays on screen.
+                if !quiet && self.live {
+                    self.stderr_line(progress_line(counts));
+                }
+                let mark = if ok {
+                    style("✓").green().bold().for_stderr()
+                } else {
+                    style("✗").red().bold().for_stderr()
+                };
+                self.stderr_line(format!("{mark} {}: {message}", counts.table));
+                if let Some(file) = rejects_file {
+                    self.stderr_line(format!("  rejected rows: {file}"));
+                }
+                if let Some(file) = checkpoint {
+                    self.stderr_line(format!("  checkpoint: {file}"));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ui::record::Seconds;
+
+    #[test]
+    fn the_progress_line_says_rate_share_and_eta() {
+        let counts = ImportCounts {
+            table: "notes".into(),
+            read: 120_000,
+            written: 120_000,
+            rejected: 0,
+            duplicates: 0,
+            throttles: 3,
+            retries: 3,
+            items_per_s: 39_800.4,
+            wcu_per_s: 41_020.0,
+            percent: Some(25.0),
+            elapsed_s: Seconds(Duration::from_secs(3)),
+        };
+        assert_eq!(
+            progress_line(&counts),
+            "notes: 120,000 written (39,800/s, 41,020 WCU/s) · 25.0 % · ETA 0:09 · 3 throttled · 3 retried · 0 rejected"
+        );
+        assert_eq!(clock(3725.0), "1:02:05");
+    }
+}
