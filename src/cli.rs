@@ -432,9 +432,25 @@ enum TableCommand {
         /// Import into a protected env without asking
         #[arg(short, long)]
         yes: bool,
+        /// At the end, read items back (BatchGetItem) and compare them with the source: N chosen
+        /// at random (default 100), or `all` (the source is read again)
+        #[arg(long, value_name = "N|all", num_args = 0..=1, default_missing_value = "100", value_parser = parse_verify)]
+        verify: Option<crate::import::Verify>,
         #[command(flatten)]
         output: Output,
     },
+}
+
+fn parse_verify(s: &str) -> Result<crate::import::Verify, String> {
+    match s {
+        "all" => Ok(crate::import::Verify::All),
+        n => n
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(crate::import::Verify::Sample)
+            .ok_or_else(|| "expected a number of items, or all".to_string()),
+    }
 }
 
 const IMPORT_HELP: &str = "Examples:
@@ -619,6 +635,7 @@ impl Cli {
                         checkpoint,
                         rejects,
                         yes,
+                        verify,
                         output,
                     },
             } => crate::import::table_import(
@@ -639,6 +656,7 @@ impl Cli {
                     checkpoint,
                     rejects,
                     yes,
+                    verify,
                 },
                 &output.reporter(),
             ),

@@ -56,6 +56,50 @@ pub struct ImportOptions {
     pub rejects: Option<PathBuf>,
     /// No confirmation for a protected env.
     pub yes: bool,
+    /// Read items back at the end and compare.
+    pub verify: Option<Verify>,
+}
+
+/// `--verify`: what to read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    /// This many written items, chosen at random.
+    Sample(usize),
+    /// Every row: the source is read a second time.
+    All,
+}
+
+/// Differences shown one by one before they are only counted.
+const DIFFERENCES_SHOWN: u64 = 20;
+
+/// Reads back `items` (with their row, when known) in batches of 100 and compares; the number
+/// checked and the number that differ. The first differences are warnings.
+async fn compare_batch(
+    table: &Table,
+    batch: &[(Option<u64>, deployer_import::value::Item)],
+    mapping: &Mapping,
+    reporter: &Reporter,
+    differ: &mut u64,
+) -> Result<(), Error> {
+    let items: Vec<_> = batch.iter().map(|(_, item)| item.clone()).collect();
+    let read = table.get_items(&items).await.map_err(Error::failed)?;
+    for ((row, written), got) in batch.iter().zip(read) {
+        let problem = match got {
+            None => Some("not in the table".to_string()),
+            Some(got) => deployer_import::value::difference(written, &got),
+        };
+        if let Some(problem) = problem {
+            *differ += 1;
+            if *differ <= DIFFERENCES_SHOWN {
+                let place = row.map_or_else(
+                    || mapping.key_text(written),
+                    |r| format!("row {r} ({})", mapping.key_text(written)),
+                );
+                reporter.progress(Progress::Warning(format!("read back, {place}: {problem}")));
+            }
+        }
+    }
+    Ok(())
 }
 
 enum Source {
@@ -161,6 +205,11 @@ pub fn table_import(
         )));
     }
     let source = source_of(&options)?;
+    if matches!(source, Source::File(Input::Stdin)) && options.verify == Some(Verify::All) {
+        return Err(Error::usage(
+            "--verify all reads the source a second time: not possible for standard input (--verify N reads back a sample)",
+        ));
+    }
     let stack = spec.stack_name();
     if spec.is_protected() && !options.yes {
         let question = format!(
@@ -330,21 +379,30 @@ pub fn table_import(
             concurrency: options.concurrency.max(1),
             max_errors: options.max_errors,
             max_wcu: cap,
+            sample: match options.verify {
+                Some(Verify::Sample(n)) => n,
+                _ => 0,
+            },
             progress_every: Duration::from_millis(if reporter.is_live() { 200 } else { 1000 }),
         };
-        let (ending, progress) = pipeline::run(
-            Arc::new(table),
+        let table = Arc::new(table);
+        let mut winners: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+        let mut rejected_rows: std::collections::HashSet<u64> = std::collections::HashSet::new();
+        let outcome = pipeline::run(
+            table.clone(),
             receiver,
             pipeline_options,
             stop,
             |event| match event {
                 Event::Progress(p) => reporter.import_progress(&mut view, &counts(&p)),
                 Event::Rejected { row, line, reason } => {
+                    rejected_rows.insert(row);
                     rejects.add(row, line, &reason);
                     reporter.import_rejected(row, line, &reason);
                 }
                 Event::Duplicate { row, line, key } => {
-                    reporter.import_duplicate(&mut view, row, line, &key)
+                    reporter.import_duplicate(&mut view, row, line, &key);
+                    winners.insert(key, row);
                 }
                 Event::Checkpoint { mark, written, rejected } => {
                     let checkpoint = Checkpoint {
@@ -361,6 +419,7 @@ pub fn table_import(
             },
         )
         .await;
+        let (ending, progress) = (outcome.ending, outcome.progress);
         // The reader stops when the pipeline stops reading; its own failure ends the import.
         let read_failure = match tokio::time::timeout(Duration::from_secs(5), reader).await {
             Ok(Ok(Err(e))) => Some(e),
@@ -369,6 +428,72 @@ pub fn table_import(
         };
         let counts = counts(&progress);
         let rejects_file = rejects.finish().map_err(Error::failed)?;
+
+        // Read back what was written, and compare.
+        let mut verified = None;
+        if let (Ending::Complete, None, Some(verify)) = (&ending, &read_failure, options.verify) {
+            let mut checked = 0u64;
+            let mut differ = 0u64;
+            match verify {
+                Verify::Sample(_) => {
+                    reporter.progress(Progress::Step(format!(
+                        "reading back {} items chosen at random",
+                        outcome.sample.len()
+                    )));
+                    let sample: Vec<_> = outcome.sample.into_iter().map(|item| (None, item)).collect();
+                    for batch in sample.chunks(100) {
+                        compare_batch(&table, batch, &mapping, reporter, &mut differ).await?;
+                        checked += batch.len() as u64;
+                    }
+                }
+                Verify::All => {
+                    reporter.progress(Progress::Step("reading the source again to compare every item".into()));
+                    let (sender, mut receiver) = tokio::sync::mpsc::channel(32);
+                    let again: tokio::task::JoinHandle<Result<(), String>> = match &source {
+                        Source::File(input) => {
+                            let file = FileSource::open(input, options.format, &Start::default()).map_err(Error::failed)?;
+                            let mapping = mapping.clone();
+                            tokio::task::spawn_blocking(move || {
+                                deployer_import::feed(file, &mapping, sender, Arc::new(AtomicU64::new(0)))
+                            })
+                        }
+                        Source::Sql { url, query } => {
+                            let (url, query, order, mapping) = (url.clone(), query.clone(), order.clone(), mapping.clone());
+                            tokio::spawn(async move {
+                                sql::feed(&url, &query, &order, None, 0, &mapping, sender, Arc::new(AtomicU64::new(0))).await
+                            })
+                        }
+                    };
+                    let mut batch = Vec::with_capacity(100);
+                    while let Some(chunk) = receiver.recv().await {
+                        for mapped in chunk {
+                            let Ok((item, key, _)) = mapped.item else { continue };
+                            // Rejected rows are not in the table; of one key, the last row is.
+                            if rejected_rows.contains(&mapped.row)
+                                || winners.get(&key).is_some_and(|&row| row > mapped.row)
+                            {
+                                continue;
+                            }
+                            batch.push((Some(mapped.row), item));
+                            if batch.len() == 100 {
+                                compare_batch(&table, &batch, &mapping, reporter, &mut differ).await?;
+                                checked += batch.len() as u64;
+                                batch.clear();
+                            }
+                        }
+                    }
+                    if !batch.is_empty() {
+                        compare_batch(&table, &batch, &mapping, reporter, &mut differ).await?;
+                        checked += batch.len() as u64;
+                    }
+                    if let Ok(Err(e)) = again.await {
+                        return Err(Error::failed(format!("reading the source again failed: {e}")));
+                    }
+                }
+            }
+            verified = Some(crate::ui::record::ImportVerified { checked, differ });
+        }
+        let differ = verified.as_ref().map_or(0, |v| v.differ);
         let (status, ok, message) = match (&ending, &read_failure) {
             (Ending::Failed(e), _) => (
                 "failed",
@@ -380,16 +505,26 @@ pub fn table_import(
                 false,
                 format!("reading the source failed: {e}; --resume continues after the last row written"),
             ),
+            (Ending::Complete, None) if differ > 0 => {
+                let _ = std::fs::remove_file(&checkpoint_path);
+                let checked = verified.as_ref().map_or(0, |v| v.checked);
+                (
+                    "mismatch",
+                    false,
+                    format!("{} items written, but {differ} of {checked} read back differ from the source", counts.written),
+                )
+            }
             (Ending::Complete, None) => {
                 let _ = std::fs::remove_file(&checkpoint_path);
                 (
                     "complete",
                     true,
                     format!(
-                        "{} items written to {physical} in {:.1} s ({} rejected)",
+                        "{} items written to {physical} in {:.1} s ({} rejected){}",
                         counts.written,
                         progress.elapsed.as_secs_f64(),
-                        counts.rejected
+                        counts.rejected,
+                        verified.as_ref().map(|v| format!("; {} read back, all as written", v.checked)).unwrap_or_default()
                     ),
                 )
             }
@@ -424,6 +559,7 @@ pub fn table_import(
                 counts,
                 checkpoint: checkpoint_file,
                 rejects_file: rejects_file.map(|p| p.display().to_string()),
+                verified,
             },
         );
         if let Some(e) = checkpoint_error {
@@ -431,7 +567,7 @@ pub fn table_import(
         }
         // The summary said why: the exit code is all that is left to say.
         match ending {
-            Ending::Complete if read_failure.is_none() => Ok(()),
+            Ending::Complete if read_failure.is_none() && differ == 0 => Ok(()),
             Ending::Interrupted => Err(Error::new(Code::Interrupted, "")),
             _ => Err(Error::new(Code::Failed, "")),
         }

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, BillingMode, KeyType, PutRequest, ScalarAttributeType, WriteRequest,
+    AttributeValue, BillingMode, KeyType, KeysAndAttributes, PutRequest, ScalarAttributeType,
+    WriteRequest,
 };
 use deployer_import::pipeline::{Sink, WriteError};
 use deployer_import::value::{Item, KeyKind, KeySchema, Value};
@@ -119,6 +120,74 @@ impl Table {
         })
     }
 
+    /// BatchGetItem (consistent reads) of the items with these items' keys, at most 100: each
+    /// as the table holds it, or `None` when it has none.
+    pub async fn get_items(&self, items: &[Item]) -> Result<Vec<Option<Item>>, String> {
+        let Some(key) = &self.key else {
+            return Err("the table was not described".into());
+        };
+        let key_of = |item: &Item| -> HashMap<String, AttributeValue> {
+            key.attributes()
+                .filter_map(|(name, _)| {
+                    item.iter()
+                        .find(|(n, _)| n == name)
+                        .map(|(n, v)| (n.clone(), attribute(v)))
+                })
+                .collect()
+        };
+        let mut pending: Vec<HashMap<String, AttributeValue>> = items.iter().map(key_of).collect();
+        let mut found: Vec<HashMap<String, AttributeValue>> = Vec::new();
+        for attempt in 0..10u32 {
+            if pending.is_empty() {
+                break;
+            }
+            if attempt > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(50 << attempt.min(6))).await;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let answer = match self
+                .client
+                .batch_get_item()
+                .request_items(&self.name, request.clone())
+                .send()
+                .await
+            {
+                Ok(answer) => answer,
+                Err(e) => match classify(e) {
+                    WriteError::Throttled(_) | WriteError::Transient(_) => {
+                        pending = request.keys().to_vec();
+                        continue;
+                    }
+                    WriteError::Invalid(e) | WriteError::Fatal(e) => {
+                        return Err(format!("cannot read items back: {e}"));
+                    }
+                },
+            };
+            if let Some(items) = answer.responses().and_then(|r| r.get(&self.name)) {
+                found.extend(items.iter().cloned());
+            }
+            if let Some(unprocessed) = answer.unprocessed_keys().and_then(|u| u.get(&self.name)) {
+                pending = unprocessed.keys().to_vec();
+            }
+        }
+        if !pending.is_empty() {
+            return Err("cannot read items back: keys still unprocessed after 10 attempts".into());
+        }
+        Ok(items
+            .iter()
+            .map(|item| {
+                found
+                    .iter()
+                    .find(|got| self.is_same_key(item, got))
+                    .map(|got| got.iter().map(|(k, v)| (k.clone(), value(v))).collect())
+            })
+            .collect())
+    }
+
     fn is_same_key(&self, item: &Item, returned: &HashMap<String, AttributeValue>) -> bool {
         let Some(key) = &self.key else { return false };
         key.attributes().all(|(name, _)| {
@@ -148,6 +217,25 @@ pub fn attribute(value: &Value) -> AttributeValue {
         Value::Ss(set) => AttributeValue::Ss(set.clone()),
         Value::Ns(set) => AttributeValue::Ns(set.clone()),
         Value::Bs(set) => AttributeValue::Bs(set.iter().map(|b| Blob::new(b.clone())).collect()),
+    }
+}
+
+/// A value from the SDK's type.
+pub fn value(attribute: &AttributeValue) -> Value {
+    match attribute {
+        AttributeValue::S(s) => Value::S(s.clone()),
+        AttributeValue::N(n) => Value::N(n.clone()),
+        AttributeValue::B(b) => Value::B(b.as_ref().to_vec()),
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::L(list) => Value::L(list.iter().map(value).collect()),
+        AttributeValue::M(map) => {
+            Value::M(map.iter().map(|(k, v)| (k.clone(), value(v))).collect())
+        }
+        AttributeValue::Ss(set) => Value::Ss(set.clone()),
+        AttributeValue::Ns(set) => Value::Ns(set.clone()),
+        AttributeValue::Bs(set) => Value::Bs(set.iter().map(|b| b.as_ref().to_vec()).collect()),
+        // Null, and any type a newer SDK adds.
+        _ => Value::Null,
     }
 }
 

@@ -177,6 +177,15 @@ pub enum Record {
     Summary(Summary),
 }
 
+/// `table import --verify`: what reading back found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ImportVerified {
+    /// Items read back.
+    pub checked: u64,
+    /// Of those, missing or not as written.
+    pub differ: u64,
+}
+
 /// `table import`'s counters.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ImportCounts {
@@ -279,6 +288,8 @@ pub enum Summary {
         checkpoint: Option<String>,
         /// The file listing rejected rows (null when none).
         rejects_file: Option<String>,
+        /// `--verify`: items read back and compared (null without it).
+        verified: Option<ImportVerified>,
     },
 }
 
@@ -770,6 +781,10 @@ mod tests {
                 counts,
                 checkpoint: None,
                 rejects_file: Some(s(".deployer/imports/notes-dev.notes.rejects.jsonl")),
+                verified: Some(ImportVerified {
+                    checked: 10,
+                    differ: 0,
+                }),
             }),
             Record::Summary(Summary::Up(deployed.clone())),
             Record::Summary(Summary::Plan(deployed)),

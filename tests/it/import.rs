@@ -108,14 +108,26 @@ fn each_file_format_lands_in_the_table_item_by_item() {
         "export.json",
         "{\"Item\":{\"pk\":{\"S\":\"NOTE#4\"},\"sk\":{\"S\":\"v1\"},\"blob\":{\"B\":\"AAEC\"},\"set\":{\"SS\":[\"x\",\"y\"]},\"n\":{\"N\":\"1.5\"}}}\n",
     );
-    for file in ["notes.csv", "notes.jsonl", "export.json"] {
-        let out = moto.deployer(dir, &["table", "import", "notes", "--from", file, "--json"]);
+    for (file, verify, checked) in [
+        ("notes.csv", "--verify=all", 2),
+        ("notes.jsonl", "--verify", 1),
+        ("export.json", "--verify=5", 1),
+    ] {
+        let out = moto.deployer(
+            dir,
+            &["table", "import", "notes", "--from", file, verify, "--json"],
+        );
         out.expect_code(0);
         let summary = common::summary(&out.stdout);
         assert_eq!(summary["command"], "import", "{}", out.stdout);
         assert_eq!(summary["status"], "complete");
         assert_eq!(summary["rejected"], 0);
         assert_eq!(summary["checkpoint"], serde_json::Value::Null);
+        assert_eq!(
+            summary["verified"],
+            serde_json::json!({"checked": checked, "differ": 0}),
+            "{file}"
+        );
     }
     let items = scan(&moto, &table);
     let expected = serde_json::json!({
@@ -377,18 +389,18 @@ fn throttles_unprocessed_items_and_5xx_lose_nothing() {
     );
 }
 
-#[test]
-fn an_interrupted_import_resumes_with_every_item_present() {
-    let moto = Moto::start();
-    let (project, table) = deployed(&moto);
-    let dir = project.path();
-    rows_csv(dir, "rows.csv", 6000);
-    // 2,000 items a second: three seconds of work, interrupted after about one.
-    let (_runtime, fake) = fake(&table, |c| c.write_rate = Some(2000.0));
+/// Runs `deployer ARGS` against `fake` and sends SIGINT once the fake has taken 1,500 items;
+/// the interrupted run's output (exit 130 checked).
+fn interrupted(
+    moto: &Moto,
+    dir: &Path,
+    args: &[&str],
+    fake: &deployer_fake_dynamodb::Fake,
+) -> std::process::Output {
     let child = moto
         .command(assert_cmd::cargo::cargo_bin("deployer"))
         .current_dir(dir)
-        .args(["table", "import", "notes", "--from", "rows.csv", "--json"])
+        .args(args)
         .env("AWS_ENDPOINT_URL_DYNAMODB", fake.url())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -404,13 +416,31 @@ fn an_interrupted_import_resumes_with_every_item_present() {
     }
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
         out.status.code(),
         Some(130),
-        "{stdout}\n{}",
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+#[test]
+fn an_interrupted_import_resumes_with_every_item_present() {
+    let moto = Moto::start();
+    let (project, table) = deployed(&moto);
+    let dir = project.path();
+    rows_csv(dir, "rows.csv", 6000);
+    // 2,000 items a second: three seconds of work, interrupted after about one.
+    let (_runtime, fake) = fake(&table, |c| c.write_rate = Some(2000.0));
+    let out = interrupted(
+        &moto,
+        dir,
+        &["table", "import", "notes", "--from", "rows.csv", "--json"],
+        &fake,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
     let summary = common::summary(&stdout);
     assert_eq!(summary["status"], "interrupted");
     let checkpoint = summary["checkpoint"]
@@ -610,24 +640,19 @@ fn an_interrupted_query_resumes_after_the_last_row_written_in_its_order() {
     let (project, table) = deployed(&moto);
     let dir = project.path();
     let (_runtime, fake) = fake(&table, |c| c.write_rate = Some(2000.0));
-    let args = ["table", "import", "notes", "--from", &postgres.url(), "--query", "SELECT id, sk FROM big", "--key", "pk=K{id}", "--json"];
-    let child = moto
-        .command(assert_cmd::cargo::cargo_bin("deployer"))
-        .current_dir(dir)
-        .args(args)
-        .env("AWS_ENDPOINT_URL_DYNAMODB", fake.url())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while fake.stats().items < 1500 {
-        assert!(std::time::Instant::now() < deadline, "the import never got going");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let args = [
+        "table",
+        "import",
+        "notes",
+        "--from",
+        &postgres.url(),
+        "--query",
+        "SELECT id, sk FROM big",
+        "--key",
+        "pk=K{id}",
+        "--json",
+    ];
+    interrupted(&moto, dir, &args, &fake);
     let checkpoint: serde_json::Value = serde_json::from_slice(
         &std::fs::read(dir.join(".deployer/imports/notes-dev.notes.checkpoint.json")).unwrap(),
     )
@@ -645,4 +670,39 @@ fn an_interrupted_query_resumes_after_the_last_row_written_in_its_order() {
     assert_eq!(items.len(), 6000, "every row present after the resume");
     let twice = items.iter().filter(|(_, puts, _)| *puts > 1).count();
     assert!(twice <= 16 * 25, "{twice} items written twice");
+}
+
+#[test]
+fn reading_back_finds_the_writes_a_table_lost() {
+    let moto = Moto::start();
+    let (project, table) = deployed(&moto);
+    let dir = project.path();
+    rows_csv(dir, "rows.csv", 500);
+    // A table that acknowledges every write and keeps all but every 100th.
+    let (_runtime, fake) = fake(&table, |c| c.lose_every = Some(100));
+    let out = moto.deployer_with(
+        dir,
+        &[
+            "table", "import", "notes", "--from", "rows.csv", "--verify", "all", "--json",
+        ],
+        &[("AWS_ENDPOINT_URL_DYNAMODB", &fake.url())],
+    );
+    out.expect_code(1);
+    let records = common::records(&out.stdout);
+    let summary = records.last().unwrap();
+    assert_eq!(summary["status"], "mismatch");
+    assert_eq!(
+        summary["verified"],
+        serde_json::json!({"checked": 500, "differ": 5})
+    );
+    let warnings: Vec<&str> = records
+        .iter()
+        .filter(|r| r["type"] == "warning")
+        .filter_map(|r| r["message"].as_str())
+        .collect();
+    assert_eq!(warnings.len(), 5, "{warnings:?}");
+    assert!(
+        warnings.iter().all(|w| w.ends_with("not in the table")),
+        "{warnings:?}"
+    );
 }

@@ -64,8 +64,11 @@ pub struct Config {
     pub unprocessed_every: Option<u64>,
     /// Every n-th write request fails with a 500 before writing anything.
     pub fail_every: Option<u64>,
-    /// Keep every item (for tests comparing contents); off, only counts are kept.
+    /// Keep every item (for tests comparing contents, and BatchGetItem); off, only counts are kept.
     pub store: bool,
+    /// Every n-th item acknowledged is not kept: a table that loses writes, for tests of
+    /// reading back.
+    pub lose_every: Option<u64>,
 }
 
 impl Config {
@@ -80,6 +83,7 @@ impl Config {
             unprocessed_every: None,
             fail_every: None,
             store: false,
+            lose_every: None,
         }
     }
 }
@@ -231,6 +235,7 @@ async fn handle(state: &Mutex<State>, request: Request<Incoming>) -> Response<Fu
         Some("DescribeTable") => state.describe_table(&body),
         Some("BatchWriteItem") => state.batch_write_item(&body),
         Some("PutItem") => state.put_item(&body),
+        Some("BatchGetItem") => state.batch_get_item(&body),
         _ => error(
             StatusCode::BAD_REQUEST,
             "UnknownOperationException",
@@ -410,11 +415,44 @@ impl State {
     fn write(&mut self, key: String, request: &Value, units: u64) {
         self.stats.items += 1;
         self.stats.write_units += units;
-        if self.config.store {
+        let lost = matches!(self.config.lose_every, Some(n) if self.stats.items.is_multiple_of(n));
+        if self.config.store && !lost {
             let entry = self.items.entry(key).or_insert((0, Value::Null));
             entry.0 += 1;
             entry.1 = request["PutRequest"]["Item"].clone();
         }
+    }
+
+    /// BatchGetItem from what was stored: found items in `Responses`, nothing unprocessed.
+    fn batch_get_item(&self, body: &Value) -> Response<Full<Bytes>> {
+        let Some(keys) = body["RequestItems"][&self.config.table]["Keys"].as_array() else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                "RequestItems must name the table's Keys",
+            );
+        };
+        if keys.is_empty() || keys.len() > 100 {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                "Too many items requested for the BatchGetItem call",
+            );
+        }
+        let mut found = Vec::new();
+        for key in keys {
+            let parts: Vec<String> = std::iter::once(&self.config.hash_key)
+                .chain(&self.config.range_key)
+                .map(|(name, kind)| key[name][kind.name()].to_string())
+                .collect();
+            if let Some((_, item)) = self.items.get(&parts.join("|")) {
+                found.push(item.clone());
+            }
+        }
+        answer(
+            StatusCode::OK,
+            &json!({"Responses": {&self.config.table: found}, "UnprocessedKeys": {}}),
+        )
     }
 
     /// Each write of the batch: the request as sent, its key, its write units.

@@ -48,7 +48,7 @@ pub trait Sink: Send + Sync + 'static {
 }
 
 /// A record, mapped: where it was, and its item or why it has none.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Mapped {
     /// Its row number.
     pub row: u64,
@@ -71,6 +71,8 @@ pub struct Options {
     pub max_wcu: Option<f64>,
     /// How often a `Progress` event comes.
     pub progress_every: Duration,
+    /// Written items to keep, chosen uniformly at random, for `--verify` to read back.
+    pub sample: usize,
 }
 
 /// Counters.
@@ -128,6 +130,52 @@ pub enum Event {
     },
     /// The counters, every `progress_every`.
     Progress(Progress),
+}
+
+/// What `run` returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    /// How it ended.
+    pub ending: Ending,
+    /// The final counters.
+    pub progress: Progress,
+    /// Up to `Options::sample` written items (for a key written twice, its last version).
+    pub sample: Vec<Item>,
+}
+
+/// A uniform sample of the items written (reservoir sampling); a key written again replaces
+/// its sampled version, so the sample is what the table holds.
+struct Sample {
+    capacity: usize,
+    seen: u64,
+    items: Vec<(u64, Item)>,
+    index: HashMap<u64, usize>,
+}
+
+impl Sample {
+    fn offer(&mut self, hash: u64, item: &Item) {
+        if self.capacity == 0 {
+            return;
+        }
+        if let Some(&i) = self.index.get(&hash) {
+            self.items[i].1 = item.clone();
+            return;
+        }
+        self.seen += 1;
+        let slot = if self.items.len() < self.capacity {
+            self.items.push((hash, item.clone()));
+            self.items.len() - 1
+        } else {
+            let j = fastrand::u64(0..self.seen) as usize;
+            if j >= self.capacity {
+                return;
+            }
+            self.index.remove(&self.items[j].0);
+            self.items[j] = (hash, item.clone());
+            j
+        };
+        self.index.insert(hash, slot);
+    }
 }
 
 /// How the import ended.
@@ -286,7 +334,13 @@ pub async fn run<S: Sink>(
     options: Options,
     stop: impl Future<Output = ()>,
     mut events: impl FnMut(Event),
-) -> (Ending, Progress) {
+) -> Outcome {
+    let mut sample = Sample {
+        capacity: options.sample,
+        seen: 0,
+        items: Vec::new(),
+        index: HashMap::new(),
+    };
     let started = Instant::now();
     let seconds = |at: Instant| at.duration_since(started).as_secs_f64();
     let mut rate = Rate::new(options.max_wcu, 0.0);
@@ -463,6 +517,9 @@ pub async fn run<S: Sink>(
                         let done: Vec<usize> = (0..batch.items.len())
                             .filter(|i| !sent.unprocessed.contains(i) && !refused.contains(i))
                             .collect();
+                        for &i in &done {
+                            sample.offer(batch.keys[i], &batch.items[i]);
+                        }
                         let units: u64 = done.iter().map(|&i| batch.units[i]).sum();
                         progress.written += done.len() as u64;
                         progress.write_units += units;
@@ -523,7 +580,11 @@ pub async fn run<S: Sink>(
     progress.elapsed = started.elapsed();
     progress.limit = rate.limit();
     events(Event::Progress(progress.clone()));
-    (ending.unwrap_or(Ending::Complete), progress)
+    Outcome {
+        ending: ending.unwrap_or(Ending::Complete),
+        progress,
+        sample: sample.items.into_iter().map(|(_, item)| item).collect(),
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {

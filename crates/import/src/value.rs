@@ -85,6 +85,63 @@ impl Value {
     }
 }
 
+/// Whether two values are the same as DynamoDB stores them: numbers by their canonical text,
+/// maps and sets regardless of order.
+pub fn same(a: &Value, b: &Value) -> bool {
+    let numbers = |x: &str, y: &str| {
+        number(x)
+            .ok()
+            .zip(number(y).ok())
+            .is_some_and(|(x, y)| x == y)
+            || x == y
+    };
+    let sorted = |v: &[String]| {
+        let mut v: Vec<String> = v
+            .iter()
+            .map(|n| number(n).unwrap_or_else(|_| n.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    match (a, b) {
+        (Value::N(x), Value::N(y)) => numbers(x, y),
+        (Value::L(x), Value::L(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+        }
+        (Value::M(x), Value::M(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.iter().any(|(k2, v2)| k == k2 && same(v, v2)))
+        }
+        (Value::Ss(x), Value::Ss(y)) | (Value::Ns(x), Value::Ns(y)) => sorted(x) == sorted(y),
+        (Value::Bs(x), Value::Bs(y)) => {
+            let (mut x, mut y) = (x.clone(), y.clone());
+            x.sort();
+            y.sort();
+            x == y
+        }
+        _ => a == b,
+    }
+}
+
+/// What differs between the item that was written and the one read back, in a sentence.
+pub fn difference(written: &Item, read: &Item) -> Option<String> {
+    for (name, value) in written {
+        match read.iter().find(|(n, _)| n == name) {
+            None => return Some(format!("attribute {name} is missing")),
+            Some((_, got)) if !same(value, got) => {
+                return Some(format!(
+                    "attribute {name} is {got:?}, the source has {value:?}"
+                ));
+            }
+            _ => {}
+        }
+    }
+    read.iter()
+        .find(|(name, _)| !written.iter().any(|(n, _)| n == name))
+        .map(|(name, _)| format!("attribute {name} is not in the source"))
+}
+
 /// An item's size: its attribute names plus their values.
 pub fn item_size(item: &Item) -> usize {
     item.iter()
@@ -241,6 +298,49 @@ mod tests {
         assert_eq!(write_units(0), 1);
         assert_eq!(write_units(1024), 1);
         assert_eq!(write_units(1025), 2);
+    }
+
+    #[test]
+    fn items_read_back_compare_as_dynamodb_stores_them() {
+        let written: Item = vec![
+            ("n".into(), Value::N("1.50".into())),
+            (
+                "m".into(),
+                Value::M(vec![
+                    ("a".into(), Value::Bool(true)),
+                    ("b".into(), Value::Null),
+                ]),
+            ),
+            ("s".into(), Value::Ss(vec!["y".into(), "x".into()])),
+        ];
+        let read: Item = vec![
+            ("s".into(), Value::Ss(vec!["x".into(), "y".into()])),
+            (
+                "m".into(),
+                Value::M(vec![
+                    ("b".into(), Value::Null),
+                    ("a".into(), Value::Bool(true)),
+                ]),
+            ),
+            ("n".into(), Value::N("1.5".into())),
+        ];
+        assert_eq!(difference(&written, &read), None);
+        let mut changed = read.clone();
+        changed[2].1 = Value::N("2".into());
+        assert_eq!(
+            difference(&written, &changed),
+            Some(r#"attribute n is N("2"), the source has N("1.50")"#.into())
+        );
+        assert_eq!(
+            difference(&written, &read[..2].to_vec()),
+            Some("attribute n is missing".into())
+        );
+        let mut extra = read.clone();
+        extra.push(("z".into(), Value::Null));
+        assert_eq!(
+            difference(&written, &extra),
+            Some("attribute z is not in the source".into())
+        );
     }
 
     #[test]

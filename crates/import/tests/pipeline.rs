@@ -120,6 +120,7 @@ fn options() -> Options {
         max_errors: 0,
         max_wcu: None,
         progress_every: Duration::from_millis(50),
+        sample: 0,
     }
 }
 
@@ -132,15 +133,7 @@ async fn import(
     let (sender, receiver) = tokio::sync::mpsc::channel(4);
     let feeder = tokio::spawn(async move {
         for chunk in records.chunks(10) {
-            let chunk: Vec<Mapped> = chunk
-                .iter()
-                .map(|m| Mapped {
-                    row: m.row,
-                    line: m.line,
-                    mark: m.mark.clone(),
-                    item: m.item.clone(),
-                })
-                .collect();
+            let chunk: Vec<Mapped> = chunk.to_vec();
             if sender.send(chunk).await.is_err() {
                 return;
             }
@@ -154,8 +147,8 @@ async fn import(
         }
     };
     let mut events = Vec::new();
-    let (ending, progress) =
-        pipeline::run(table, receiver, options, stop, |e| events.push(e)).await;
+    let outcome = pipeline::run(table, receiver, options, stop, |e| events.push(e)).await;
+    let (ending, progress) = (outcome.ending, outcome.progress);
     feeder.abort();
     (ending, progress, events)
 }
@@ -298,15 +291,7 @@ async fn an_interrupted_import_resumes_from_its_checkpoint_without_gaps() {
     let records = rows(&all, 1);
     let feeder = tokio::spawn(async move {
         for chunk in records.chunks(10) {
-            let chunk: Vec<Mapped> = chunk
-                .iter()
-                .map(|m| Mapped {
-                    row: m.row,
-                    line: m.line,
-                    mark: m.mark.clone(),
-                    item: m.item.clone(),
-                })
-                .collect();
+            let chunk: Vec<Mapped> = chunk.to_vec();
             if sender.send(chunk).await.is_err() {
                 return;
             }
@@ -314,7 +299,7 @@ async fn an_interrupted_import_resumes_from_its_checkpoint_without_gaps() {
     });
     let mut events = Vec::new();
     let (ending, _) = {
-        let (e, p) = pipeline::run(
+        let outcome = pipeline::run(
             Arc::new(Slow(table.clone())),
             receiver,
             options(),
@@ -322,7 +307,7 @@ async fn an_interrupted_import_resumes_from_its_checkpoint_without_gaps() {
             |e| events.push(e),
         )
         .await;
-        (e, p)
+        (outcome.ending, outcome.progress)
     };
     feeder.abort();
     assert_eq!(ending, Ending::Interrupted);
@@ -386,20 +371,12 @@ async fn a_throttling_table_is_paced_below_what_it_accepts() {
     });
     let (sender, receiver) = tokio::sync::mpsc::channel(100);
     for chunk in rows(&keys(1..=600), 1).chunks(25) {
-        let chunk: Vec<Mapped> = chunk
-            .iter()
-            .map(|m| Mapped {
-                row: m.row,
-                line: m.line,
-                mark: m.mark.clone(),
-                item: m.item.clone(),
-            })
-            .collect();
+        let chunk: Vec<Mapped> = chunk.to_vec();
         sender.send(chunk).await.unwrap();
     }
     drop(sender);
     let started = tokio::time::Instant::now();
-    let (ending, progress) = pipeline::run(
+    let outcome = pipeline::run(
         bucket.clone(),
         receiver,
         options(),
@@ -407,10 +384,63 @@ async fn a_throttling_table_is_paced_below_what_it_accepts() {
         |_| {},
     )
     .await;
+    let (ending, progress) = (outcome.ending, outcome.progress);
     assert_eq!(ending, Ending::Complete);
     assert_eq!(bucket.table.state.lock().unwrap().items.len(), 600);
     assert!(progress.limit.is_some(), "the first throttle sets a limit");
     // 600 units at 100 a second after a burst of 100: about 5 s; far longer means over-braking.
     let took = started.elapsed().as_secs_f64();
     assert!(took < 8.0, "{took} s");
+}
+
+#[tokio::test]
+async fn the_sample_holds_what_the_table_holds() {
+    let table = Arc::new(Table::default());
+    let mut names = keys(1..=300);
+    names[299] = "k1".into(); // k1 written again last: its sampled version must be the later one
+    let opts = Options {
+        sample: 300,
+        ..options()
+    };
+    let (sender, receiver) = tokio::sync::mpsc::channel(100);
+    for chunk in rows(&names, 1).chunks(25) {
+        let chunk: Vec<Mapped> = chunk.to_vec();
+        sender.send(chunk).await.unwrap();
+    }
+    drop(sender);
+    let outcome = pipeline::run(
+        table.clone(),
+        receiver,
+        opts,
+        std::future::pending(),
+        |_| {},
+    )
+    .await;
+    assert_eq!(outcome.sample.len(), 299, "one per key");
+    {
+        let s = table.state.lock().unwrap();
+        for item in &outcome.sample {
+            assert_eq!(
+                &s.items[&key(item)].1,
+                item,
+                "the sample differs from the table"
+            );
+        }
+    }
+    let small = Options {
+        sample: 10,
+        ..options()
+    };
+    let (sender, receiver) = tokio::sync::mpsc::channel(100);
+    sender.send(rows(&keys(1..=100), 1)).await.unwrap();
+    drop(sender);
+    let outcome = pipeline::run(
+        Arc::new(Table::default()),
+        receiver,
+        small,
+        std::future::pending(),
+        |_| {},
+    )
+    .await;
+    assert_eq!(outcome.sample.len(), 10);
 }
