@@ -706,3 +706,123 @@ fn reading_back_finds_the_writes_a_table_lost() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn a_bad_row_in_each_format_is_named_with_its_line() {
+    let moto = Moto::start();
+    let (project, table) = deployed(&moto);
+    let dir = project.path();
+    write(
+        dir,
+        "a.jsonl",
+        "{\"pk\": \"A\", \"sk\": \"1\"}\n\n{\"pk\": \"B\", \"sk\": 2\n{\"pk\": \"C\", \"sk\": \"3\"}\n",
+    );
+    write(
+        dir,
+        "b.json",
+        "{\"Item\":{\"pk\":{\"S\":\"D\"},\"sk\":{\"S\":\"4\"}}}\n{\"Item\":{\"pk\":{\"S\":\"E\"},\"sk\":{\"N\":\"5\"}}}\n",
+    );
+    let cases = [
+        (
+            "a.jsonl",
+            2,
+            3,
+            "not JSON: EOF while parsing an object at line 1 column 19",
+        ),
+        ("b.json", 2, 2, "the key attribute sk must be S, not N"),
+    ];
+    for (file, row, line, reason) in cases {
+        let out = moto.deployer(
+            dir,
+            &[
+                "table",
+                "import",
+                "notes",
+                "--from",
+                file,
+                "--max-errors",
+                "1",
+                "--json",
+            ],
+        );
+        out.expect_code(0);
+        let records = common::records(&out.stdout);
+        let rejected: Vec<_> = records.iter().filter(|r| r["type"] == "rejected").collect();
+        assert_eq!(rejected.len(), 1, "{file}: {}", out.stdout);
+        assert_eq!(
+            (
+                rejected[0]["row"].as_u64(),
+                rejected[0]["line"].as_u64(),
+                rejected[0]["reason"].as_str()
+            ),
+            (Some(row), Some(line), Some(reason)),
+            "{file}"
+        );
+    }
+    assert_eq!(
+        scan(&moto, &table).keys().collect::<Vec<_>>(),
+        ["A|1", "C|3", "D|4"]
+    );
+}
+
+#[test]
+fn standard_input_and_a_provisioned_tables_capacity() {
+    let moto = Moto::start();
+    let (project, table) = deployed(&moto);
+    let dir = project.path();
+    // A provisioned table of 800 write units (the fake says so in DescribeTable): the import's
+    // rate is capped there, and says so.
+    let (_runtime, fake) = fake(&table, |c| {
+        c.provisioned_wcu = Some(800);
+        c.write_rate = Some(800.0);
+    });
+    let mut child = moto
+        .command(assert_cmd::cargo::cargo_bin("deployer"))
+        .current_dir(dir)
+        .args(["table", "import", "notes", "--from", "-", "--format", "csv"])
+        .env("AWS_ENDPOINT_URL_DYNAMODB", fake.url())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"pk,sk\n").unwrap();
+        for i in 0..1200 {
+            writeln!(stdin, "K{i},s").unwrap();
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("(PROVISIONED, at most 800 WCU/s)"),
+        "{stderr}"
+    );
+    assert_eq!(fake.items().len(), 1200);
+    // The fake throttles above 800 too: paced under the capacity from the start, nothing was.
+    let stats = fake.stats();
+    assert_eq!((stats.throttled, stats.unprocessed), (0, 0), "{stats:?}");
+}
+
+#[test]
+fn a_protected_env_asks_first() {
+    let project = common::project_with(&[]);
+    std::fs::write(project.path().join("a.csv"), "pk,sk\nx,y\n").unwrap();
+    let moto = Moto::start();
+    let out = moto.deployer(
+        project.path(),
+        &[
+            "table", "import", "notes", "--env", "prod", "--from", "a.csv",
+        ],
+    );
+    out.expect_code(2);
+    assert!(
+        out.stderr
+            .contains("notes-prod is a protected env (`protected_envs`): pass --yes"),
+        "{}",
+        out.stderr
+    );
+}
