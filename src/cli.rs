@@ -456,9 +456,9 @@ fn parse_verify(s: &str) -> Result<crate::import::Verify, String> {
 const IMPORT_HELP: &str = "Examples:
   deployer table import notes --from notes.csv
   deployer table import notes --from export.json.gz --env staging --max-wcu 2000
-  deployer table import notes --from mysql://app:secret@db.internal/app \
-      --query 'SELECT id, title, body, created_at FROM notes' \
-      --key pk='NOTE#{id}' --key sk='{created_at}'
+  deployer table import notes --from \"$LEGACY_DB\" --query 'SELECT * FROM notes' \\
+    --key pk='NOTE#{id}' --key sk='{created_at}' --verify
+  (LEGACY_DB=mysql://app:secret@db.internal/app, or postgres://...)
 
 Mapping: columns become attributes by name. CSV cells are strings (as in DynamoDB's own
 CSV import), key cells take the key's type, empty cells are left out. JSON lines keep
