@@ -18,19 +18,56 @@ fn path_with_venv() -> std::ffi::OsString {
 }
 
 fn service(dir: &std::path::Path) {
+    service_for(dir, "x86_64");
+}
+
+fn service_for(dir: &std::path::Path, architecture: &str) {
     common::hello_crate(dir);
     std::fs::write(
         dir.join("stack.yaml"),
-        "app: hello\nfunctions:\n  api:\n    path: hello\n    binary: hello-api\n    \
-         architecture: x86_64\n    build: { method: cargo-lambda }\n",
+        format!(
+            "app: hello\nfunctions:\n  api:\n    path: hello\n    binary: hello-api\n    \
+             architecture: {architecture}\n    build: {{ method: cargo-lambda }}\n"
+        ),
     )
     .unwrap();
 }
 
+/// Runs an arm64 `bootstrap` under qemu-user with Debian's arm64 glibc (libc6-arm64-cross) as
+/// its root; fails with what to install when either is missing.
+fn run_arm64(bootstrap: &std::path::Path) -> std::process::Output {
+    let qemu = ["/usr/bin/qemu-aarch64-static", "/usr/bin/qemu-aarch64"]
+        .into_iter()
+        .find(|q| std::path::Path::new(q).exists())
+        .unwrap_or_else(|| {
+            panic!(
+                "qemu-user is not installed: apt-get install qemu-user-static (scripts/test does)"
+            )
+        });
+    let sysroot = std::path::Path::new("/usr/aarch64-linux-gnu");
+    assert!(
+        sysroot.join("lib").exists(),
+        "no arm64 glibc at {}: apt-get install libc6-arm64-cross (scripts/test does)",
+        sysroot.display()
+    );
+    Command::new(qemu)
+        .arg("-L")
+        .arg(sysroot)
+        .arg(bootstrap)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn cargo_lambda_builds_a_runnable_bootstrap_and_the_zip_is_reproducible() {
+    for architecture in ["x86_64", "arm64"] {
+        builds_a_runnable_bootstrap(architecture);
+    }
+}
+
+fn builds_a_runnable_bootstrap(architecture: &str) {
     let dir = tempfile::tempdir().unwrap();
-    service(dir.path());
+    service_for(dir.path(), architecture);
     let build = || {
         let output = Command::new(env!("CARGO_BIN_EXE_deployer"))
             .current_dir(dir.path())
@@ -64,19 +101,28 @@ fn cargo_lambda_builds_a_runnable_bootstrap_and_the_zip_is_reproducible() {
     assert_eq!(names, ["bootstrap"]);
     let mut bootstrap = Vec::new();
     std::io::Read::read_to_end(&mut archive.by_name("bootstrap").unwrap(), &mut bootstrap).unwrap();
-    assert_eq!(
-        deployer::build::elf::architecture(&bootstrap),
-        Ok(deployer::spec::Architecture::X86_64)
-    );
+    let (expected, machine) = match architecture {
+        "arm64" => (deployer::spec::Architecture::Arm64, "aarch64"),
+        _ => (deployer::spec::Architecture::X86_64, "x86_64"),
+    };
+    assert_eq!(deployer::build::elf::architecture(&bootstrap), Ok(expected));
     // zig links against an old glibc: the binary loads on provided.al2023 and older.
     let glibc = deployer::build::elf::glibc_needed(&bootstrap)
         .unwrap()
         .expect("links glibc");
     assert!(glibc <= deployer::build::elf::RUNTIME_GLIBC, "{glibc:?}");
-    let run = Command::new(dir.path().join("hello/target/lambda/hello-api/bootstrap"))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&run.stdout), "hello from x86_64\n");
+    let built = dir.path().join("hello/target/lambda/hello-api/bootstrap");
+    let run = if architecture == "arm64" {
+        run_arm64(&built)
+    } else {
+        Command::new(&built).output().unwrap()
+    };
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout),
+        format!("hello from {machine}\n"),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
 
     // Unchanged source: the same sha256, so `up` would skip the upload and the update.
     let second = build();
