@@ -20,7 +20,7 @@ use crate::converge::{self, engine::Confirmation, engine::Progress, engine::Ui a
 use crate::exit::{Code, Error};
 use crate::ui::Reporter;
 use crate::ui::import::ImportView;
-use crate::ui::record::{ImportCounts, Seconds, Summary};
+use crate::ui::record::{ImportCounts, ImportVerified, Seconds, Summary};
 use crate::workspace::Loaded;
 
 /// What to import, and how.
@@ -72,34 +72,126 @@ pub enum Verify {
 /// Differences shown one by one before they are only counted.
 const DIFFERENCES_SHOWN: u64 = 20;
 
-/// Reads back `items` (with their row, when known) in batches of 100 and compares; the number
-/// checked and the number that differ. The first differences are warnings.
-async fn compare_batch(
-    table: &Table,
-    batch: &[(Option<u64>, deployer_import::value::Item)],
-    mapping: &Mapping,
-    reporter: &Reporter,
-    differ: &mut u64,
-) -> Result<(), Error> {
-    let items: Vec<_> = batch.iter().map(|(_, item)| item.clone()).collect();
-    let read = table.get_items(&items).await.map_err(Error::failed)?;
-    for ((row, written), got) in batch.iter().zip(read) {
-        let problem = match got {
-            None => Some("not in the table".to_string()),
-            Some(got) => deployer_import::value::difference(written, &got),
+/// Reading written items back (`--verify`) and comparing them with what was sent.
+struct ReadBack<'a> {
+    table: &'a Table,
+    mapping: &'a Mapping,
+    reporter: &'a Reporter,
+}
+
+impl ReadBack<'_> {
+    /// The items of a sample, in batches of 100.
+    async fn sample(
+        &self,
+        items: Vec<deployer_import::value::Item>,
+    ) -> Result<ImportVerified, Error> {
+        self.reporter.progress(Progress::Step(format!(
+            "reading back {} items chosen at random",
+            items.len()
+        )));
+        let mut verified = ImportVerified {
+            checked: 0,
+            differ: 0,
         };
-        if let Some(problem) = problem {
-            *differ += 1;
-            if *differ <= DIFFERENCES_SHOWN {
-                let place = row.map_or_else(
-                    || mapping.key_text(written),
-                    |r| format!("row {r} ({})", mapping.key_text(written)),
+        let items: Vec<_> = items.into_iter().map(|item| (None, item)).collect();
+        for batch in items.chunks(100) {
+            self.compare(batch, &mut verified).await?;
+        }
+        Ok(verified)
+    }
+
+    /// Every row of the source, read again and mapped again, but those `not_in_table`.
+    async fn source(
+        &self,
+        source: &Source,
+        format: Option<Format>,
+        order: &[String],
+        not_in_table: impl Fn(u64, &str) -> bool,
+    ) -> Result<ImportVerified, Error> {
+        self.reporter.progress(Progress::Step(
+            "reading the source again to compare every item".into(),
+        ));
+        let (sender, mut receiver) = tokio::sync::mpsc::channel(32);
+        let again: tokio::task::JoinHandle<Result<(), String>> = match source {
+            Source::File(input) => {
+                let file =
+                    FileSource::open(input, format, &Start::default()).map_err(Error::failed)?;
+                let mapping = self.mapping.clone();
+                tokio::task::spawn_blocking(move || {
+                    deployer_import::feed(file, &mapping, sender, Arc::new(AtomicU64::new(0)))
+                })
+            }
+            Source::Sql { url, query } => {
+                let (url, query, order, mapping) = (
+                    url.clone(),
+                    query.clone(),
+                    order.to_vec(),
+                    self.mapping.clone(),
                 );
-                reporter.progress(Progress::Warning(format!("read back, {place}: {problem}")));
+                tokio::spawn(async move {
+                    let rows = Arc::new(AtomicU64::new(0));
+                    sql::feed(&url, &query, &order, None, 0, &mapping, sender, rows).await
+                })
+            }
+        };
+        let mut verified = ImportVerified {
+            checked: 0,
+            differ: 0,
+        };
+        let mut batch = Vec::with_capacity(100);
+        while let Some(chunk) = receiver.recv().await {
+            for mapped in chunk {
+                let Ok((item, key, _)) = mapped.item else {
+                    continue;
+                };
+                if not_in_table(mapped.row, &key) {
+                    continue;
+                }
+                batch.push((Some(mapped.row), item));
+                if batch.len() == 100 {
+                    self.compare(&batch, &mut verified).await?;
+                    batch.clear();
+                }
             }
         }
+        if !batch.is_empty() {
+            self.compare(&batch, &mut verified).await?;
+        }
+        if let Ok(Err(e)) = again.await {
+            return Err(Error::failed(format!(
+                "reading the source again failed: {e}"
+            )));
+        }
+        Ok(verified)
     }
-    Ok(())
+
+    /// Reads back one batch (each item with its row, when known) and compares; the first
+    /// differences are warnings.
+    async fn compare(
+        &self,
+        batch: &[(Option<u64>, deployer_import::value::Item)],
+        verified: &mut ImportVerified,
+    ) -> Result<(), Error> {
+        let items: Vec<_> = batch.iter().map(|(_, item)| item.clone()).collect();
+        let read = self.table.get_items(&items).await.map_err(Error::failed)?;
+        for ((row, written), got) in batch.iter().zip(read) {
+            verified.checked += 1;
+            let problem = match got {
+                None => Some("not in the table".to_string()),
+                Some(got) => deployer_import::value::difference(written, &got),
+            };
+            if let Some(problem) = problem {
+                verified.differ += 1;
+                if verified.differ <= DIFFERENCES_SHOWN {
+                    let key = self.mapping.key_text(written);
+                    let place = row.map_or_else(|| key.clone(), |r| format!("row {r} ({key})"));
+                    self.reporter
+                        .progress(Progress::Warning(format!("read back, {place}: {problem}")));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 enum Source {
@@ -179,6 +271,43 @@ fn order_columns(options: &ImportOptions, key: &deployer_import::value::KeySchem
         }
     }
     unique
+}
+
+/// Where an import starts.
+#[derive(Debug, Clone, PartialEq)]
+enum StartFrom {
+    /// The first row (any old checkpoint and rejects file are dropped).
+    Beginning,
+    /// After this checkpoint.
+    Checkpoint(Checkpoint),
+}
+
+/// From the checkpoint found (if any), `--resume` and `--restart`: a leftover checkpoint is never
+/// ignored silently, and one is resumed only for the same table and source.
+fn starting_point(
+    previous: Option<Checkpoint>,
+    resume: bool,
+    restart: bool,
+    table: &str,
+    source: &str,
+) -> Result<StartFrom, String> {
+    match (previous, resume, restart) {
+        (_, _, true) | (None, false, _) => Ok(StartFrom::Beginning),
+        (None, true, _) => Err("nothing to resume: no checkpoint (run without --resume)".into()),
+        (Some(checkpoint), false, false) => Err(format!(
+            "an import into {} stopped after row {}: --resume continues it, --restart starts over",
+            checkpoint.table, checkpoint.mark.rows
+        )),
+        (Some(checkpoint), true, false)
+            if checkpoint.table != table || checkpoint.source != source =>
+        {
+            Err(format!(
+                "the checkpoint is for {} from {}, not {table} from {source}: --restart to start over",
+                checkpoint.table, checkpoint.source
+            ))
+        }
+        (Some(checkpoint), true, false) => Ok(StartFrom::Checkpoint(checkpoint)),
+    }
 }
 
 fn default_file(stack: &str, table: &str, suffix: &str) -> PathBuf {
@@ -268,39 +397,15 @@ pub fn table_import(
 
         // Where to start.
         let previous = Checkpoint::load(&checkpoint_path).map_err(Error::failed)?;
-        let resumed = match (previous, options.resume, options.restart) {
-            (Some(_), _, true) | (None, false, _) => {
+        let resumed = match starting_point(previous, options.resume, options.restart, &physical, &print)
+            .map_err(|e| Error::usage(format!("{e} (checkpoint {})", checkpoint_path.display())))?
+        {
+            StartFrom::Beginning => {
                 let _ = std::fs::remove_file(&checkpoint_path);
                 let _ = std::fs::remove_file(&rejects_path);
                 None
             }
-            (None, true, _) => {
-                return Err(Error::usage(format!(
-                    "no checkpoint at {}: nothing to resume (run without --resume)",
-                    checkpoint_path.display()
-                )));
-            }
-            (Some(checkpoint), false, false) => {
-                return Err(Error::usage(format!(
-                    "an import into {} stopped after row {} (checkpoint {}): --resume continues it, --restart starts over",
-                    checkpoint.table,
-                    checkpoint.mark.rows,
-                    checkpoint_path.display()
-                )));
-            }
-            (Some(checkpoint), true, false) => {
-                if checkpoint.table != physical || checkpoint.source != print {
-                    return Err(Error::usage(format!(
-                        "the checkpoint {} is for {} from {}, not {} from {}: --restart to start over",
-                        checkpoint_path.display(),
-                        checkpoint.table,
-                        checkpoint.source,
-                        physical,
-                        print
-                    )));
-                }
-                Some(checkpoint)
-            }
+            StartFrom::Checkpoint(checkpoint) => Some(checkpoint),
         };
         if let Some(checkpoint) = &resumed {
             reporter.progress(Progress::Step(format!(
@@ -432,66 +537,19 @@ pub fn table_import(
         // Read back what was written, and compare.
         let mut verified = None;
         if let (Ending::Complete, None, Some(verify)) = (&ending, &read_failure, options.verify) {
-            let mut checked = 0u64;
-            let mut differ = 0u64;
-            match verify {
-                Verify::Sample(_) => {
-                    reporter.progress(Progress::Step(format!(
-                        "reading back {} items chosen at random",
-                        outcome.sample.len()
-                    )));
-                    let sample: Vec<_> = outcome.sample.into_iter().map(|item| (None, item)).collect();
-                    for batch in sample.chunks(100) {
-                        compare_batch(&table, batch, &mapping, reporter, &mut differ).await?;
-                        checked += batch.len() as u64;
-                    }
-                }
+            // Rejected rows are not in the table; of one key, the last row is.
+            let not_in_table = |row: u64, key: &str| {
+                rejected_rows.contains(&row) || winners.get(key).is_some_and(|&last| last > row)
+            };
+            let reading = ReadBack { table: &table, mapping: &mapping, reporter };
+            verified = Some(match verify {
+                Verify::Sample(_) => reading.sample(outcome.sample).await?,
                 Verify::All => {
-                    reporter.progress(Progress::Step("reading the source again to compare every item".into()));
-                    let (sender, mut receiver) = tokio::sync::mpsc::channel(32);
-                    let again: tokio::task::JoinHandle<Result<(), String>> = match &source {
-                        Source::File(input) => {
-                            let file = FileSource::open(input, options.format, &Start::default()).map_err(Error::failed)?;
-                            let mapping = mapping.clone();
-                            tokio::task::spawn_blocking(move || {
-                                deployer_import::feed(file, &mapping, sender, Arc::new(AtomicU64::new(0)))
-                            })
-                        }
-                        Source::Sql { url, query } => {
-                            let (url, query, order, mapping) = (url.clone(), query.clone(), order.clone(), mapping.clone());
-                            tokio::spawn(async move {
-                                sql::feed(&url, &query, &order, None, 0, &mapping, sender, Arc::new(AtomicU64::new(0))).await
-                            })
-                        }
-                    };
-                    let mut batch = Vec::with_capacity(100);
-                    while let Some(chunk) = receiver.recv().await {
-                        for mapped in chunk {
-                            let Ok((item, key, _)) = mapped.item else { continue };
-                            // Rejected rows are not in the table; of one key, the last row is.
-                            if rejected_rows.contains(&mapped.row)
-                                || winners.get(&key).is_some_and(|&row| row > mapped.row)
-                            {
-                                continue;
-                            }
-                            batch.push((Some(mapped.row), item));
-                            if batch.len() == 100 {
-                                compare_batch(&table, &batch, &mapping, reporter, &mut differ).await?;
-                                checked += batch.len() as u64;
-                                batch.clear();
-                            }
-                        }
-                    }
-                    if !batch.is_empty() {
-                        compare_batch(&table, &batch, &mapping, reporter, &mut differ).await?;
-                        checked += batch.len() as u64;
-                    }
-                    if let Ok(Err(e)) = again.await {
-                        return Err(Error::failed(format!("reading the source again failed: {e}")));
-                    }
+                    reading
+                        .source(&source, options.format, &order, not_in_table)
+                        .await?
                 }
-            }
-            verified = Some(crate::ui::record::ImportVerified { checked, differ });
+            });
         }
         let differ = verified.as_ref().map_or(0, |v| v.differ);
         let (status, ok, message) = match (&ending, &read_failure) {
@@ -625,5 +683,87 @@ impl Rejects {
                 .map_err(|e| format!("cannot write {}: {e}", self.path.display()))?;
         }
         Ok(Path::new(&self.path).exists().then_some(self.path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use deployer_import::checkpoint::Mark;
+
+    fn checkpoint(table: &str, source: &str) -> Checkpoint {
+        Checkpoint {
+            table: table.into(),
+            source: source.into(),
+            mark: Mark {
+                rows: 40,
+                lines: 41,
+                position: Position::Byte(400),
+            },
+            written: 39,
+            rejected: 1,
+        }
+    }
+
+    /// A checkpoint found, `--resume`, `--restart`, and where the import starts.
+    type Case = (
+        Option<Checkpoint>,
+        bool,
+        bool,
+        Result<StartFrom, &'static str>,
+    );
+
+    #[test]
+    fn where_an_import_starts() {
+        let same = || Some(checkpoint("t", "a.csv (9 bytes)"));
+        let cases: Vec<Case> = vec![
+            (None, false, false, Ok(StartFrom::Beginning)),
+            (None, false, true, Ok(StartFrom::Beginning)),
+            (same(), false, true, Ok(StartFrom::Beginning)),
+            (
+                None,
+                true,
+                false,
+                Err("nothing to resume: no checkpoint (run without --resume)"),
+            ),
+            (
+                same(),
+                false,
+                false,
+                Err(
+                    "an import into t stopped after row 40: --resume continues it, --restart starts over",
+                ),
+            ),
+            (
+                same(),
+                true,
+                false,
+                Ok(StartFrom::Checkpoint(checkpoint("t", "a.csv (9 bytes)"))),
+            ),
+            (
+                Some(checkpoint("t", "b.csv (3 bytes)")),
+                true,
+                false,
+                Err(
+                    "the checkpoint is for t from b.csv (3 bytes), not t from a.csv (9 bytes): --restart to start over",
+                ),
+            ),
+            (
+                Some(checkpoint("other", "a.csv (9 bytes)")),
+                true,
+                false,
+                Err(
+                    "the checkpoint is for other from a.csv (9 bytes), not t from a.csv (9 bytes): --restart to start over",
+                ),
+            ),
+        ];
+        for (previous, resume, restart, expected) in cases {
+            let got = starting_point(previous.clone(), resume, restart, "t", "a.csv (9 bytes)");
+            assert_eq!(
+                got,
+                expected.map_err(str::to_string),
+                "{previous:?} resume={resume} restart={restart}"
+            );
+        }
     }
 }
