@@ -509,6 +509,12 @@ pub fn table_import(
                     reporter.import_duplicate(&mut view, row, line, &key);
                     winners.insert(key, row);
                 }
+                // A query resumes after its last row's order values: a mark without them (its
+                // last row could not be read) keeps the previous checkpoint, from which resuming
+                // writes a few rows again rather than skipping any.
+                Event::Checkpoint { mark, .. }
+                    if matches!(source, Source::Sql { .. })
+                        && !matches!(mark.position, Position::After(_)) => {}
                 Event::Checkpoint { mark, written, rejected } => {
                     let checkpoint = Checkpoint {
                         table: physical.clone(),
