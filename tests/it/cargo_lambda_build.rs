@@ -35,7 +35,7 @@ fn service_for(dir: &std::path::Path, architecture: &str) {
 
 /// Runs an arm64 `bootstrap` under qemu-user with Debian's arm64 glibc (libc6-arm64-cross) as
 /// its root; fails with what to install when either is missing.
-fn run_arm64(bootstrap: &std::path::Path) -> std::process::Output {
+fn run_arm64(bootstrap: &std::path::Path, env: &[(&str, &str)]) -> std::process::Output {
     let qemu = ["/usr/bin/qemu-aarch64-static", "/usr/bin/qemu-aarch64"]
         .into_iter()
         .find(|q| std::path::Path::new(q).exists())
@@ -54,6 +54,7 @@ fn run_arm64(bootstrap: &std::path::Path) -> std::process::Output {
         .arg("-L")
         .arg(sysroot)
         .arg(bootstrap)
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -113,7 +114,7 @@ fn builds_a_runnable_bootstrap(architecture: &str) {
     assert!(glibc <= deployer::build::elf::RUNTIME_GLIBC, "{glibc:?}");
     let built = dir.path().join("hello/target/lambda/hello-api/bootstrap");
     let run = if architecture == "arm64" {
-        run_arm64(&built)
+        run_arm64(&built, &[])
     } else {
         Command::new(&built).output().unwrap()
     };
@@ -196,4 +197,68 @@ fn up_builds_then_deploys_and_an_unchanged_service_is_neither_uploaded_nor_updat
     );
     assert_eq!(zip_puts(), 0, "same sha256: no upload");
     assert_eq!(moto.count("CreateChangeSet"), 0, "same sha256: no update");
+}
+
+/// The example service as its spec says, arm64, built by cargo-lambda on this x86_64 machine
+/// (zig cross-compiles; no QEMU in the build), then started under qemu-user: it loads, links
+/// against the arm64 glibc and runs until it looks for the Lambda Runtime API.
+#[test]
+fn the_example_builds_for_arm64_and_its_bootstrap_starts_under_qemu() {
+    let root = common::root();
+    let build = || {
+        let output = Command::new(env!("CARGO_BIN_EXE_deployer"))
+            .current_dir(&root)
+            .args([
+                "build",
+                "-s",
+                "stacks/example.yaml",
+                "--build-method",
+                "cargo-lambda",
+                "--json",
+            ])
+            .env("PATH", path_with_venv())
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        common::summary(&String::from_utf8(output.stdout).unwrap())["artifacts"][0].clone()
+    };
+    let first = build();
+    let zip_path = std::path::PathBuf::from(first["path"].as_str().unwrap());
+    let mut archive = zip::ZipArchive::new(Cursor::new(std::fs::read(&zip_path).unwrap())).unwrap();
+    let mut bootstrap = Vec::new();
+    std::io::Read::read_to_end(&mut archive.by_name("bootstrap").unwrap(), &mut bootstrap).unwrap();
+    assert_eq!(
+        deployer::build::elf::architecture(&bootstrap),
+        Ok(deployer::spec::Architecture::Arm64)
+    );
+    let glibc = deployer::build::elf::glibc_needed(&bootstrap)
+        .unwrap()
+        .expect("links glibc");
+    assert!(glibc <= deployer::build::elf::RUNTIME_GLIBC, "{glibc:?}");
+
+    let unpacked = tempfile::tempdir().unwrap();
+    let binary = unpacked.path().join("bootstrap");
+    std::fs::write(&binary, &bootstrap).unwrap();
+    std::fs::set_permissions(&binary, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // With its table named, the service gets as far as the Lambda runtime's own configuration,
+    // which only Lambda (or a Runtime API) provides.
+    let run = run_arm64(
+        &binary,
+        &[("TABLE_NOTES", "notes"), ("AWS_REGION", "us-east-1")],
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("Missing AWS_LAMBDA_FUNCTION_NAME env var"),
+        "exit {:?}: {stderr}",
+        run.status.code()
+    );
+
+    // Warm and unchanged: the same sha256.
+    assert_eq!(build()["sha256"], first["sha256"]);
 }

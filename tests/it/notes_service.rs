@@ -9,8 +9,8 @@ use common::moto::Moto;
 async fn deployer_up_deploys_the_example_service_and_its_table_fits_the_code() {
     use base64::Engine as _;
     use sha2::{Digest, Sha256};
-    // The real service, built for this machine: the example's arm64 needs a cross toolchain this
-    // machine does not have, so the test deploys it as x86_64.
+    // The real service, built for this machine by the cargo test run (NOTES_API_BIN), so the
+    // test deploys it as x86_64; the arm64 build is tested in cargo_lambda_build.rs.
     let notes = common::root().join("examples/notes");
     let zip = deployer::build::zip_bootstrap(&std::fs::read(notes_api(&notes)).unwrap());
     let dir = tempfile::tempdir().unwrap();
