@@ -511,7 +511,7 @@ pub fn table_import(
                 }
                 // A query resumes after its last row's order values: a mark without them (its
                 // last row could not be read) keeps the previous checkpoint, from which resuming
-                // writes a few rows again rather than skipping any.
+                // writes a few rows again rather than leaving any out.
                 Event::Checkpoint { mark, .. }
                     if matches!(source, Source::Sql { .. })
                         && !matches!(mark.position, Position::After(_)) => {}

@@ -59,6 +59,50 @@ fn run_arm64(bootstrap: &std::path::Path, env: &[(&str, &str)]) -> std::process:
         .unwrap()
 }
 
+/// `deployer build ARGS` in `dir`, cargo-lambda on PATH: the first artifact of its summary.
+fn deployer_build(dir: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .current_dir(dir)
+        .arg("build")
+        .args(args)
+        .arg("--json")
+        .env("PATH", path_with_venv())
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary = common::summary(&String::from_utf8(output.stdout).unwrap());
+    assert_eq!(summary["command"], "build");
+    summary["artifacts"][0].clone()
+}
+
+/// The zip's only entry, `bootstrap`: an ELF for `architecture` linking a glibc no newer than
+/// Lambda's provided.al2023 has (zig links against an old one).
+fn lambda_bootstrap(zip: &std::path::Path, architecture: deployer::spec::Architecture) -> Vec<u8> {
+    let mut archive = zip::ZipArchive::new(Cursor::new(std::fs::read(zip).unwrap())).unwrap();
+    let names: Vec<String> = archive
+        .file_names()
+        .map(|n| n.unwrap().into_owned())
+        .collect();
+    assert_eq!(names, ["bootstrap"]);
+    let mut bootstrap = Vec::new();
+    std::io::Read::read_to_end(&mut archive.by_name("bootstrap").unwrap(), &mut bootstrap).unwrap();
+    assert_eq!(
+        deployer::build::elf::architecture(&bootstrap),
+        Ok(architecture)
+    );
+    let glibc = deployer::build::elf::glibc_needed(&bootstrap)
+        .unwrap()
+        .expect("links glibc");
+    assert!(glibc <= deployer::build::elf::RUNTIME_GLIBC, "{glibc:?}");
+    bootstrap
+}
+
 #[test]
 fn cargo_lambda_builds_a_runnable_bootstrap_and_the_zip_is_reproducible() {
     for architecture in ["x86_64", "arm64"] {
@@ -69,49 +113,18 @@ fn cargo_lambda_builds_a_runnable_bootstrap_and_the_zip_is_reproducible() {
 fn builds_a_runnable_bootstrap(architecture: &str) {
     let dir = tempfile::tempdir().unwrap();
     service_for(dir.path(), architecture);
-    let build = || {
-        let output = Command::new(env!("CARGO_BIN_EXE_deployer"))
-            .current_dir(dir.path())
-            .args(["build", "-s", "stack.yaml", "--json"])
-            .env("PATH", path_with_venv())
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let stdout = String::from_utf8(output.stdout).unwrap();
-        let summary = common::summary(&stdout);
-        assert_eq!(summary["command"], "build");
-        summary["artifacts"][0].clone()
-    };
+    let build = || deployer_build(dir.path(), &["-s", "stack.yaml"]);
     let first = build();
     assert_eq!(first["method"], "cargo-lambda");
     let zip_path = dir
         .path()
         .join("hello/target/lambda/hello-api/bootstrap.zip");
     assert_eq!(first["path"], zip_path.display().to_string());
-
-    let mut archive = zip::ZipArchive::new(Cursor::new(std::fs::read(&zip_path).unwrap())).unwrap();
-    let names: Vec<String> = archive
-        .file_names()
-        .map(|n| n.unwrap().into_owned())
-        .collect();
-    assert_eq!(names, ["bootstrap"]);
-    let mut bootstrap = Vec::new();
-    std::io::Read::read_to_end(&mut archive.by_name("bootstrap").unwrap(), &mut bootstrap).unwrap();
     let (expected, machine) = match architecture {
         "arm64" => (deployer::spec::Architecture::Arm64, "aarch64"),
         _ => (deployer::spec::Architecture::X86_64, "x86_64"),
     };
-    assert_eq!(deployer::build::elf::architecture(&bootstrap), Ok(expected));
-    // zig links against an old glibc: the binary loads on provided.al2023 and older.
-    let glibc = deployer::build::elf::glibc_needed(&bootstrap)
-        .unwrap()
-        .expect("links glibc");
-    assert!(glibc <= deployer::build::elf::RUNTIME_GLIBC, "{glibc:?}");
+    lambda_bootstrap(&zip_path, expected);
     let built = dir.path().join("hello/target/lambda/hello-api/bootstrap");
     let run = if architecture == "arm64" {
         run_arm64(&built, &[])
@@ -206,41 +219,19 @@ fn up_builds_then_deploys_and_an_unchanged_service_is_neither_uploaded_nor_updat
 fn the_example_builds_for_arm64_and_its_bootstrap_starts_under_qemu() {
     let root = common::root();
     let build = || {
-        let output = Command::new(env!("CARGO_BIN_EXE_deployer"))
-            .current_dir(&root)
-            .args([
-                "build",
+        deployer_build(
+            &root,
+            &[
                 "-s",
                 "stacks/example.yaml",
                 "--build-method",
                 "cargo-lambda",
-                "--json",
-            ])
-            .env("PATH", path_with_venv())
-            .env_remove("CARGO_TARGET_DIR")
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}\n{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        common::summary(&String::from_utf8(output.stdout).unwrap())["artifacts"][0].clone()
+            ],
+        )
     };
     let first = build();
     let zip_path = std::path::PathBuf::from(first["path"].as_str().unwrap());
-    let mut archive = zip::ZipArchive::new(Cursor::new(std::fs::read(&zip_path).unwrap())).unwrap();
-    let mut bootstrap = Vec::new();
-    std::io::Read::read_to_end(&mut archive.by_name("bootstrap").unwrap(), &mut bootstrap).unwrap();
-    assert_eq!(
-        deployer::build::elf::architecture(&bootstrap),
-        Ok(deployer::spec::Architecture::Arm64)
-    );
-    let glibc = deployer::build::elf::glibc_needed(&bootstrap)
-        .unwrap()
-        .expect("links glibc");
-    assert!(glibc <= deployer::build::elf::RUNTIME_GLIBC, "{glibc:?}");
+    let bootstrap = lambda_bootstrap(&zip_path, deployer::spec::Architecture::Arm64);
 
     let unpacked = tempfile::tempdir().unwrap();
     let binary = unpacked.path().join("bootstrap");

@@ -233,9 +233,8 @@ fn key_templates_build_the_key_and_duplicates_keep_the_later_row() {
         "users.jsonl",
         "{\"id\": 7, \"v\": \"first\"}\n{\"id\": 8, \"v\": \"x\"}\n{\"id\": 7, \"v\": \"second\"}\n",
     );
-    let out = moto.deployer(
-        dir,
-        &[
+    let import = |sk: &str| {
+        let args = [
             "table",
             "import",
             "notes",
@@ -244,28 +243,16 @@ fn key_templates_build_the_key_and_duplicates_keep_the_later_row() {
             "--key",
             "pk=USER#{id}",
             "--key",
-            "sk=profile",
+            sk,
             "--json",
-        ],
-    );
+        ];
+        moto.deployer(dir, &args)
+    };
+    let out = import("sk=profile");
     // `sk=profile` names no column: every item would share it, so it is refused up front.
     out.expect_code(2);
     assert!(out.stderr.contains("names no column"), "{}", out.stderr);
-    let out = moto.deployer(
-        dir,
-        &[
-            "table",
-            "import",
-            "notes",
-            "--from",
-            "users.jsonl",
-            "--key",
-            "pk=USER#{id}",
-            "--key",
-            "sk={{profile}}#{id}",
-            "--json",
-        ],
-    );
+    let out = import("sk={{profile}}#{id}");
     out.expect_code(0);
     let records = common::records(&out.stdout);
     let duplicate = records

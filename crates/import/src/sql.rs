@@ -191,6 +191,19 @@ fn float(value: f64, column: &str) -> Result<Value, String> {
     }
 }
 
+/// Dates and times as ISO 8601 text (a time zone only where the column has one).
+fn date(value: chrono::NaiveDate) -> Value {
+    Value::S(value.to_string())
+}
+
+fn datetime(value: chrono::NaiveDateTime) -> Value {
+    Value::S(value.format("%Y-%m-%dT%H:%M:%S%.f").to_string())
+}
+
+fn timestamp(value: chrono::DateTime<chrono::Utc>) -> Value {
+    Value::S(value.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
 /// A row's order values: each order column's type and text.
 fn order_values(item: &Item, types: &[(String, String)], order: &[String]) -> Position {
     let mut values = Vec::with_capacity(order.len());
@@ -253,22 +266,9 @@ fn postgres_row(row: &sqlx::postgres::PgRow, order: &[String]) -> Result<(Item, 
                     .map_err(get_error)?
                     .to_string(),
             ),
-            "DATE" => Value::S(
-                row.try_get::<chrono::NaiveDate, _>(i)
-                    .map_err(get_error)?
-                    .to_string(),
-            ),
-            "TIMESTAMP" => Value::S(
-                row.try_get::<chrono::NaiveDateTime, _>(i)
-                    .map_err(get_error)?
-                    .format("%Y-%m-%dT%H:%M:%S%.f")
-                    .to_string(),
-            ),
-            "TIMESTAMPTZ" => Value::S(
-                row.try_get::<chrono::DateTime<chrono::Utc>, _>(i)
-                    .map_err(get_error)?
-                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-            ),
+            "DATE" => date(row.try_get(i).map_err(get_error)?),
+            "TIMESTAMP" => datetime(row.try_get(i).map_err(get_error)?),
+            "TIMESTAMPTZ" => timestamp(row.try_get(i).map_err(get_error)?),
             "TIME" => Value::S(
                 row.try_get::<chrono::NaiveTime, _>(i)
                     .map_err(get_error)?
@@ -335,22 +335,9 @@ fn mysql_row(row: &sqlx::mysql::MySqlRow, order: &[String]) -> Result<(Item, Pos
             "JSON" => {
                 crate::source::from_json(row.try_get::<serde_json::Value, _>(i).map_err(get_error)?)
             }
-            "DATE" => Value::S(
-                row.try_get::<chrono::NaiveDate, _>(i)
-                    .map_err(get_error)?
-                    .to_string(),
-            ),
-            "DATETIME" => Value::S(
-                row.try_get::<chrono::NaiveDateTime, _>(i)
-                    .map_err(get_error)?
-                    .format("%Y-%m-%dT%H:%M:%S%.f")
-                    .to_string(),
-            ),
-            "TIMESTAMP" => Value::S(
-                row.try_get::<chrono::DateTime<chrono::Utc>, _>(i)
-                    .map_err(get_error)?
-                    .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-            ),
+            "DATE" => date(row.try_get(i).map_err(get_error)?),
+            "DATETIME" => datetime(row.try_get(i).map_err(get_error)?),
+            "TIMESTAMP" => timestamp(row.try_get(i).map_err(get_error)?),
             // CHAR, VARCHAR, the TEXTs, ENUM, SET, TIME: their text.
             _ => Value::S(row.try_get_unchecked::<String, _>(i).map_err(get_error)?),
         };
