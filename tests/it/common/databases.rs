@@ -140,20 +140,17 @@ impl Postgres {
         server
     }
 
+    /// `psql` on this server as `postgres`, running `sql`.
+    fn psql(&self, sql: &str) -> Command {
+        let mut command = Command::new(self.bin.join("psql"));
+        let port = self.port.to_string();
+        command.args(["-h", "127.0.0.1", "-p", &port, "-U", "postgres", "-X", "-q"]);
+        command.args(["-v", "ON_ERROR_STOP=1", "-c", sql]);
+        command
+    }
+
     fn psql_ok(&self, sql: &str) -> bool {
-        Command::new(self.bin.join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-X",
-                "-q",
-                "-c",
-                sql,
-            ])
+        self.psql(sql)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
@@ -162,23 +159,7 @@ impl Postgres {
 
     /// Runs SQL (statements separated by `;`), failing loudly.
     pub fn execute(&self, sql: &str) {
-        run(
-            Command::new(self.bin.join("psql")).args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                sql,
-            ]),
-            "psql",
-        );
+        run(&mut self.psql(sql), "psql");
     }
 
     /// The URL deployer connects with.
