@@ -242,9 +242,16 @@ fn source_of(options: &ImportOptions) -> Result<Source, Error> {
 fn fingerprint(source: &Source, order: &[String]) -> String {
     match source {
         Source::File(Input::Stdin) => "standard input".to_string(),
+        // Size and modification time: a file rewritten since the checkpoint (even to the same
+        // size) is not resumed by byte offset.
         Source::File(Input::Path(path)) => {
-            let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-            format!("{} ({size} bytes)", path.display())
+            let metadata = std::fs::metadata(path).ok();
+            let size = metadata.as_ref().map_or(0, |m| m.len());
+            let modified = metadata
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            format!("{} ({size} bytes, modified {modified})", path.display())
         }
         Source::Sql { url, query } => {
             format!("{} {query} ORDER BY {}", sql::redact(url), order.join(", "))
