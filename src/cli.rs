@@ -363,6 +363,25 @@ enum Command {
         /// The shell
         shell: clap_complete::Shell,
     },
+    /// Serve the functions on a loopback port the way the load balancer will (no AWS account)
+    #[command(
+        after_help = "Examples:\n  deployer local --build-method cargo-lambda --dynamodb-endpoint http://127.0.0.1:5000\n  deployer local --artifact api=target/api.zip --port 0 --json\n\nThe listener rules come from the rendered template and are evaluated in priority\norder (paths, methods, hosts; then the default route or the fixed 404). Each routed\nfunction's `bootstrap` starts on its first request (the cold start is shown) behind\na Lambda Runtime API, with the environment it gets on Lambda: `TABLE_*` name tables\ncreated from the spec at --dynamodb-endpoint (moto, DynamoDB Local), kept with their\ndata between runs. An arm64 bootstrap on an x86_64 machine runs under qemu-user\n(Debian: qemu-user-static libc6-arm64-cross). One request at a time per function.\nFunction logs stream to stderr, prefixed by function. Ctrl-C stops everything."
+    )]
+    Local {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        artifacts: Artifacts,
+        /// The loopback port to serve on (0: any free one, printed on stdout)
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        /// The DynamoDB endpoint for the functions' tables (moto, DynamoDB Local)
+        /// [default: AWS_ENDPOINT_URL_DYNAMODB, then AWS_ENDPOINT_URL]
+        #[arg(long, value_name = "URL")]
+        dynamodb_endpoint: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
     /// Work with a deployed table's data
     Table {
         #[command(subcommand)]
@@ -616,6 +635,21 @@ impl Cli {
                 write_output(output, &template.to_string(format.into()))
             }
             Command::Schema => write_output(None, &crate::spec::schema()),
+            Command::Local {
+                target,
+                artifacts,
+                port,
+                dynamodb_endpoint,
+                output,
+            } => crate::local::local(
+                &target.load()?,
+                &artifacts.choice(),
+                &crate::local::LocalOptions {
+                    port,
+                    dynamodb_endpoint,
+                },
+                &output.reporter(),
+            ),
             Command::Table {
                 command:
                     TableCommand::Import {

@@ -18,6 +18,7 @@ pub mod converge;
 pub mod exit;
 pub mod import;
 pub mod init;
+pub mod local;
 pub mod ui;
 pub mod verify;
 pub mod workspace;

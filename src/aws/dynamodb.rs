@@ -357,3 +357,108 @@ impl Sink for Table {
             .map_err(classify)
     }
 }
+
+/// `deployer local`: the table `name` at a local endpoint (moto, DynamoDB Local) with the key,
+/// indexes and billing of `properties` (an `AWS::DynamoDB::Table`'s in the rendered template).
+/// An existing table is kept with its data. Returns whether it was created.
+pub async fn ensure_table(
+    config: &aws_config::SdkConfig,
+    name: &str,
+    properties: &serde_json::Value,
+) -> Result<bool, String> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, Projection, ProjectionType,
+        ProvisionedThroughput,
+    };
+    let client = aws_sdk_dynamodb::Client::new(config);
+    match client.describe_table().table_name(name).send().await {
+        Ok(_) => return Ok(false),
+        Err(e) if e.code() == Some("ResourceNotFoundException") => {}
+        Err(e) => return Err(format!("cannot describe table {name}: {}", message(&e))),
+    }
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let keys = |schema: &serde_json::Value| -> Result<Vec<KeySchemaElement>, String> {
+        schema
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|k| {
+                KeySchemaElement::builder()
+                    .attribute_name(text(&k["AttributeName"]))
+                    .key_type(KeyType::from(k["KeyType"].as_str().unwrap_or_default()))
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    };
+    let throughput = |t: &serde_json::Value| -> Result<Option<ProvisionedThroughput>, String> {
+        if t.is_null() {
+            return Ok(None);
+        }
+        ProvisionedThroughput::builder()
+            .read_capacity_units(t["ReadCapacityUnits"].as_i64().unwrap_or(1))
+            .write_capacity_units(t["WriteCapacityUnits"].as_i64().unwrap_or(1))
+            .build()
+            .map(Some)
+            .map_err(|e| e.to_string())
+    };
+    let mut create = client
+        .create_table()
+        .table_name(name)
+        .set_key_schema(Some(keys(&properties["KeySchema"])?))
+        .billing_mode(BillingMode::from(
+            properties["BillingMode"]
+                .as_str()
+                .unwrap_or("PAY_PER_REQUEST"),
+        ))
+        .set_provisioned_throughput(throughput(&properties["ProvisionedThroughput"])?);
+    for attribute in properties["AttributeDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        create = create.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(text(&attribute["AttributeName"]))
+                .attribute_type(ScalarAttributeType::from(
+                    attribute["AttributeType"].as_str().unwrap_or_default(),
+                ))
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    for index in properties["GlobalSecondaryIndexes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        let projection = &index["Projection"];
+        let non_key: Vec<String> = projection["NonKeyAttributes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
+        create = create.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(text(&index["IndexName"]))
+                .set_key_schema(Some(keys(&index["KeySchema"])?))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(
+                            projection["ProjectionType"].as_str().unwrap_or("ALL"),
+                        ))
+                        .set_non_key_attributes((!non_key.is_empty()).then_some(non_key))
+                        .build(),
+                )
+                .set_provisioned_throughput(throughput(&index["ProvisionedThroughput"])?)
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    create
+        .send()
+        .await
+        .map_err(|e| format!("cannot create table {name}: {}", message(&e)))?;
+    Ok(true)
+}

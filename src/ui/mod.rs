@@ -4,6 +4,7 @@
 
 pub mod import;
 pub mod live;
+pub mod local;
 pub mod record;
 
 use std::cell::{Cell, RefCell};

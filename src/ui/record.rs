@@ -173,8 +173,74 @@ pub enum Record {
         /// The key, `name=value` for each key attribute.
         key: String,
     },
-    /// The last line of `up`, `plan`, `down`, `gc`, `bootstrap`, `build` and `table import`.
+    /// `local`: a spec table at the local DynamoDB endpoint.
+    LocalTable {
+        /// The spec's name.
+        table: String,
+        /// The name the functions get in `TABLE_*`.
+        physical_table: String,
+        /// The endpoint.
+        endpoint: String,
+        /// Created now, rather than found with its data.
+        created: bool,
+    },
+    /// `local`: serving.
+    LocalReady {
+        /// The stack whose template is served.
+        stack: String,
+        /// Where.
+        url: String,
+        /// The listener's rules in priority order, then the default.
+        routes: Vec<LocalRoute>,
+    },
+    /// `local`: a function's process started or ended.
+    LocalProcess {
+        /// The function.
+        function: String,
+        /// `started` or `exited`.
+        event: String,
+        /// How it ended (null when it started).
+        detail: Option<String>,
+    },
+    /// `local`: a line the function wrote.
+    LocalLog {
+        /// The function.
+        function: String,
+        /// The line.
+        line: String,
+    },
+    /// `local`: an answered request.
+    LocalRequest {
+        /// Method.
+        method: String,
+        /// Path.
+        path: String,
+        /// The status sent.
+        status: u16,
+        /// The function that answered (null: a fixed response or the load balancer's own error).
+        function: Option<String>,
+        /// Receipt to answer, milliseconds.
+        duration_ms: f64,
+        /// Process start to this answer when this request started the process, milliseconds.
+        cold_start_ms: Option<f64>,
+        /// Why the load balancer answered itself (null otherwise).
+        error: Option<String>,
+    },
+    /// The last line of `up`, `plan`, `down`, `gc`, `bootstrap`, `build`, `table import` and `local`.
     Summary(Summary),
+}
+
+/// `local`: one route as served.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LocalRoute {
+    /// The rule's priority (null: the listener's default).
+    pub priority: Option<u32>,
+    /// Its conditions in words (`GET /docs*`).
+    pub conditions: String,
+    /// The function it invokes (null: a fixed response).
+    pub function: Option<String>,
+    /// The fixed response's status (null: a function).
+    pub fixed_status: Option<u16>,
 }
 
 /// `table import --verify`: what reading back found.
@@ -272,6 +338,17 @@ pub enum Summary {
     Build {
         /// One per function.
         artifacts: Vec<Built>,
+    },
+    /// `local`, after Ctrl-C.
+    Local {
+        /// `stopped`.
+        status: String,
+        /// The stack served.
+        stack: String,
+        /// Requests answered.
+        requests: u64,
+        /// The command's time.
+        duration_s: Seconds,
     },
     /// `table import`.
     Import {
@@ -816,6 +893,46 @@ mod tests {
             Record::Summary(Summary::Build {
                 artifacts: vec![built],
             }),
+            Record::LocalTable {
+                table: s("notes"),
+                physical_table: s("notes-dev-notes"),
+                endpoint: s("http://127.0.0.1:5000"),
+                created: true,
+            },
+            Record::LocalReady {
+                stack: s("notes-dev"),
+                url: s("http://127.0.0.1:3000"),
+                routes: vec![LocalRoute {
+                    priority: Some(100),
+                    conditions: s("GET /docs*"),
+                    function: Some(s("api")),
+                    fixed_status: None,
+                }],
+            },
+            Record::LocalProcess {
+                function: s("api"),
+                event: s("exited"),
+                detail: Some(s("exited with code 1")),
+            },
+            Record::LocalLog {
+                function: s("api"),
+                line: s("listening"),
+            },
+            Record::LocalRequest {
+                method: s("GET"),
+                path: s("/notes/1"),
+                status: 200,
+                function: Some(s("api")),
+                duration_ms: 12.5,
+                cold_start_ms: Some(40.1),
+                error: None,
+            },
+            Record::Summary(Summary::Local {
+                status: s("stopped"),
+                stack: s("notes-dev"),
+                requests: 3,
+                duration_s: d,
+            }),
         ]
     }
 
@@ -847,6 +964,12 @@ mod tests {
             Record::Summary(Summary::Gc { .. }) => "summary (gc)",
             Record::Summary(Summary::Bootstrap { .. }) => "summary (bootstrap)",
             Record::Summary(Summary::Build { .. }) => "summary (build)",
+            Record::LocalTable { .. } => "local_table",
+            Record::LocalReady { .. } => "local_ready",
+            Record::LocalProcess { .. } => "local_process",
+            Record::LocalLog { .. } => "local_log",
+            Record::LocalRequest { .. } => "local_request",
+            Record::Summary(Summary::Local { .. }) => "summary (local)",
         }
     }
 

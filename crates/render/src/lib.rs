@@ -76,6 +76,16 @@ pub fn target_group_id(name: &str) -> String {
     function::Ids::of(name).target_group
 }
 
+/// The logical id of function `name`'s Lambda function.
+pub fn function_id(name: &str) -> String {
+    function::Ids::of(name).function
+}
+
+/// The logical id of table `name`.
+pub fn table_id(name: &str) -> String {
+    table::id(name)
+}
+
 /// The code parameters of every function of the spec, in spec order.
 pub fn code_parameters(spec: &Spec) -> Vec<CodeParameters> {
     spec.functions

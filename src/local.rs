@@ -1,0 +1,484 @@
+//! `deployer local`: builds the routed functions, creates the spec's tables at a local DynamoDB
+//! endpoint, and serves the rendered template's listener rules on a loopback port until Ctrl-C
+//! (the serving itself is crates/local).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use deployer_local::routes::{Action, EnvValue, FunctionDef, Routing};
+use deployer_local::{Arch, Event};
+
+use crate::build;
+use crate::commands::BuildChoice;
+use crate::exit::Error;
+use crate::spec::Architecture;
+use crate::ui::Reporter;
+use crate::ui::record::LocalRoute;
+use crate::workspace::Loaded;
+
+/// The account id in the ARNs handed to functions (nothing checks it locally).
+const LOCAL_ACCOUNT: &str = "123456789012";
+
+/// `deployer local`'s choices.
+#[derive(Debug, Clone, Default)]
+pub struct LocalOptions {
+    /// The loopback port (0: any free one).
+    pub port: u16,
+    /// Where the functions' `TABLE_*` tables live (moto, DynamoDB Local).
+    pub dynamodb_endpoint: Option<String>,
+}
+
+/// The name a spec table gets at the local endpoint: readable and per env, since CloudFormation's
+/// generated name does not exist until a deploy.
+pub fn local_table_name(stack: &str, table: &str) -> String {
+    format!("{stack}-{table}")
+}
+
+/// What a function's process gets: what Lambda sets for a `provided.al2023` function, the
+/// template's variables with table references resolved to local names, region and credentials
+/// for the SDK, and the DynamoDB endpoint. Nothing else of deployer's environment leaks in.
+pub fn function_env(
+    def: &FunctionDef,
+    tables: &HashMap<String, String>,
+    region: &str,
+    endpoint: Option<&str>,
+    credentials: &[(String, String)],
+    task_root: &Path,
+) -> Result<Vec<(String, String)>, String> {
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_string(), v);
+    };
+    set("AWS_LAMBDA_FUNCTION_NAME", def.name.clone());
+    set("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".into());
+    set("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", def.memory.to_string());
+    set(
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        format!("/aws/lambda/{}", def.name),
+    );
+    set(
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "local/[$LATEST]00000000000000000000000000000000".into(),
+    );
+    set("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".into());
+    if def.json_logs {
+        set("AWS_LAMBDA_LOG_FORMAT", "JSON".into());
+    }
+    set("AWS_REGION", region.into());
+    set("AWS_DEFAULT_REGION", region.into());
+    set("_HANDLER", "bootstrap".into());
+    set("LAMBDA_TASK_ROOT", task_root.display().to_string());
+    set("LAMBDA_RUNTIME_DIR", task_root.display().to_string());
+    set("PATH", "/usr/local/bin:/usr/bin:/bin".into());
+    set("LANG", "en_US.UTF-8".into());
+    set("TZ", ":UTC".into());
+    for (key, value) in credentials {
+        set(key, value.clone());
+    }
+    if let Some(endpoint) = endpoint {
+        set("AWS_ENDPOINT_URL_DYNAMODB", endpoint.into());
+    }
+    for (key, value) in &def.environment {
+        let value = match value {
+            EnvValue::Literal(value) => value.clone(),
+            EnvValue::Ref(id) => tables.get(id).cloned().ok_or_else(|| {
+                format!(
+                    "{} of {} refers to {id}, which is not a table served locally",
+                    key, def.name
+                )
+            })?,
+        };
+        set(key, value);
+    }
+    Ok(env.into_iter().collect())
+}
+
+/// The routes as shown: conditions in words, the function by its spec name.
+fn route_lines(routing: &Routing, labels: &HashMap<String, String>) -> Vec<LocalRoute> {
+    let target = |action: &Action| match action {
+        Action::Forward { function, .. } => (labels.get(function).cloned(), None),
+        Action::Fixed { status, .. } => (None, Some(*status)),
+    };
+    let mut lines: Vec<LocalRoute> = routing
+        .rules
+        .iter()
+        .map(|rule| {
+            let mut words = Vec::new();
+            if !rule.methods.is_empty() {
+                words.push(rule.methods.join(","));
+            }
+            if !rule.hosts.is_empty() {
+                words.push(format!("host {}", rule.hosts.join(",")));
+            }
+            if !rule.paths.is_empty() {
+                words.push(rule.paths.join(","));
+            }
+            let (function, fixed_status) = target(&rule.action);
+            LocalRoute {
+                priority: Some(rule.priority),
+                conditions: words.join(" "),
+                function,
+                fixed_status,
+            }
+        })
+        .collect();
+    let (function, fixed_status) = target(&routing.default);
+    lines.push(LocalRoute {
+        priority: None,
+        conditions: "anything else".into(),
+        function,
+        fixed_status,
+    });
+    lines
+}
+
+/// The `bootstrap` of a zip, written executable under `dir`.
+fn extract_bootstrap(zip: &[u8], dir: &Path) -> Result<PathBuf, String> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(zip)).map_err(|e| e.to_string())?;
+    let mut entry = archive
+        .by_name("bootstrap")
+        .map_err(|_| "the zip has no `bootstrap`".to_string())?;
+    let mut bytes = Vec::new();
+    entry.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let path = dir.join("bootstrap");
+    std::fs::write(&path, &bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .map_err(|e| e.to_string())?;
+    Ok(path)
+}
+
+/// Removes the extracted bootstraps however the command ends.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Credentials for the functions: the caller's from the environment, else placeholders a local
+/// endpoint accepts (moto and DynamoDB Local check none).
+fn local_credentials() -> Vec<(String, String)> {
+    let from_env: Vec<(String, String)> = [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ]
+    .iter()
+    .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
+    .collect();
+    if from_env.len() >= 2 {
+        return from_env;
+    }
+    vec![
+        ("AWS_ACCESS_KEY_ID".into(), "local".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "local".into()),
+    ]
+}
+
+/// Runs `deployer local` until Ctrl-C.
+pub fn local(
+    loaded: &Loaded,
+    choice: &BuildChoice,
+    options: &LocalOptions,
+    reporter: &Reporter,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let spec = &loaded.spec;
+    let stack = spec.stack_name();
+    let template = loaded.render(crate::render::Options::default())?.0;
+    let routing = Routing::from_template(&template)
+        .map_err(|e| Error::usage(format!("nothing to serve: {e}")))?;
+    // Spec names by the function's logical id.
+    let labels: HashMap<String, String> = spec
+        .functions
+        .keys()
+        .map(|name| (crate::render::function_id(name), name.clone()))
+        .collect();
+    let mut routed: Vec<String> = routing
+        .rules
+        .iter()
+        .map(|r| &r.action)
+        .chain([&routing.default])
+        .filter_map(|action| match action {
+            Action::Forward { function, .. } => labels.get(function).cloned(),
+            Action::Fixed { .. } => None,
+        })
+        .collect();
+    routed.sort();
+    routed.dedup();
+    let defs: Vec<FunctionDef> = deployer_local::routes::functions(&template)
+        .into_iter()
+        .filter(|d| {
+            labels
+                .get(&d.logical_id)
+                .is_some_and(|l| routed.contains(l))
+        })
+        .collect();
+
+    // Tables the routed functions name, by logical id.
+    let table_specs: HashMap<String, String> = spec
+        .tables
+        .keys()
+        .map(|name| (crate::render::table_id(name), name.clone()))
+        .collect();
+    let mut needed: Vec<&String> = defs
+        .iter()
+        .flat_map(|d| &d.environment)
+        .filter_map(|(_, v)| match v {
+            EnvValue::Ref(id) if table_specs.contains_key(id) => Some(id),
+            _ => None,
+        })
+        .collect();
+    needed.sort();
+    needed.dedup();
+    let endpoint = options.dynamodb_endpoint.clone().or_else(|| {
+        ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    });
+    if !needed.is_empty() && endpoint.is_none() {
+        return Err(Error::usage(format!(
+            "the functions use tables ({}): pass --dynamodb-endpoint URL (moto, DynamoDB Local) \
+             so they get local ones, not your AWS account's",
+            needed
+                .iter()
+                .map(|id| table_specs[*id].as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let region = spec
+        .region
+        .clone()
+        .or_else(|| std::env::var("AWS_REGION").ok())
+        .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
+        .unwrap_or_else(|| "us-east-1".into());
+    let sources = crate::commands::artifact_sources(loaded, choice, &routed)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async {
+        let built = build::build_all(&sources, reporter).await?;
+        let credentials = local_credentials();
+        let mut local_tables: HashMap<String, String> = HashMap::new();
+        if let Some(endpoint) = &endpoint {
+            let config = local_sdk_config(&region, endpoint, &credentials).await;
+            for id in &needed {
+                let table = &table_specs[*id];
+                let physical = local_table_name(&stack, table);
+                let created = crate::aws::dynamodb::ensure_table(
+                    &config,
+                    &physical,
+                    &template["Resources"][id.as_str()]["Properties"],
+                )
+                .await
+                .map_err(|e| {
+                    Error::new(
+                        crate::exit::Code::Unreachable,
+                        format!("{e} (at --dynamodb-endpoint {endpoint})"),
+                    )
+                })?;
+                reporter.local_table(table, &physical, endpoint, created);
+                local_tables.insert(id.to_string(), physical);
+            }
+        }
+
+        let temp = TempDir(std::env::temp_dir().join(format!("deployer-local-{}", std::process::id())));
+        let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+        let mut functions = HashMap::new();
+        for def in &defs {
+            let label = labels[&def.logical_id].clone();
+            let Some((_, built)) = built.iter().find(|(f, _)| *f == label) else {
+                continue;
+            };
+            let dir = temp.0.join(&label);
+            let bootstrap = extract_bootstrap(&built.artifact.bytes, &dir)
+                .map_err(|e| Error::usage(format!("function `{label}`: {e}")))?;
+            let binary = std::fs::read(&bootstrap)
+                .map_err(|e| Error::failed(format!("{}: {e}", bootstrap.display())))?;
+            let wanted = spec.functions[&label].architecture;
+            build::elf::check(&binary, wanted, &label)?;
+            let arch = match wanted {
+                Architecture::X86_64 => Arch::X86_64,
+                Architecture::Arm64 => Arch::Aarch64,
+            };
+            let emulator = deployer_local::find_emulator(arch)
+                .map_err(|e| Error::usage(format!("function `{label}`: {e}")))?;
+            let env = function_env(
+                def,
+                &local_tables,
+                &region,
+                endpoint.as_deref(),
+                &credentials,
+                &dir,
+            )
+            .map_err(Error::usage)?;
+            let function = deployer_local::runtime::Function::new(
+                label,
+                def.name.clone(),
+                format!("arn:aws:lambda:{region}:{LOCAL_ACCOUNT}:function:{}", def.name),
+                Duration::from_secs(def.timeout),
+                deployer_local::runtime::Launch {
+                    emulator,
+                    bootstrap,
+                    dir,
+                    env,
+                },
+                events.clone(),
+            );
+            functions.insert(def.logical_id.clone(), Arc::new(function));
+        }
+
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
+            .await
+            .map_err(|e| {
+                Error::usage(format!(
+                    "cannot listen on 127.0.0.1:{}: {e} (--port picks another; 0 takes any free one)",
+                    options.port
+                ))
+            })?;
+        let url = format!(
+            "http://{}",
+            listener
+                .local_addr()
+                .map_err(|e| Error::failed(e.to_string()))?
+        );
+        reporter.local_ready(&stack, &url, route_lines(&routing, &labels));
+        let app = Arc::new(deployer_local::server::App {
+            routing,
+            functions,
+            arn_prefix: format!("arn:aws:elasticloadbalancing:{region}:{LOCAL_ACCOUNT}"),
+            events,
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut server = tokio::spawn(deployer_local::server::serve(listener, app, async {
+            let _ = stopped.await;
+        }));
+        let mut requests = 0u64;
+        let mut stop = Some(stop);
+        loop {
+            tokio::select! {
+                event = received.recv() => match event {
+                    Some(event) => {
+                        if matches!(event, Event::Request(_)) {
+                            requests += 1;
+                        }
+                        reporter.local_event(event);
+                    }
+                    None => break,
+                },
+                _ = tokio::signal::ctrl_c(), if stop.is_some() => {
+                    if let Some(stop) = stop.take() {
+                        let _ = stop.send(());
+                    }
+                }
+                _ = &mut server => break,
+            }
+        }
+        // The processes' last lines and exits.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        while let Ok(event) = received.try_recv() {
+            reporter.local_event(event);
+        }
+        reporter.local_stopped(&stack, requests, started.elapsed());
+        drop(temp);
+        Ok(())
+    })
+}
+
+/// An SDK configuration for the local endpoint.
+async fn local_sdk_config(
+    region: &str,
+    endpoint: &str,
+    credentials: &[(String, String)],
+) -> aws_config::SdkConfig {
+    let get = |k: &str| {
+        credentials
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let credentials = aws_credential_types::Credentials::new(
+        get("AWS_ACCESS_KEY_ID").unwrap_or_default(),
+        get("AWS_SECRET_ACCESS_KEY").unwrap_or_default(),
+        get("AWS_SESSION_TOKEN"),
+        None,
+        "deployer-local",
+    );
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_string()))
+        .endpoint_url(endpoint)
+        .credentials_provider(credentials)
+        .load()
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_function_gets_lambdas_variables_its_own_and_local_table_names_only() {
+        let def = FunctionDef {
+            logical_id: "ApiFunction".into(),
+            name: "notes-dev-api".into(),
+            architecture: "arm64".into(),
+            memory: 256,
+            timeout: 10,
+            json_logs: true,
+            environment: vec![
+                ("RUST_LOG".into(), EnvValue::Literal("info".into())),
+                ("TABLE_NOTES".into(), EnvValue::Ref("NotesTable".into())),
+                // The spec may set what Lambda sets; the spec wins, as on Lambda for unreserved keys.
+                ("TZ".into(), EnvValue::Literal("Europe/Paris".into())),
+            ],
+        };
+        let tables = HashMap::from([("NotesTable".to_string(), "notes-dev-notes".to_string())]);
+        let credentials = [
+            ("AWS_ACCESS_KEY_ID".to_string(), "k".to_string()),
+            ("AWS_SECRET_ACCESS_KEY".to_string(), "s".to_string()),
+        ];
+        let env: HashMap<String, String> = function_env(
+            &def,
+            &tables,
+            "eu-west-1",
+            Some("http://127.0.0.1:5000"),
+            &credentials,
+            Path::new("/tmp/api"),
+        )
+        .unwrap()
+        .into_iter()
+        .collect();
+        for (key, value) in [
+            ("TABLE_NOTES", "notes-dev-notes"),
+            ("RUST_LOG", "info"),
+            ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:5000"),
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_LAMBDA_FUNCTION_NAME", "notes-dev-api"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+            ("AWS_ACCESS_KEY_ID", "k"),
+            ("LAMBDA_TASK_ROOT", "/tmp/api"),
+            ("TZ", "Europe/Paris"),
+        ] {
+            assert_eq!(env.get(key).map(String::as_str), Some(value), "{key}");
+        }
+        assert!(
+            !env.contains_key("HOME"),
+            "nothing of deployer's own environment"
+        );
+
+        let missing =
+            function_env(&def, &HashMap::new(), "r", None, &[], Path::new("/")).unwrap_err();
+        assert!(missing.contains("NotesTable"), "{missing}");
+    }
+}
