@@ -214,7 +214,8 @@ fn up_builds_then_deploys_and_an_unchanged_service_is_neither_uploaded_nor_updat
 
 /// The example service as its spec says, arm64, built by cargo-lambda on this x86_64 machine
 /// (zig cross-compiles; no QEMU in the build), then started under qemu-user: it loads, links
-/// against the arm64 glibc and runs until it looks for the Lambda Runtime API.
+/// against the arm64 glibc and runs until it looks for the Lambda Runtime API; then served by
+/// `deployer local`, where it answers real requests.
 #[test]
 fn the_example_builds_for_arm64_and_its_bootstrap_starts_under_qemu() {
     let root = common::root();
@@ -252,4 +253,29 @@ fn the_example_builds_for_arm64_and_its_bootstrap_starts_under_qemu() {
 
     // Warm and unchanged: the same sha256.
     assert_eq!(build()["sha256"], first["sha256"]);
+
+    // Served through `deployer local`: the arm64 bootstrap runs under qemu-user behind the
+    // Runtime API and answers the real API, its writes landing in moto.
+    let moto = common::moto::Moto::start();
+    let artifact = format!("api={}", zip_path.display());
+    let local = common::local::Local::start(
+        &moto,
+        &root,
+        &["-s", "stacks/example.yaml", "--artifact", &artifact],
+        &[],
+        std::time::Duration::from_secs(60),
+    );
+    let id = crate::local::exercise_the_notes_api(&local);
+    let stopped = local.stop();
+    assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(
+        runtime
+            .block_on(crate::local::stored_note(&moto, "notes-dev-notes", &id))
+            .as_deref(),
+        Some("from local")
+    );
+    let served = common::local::requests(&stopped.records);
+    assert_eq!(served.len(), 3);
+    assert!(served[0]["cold_start_ms"].as_f64().is_some());
 }

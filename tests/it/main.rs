@@ -17,6 +17,7 @@ mod faults;
 mod fuzz_regressions;
 mod import;
 mod interrupt;
+mod local;
 mod notes_service;
 mod oracles;
 mod render;

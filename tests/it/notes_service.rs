@@ -80,7 +80,7 @@ async fn deployer_up_deploys_the_example_service_and_its_table_fits_the_code() {
 /// The example's `notes-api` binary: the one `scripts/test` built (`NOTES_API_BIN`, in
 /// deployer's target directory, sharing its dependencies), else built now in the example's own
 /// target directory (cargo holds deployer's while its tests run).
-fn notes_api(notes: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn notes_api(notes: &std::path::Path) -> std::path::PathBuf {
     if let Some(bin) = std::env::var_os("NOTES_API_BIN") {
         return bin.into();
     }

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 pub mod databases;
+pub mod local;
 pub mod moto;
 pub mod proxy;
 
