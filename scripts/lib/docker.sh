@@ -1,6 +1,6 @@
 # A private Docker engine for the tests, and the builder base image they build with.
 # Source it, then `docker_start` (exports DOCKER_HOST), `docker_prune`, `builder_image` (exports
-# DEPLOYER_TEST_BUILDER_IMAGE) and, at the end, `docker_stop`.
+# DEPLOYER_TEST_BUILDER_IMAGE, tags rust:1-bookworm) and, at the end, `docker_stop`.
 #
 # Why by hand: this machine runs no init system, and no image registry is reachable. The daemon
 # runs without iptables or a bridge (builds use --network=none) on overlay2 (vfs copies every
@@ -70,23 +70,30 @@ docker_stop() {
     while read -r mount; do umount "$mount" 2>/dev/null || umount -l "$mount"; done
 }
 
-# The image the tests pass as the Dockerfile's BUILDER_IMAGE: what a public Rust image would
-# give (a Debian with gcc and a Rust toolchain), made offline. Rebuilt when the toolchain changes.
+# The image the tests pass as the Dockerfile's BUILDER_IMAGE: what the public rust:1-bookworm
+# gives (Debian, gcc, and a rustup-managed toolchain in /usr/local/rustup), made offline from the
+# host's toolchain. It is also tagged rust:1-bookworm in this private daemon (no registry is
+# reachable here), so a build that names no builder image runs the default path: for an arm64
+# function, deployer derives its cross-compiling image from it (`rustup target add` and Debian's
+# cross gcc, the one step with network). The arm64 standard library is left out of the copy so
+# that step really adds it. Rebuilt when the toolchain changes.
 builder_image() {
-  local sysroot version tag
+  local sysroot version tag toolchain
   sysroot=$(rustc --print sysroot)
+  toolchain=$(basename "$sysroot")
   version=$(rustc --version | awk '{print $2}')
-  tag=deployer-test/builder:rust-$version
+  tag=deployer-test/builder:rust-$version-rustup
   export DEPLOYER_TEST_BUILDER_IMAGE=$tag
   if docker image inspect "$tag" >/dev/null 2>&1; then
+    docker tag "$tag" rust:1-bookworm
     return 0
   fi
-  local release mirror rootfs
+  local release mirror rootfs home
   release=$(. /etc/os-release && echo "$VERSION_CODENAME")
   mirror=$(_apt_mirror)
   rootfs=$(mktemp -d "$DOCKER_DIR/rootfs.XXXXXX")
   echo "docker.sh: making $tag (debootstrap $release, about a minute)" >&2
-  if ! debootstrap --variant=minbase --include=gcc,libc6-dev "$release" "$rootfs" "$mirror" \
+  if ! debootstrap --variant=minbase --include=gcc,libc6-dev,ca-certificates "$release" "$rootfs" "$mirror" \
     >"$DOCKER_DIR/debootstrap.log" 2>&1; then
     echo "docker.sh: debootstrap failed; its log:" >&2
     tail -n 20 "$DOCKER_DIR/debootstrap.log" >&2
@@ -94,15 +101,28 @@ builder_image() {
     return 1
   fi
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
-  # The toolchain without its docs and sources (~600 MB instead of 1.4 GB).
-  mkdir -p "$rootfs/usr/local/rust" "$rootfs/usr/local/cargo"
-  (cd "$sysroot" && tar -c --exclude=lib/rustlib/src --exclude=share bin lib libexec) |
-    tar -x -C "$rootfs/usr/local/rust"
+  # The certificate authorities this machine trusts (a proxy's own included), so that rustup in
+  # the image reaches what the host's rustup reaches.
+  cp /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
+  # The toolchain without its docs, sources and other targets (~600 MB instead of 1.4 GB).
+  home=$rootfs/usr/local/rustup/toolchains/$toolchain
+  mkdir -p "$home" "$rootfs/usr/local/cargo/bin"
+  (cd "$sysroot" && tar -c --exclude=lib/rustlib/src --exclude=share --exclude='lib/rustlib/aarch64-*' \
+    --exclude='lib/rustlib/manifest-rust-std-aarch64-*' bin lib libexec) | tar -x -C "$home"
+  sed -i '/^rust-std-aarch64-/d' "$home/lib/rustlib/components"
+  perl -0pi -e 's/\[\[components\]\]\npkg = "rust-std"\ntarget = "aarch64-[^"]*"\nis_extension = false\n\n?//g' \
+    "$home/lib/rustlib/multirust-config.toml"
+  printf 'version = "12"\ndefault_toolchain = "%s"\nprofile = "minimal"\nauto_self_update = "disable"\n' \
+    "$toolchain" >"$rootfs/usr/local/rustup/settings.toml"
+  cp "$(command -v rustup)" "$rootfs/usr/local/cargo/bin/rustup"
+  for proxy in cargo rustc rustdoc; do ln -s rustup "$rootfs/usr/local/cargo/bin/$proxy"; done
   tar -C "$rootfs" -c . | docker import \
-    --change 'ENV PATH=/usr/local/rust/bin:/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'ENV RUSTUP_HOME=/usr/local/rustup' \
     --change 'ENV CARGO_HOME=/usr/local/cargo' \
     - "$tag" >/dev/null
   rm -rf "$rootfs"
+  docker tag "$tag" rust:1-bookworm
 }
 
 # A docker client that builds with BuildKit, for the tests of that path: the installed buildx, or

@@ -19,6 +19,24 @@ use crate::spec::Architecture;
 /// The Dockerfile shipped with deployer.
 pub const DOCKERFILE: &str = include_str!("../../templates/Dockerfile");
 
+/// The builder image when the spec and command line name none (the Dockerfile's default).
+pub const DEFAULT_BUILDER_IMAGE: &str = "rust:1-bookworm";
+
+/// The image deployer derives from the default builder image to cross-compile: the target's
+/// standard library and Debian's cross gcc, added once (the only build step with network) and
+/// tagged by target and base image, so the function builds stay offline.
+const CROSS_DOCKERFILE: &str = "\
+ARG BASE
+FROM ${BASE}
+ARG TARGET
+ARG PACKAGES
+RUN echo \"deployer: adding $TARGET to the builder image on $(uname -m)\" \\
+ && if [ ! -d \"$(rustc --print sysroot)/lib/rustlib/$TARGET/lib\" ]; then rustup target add \"$TARGET\"; fi \\
+ && apt-get update -qq \\
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $PACKAGES \\
+ && rm -rf /var/lib/apt/lists/*
+";
+
 /// How the image is built and `/bootstrap` taken out of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Builder {
@@ -62,6 +80,67 @@ pub fn platform(architecture: Architecture) -> &'static str {
     }
 }
 
+/// The Debian cross compiler (the linker) for building `architecture` elsewhere, and the
+/// packages that hold it and the target's C library.
+pub fn cross_toolchain(architecture: Architecture) -> (&'static str, [&'static str; 2]) {
+    match architecture {
+        Architecture::X86_64 => (
+            "x86_64-linux-gnu-gcc",
+            ["gcc-x86-64-linux-gnu", "libc6-dev-amd64-cross"],
+        ),
+        Architecture::Arm64 => (
+            "aarch64-linux-gnu-gcc",
+            ["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"],
+        ),
+    }
+}
+
+/// Which builder image a build runs on, decided before anything is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuilderPlan {
+    /// The function's platform is the build platform: the image as named (none: the
+    /// Dockerfile's default), no linker argument.
+    Native(Option<String>),
+    /// Cross-compiling with the image as named: it must carry the target's standard library and
+    /// `linker` (the Dockerfile checks both first).
+    Given {
+        /// The user's image.
+        image: String,
+        /// The cross linker it must have.
+        linker: &'static str,
+    },
+    /// Cross-compiling with the default image: derive one that has the target and `linker`.
+    Derive {
+        /// The default builder image.
+        base: &'static str,
+        /// The cross linker the derived image gets.
+        linker: &'static str,
+    },
+}
+
+/// The plan for `architecture` on an engine whose platform is `build_platform`, given the
+/// builder image the spec or command line named.
+pub fn builder_plan(
+    build_platform: &str,
+    architecture: Architecture,
+    named_image: Option<&str>,
+) -> BuilderPlan {
+    if build_platform == platform(architecture) {
+        return BuilderPlan::Native(named_image.map(str::to_string));
+    }
+    let (linker, _) = cross_toolchain(architecture);
+    match named_image {
+        Some(image) => BuilderPlan::Given {
+            image: image.to_string(),
+            linker,
+        },
+        None => BuilderPlan::Derive {
+            base: DEFAULT_BUILDER_IMAGE,
+            linker,
+        },
+    }
+}
+
 /// The Rust target triple of a function's architecture.
 pub fn rust_target(architecture: Architecture) -> &'static str {
     match architecture {
@@ -98,13 +177,16 @@ fn docker() -> Command {
     Command::new(docker_program())
 }
 
-/// Fails with a usage error naming the other methods when no Docker daemon answers.
-pub fn check_daemon() -> Result<(), Error> {
+/// The engine's platform (`linux/amd64`): the build platform. Fails with a usage error naming
+/// the other methods when no Docker daemon answers.
+pub fn check_daemon() -> Result<String, Error> {
     let output = docker()
-        .args(["version", "--format", "{{.Server.Version}}"])
+        .args(["version", "--format", "{{.Server.Os}}/{{.Server.Arch}}"])
         .output();
     let why = match output {
-        Ok(out) if out.status.success() => return Ok(()),
+        Ok(out) if out.status.success() => {
+            return Ok(String::from_utf8_lossy(&out.stdout).trim().to_string());
+        }
         Ok(out) => {
             let stderr = String::from_utf8_lossy(&out.stderr);
             let first = stderr.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
@@ -129,11 +211,33 @@ fn buildx_installed() -> bool {
         .is_ok_and(|out| out.status.success())
 }
 
+/// Where and with what a build runs, once the plan is carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Builds {
+    /// The engine's platform.
+    pub build_platform: String,
+    /// The builder image to pass (none: the Dockerfile's default).
+    pub builder_image: Option<String>,
+    /// The cross linker, when cross-compiling.
+    pub linker: Option<&'static str>,
+    /// The classic builder, which does not set `BUILDPLATFORM` itself.
+    pub classic: bool,
+}
+
 /// The docker arguments of one build (without the context path and output options).
-pub fn build_args(request: &Request<'_>, dockerfile: &Path) -> Vec<String> {
+pub fn build_args(request: &Request<'_>, dockerfile: &Path, on: &Builds) -> Vec<String> {
+    // The function's platform applies to the final stage only. The classic builder cannot take
+    // it: given `--platform`, it refuses a COPY into a stage pinned to another platform (the
+    // builder), so it builds on the build platform, and the bootstrap, cross-compiled, is taken
+    // out of the final stage by `docker cp` all the same.
+    let target_platform = if on.classic {
+        on.build_platform.clone()
+    } else {
+        platform(request.architecture).to_string()
+    };
     let mut args = vec![
         "--network=none".to_string(),
-        format!("--platform={}", platform(request.architecture)),
+        format!("--platform={target_platform}"),
         "--file".into(),
         dockerfile.display().to_string(),
         "--build-arg".into(),
@@ -143,7 +247,16 @@ pub fn build_args(request: &Request<'_>, dockerfile: &Path) -> Vec<String> {
         "--build-arg".into(),
         format!("BINARY={}", request.binary),
     ];
-    if let Some(image) = request.builder_image {
+    if on.classic {
+        args.extend([
+            "--build-arg".into(),
+            format!("CLASSIC_BUILDPLATFORM={}", on.build_platform),
+        ]);
+    }
+    if let Some(linker) = on.linker {
+        args.extend(["--build-arg".into(), format!("LINKER={linker}")]);
+    }
+    if let Some(image) = &on.builder_image {
         args.extend(["--build-arg".into(), format!("BUILDER_IMAGE={image}")]);
     }
     if request.no_cache {
@@ -174,11 +287,37 @@ pub fn build(
     request: &Request<'_>,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<(Vec<u8>, Builder), Error> {
-    check_daemon()?;
+    let build_platform = check_daemon()?;
     let builder = choose_builder(
         std::env::var("DOCKER_BUILDKIT").ok().as_deref(),
         buildx_installed(),
     );
+    let on = match builder_plan(&build_platform, request.architecture, request.builder_image) {
+        BuilderPlan::Native(image) => Builds {
+            build_platform,
+            builder_image: image,
+            linker: None,
+            classic: builder == Builder::Classic,
+        },
+        BuilderPlan::Given { image, linker } => Builds {
+            build_platform,
+            builder_image: Some(image),
+            linker: Some(linker),
+            classic: builder == Builder::Classic,
+        },
+        BuilderPlan::Derive { base, linker } => Builds {
+            builder_image: Some(derive_cross_image(
+                base,
+                &build_platform,
+                request.architecture,
+                builder,
+                on_line,
+            )?),
+            build_platform,
+            linker: Some(linker),
+            classic: builder == Builder::Classic,
+        },
+    };
     let context = request
         .workspace
         .target_dir
@@ -190,7 +329,7 @@ pub fn build(
     ));
     write_context(request, &context, on_line)?;
     let dockerfile = context.join("Dockerfile");
-    let mut args = build_args(request, &dockerfile);
+    let mut args = build_args(request, &dockerfile, &on);
     let output_dir = context.join("out");
     let _ = std::fs::remove_dir_all(&output_dir);
     let tag = format!("deployer-build/{}:latest", request.binary.to_lowercase());
@@ -234,6 +373,94 @@ pub fn build(
         ))
     })?;
     Ok((bytes, builder))
+}
+
+/// The builder image for cross-compiling to `architecture`, derived from `base` once and reused:
+/// tagged `deployer-cross/<target>:<base image id>`, so a new toolchain gets a new image.
+fn derive_cross_image(
+    base: &str,
+    build_platform: &str,
+    architecture: Architecture,
+    builder: Builder,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<String, Error> {
+    let image_id = |image: &str| {
+        docker()
+            .args(["image", "inspect", "--format", "{{.Id}}", image])
+            .output()
+            .ok()
+            .filter(|out| out.status.success())
+            .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    let base_id = match image_id(base) {
+        Some(id) => id,
+        None => {
+            let mut pull = docker();
+            pull.args(["pull", "--platform", build_platform, base]);
+            let pulled = process::run(&mut pull, on_line)?;
+            image_id(base).filter(|_| pulled.success).ok_or_else(|| {
+                Error::failed(format!(
+                    "cannot pull the builder image {base}: {}",
+                    pulled.tail.join("\n")
+                ))
+            })?
+        }
+    };
+    let target = rust_target(architecture);
+    let hex = base_id.trim_start_matches("sha256:");
+    let tag = format!("deployer-cross/{target}:{}", &hex[..hex.len().min(12)]);
+    if image_id(&tag).is_some() {
+        on_line(&format!("deployer: cross-compiling with {tag}"));
+        return Ok(tag);
+    }
+    let (_, packages) = cross_toolchain(architecture);
+    on_line(&format!(
+        "deployer: deriving {tag} from {base} (once per toolchain and target: {} and Rust's {target} standard library)",
+        packages.join(", ")
+    ));
+    let dir = std::env::temp_dir().join(format!("deployer-cross-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| io_failed(&dir, e))?;
+    std::fs::write(dir.join("Dockerfile"), CROSS_DOCKERFILE)
+        .map_err(|e| io_failed(&dir.join("Dockerfile"), e))?;
+    let mut command = docker();
+    match builder {
+        Builder::Buildx => {
+            command.args(["buildx", "build", "--progress=plain", "--load"]);
+        }
+        Builder::BuildKit => {
+            command
+                .env("DOCKER_BUILDKIT", "1")
+                .args(["build", "--progress=plain"]);
+        }
+        Builder::Classic => {
+            command
+                .env("DOCKER_BUILDKIT", "0")
+                .args(["build", "--force-rm"]);
+        }
+    }
+    // The one build with network: the target's standard library and the cross linker.
+    command
+        .args([
+            "--network=host",
+            "--platform",
+            build_platform,
+            "--tag",
+            &tag,
+        ])
+        .args(["--build-arg", &format!("BASE={base}")])
+        .args(["--build-arg", &format!("TARGET={target}")])
+        .args(["--build-arg", &format!("PACKAGES={}", packages.join(" "))])
+        .arg(&dir);
+    let finished = process::run(&mut command, on_line);
+    let _ = std::fs::remove_dir_all(&dir);
+    let finished = finished?;
+    if !finished.success {
+        return Err(Error::failed(format!(
+            "cannot derive the cross-compiling builder image {tag} from {base}; its last lines:\n{}",
+            finished.tail.join("\n")
+        )));
+    }
+    Ok(tag)
 }
 
 /// Takes /bootstrap out of a classic-builder image: create a container (never started), copy, remove.
@@ -650,7 +877,13 @@ mod tests {
             builder_image: None,
             no_cache: false,
         };
-        let args = build_args(&request, Path::new("/ctx/Dockerfile"));
+        let native = Builds {
+            build_platform: "linux/arm64".into(),
+            builder_image: None,
+            linker: None,
+            classic: false,
+        };
+        let args = build_args(&request, Path::new("/ctx/Dockerfile"), &native);
         assert_eq!(
             args,
             [
@@ -667,13 +900,87 @@ mod tests {
             ]
         );
         request.architecture = Architecture::X86_64;
-        request.builder_image = Some("local/rust:1");
         request.no_cache = true;
-        let args = build_args(&request, Path::new("/ctx/Dockerfile"));
-        assert!(args.contains(&"--platform=linux/amd64".to_string()));
+        let cross_classic = Builds {
+            build_platform: "linux/arm64".into(),
+            builder_image: Some("local/rust:1".into()),
+            linker: Some("x86_64-linux-gnu-gcc"),
+            classic: true,
+        };
+        let args = build_args(&request, Path::new("/ctx/Dockerfile"), &cross_classic);
+        assert!(
+            args.contains(&"--platform=linux/arm64".to_string()),
+            "the classic builder builds every stage on the build platform"
+        );
         assert!(args.contains(&"TARGET=x86_64-unknown-linux-gnu".to_string()));
         assert!(args.contains(&"BUILDER_IMAGE=local/rust:1".to_string()));
+        assert!(args.contains(&"LINKER=x86_64-linux-gnu-gcc".to_string()));
+        assert!(
+            args.contains(&"CLASSIC_BUILDPLATFORM=linux/arm64".to_string()),
+            "the classic builder does not set BUILDPLATFORM itself"
+        );
         assert_eq!(args.last().unwrap(), "--no-cache");
+    }
+
+    #[test]
+    fn the_builder_runs_on_the_build_platform_and_cross_compiles_with_a_derived_or_given_image() {
+        use BuilderPlan::*;
+        let cases = [
+            ("linux/amd64", Architecture::X86_64, None, Native(None)),
+            (
+                "linux/amd64",
+                Architecture::X86_64,
+                Some("my/rust:1"),
+                Native(Some("my/rust:1".into())),
+            ),
+            (
+                "linux/amd64",
+                Architecture::Arm64,
+                None,
+                Derive {
+                    base: DEFAULT_BUILDER_IMAGE,
+                    linker: "aarch64-linux-gnu-gcc",
+                },
+            ),
+            (
+                "linux/amd64",
+                Architecture::Arm64,
+                Some("my/rust:1"),
+                Given {
+                    image: "my/rust:1".into(),
+                    linker: "aarch64-linux-gnu-gcc",
+                },
+            ),
+            // An arm64 engine (Apple silicon, Graviton) building an x86_64 function.
+            (
+                "linux/arm64",
+                Architecture::X86_64,
+                None,
+                Derive {
+                    base: DEFAULT_BUILDER_IMAGE,
+                    linker: "x86_64-linux-gnu-gcc",
+                },
+            ),
+            ("linux/arm64", Architecture::Arm64, None, Native(None)),
+        ];
+        for (engine, architecture, named, expected) in cases {
+            assert_eq!(
+                builder_plan(engine, architecture, named),
+                expected,
+                "{engine} {architecture:?} {named:?}"
+            );
+        }
+        assert!(
+            DOCKERFILE.contains(&format!("ARG BUILDER_IMAGE={DEFAULT_BUILDER_IMAGE}")),
+            "the Dockerfile's default is the image deployer derives from"
+        );
+        assert!(DOCKERFILE.contains(
+            "FROM --platform=${CLASSIC_BUILDPLATFORM:-$BUILDPLATFORM} ${BUILDER_IMAGE} AS builder"
+        ));
+        assert_eq!(
+            cross_toolchain(Architecture::Arm64).1,
+            ["gcc-aarch64-linux-gnu", "libc6-dev-arm64-cross"]
+        );
     }
 
     #[test]

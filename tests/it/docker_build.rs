@@ -378,3 +378,197 @@ fn without_a_docker_daemon_the_error_names_the_other_methods() {
     assert!(stderr.contains("--build-method cargo-lambda"), "{stderr}");
     assert!(stderr.contains("--build-method zip"), "{stderr}");
 }
+
+/// `deployer build` of `stack.yaml` in `dir` with the default builder image (none named): the
+/// exit status, the JSON records and stderr.
+fn build_with_default_image(
+    dir: &Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (bool, Vec<Value>, String) {
+    builder_image(); // the daemon answers, and rust:1-bookworm stands in for the public image
+    let output = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .current_dir(dir)
+        .args(["build", "-s", "stack.yaml", "--json", "-v"])
+        .args(args)
+        .env_remove("DEPLOYER_BUILDER_IMAGE")
+        .env_remove("DOCKER_BUILDKIT")
+        .env_remove("DEPLOYER_DOCKER")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    (
+        output.status.success(),
+        common::records(&stdout),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn tool_lines(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .filter(|l| l["type"] == "build_output")
+        .map(|l| l["line"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// What the builder stage reports of itself: it runs on this machine's architecture.
+fn builder_stage_line(target: &str) -> String {
+    format!(
+        "deployer: builder stage on {}, building for {target}",
+        std::env::consts::ARCH
+    )
+}
+
+/// The example service, arm64 as its spec says, through the shipped Dockerfile with the default
+/// builder image on this x86_64 engine: the builder stage runs on the build platform (no QEMU in
+/// the build) and cross-compiles with the image deployer derives once from the default (the
+/// target's standard library and Debian's cross gcc). The bootstrap then answers the real API
+/// under qemu-user through `deployer local`, its writes landing in moto.
+#[test]
+fn the_example_cross_compiles_for_arm64_without_emulation_and_answers_through_local() {
+    let _one_at_a_time = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let notes = common::root().join("examples/notes");
+    let copy = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "mkdir {0}/notes && tar -C {1} --exclude=./target -c . | tar -x -C {0}/notes",
+            dir.path().display(),
+            notes.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    let spec = std::fs::read_to_string(common::root().join("stacks/example.yaml")).unwrap();
+    assert!(spec.contains("architecture: arm64"));
+    std::fs::write(
+        dir.path().join("stack.yaml"),
+        spec.replace("path: ../examples/notes", "path: notes"),
+    )
+    .unwrap();
+
+    let (ok, records, stderr) = build_with_default_image(dir.path(), &[], &["--no-cache"]);
+    let lines = tool_lines(&records);
+    assert!(
+        ok,
+        "{stderr}\n{}",
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    );
+    assert_ne!(
+        std::env::consts::ARCH,
+        "aarch64",
+        "this test proves a cross build"
+    );
+    assert!(
+        lines.contains(&builder_stage_line("aarch64-unknown-linux-gnu")),
+        "the builder stage runs on the build platform: {lines:#?}"
+    );
+    let summary = records.last().unwrap()["artifacts"][0].clone();
+    assert_eq!(summary["method"], "docker (classic)");
+    let zip_path = PathBuf::from(summary["path"].as_str().unwrap());
+    let bootstrap = bootstrap_of(&zip_path);
+    assert_eq!(
+        deployer::build::elf::architecture(&bootstrap),
+        Ok(deployer::spec::Architecture::Arm64)
+    );
+    let glibc = deployer::build::elf::glibc_needed(&bootstrap)
+        .unwrap()
+        .unwrap();
+    assert!(glibc <= deployer::build::elf::RUNTIME_GLIBC, "{glibc:?}");
+
+    // Reproducible: the warm rebuild gives the same zip.
+    let (ok, again, stderr) = build_with_default_image(dir.path(), &[], &[]);
+    assert!(ok, "{stderr}");
+    assert_eq!(
+        again.last().unwrap()["artifacts"][0]["sha256"],
+        summary["sha256"]
+    );
+
+    let moto = common::moto::Moto::start();
+    let artifact = format!("api={}", zip_path.display());
+    let local = common::local::Local::start(
+        &moto,
+        dir.path(),
+        &["-s", "stack.yaml", "--artifact", &artifact],
+        &[],
+        Duration::from_secs(60),
+    );
+    let id = crate::local::exercise_the_notes_api(&local);
+    let stopped = local.stop();
+    assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(
+        runtime
+            .block_on(crate::local::stored_note(&moto, "notes-dev-notes", &id))
+            .as_deref(),
+        Some("from local")
+    );
+}
+
+/// BuildKit cross-compiles the same way (it sets BUILDPLATFORM itself); a builder image of one's
+/// own is used as given, so one without the target's standard library is refused by name.
+#[test]
+fn buildkit_cross_compiles_too_and_an_own_builder_image_must_carry_the_target() {
+    let _one_at_a_time = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
+    let project = small_project();
+    let dir = project.path();
+    let spec = std::fs::read_to_string(dir.join("stack.yaml")).unwrap();
+    std::fs::write(dir.join("stack.yaml"), spec.replace("x86_64", "arm64")).unwrap();
+
+    let buildkit = buildkit_docker();
+    let (ok, records, stderr) = build_with_default_image(
+        dir,
+        &[("DEPLOYER_DOCKER", &buildkit), ("DOCKER_BUILDKIT", "1")],
+        &[],
+    );
+    let lines = tool_lines(&records);
+    assert!(ok, "{stderr}\n{}", lines.join("\n"));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.ends_with(&builder_stage_line("aarch64-unknown-linux-gnu"))),
+        "{lines:#?}"
+    );
+    let summary = records.last().unwrap()["artifacts"][0].clone();
+    assert_eq!(summary["method"], "docker (buildkit)");
+    let bootstrap = bootstrap_of(Path::new(summary["path"].as_str().unwrap()));
+    assert_eq!(
+        deployer::build::elf::architecture(&bootstrap),
+        Ok(deployer::spec::Architecture::Arm64)
+    );
+    // It runs, under qemu-user with the arm64 C library.
+    let extracted = dir.join("bootstrap");
+    std::fs::write(&extracted, &bootstrap).unwrap();
+    std::fs::set_permissions(
+        &extracted,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let emulator = deployer_local::find_emulator(deployer_local::Arch::Aarch64)
+        .unwrap_or_else(|e| panic!("{e} (scripts/test runs scripts/setup-arm64)"));
+    let run = Command::new(&emulator[0])
+        .args(&emulator[1..])
+        .arg(&extracted)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&run.stdout).trim(),
+        "svc 42 true 4 on aarch64",
+        "{run:?}"
+    );
+
+    // The test builder image has no arm64 standard library: named, it is used as given and
+    // refused before anything compiles.
+    let (ok, records, stderr) =
+        build_with_default_image(dir, &[], &["--builder-image", &builder_image()]);
+    assert!(!ok);
+    let said = format!("{stderr}\n{}", tool_lines(&records).join("\n"));
+    assert!(
+        said.contains(
+            "the builder image has no Rust standard library for aarch64-unknown-linux-gnu"
+        ),
+        "{said}"
+    );
+}

@@ -195,7 +195,11 @@ mod tests {
         );
         let no_qemu = emulator_command(Arch::Aarch64, x86, None, Some(root)).unwrap_err();
         assert!(no_qemu.contains("qemu-aarch64-static"), "{no_qemu}");
-        assert!(no_qemu.contains("apt-get install qemu-user-static libc6-arm64-cross"));
+        assert!(
+            no_qemu.contains(
+                "apt-get install qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross"
+            )
+        );
         let no_libc = emulator_command(Arch::Aarch64, x86, Some(qemu), None).unwrap_err();
         assert!(no_libc.contains("/usr/aarch64-linux-gnu"), "{no_libc}");
     }
