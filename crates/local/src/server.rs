@@ -55,6 +55,8 @@ pub async fn serve(
             () = &mut shutdown => break,
         }
     }
+    // Requests in flight go first: each holds its function until answered or timed out.
+    drop(connections);
     for function in app.functions.values() {
         function.stop().await;
     }
