@@ -113,7 +113,7 @@ pub fn emulator_command(
         std::env::consts::ARCH
     );
     let install = format!(
-        "on Debian or Ubuntu: apt-get install qemu-user-static libc6-{}-cross",
+        "on Debian or Ubuntu: apt-get install qemu-user-static libc6-{0}-cross libgcc-s1-{0}-cross",
         if target == Arch::Aarch64 {
             "arm64"
         } else {
