@@ -507,8 +507,9 @@ fn the_example_cross_compiles_for_arm64_without_emulation_and_answers_through_lo
     );
 }
 
-/// BuildKit cross-compiles the same way (it sets BUILDPLATFORM itself); a builder image of one's
-/// own is used as given, so one without the target's standard library is refused by name.
+/// BuildKit cross-compiles the same way (it sets BUILDPLATFORM itself), here deriving the
+/// cross-compiling image first; a builder image of one's own is used as given, so one without
+/// the target's standard library is refused by name.
 #[test]
 fn buildkit_cross_compiles_too_and_an_own_builder_image_must_carry_the_target() {
     let _one_at_a_time = DOCKER.lock().unwrap_or_else(|e| e.into_inner());
@@ -517,6 +518,20 @@ fn buildkit_cross_compiles_too_and_an_own_builder_image_must_carry_the_target() 
     let spec = std::fs::read_to_string(dir.join("stack.yaml")).unwrap();
     std::fs::write(dir.join("stack.yaml"), spec.replace("x86_64", "arm64")).unwrap();
 
+    // Without the derived image, the first build derives it (through BuildKit here): the one
+    // step with network, `rustup target add` and Debian's cross gcc.
+    let derived = Command::new("docker")
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .arg("deployer-cross/aarch64-unknown-linux-gnu")
+        .output()
+        .unwrap();
+    for image in String::from_utf8_lossy(&derived.stdout).lines() {
+        let removed = Command::new("docker")
+            .args(["rmi", image])
+            .output()
+            .unwrap();
+        assert!(removed.status.success(), "{removed:?}");
+    }
     let buildkit = buildkit_docker();
     let (ok, records, stderr) = build_with_default_image(
         dir,
@@ -525,6 +540,19 @@ fn buildkit_cross_compiles_too_and_an_own_builder_image_must_carry_the_target() 
     );
     let lines = tool_lines(&records);
     assert!(ok, "{stderr}\n{}", lines.join("\n"));
+    assert!(
+        lines.iter().any(|l| l
+            .starts_with("deployer: deriving deployer-cross/aarch64-unknown-linux-gnu:")
+            && l.contains("from rust:1-bookworm")),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.ends_with(&format!(
+            "deployer: adding aarch64-unknown-linux-gnu to the builder image on {}",
+            std::env::consts::ARCH
+        ))),
+        "{lines:#?}"
+    );
     assert!(
         lines
             .iter()
