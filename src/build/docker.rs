@@ -333,21 +333,9 @@ pub fn build(
     let output_dir = context.join("out");
     let _ = std::fs::remove_dir_all(&output_dir);
     let tag = format!("deployer-build/{}:latest", request.binary.to_lowercase());
-    let mut command = docker();
-    match builder {
-        Builder::Buildx => {
-            command.args(["buildx", "build", "--progress=plain"]);
-        }
-        Builder::BuildKit => {
-            command
-                .env("DOCKER_BUILDKIT", "1")
-                .args(["build", "--progress=plain"]);
-        }
-        Builder::Classic => {
-            command
-                .env("DOCKER_BUILDKIT", "0")
-                .args(["build", "--force-rm", "--tag", &tag]);
-        }
+    let mut command = build_command(builder);
+    if builder == Builder::Classic {
+        command.args(["--tag", &tag]);
     }
     if builder != Builder::Classic {
         args.push(format!("--output=type=local,dest={}", output_dir.display()));
@@ -422,21 +410,10 @@ fn derive_cross_image(
     std::fs::create_dir_all(&dir).map_err(|e| io_failed(&dir, e))?;
     std::fs::write(dir.join("Dockerfile"), CROSS_DOCKERFILE)
         .map_err(|e| io_failed(&dir.join("Dockerfile"), e))?;
-    let mut command = docker();
-    match builder {
-        Builder::Buildx => {
-            command.args(["buildx", "build", "--progress=plain", "--load"]);
-        }
-        Builder::BuildKit => {
-            command
-                .env("DOCKER_BUILDKIT", "1")
-                .args(["build", "--progress=plain"]);
-        }
-        Builder::Classic => {
-            command
-                .env("DOCKER_BUILDKIT", "0")
-                .args(["build", "--force-rm"]);
-        }
+    let mut command = build_command(builder);
+    if builder == Builder::Buildx {
+        // Into the engine's image store, where the function builds find it.
+        command.arg("--load");
     }
     // The one build with network: the target's standard library and the cross linker.
     command
@@ -461,6 +438,27 @@ fn derive_cross_image(
         )));
     }
     Ok(tag)
+}
+
+/// `docker build` (or `buildx build`) by `builder`, before its options.
+fn build_command(builder: Builder) -> Command {
+    let mut command = docker();
+    match builder {
+        Builder::Buildx => {
+            command.args(["buildx", "build", "--progress=plain"]);
+        }
+        Builder::BuildKit => {
+            command
+                .env("DOCKER_BUILDKIT", "1")
+                .args(["build", "--progress=plain"]);
+        }
+        Builder::Classic => {
+            command
+                .env("DOCKER_BUILDKIT", "0")
+                .args(["build", "--force-rm"]);
+        }
+    }
+    command
 }
 
 /// Takes /bootstrap out of a classic-builder image: create a container (never started), copy, remove.

@@ -256,26 +256,5 @@ fn the_example_builds_for_arm64_and_its_bootstrap_starts_under_qemu() {
 
     // Served through `deployer local`: the arm64 bootstrap runs under qemu-user behind the
     // Runtime API and answers the real API, its writes landing in moto.
-    let moto = common::moto::Moto::start();
-    let artifact = format!("api={}", zip_path.display());
-    let local = common::local::Local::start(
-        &moto,
-        &root,
-        &["-s", "stacks/example.yaml", "--artifact", &artifact],
-        &[],
-        std::time::Duration::from_secs(60),
-    );
-    let id = crate::local::exercise_the_notes_api(&local);
-    let stopped = local.stop();
-    assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    assert_eq!(
-        runtime
-            .block_on(crate::local::stored_note(&moto, "notes-dev-notes", &id))
-            .as_deref(),
-        Some("from local")
-    );
-    let served = common::local::requests(&stopped.records);
-    assert_eq!(served.len(), 3);
-    assert!(served[0]["cold_start_ms"].as_f64().is_some());
+    crate::local::the_notes_api_answers_through_local(&root, "stacks/example.yaml", &zip_path);
 }

@@ -1,6 +1,7 @@
 //! `deployer local`: the real notes service served through the rendered listener rules, its
 //! writes landing in moto; and the load balancer's own answers (fixed 404, 502, 413, 400).
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::common;
@@ -80,6 +81,39 @@ pub async fn stored_note(moto: &Moto, table: &str, id: &str) -> Option<String> {
         .unwrap()
         .item?;
     item.get("title").and_then(|t| t.as_s().ok()).cloned()
+}
+
+/// The example spec `spec` (in `dir`) served by `deployer local` with `zip` against a new moto:
+/// the notes API answers and the note lands in moto. Returns the run's records. For the arm64
+/// builds, whose bootstrap runs under qemu-user.
+pub fn the_notes_api_answers_through_local(
+    dir: &Path,
+    spec: &str,
+    zip: &Path,
+) -> Vec<serde_json::Value> {
+    let moto = Moto::start();
+    let artifact = format!("api={}", zip.display());
+    let local = Local::start(
+        &moto,
+        dir,
+        &["-s", spec, "--artifact", &artifact],
+        &[],
+        Duration::from_secs(60),
+    );
+    let id = exercise_the_notes_api(&local);
+    let stopped = local.stop();
+    assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(
+        runtime
+            .block_on(stored_note(&moto, "notes-dev-notes", &id))
+            .as_deref(),
+        Some("from local")
+    );
+    let served = requests(&stopped.records);
+    assert_eq!(served.len(), 3);
+    assert!(served[0]["cold_start_ms"].as_f64().is_some());
+    stopped.records
 }
 
 #[tokio::test(flavor = "multi_thread")]
