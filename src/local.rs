@@ -338,6 +338,13 @@ pub fn local(
             functions.insert(def.logical_id.clone(), Arc::new(function));
         }
 
+        // Listening for Ctrl-C (and SIGTERM) from here on: one listener for the whole run, so a
+        // signal that arrives while an event is being shown is not lost.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())
+            .map_err(|e| Error::failed(format!("cannot listen for Ctrl-C: {e}")))?;
+        let mut terminate = signal(SignalKind::terminate())
+            .map_err(|e| Error::failed(format!("cannot listen for SIGTERM: {e}")))?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
             .await
             .map_err(|e| {
@@ -376,7 +383,12 @@ pub fn local(
                     }
                     None => break,
                 },
-                _ = tokio::signal::ctrl_c(), if stop.is_some() => {
+                _ = interrupt.recv(), if stop.is_some() => {
+                    if let Some(stop) = stop.take() {
+                        let _ = stop.send(());
+                    }
+                }
+                _ = terminate.recv(), if stop.is_some() => {
                     if let Some(stop) = stop.take() {
                         let _ = stop.send(());
                     }
