@@ -29,6 +29,16 @@ fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))
 }
 
+/// A runtime with two workers, for commands whose work is many requests at once (`table import`,
+/// `local`): both cores serve them.
+pub fn two_worker_runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))
+}
+
 /// How `up`, `plan` and `build` get artifacts: command-line choices over the spec's `build`.
 #[derive(Debug, Clone, Default)]
 pub struct BuildChoice {

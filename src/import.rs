@@ -372,11 +372,7 @@ pub fn table_import(
         .unwrap_or_else(|| default_file(&stack, &options.table, "rejects.jsonl"));
     // Two workers: the SDK's serialization and signing of many requests in flight use both
     // cores while the reader thread parses.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))?;
+    let runtime = crate::commands::two_worker_runtime()?;
     runtime.block_on(async {
         let aws = Aws::connect(spec.region.as_deref(), reporter.call_log()).await?;
         aws.check_credentials().await?;

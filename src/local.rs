@@ -261,11 +261,7 @@ pub fn local(
         .unwrap_or_else(|| "us-east-1".into());
     let sources = crate::commands::artifact_sources(loaded, choice, &routed)?;
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| Error::failed(format!("cannot start the async runtime: {e}")))?;
+    let runtime = crate::commands::two_worker_runtime()?;
     runtime.block_on(async {
         let built = build::build_all(&sources, reporter).await?;
         let credentials = local_credentials();
