@@ -257,11 +257,17 @@ pub fn up(
     Session::run(spec.region.as_deref(), reporter, watch, async |session| {
         let aws = &session.aws;
         let deploy_started = SystemTime::now();
-        // Without `region` in the spec, `validate` could not compare the certificate's region.
-        if let Some(arn) = spec.alb.as_ref().and_then(|a| a.certificate_arn.as_ref())
-            && let Err(why) = crate::spec::names::check_same_region(arn, &aws.region())
-        {
-            return Err(Error::usage(format!("certificate_arn {why}")));
+        // Without `region` in the spec, `validate` could not compare these ARNs' regions.
+        let region = aws.region();
+        let wrong: Vec<String> = spec
+            .regional_arns()
+            .into_iter()
+            .filter_map(|(field, arn)| {
+                crate::spec::names::check_same_region(field, arn, &region).err()
+            })
+            .collect();
+        if !wrong.is_empty() {
+            return Err(Error::usage(wrong.join("\n")));
         }
         let cloud = aws.cloud();
         let engine = session.engine(&cloud, reporter);

@@ -12,8 +12,8 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 use crate::converge::cloud::{ChangeSetRequest, Cloud, CloudError, StackRequest};
 use crate::converge::model::{
-    Change, ChangeAction, ChangeSet, ChangeSetStatus, FunctionCode, Resource, ResourceStatus,
-    Stack, StackEvent,
+    Change, ChangeAction, ChangeSet, ChangeSetStatus, FunctionCode, IndexState, Resource,
+    ResourceStatus, Stack, StackEvent, TableState, TimeToLiveStatus,
 };
 use crate::exit::{Code, Error};
 
@@ -30,6 +30,7 @@ pub struct Aws {
     logs: aws_sdk_cloudwatchlogs::Client,
     sts: aws_sdk_sts::Client,
     lambda: aws_sdk_lambda::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
     /// EC2 and IAM (see [`query`]).
     query: query::QueryClient,
 }
@@ -154,6 +155,7 @@ impl Aws {
         let mut logs = aws_sdk_cloudwatchlogs::config::Builder::from(&config);
         let mut sts = aws_sdk_sts::config::Builder::from(&config);
         let mut lambda = aws_sdk_lambda::config::Builder::from(&config);
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(&config);
         if let Some(log) = log_calls {
             cfn.push_interceptor(
                 aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
@@ -173,6 +175,9 @@ impl Aws {
             lambda.push_interceptor(
                 aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
             );
+            dynamodb.push_interceptor(
+                aws_smithy_runtime_api::client::interceptors::SharedInterceptor::new(LogCalls(log)),
+            );
         }
         Aws {
             cfn: aws_sdk_cloudformation::Client::from_conf(cfn.build()),
@@ -181,6 +186,7 @@ impl Aws {
             logs: aws_sdk_cloudwatchlogs::Client::from_conf(logs.build()),
             sts: aws_sdk_sts::Client::from_conf(sts.build()),
             lambda: aws_sdk_lambda::Client::from_conf(lambda.build()),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
             query: query::QueryClient::new(&config, attempt_timeout(), log_calls),
             config,
         }
@@ -794,6 +800,49 @@ impl Cloud for AwsCloud<'_> {
             .await
             .map(|_| ())
             .map_err(cloud_error)
+    }
+
+    async fn table_state(&self, table: &str) -> Result<TableState, CloudError> {
+        let out = self
+            .aws
+            .dynamodb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(cloud_error)?;
+        let Some(t) = out.table() else {
+            return Ok(TableState::default());
+        };
+        Ok(TableState {
+            status: t.table_status().cloned(),
+            item_count: t.item_count(),
+            indexes: t
+                .global_secondary_indexes()
+                .iter()
+                .map(|i| IndexState {
+                    name: i.index_name().unwrap_or_default().to_string(),
+                    status: i.index_status().cloned(),
+                    backfilling: i.backfilling().unwrap_or(false),
+                    item_count: i.item_count(),
+                })
+                .collect(),
+        })
+    }
+
+    async fn time_to_live(&self, table: &str) -> Result<Option<TimeToLiveStatus>, CloudError> {
+        let out = self
+            .aws
+            .dynamodb
+            .describe_time_to_live()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(cloud_error)?;
+        Ok(out
+            .time_to_live_description()
+            .and_then(|d| d.time_to_live_status())
+            .cloned())
     }
 
     async fn caller_arn(&self) -> Result<String, CloudError> {

@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
-use super::model::{ChangeSet, FunctionCode, Resource, Stack, StackEvent};
+use super::model::{
+    ChangeSet, FunctionCode, Resource, Stack, StackEvent, TableState, TimeToLiveStatus,
+};
 
 /// An error from the cloud, reduced to what the engine decides on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -183,6 +185,11 @@ pub trait Cloud {
     ) -> Result<(), CloudError>;
     /// GetFunctionConfiguration: the code's hash and the last update's state.
     async fn function_code(&self, function: &str) -> Result<FunctionCode, CloudError>;
+    /// DescribeTable: the table's and its indexes' status.
+    async fn table_state(&self, table: &str) -> Result<TableState, CloudError>;
+    /// DescribeTimeToLive: where the table's TTL stands (`DISABLING` for about an hour after
+    /// it was disabled, when it cannot be enabled again).
+    async fn time_to_live(&self, table: &str) -> Result<Option<TimeToLiveStatus>, CloudError>;
     /// GetCallerIdentity: the ARN of whoever the credentials belong to.
     async fn caller_arn(&self) -> Result<String, CloudError>;
     /// SimulatePrincipalPolicy: for each action, whether `principal` is allowed it.

@@ -60,6 +60,17 @@ pub enum Progress {
         /// From UpdateFunctionCode to `Successful`.
         elapsed: Duration,
     },
+    /// A table, or one of its indexes, is not ACTIVE yet, so the next update waits for it.
+    TableBusy {
+        /// The stack.
+        stack: String,
+        /// The table's logical id.
+        table: String,
+        /// What it waits for.
+        busy: super::model::TableBusy,
+        /// Since the wait began.
+        elapsed: Duration,
+    },
     /// A poll found the operation still running (drives heartbeats and the live view's clock).
     Waiting {
         /// The stack.
@@ -418,6 +429,19 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
 
     fn interrupted(&self) -> bool {
         self.interrupts.count() > 0
+    }
+
+    /// Ctrl-C presses so far.
+    pub(super) fn interrupt_count(&self) -> usize {
+        self.interrupts.count()
+    }
+
+    /// Sleeps `delay`; `true` when a Ctrl-C beyond the first `handled` came first.
+    pub(super) async fn wait_or_interrupt(&self, delay: Duration, handled: usize) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => self.interrupts.count() > handled,
+            () = self.interrupts.beyond(handled) => true,
+        }
     }
 
     fn stopped_watching(&self, name: &str) -> Error {
@@ -814,12 +838,21 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 self.warn(why);
             }
         }
-        let transition = super::transition::plan(deployed.as_ref(), &wanted).map_err(|why| {
-            Error::usage(format!(
-                "{name}: AWS would refuse this update, so nothing was sent:\n  {}",
-                why.join("\n  ")
-            ))
-        })?;
+        if let (Some(stack), Some(deployed)) = (&stack, &deployed) {
+            let enabling = super::transition::ttl_enabling(deployed, &wanted);
+            let tables = self.physical_names(&stack.name, &enabling).await?;
+            self.check_ttl_enabling(stack, &tables).await?;
+        }
+        let parameters_change = stack
+            .as_ref()
+            .is_some_and(|s| s.parameters != deployment.parameters);
+        let transition = super::transition::plan(deployed.as_ref(), &wanted, parameters_change)
+            .map_err(|why| {
+                Error::usage(format!(
+                    "{name}: AWS would refuse this update, so nothing was sent:\n  {}",
+                    why.join("\n  ")
+                ))
+            })?;
         self.apply_steps(deployment, &digest, stack, deployed, transition, mode)
             .await
     }
@@ -843,15 +876,27 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 lines.push(format!("  update {}: {}", k + 1, notes.join("; ")));
             }
             self.step(format!(
-                "{name}: DynamoDB creates or deletes one index per table per update, so this takes {count} updates:\n{}",
+                "{name}: DynamoDB creates or deletes one index per table per update, and an update that does changes nothing else, so this takes {count} updates:\n{}",
                 lines.join("\n")
             ));
         }
+        // Tables whose indexes change wait to be ACTIVE before each update (`plan` sends none).
+        let index_tables = match (&stack, mode) {
+            (Some(stack), Mode::Apply { .. }) => {
+                self.physical_names(&stack.name, &transition.index_tables)
+                    .await?
+            }
+            _ => BTreeMap::new(),
+        };
         let mut stack = stack;
         let mut previous = deployed;
         let mut applied: Vec<Change> = Vec::new();
         for (k, template) in transition.steps.into_iter().enumerate() {
             let last = k + 1 == count;
+            if !index_tables.is_empty() {
+                self.wait_for_indexes(name, &index_tables, count - k)
+                    .await?;
+            }
             let step = Deployment {
                 template_body: serde_json::to_string(&template)
                     .expect("JSON values always serialize"),

@@ -9,6 +9,7 @@ pub mod decide;
 pub mod engine;
 pub mod ephemeral;
 pub mod hotswap;
+pub mod indexes;
 pub mod model;
 pub mod outputs;
 pub mod preflight;

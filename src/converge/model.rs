@@ -7,6 +7,7 @@ use std::time::SystemTime;
 pub use aws_sdk_cloudformation::types::{
     ChangeAction, ChangeSetStatus, Replacement, ResourceStatus, StackStatus,
 };
+pub use aws_sdk_dynamodb::types::{IndexStatus, TableStatus, TimeToLiveStatus};
 pub use aws_sdk_lambda::types::LastUpdateStatus;
 use sha2::{Digest, Sha256};
 
@@ -27,6 +28,76 @@ pub struct FunctionCode {
     pub last_update: Option<LastUpdateStatus>,
     /// Why the last update failed, when it did.
     pub reason: Option<String>,
+}
+
+/// A table and its global secondary indexes as DescribeTable shows them: what an index step
+/// waits on.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TableState {
+    /// The table's status; `None` when DynamoDB did not say.
+    pub status: Option<TableStatus>,
+    /// The table's items (DynamoDB updates it about every six hours).
+    pub item_count: Option<i64>,
+    /// Its global secondary indexes.
+    pub indexes: Vec<IndexState>,
+}
+
+/// One global secondary index of a [`TableState`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexState {
+    /// The index name.
+    pub name: String,
+    /// `CREATING`, `UPDATING`, `DELETING` or `ACTIVE`.
+    pub status: Option<IndexStatus>,
+    /// Whether it is still being filled from the table's items.
+    pub backfilling: bool,
+    /// The items in it so far.
+    pub item_count: Option<i64>,
+}
+
+/// What a table waits for before it can be updated again: none when it and every index are
+/// ACTIVE.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TableBusy {
+    /// The table itself is not ACTIVE.
+    Table(TableStatus),
+    /// An index is not ACTIVE; `percent`: how far its backfill is, where the counts say.
+    Index {
+        /// The index name.
+        name: String,
+        /// Its status.
+        status: IndexStatus,
+        /// Items in the index against items in the table, while it backfills.
+        percent: Option<u8>,
+    },
+}
+
+impl TableState {
+    /// What the table waits for, if anything (the table first, then its indexes in order).
+    pub fn busy(&self) -> Option<TableBusy> {
+        if let Some(status) = &self.status
+            && *status != TableStatus::Active
+        {
+            return Some(TableBusy::Table(status.clone()));
+        }
+        self.indexes.iter().find_map(|index| {
+            let status = index.status.clone()?;
+            if status == IndexStatus::Active {
+                return None;
+            }
+            let percent = match (index.item_count, self.item_count) {
+                (Some(done), Some(all)) if status == IndexStatus::Creating && all > 0 => {
+                    Some((done.clamp(0, all) * 100 / all) as u8)
+                }
+                _ => None,
+            };
+            Some(TableBusy::Index {
+                name: index.name.clone(),
+                status,
+                percent,
+            })
+        })
+    }
 }
 
 /// Every resource of `template` as one change with `action`, in template order: what creating

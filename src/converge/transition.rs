@@ -24,16 +24,29 @@ pub struct Transition {
     pub steps: Vec<Value>,
     /// Per step, what it changes that needs a step of its own (empty for a single step).
     pub notes: Vec<Vec<String>>,
+    /// The tables (logical ids) whose indexes the transition creates or deletes: before each
+    /// step, each must be ACTIVE with every index ACTIVE (CloudFormation does not wait for an
+    /// index to backfill, and DynamoDB refuses to update the table until it has).
+    pub index_tables: Vec<String>,
 }
 
 /// The templates that take the stack from `deployed` (none: a create) to `wanted`, or why AWS
 /// would refuse the update: each line names the table or index and what to do instead.
-pub fn plan(deployed: Option<&Value>, wanted: &Value) -> Result<Transition, Vec<String>> {
+///
+/// An update that creates or deletes an index changes nothing else: the other changes go first,
+/// in an update of their own (`parameters_change`: the stack's parameters change too, such as a
+/// function's code, which the template comparison cannot see).
+pub fn plan(
+    deployed: Option<&Value>,
+    wanted: &Value,
+    parameters_change: bool,
+) -> Result<Transition, Vec<String>> {
     let mut wanted = wanted.clone();
     let Some(deployed) = deployed else {
         return Ok(Transition {
             steps: vec![wanted],
             notes: vec![Vec::new()],
+            index_tables: Vec::new(),
         });
     };
     renumber_rules(deployed, &mut wanted);
@@ -46,8 +59,10 @@ pub fn plan(deployed: Option<&Value>, wanted: &Value) -> Result<Transition, Vec<
         if let Err(why) = time_to_live(&id, &old, &mut wanted["Resources"][&id]) {
             refusals.push(why);
         }
+        refusals.extend(stream_view(&id, &old, &new));
+        refusals.extend(index_key_types(&id, &old, &new));
         match index_steps(&id, &old, &new) {
-            Ok(steps) if steps.len() > 1 => {
+            Ok(steps) if !steps.is_empty() => {
                 staged.insert(id, steps);
             }
             Ok(_) => {}
@@ -57,9 +72,24 @@ pub fn plan(deployed: Option<&Value>, wanted: &Value) -> Result<Transition, Vec<
     if !refusals.is_empty() {
         return Err(refusals);
     }
-    let count = staged.values().map(Vec::len).max().unwrap_or(1);
-    let mut steps = Vec::with_capacity(count);
-    let mut notes = Vec::with_capacity(count);
+    let mut steps = Vec::new();
+    let mut notes = Vec::new();
+    if !staged.is_empty() {
+        // Everything but the index changes: the deployed indexes on the wanted tables.
+        let mut others = wanted.clone();
+        for id in staged.keys() {
+            stage_indexes(
+                &deployed["Resources"][id],
+                &mut others["Resources"][id],
+                &[],
+            );
+        }
+        if others != *deployed || parameters_change {
+            steps.push(others);
+            notes.push(vec!["everything but the index changes".to_string()]);
+        }
+    }
+    let count = staged.values().map(Vec::len).max().unwrap_or(0);
     for k in 1..=count {
         let mut step = wanted.clone();
         let mut said = Vec::new();
@@ -74,9 +104,20 @@ pub fn plan(deployed: Option<&Value>, wanted: &Value) -> Result<Transition, Vec<
             }
         }
         steps.push(step);
-        notes.push(if count > 1 { said } else { Vec::new() });
+        notes.push(said);
     }
-    Ok(Transition { steps, notes })
+    if steps.is_empty() {
+        steps.push(wanted);
+        notes.push(Vec::new());
+    }
+    if steps.len() == 1 {
+        notes = vec![Vec::new()];
+    }
+    Ok(Transition {
+        steps,
+        notes,
+        index_tables: staged.into_keys().collect(),
+    })
 }
 
 /// The resources of one type, by logical id.
@@ -301,42 +342,50 @@ fn stage_indexes(old: &Value, new: &mut Value, done: &[IndexStep]) {
             );
         }
     }
-    let types: BTreeMap<String, Value> = [old, &*new]
+    // An attribute keeps its deployed type while a deployed index still uses it (a renamed index
+    // of another key type is built only after the old one is gone), else takes the wanted one.
+    let (old_types, new_types) = (attribute_types(old), attribute_types(new));
+    let deployed_names: Vec<Value> = indexes(old)
         .iter()
-        .flat_map(|t| {
-            t["Properties"]["AttributeDefinitions"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .filter_map(|d| {
-            Some((
-                d["AttributeName"].as_str()?.to_string(),
-                d["AttributeType"].clone(),
-            ))
-        })
+        .map(|i| i["IndexName"].clone())
         .collect();
+    let key_names = |i: &Value| -> Vec<String> {
+        i["KeySchema"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k["AttributeName"].as_str().map(str::to_string))
+            .collect()
+    };
+    let held_by_deployed: BTreeSet<String> = current
+        .iter()
+        .filter(|i| deployed_names.contains(&i["IndexName"]))
+        .flat_map(key_names)
+        .collect();
+    let type_of = |n: &str| -> String {
+        let (first, second) = if held_by_deployed.contains(n) {
+            (&old_types, &new_types)
+        } else {
+            (&new_types, &old_types)
+        };
+        first
+            .get(n)
+            .or_else(|| second.get(n))
+            .cloned()
+            .unwrap_or_else(|| "S".to_string())
+    };
     let mut used: Vec<String> = Vec::new();
-    let keys = new["Properties"]["KeySchema"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let keys = key_names(&new["Properties"])
         .into_iter()
-        .chain(
-            current
-                .iter()
-                .flat_map(|i| i["KeySchema"].as_array().cloned().unwrap_or_default()),
-        );
-    for key in keys {
-        if let Some(name) = key["AttributeName"].as_str()
-            && !used.iter().any(|u| u == name)
-        {
-            used.push(name.to_string());
+        .chain(current.iter().flat_map(key_names));
+    for name in keys {
+        if !used.contains(&name) {
+            used.push(name);
         }
     }
     let definitions: Vec<Value> = used
         .iter()
-        .map(|n| json!({ "AttributeName": n, "AttributeType": types.get(n).cloned().unwrap_or(json!("S")) }))
+        .map(|n| json!({ "AttributeName": n, "AttributeType": type_of(n) }))
         .collect();
     let props = new["Properties"]
         .as_object_mut()
@@ -347,6 +396,77 @@ fn stage_indexes(old: &Value, new: &mut Value, done: &[IndexStep]) {
     } else {
         props.insert("GlobalSecondaryIndexes".into(), json!(current));
     }
+}
+
+/// A stream's view type cannot change while the stream is enabled: UpdateTable refuses to enable
+/// a stream on a table that has one, so the stream must be disabled in a deploy of its own first.
+fn stream_view(id: &str, old: &Value, new: &Value) -> Option<String> {
+    let view = |t: &Value| {
+        let s = &t["Properties"]["StreamSpecification"];
+        s["StreamViewType"].as_str().map(str::to_string)
+    };
+    match (view(old), view(new)) {
+        (Some(a), Some(b)) if a != b => Some(format!(
+            "table {id}: the stream's view type changes from {a} to {b}, but DynamoDB cannot change it while the stream is enabled: remove `stream`, run `deployer up`, then set the new type in a later deploy (the stream gets a new ARN; its consumers must follow)"
+        )),
+        _ => None,
+    }
+}
+
+/// The attribute type of each name in a table's `AttributeDefinitions`.
+fn attribute_types(table: &Value) -> BTreeMap<String, String> {
+    table["Properties"]["AttributeDefinitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            Some((
+                d["AttributeName"].as_str()?.to_string(),
+                d["AttributeType"].as_str()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+/// An index kept under its name keeps its key attributes' types: DynamoDB cannot change them in
+/// place, and CloudFormation would try to.
+fn index_key_types(id: &str, old: &Value, new: &Value) -> Vec<String> {
+    let (before, after) = (attribute_types(old), attribute_types(new));
+    let mut refusals = Vec::new();
+    for index in indexes(new) {
+        let name = index["IndexName"].as_str().unwrap_or_default();
+        if !indexes(old).iter().any(|i| i["IndexName"] == name) {
+            continue;
+        }
+        for key in index["KeySchema"].as_array().into_iter().flatten() {
+            let Some(attr) = key["AttributeName"].as_str() else {
+                continue;
+            };
+            if let (Some(a), Some(b)) = (before.get(attr), after.get(attr))
+                && a != b
+            {
+                refusals.push(format!(
+                    "table {id}: index `{name}` keeps its name but its key `{attr}` changes type from {a} to {b}, which DynamoDB cannot do in place; give the index a new name (the old one is deleted and the new one built in two updates)"
+                ));
+            }
+        }
+    }
+    refusals
+}
+
+/// The deployed tables (logical ids) whose TTL the update enables where the deployed template
+/// has it off: DynamoDB refuses that while an earlier disable is still under way.
+pub fn ttl_enabling(deployed: &Value, wanted: &Value) -> Vec<String> {
+    let enabled = |t: &Value| {
+        let e = &t["Properties"]["TimeToLiveSpecification"]["Enabled"];
+        *e == true || *e == "true"
+    };
+    let before = resources_of(deployed, TABLE);
+    resources_of(wanted, TABLE)
+        .into_iter()
+        .filter(|(id, new)| enabled(new) && before.get(id).is_some_and(|old| !enabled(old)))
+        .map(|(id, _)| id)
+        .collect()
 }
 
 /// Time to live: a removed attribute is disabled by name (a template without the property leaves
@@ -466,6 +586,11 @@ mod tests {
         );
     }
 
+    /// [`plan`] of a template change alone (no parameter changes).
+    fn plan_of(deployed: Option<&Value>, wanted: &Value) -> Result<Transition, Vec<String>> {
+        plan(deployed, wanted, false)
+    }
+
     fn table(indexes: &[(&str, &str)], ttl: Option<&str>) -> Value {
         let gsis: Vec<Value> = indexes
             .iter()
@@ -506,7 +631,7 @@ mod tests {
             ),
         ];
         for (before, after, want) in cases {
-            let t = plan(Some(&table(before, None)), &table(after, None)).unwrap();
+            let t = plan_of(Some(&table(before, None)), &table(after, None)).unwrap();
             let got: Vec<Vec<String>> = t.steps.iter().map(names_in).collect();
             let want: Vec<Vec<String>> = want.iter().map(|s| ids(s)).collect();
             assert_eq!(got, want, "{before:?} -> {after:?}");
@@ -533,8 +658,54 @@ mod tests {
     }
 
     #[test]
+    fn an_index_update_carries_that_index_alone() {
+        // Another resource and the table's own billing change beside two new indexes.
+        let deployed = table(&[], None);
+        let mut wanted = table(&[("a", "x"), ("b", "y")], None);
+        wanted["Resources"]["F"] =
+            json!({ "Type": "AWS::Lambda::Function", "Properties": { "MemorySize": 512 } });
+        wanted["Resources"]["T"]["Properties"]["BillingMode"] = json!("PROVISIONED");
+        wanted["Resources"]["T"]["Properties"]["ProvisionedThroughput"] =
+            json!({ "ReadCapacityUnits": 5, "WriteCapacityUnits": 5 });
+        let t = plan_of(Some(&deployed), &wanted).unwrap();
+        assert_eq!(t.index_tables, ["T"]);
+        let got: Vec<Vec<String>> = t.steps.iter().map(names_in).collect();
+        assert_eq!(got, [ids(&[]), ids(&["a"]), ids(&["a", "b"])]);
+        assert_eq!(t.notes[0], ["everything but the index changes"]);
+        assert_eq!(t.notes[1], ["T: create index a"]);
+        // The first update holds every other change; each later one differs from the one
+        // before it by one index (and the attribute it is keyed on) only.
+        assert_eq!(t.steps[0]["Resources"]["F"], wanted["Resources"]["F"]);
+        assert_eq!(
+            t.steps[0]["Resources"]["T"]["Properties"]["BillingMode"],
+            "PROVISIONED"
+        );
+        for pair in t.steps.windows(2) {
+            let (mut a, mut b) = (pair[0].clone(), pair[1].clone());
+            for t in [&mut a, &mut b] {
+                let props = t["Resources"]["T"]["Properties"].as_object_mut().unwrap();
+                props.remove("GlobalSecondaryIndexes");
+                props.remove("AttributeDefinitions");
+            }
+            assert_eq!(a, b, "an index step changes nothing else");
+        }
+        // Only parameters change (new code): they go first too.
+        let only_indexes = table(&[("a", "x")], None);
+        assert_eq!(
+            plan_of(Some(&deployed), &only_indexes).unwrap().steps.len(),
+            1
+        );
+        let with_code = plan(Some(&deployed), &only_indexes, true).unwrap();
+        assert_eq!(with_code.steps.len(), 2);
+        assert_eq!(names_in(&with_code.steps[0]), Vec::<String>::new());
+        // No index change: one step, no tables to wait for.
+        let same = plan(Some(&deployed), &deployed, true).unwrap();
+        assert_eq!((same.steps.len(), same.index_tables.len()), (1, 0));
+    }
+
+    #[test]
     fn an_index_edited_in_place_is_refused_with_a_rename() {
-        let why = plan(
+        let why = plan_of(
             Some(&table(&[("a", "x")], None)),
             &table(&[("a", "y")], None),
         )
@@ -549,20 +720,83 @@ mod tests {
 
     #[test]
     fn removing_ttl_disables_it_by_name_and_renaming_is_refused() {
-        let t = plan(Some(&table(&[], Some("exp"))), &table(&[], None)).unwrap();
+        let t = plan_of(Some(&table(&[], Some("exp"))), &table(&[], None)).unwrap();
         assert_eq!(
             t.steps[0]["Resources"]["T"]["Properties"]["TimeToLiveSpecification"],
             json!({ "AttributeName": "exp", "Enabled": false })
         );
-        let why = plan(Some(&table(&[], Some("exp"))), &table(&[], Some("expires"))).unwrap_err();
+        let why =
+            plan_of(Some(&table(&[], Some("exp"))), &table(&[], Some("expires"))).unwrap_err();
         assert!(why[0].contains("from `exp` to `expires`"), "{why:?}");
-        let same = plan(Some(&table(&[], Some("exp"))), &table(&[], Some("exp"))).unwrap();
+        let same = plan_of(Some(&table(&[], Some("exp"))), &table(&[], Some("exp"))).unwrap();
         assert_eq!(same.steps, vec![table(&[], Some("exp"))]);
+    }
+
+    #[test]
+    fn a_stream_view_type_change_is_refused_with_the_two_deploy_path() {
+        let with_stream = |view: Option<&str>| {
+            let mut t = table(&[], None);
+            if let Some(view) = view {
+                t["Resources"]["T"]["Properties"]["StreamSpecification"] =
+                    json!({ "StreamViewType": view });
+            }
+            t
+        };
+        for (before, after, refused) in [
+            (Some("NEW_IMAGE"), Some("NEW_AND_OLD_IMAGES"), true),
+            (Some("NEW_IMAGE"), Some("NEW_IMAGE"), false),
+            (None, Some("KEYS_ONLY"), false),
+            (Some("KEYS_ONLY"), None, false),
+        ] {
+            let got = plan_of(Some(&with_stream(before)), &with_stream(after));
+            assert_eq!(got.is_err(), refused, "{before:?} -> {after:?}");
+            if let Err(why) = got {
+                assert!(why[0].contains("remove `stream`"), "{why:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_index_key_changing_type_under_its_name_is_refused() {
+        let typed = |ty: &str| {
+            let mut t = table(&[("by_a", "a")], None);
+            t["Resources"]["T"]["Properties"]["AttributeDefinitions"] = json!([{ "AttributeName": "pk", "AttributeType": "S" }, { "AttributeName": "a", "AttributeType": ty }]);
+            t
+        };
+        let why = plan_of(Some(&typed("S")), &typed("N")).unwrap_err();
+        assert_eq!(why.len(), 1);
+        assert!(
+            why[0].contains("index `by_a` keeps its name but its key `a` changes type from S to N"),
+            "{why:?}"
+        );
+        assert!(plan_of(Some(&typed("S")), &typed("S")).is_ok());
+        // A new name for the new definition is the way through: two updates.
+        let mut renamed = typed("N");
+        renamed["Resources"]["T"]["Properties"]["GlobalSecondaryIndexes"][0]["IndexName"] =
+            json!("by_a_number");
+        assert_eq!(plan_of(Some(&typed("S")), &renamed).unwrap().steps.len(), 2);
+    }
+
+    #[test]
+    fn ttl_is_enabled_again_only_on_deployed_tables_that_have_it_off() {
+        let mut off = table(&[], Some("exp"));
+        off["Resources"]["T"]["Properties"]["TimeToLiveSpecification"]["Enabled"] = json!(false);
+        let on = table(&[], Some("exp"));
+        let none = table(&[], None);
+        assert_eq!(ttl_enabling(&off, &on), ["T"]);
+        assert_eq!(ttl_enabling(&none, &on), ["T"]);
+        assert!(ttl_enabling(&on, &on).is_empty());
+        assert!(ttl_enabling(&on, &off).is_empty());
+        let elsewhere = json!({ "Resources": {} });
+        assert!(
+            ttl_enabling(&elsewhere, &on).is_empty(),
+            "a new table has no TTL to wait for"
+        );
     }
 
     #[test]
     fn a_create_is_one_step_as_rendered() {
         let wanted = table(&[("a", "x"), ("b", "y")], Some("exp"));
-        assert_eq!(plan(None, &wanted).unwrap().steps, vec![wanted]);
+        assert_eq!(plan_of(None, &wanted).unwrap().steps, vec![wanted]);
     }
 }

@@ -16,7 +16,7 @@ use console::style;
 
 use crate::converge::engine::{Confirmation, Progress, Ui};
 use crate::converge::hotswap::Why;
-use crate::converge::model::{Change, Phase, Stack, StackEvent, phase};
+use crate::converge::model::{Change, IndexStatus, Phase, Stack, StackEvent, TableBusy, phase};
 use record::{Record, Seconds, Timestamp};
 
 /// How output is shaped.
@@ -76,6 +76,8 @@ pub struct Reporter {
     heartbeat: Duration,
     /// Time spent waiting for answers at prompts: not the command's own time.
     at_prompts: Cell<Duration>,
+    /// The table wait shown last: a wait is shown again only when it changes, or as a heartbeat.
+    last_table_wait: RefCell<Option<(String, TableBusy)>>,
 }
 
 /// After this long without a line, CI output gets a heartbeat so logs never look hung.
@@ -200,6 +202,7 @@ impl Reporter {
             build_status: RefCell::new(None),
             heartbeat: HEARTBEAT,
             at_prompts: Cell::new(Duration::ZERO),
+            last_table_wait: RefCell::new(None),
         }
     }
 
@@ -659,6 +662,39 @@ fn print_call(line: String) {
     eprintln!("{}", style(line).dim().for_stderr());
 }
 
+/// What an update waits for, for people: `waiting for index by_owner of NotesTable to
+/// backfill: 41 % (12 s)`.
+pub fn table_wait_line(table: &str, busy: &TableBusy, elapsed: Duration) -> String {
+    let secs = elapsed.as_secs();
+    match busy {
+        TableBusy::Table(status) => {
+            format!(
+                "waiting for table {table} to become ACTIVE ({}, {secs} s)",
+                status.as_str()
+            )
+        }
+        TableBusy::Index {
+            name,
+            status: IndexStatus::Creating,
+            percent: Some(p),
+        } => format!("waiting for index {name} of {table} to backfill: {p} % ({secs} s)"),
+        TableBusy::Index {
+            name,
+            status: IndexStatus::Creating,
+            percent: None,
+        } => format!("waiting for index {name} of {table} to backfill ({secs} s)"),
+        TableBusy::Index {
+            name,
+            status: IndexStatus::Deleting,
+            ..
+        } => format!("waiting for index {name} of {table} to be deleted ({secs} s)"),
+        TableBusy::Index { name, status, .. } => format!(
+            "waiting for index {name} of {table} to become ACTIVE ({}, {secs} s)",
+            status.as_str()
+        ),
+    }
+}
+
 /// A line for people on stderr from outside a command's reporter (`validate`, `init`, the final
 /// error): the one other place deployer writes to the terminal.
 pub fn note(line: impl std::fmt::Display) {
@@ -733,6 +769,47 @@ impl Ui for Reporter {
                         line: None,
                         elapsed_s: elapsed.as_secs(),
                     });
+                }
+            }
+            (
+                format,
+                Progress::TableBusy {
+                    stack,
+                    table,
+                    busy,
+                    elapsed,
+                },
+            ) => {
+                let shown = Some((table.clone(), busy.clone()));
+                if *self.last_table_wait.borrow() == shown && !self.due_for_heartbeat() {
+                    return;
+                }
+                *self.last_table_wait.borrow_mut() = shown;
+                match format {
+                    Format::Json => {
+                        let (index, status, percent) = match busy {
+                            TableBusy::Table(status) => (None, status.as_str().to_string(), None),
+                            TableBusy::Index {
+                                name,
+                                status,
+                                percent,
+                            } => (Some(name), status.as_str().to_string(), percent),
+                        };
+                        self.record(&Record::TableWait {
+                            stack,
+                            table,
+                            index,
+                            status,
+                            percent,
+                            elapsed_s: elapsed.as_secs(),
+                        });
+                    }
+                    Format::Human { .. } if !quiet => self.human(format!(
+                        "{} {}",
+                        style("▸").cyan().for_stderr(),
+                        table_wait_line(&table, &busy, elapsed)
+                    )),
+                    Format::Human { .. } => {}
                 }
             }
             // Warnings show even with -q: they are about the result.

@@ -88,6 +88,22 @@ pub enum Record {
         /// From UpdateFunctionCode until Lambda reported it done.
         duration_s: Seconds,
     },
+    /// An update waits for a table, or one of its indexes, to become ACTIVE.
+    TableWait {
+        /// The stack.
+        stack: String,
+        /// The table's logical id.
+        table: String,
+        /// The index waited for; `None`: the table itself.
+        index: Option<String>,
+        /// DynamoDB's status of what is waited for, e.g. `CREATING`.
+        status: String,
+        /// How far an index's backfill is (its items against the table's), where DynamoDB's
+        /// counts say.
+        percent: Option<u8>,
+        /// Whole seconds since the wait began.
+        elapsed_s: u64,
+    },
     /// Still waiting, so that logs never look hung: on a stack (`stack`, `status`) or a build
     /// (`function`, `line`).
     Heartbeat {
@@ -801,6 +817,14 @@ mod tests {
                 why: CodeUpdateWhy::Hotswap,
                 duration_s: d,
             },
+            Record::TableWait {
+                stack: s("notes-dev"),
+                table: s("NotesTable"),
+                index: Some(s("by_owner")),
+                status: s("CREATING"),
+                percent: Some(41),
+                elapsed_s: 12,
+            },
             Record::Heartbeat {
                 stack: Some(s("notes-dev")),
                 status: Some(s("UPDATE_IN_PROGRESS")),
@@ -949,6 +973,7 @@ mod tests {
             Record::Changes { .. } => "changes",
             Record::Event { .. } => "event",
             Record::CodeUpdate { .. } => "code_update",
+            Record::TableWait { .. } => "table_wait",
             Record::Heartbeat { .. } => "heartbeat",
             Record::Gc { .. } => "gc",
             Record::Stack { .. } => "stack",

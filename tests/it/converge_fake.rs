@@ -88,6 +88,97 @@ struct Script {
     /// The token of the last operation started.
     token: RefCell<Option<String>>,
     events_calls: std::cell::Cell<usize>,
+    /// The stack's DynamoDB table, as DescribeTable shows it.
+    table: RefCell<FakeTable>,
+    /// What DescribeTimeToLive answers.
+    ttl_status: RefCell<Option<deployer::converge::model::TimeToLiveStatus>>,
+}
+
+/// The stack's table as DynamoDB keeps it: an index created or deleted by an update stays
+/// CREATING or DELETING for `busy_reads` DescribeTable calls, since CloudFormation ends the
+/// update without waiting for it. An update executed while an index is busy fails, as on AWS.
+#[derive(Debug, Clone, Default)]
+struct FakeTable {
+    /// By name: DescribeTable reads it stays busy for, and whether it is going away.
+    indexes: BTreeMap<String, (usize, bool)>,
+    busy_reads: usize,
+    /// Every DescribeTable answer that had a busy index.
+    busy_answers: usize,
+    /// Updates executed while an index was busy (AWS fails them).
+    refused: Vec<String>,
+}
+
+impl FakeTable {
+    /// What an executed template does to the table; an error when AWS would fail the update.
+    fn update_to(&mut self, template: &str) -> Result<(), String> {
+        let t: serde_json::Value = serde_json::from_str(template).unwrap();
+        let wanted: Vec<String> =
+            t["Resources"]["NotesTable"]["Properties"]["GlobalSecondaryIndexes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|i| i["IndexName"].as_str().unwrap().to_string())
+                .collect();
+        let current: Vec<String> = self
+            .indexes
+            .iter()
+            .filter(|(_, (_, going))| !going)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let changes = wanted != current;
+        if let Some((busy, _)) = self.indexes.iter().find(|(_, (reads, _))| *reads > 0)
+            && changes
+        {
+            let why = format!(
+                "Subscriber limit exceeded: Only 1 online index can be created or deleted simultaneously per table (index {busy} is not ACTIVE)"
+            );
+            self.refused.push(why.clone());
+            return Err(why);
+        }
+        self.indexes
+            .retain(|_, (reads, going)| !(*going && *reads == 0));
+        for name in &current {
+            if !wanted.contains(name) {
+                self.indexes.insert(name.clone(), (self.busy_reads, true));
+            }
+        }
+        for name in wanted {
+            self.indexes.entry(name).or_insert((self.busy_reads, false));
+        }
+        Ok(())
+    }
+
+    fn describe(&mut self) -> deployer::converge::model::TableState {
+        use deployer::converge::model::{IndexState, IndexStatus, TableState, TableStatus};
+        let busy = self.indexes.values().any(|(reads, _)| *reads > 0);
+        self.busy_answers += usize::from(busy);
+        let indexes = self
+            .indexes
+            .iter_mut()
+            .map(|(name, (reads, going))| {
+                let status = match (*reads, *going) {
+                    (0, _) => IndexStatus::Active,
+                    (_, true) => IndexStatus::Deleting,
+                    (_, false) => IndexStatus::Creating,
+                };
+                let filled = 200 - 200 * (*reads as i64) / (self.busy_reads.max(1) as i64 + 1);
+                *reads = reads.saturating_sub(1);
+                IndexState {
+                    name: name.clone(),
+                    status: Some(status),
+                    backfilling: !*going && *reads > 0,
+                    item_count: Some(filled),
+                }
+            })
+            .collect();
+        self.indexes
+            .retain(|_, (reads, going)| !(*going && *reads == 0));
+        TableState {
+            status: Some(TableStatus::Active),
+            item_count: Some(200),
+            indexes,
+        }
+    }
 }
 
 /// A Lambda function as the fake keeps it: updates take `update_polls` reads to finish, as
@@ -276,7 +367,36 @@ impl Cloud for Script {
         );
         self.call("execute_change_set");
         *self.token.borrow_mut() = Some(token.to_string());
+        let template = self.requests.borrow().last().unwrap().template_body.clone();
+        if let Err(why) = self.table.borrow_mut().update_to(&template) {
+            // The update fails on the table and rolls back, as CloudFormation does.
+            let now = SystemTime::now() + Duration::from_millis(10);
+            let failed = StackEvent {
+                timestamp: now,
+                ..event(0.0, "NotesTable", "UPDATE_FAILED", &why)
+            };
+            self.events.borrow_mut().push(failed);
+            *self.states.borrow_mut() = vec![
+                stack("UPDATE_ROLLBACK_IN_PROGRESS"),
+                stack("UPDATE_ROLLBACK_COMPLETE"),
+            ]
+            .into();
+        }
         Ok(())
+    }
+    async fn table_state(
+        &self,
+        table: &str,
+    ) -> Result<deployer::converge::model::TableState, CloudError> {
+        self.call(format!("describe_table {table}"));
+        Ok(self.table.borrow_mut().describe())
+    }
+    async fn time_to_live(
+        &self,
+        table: &str,
+    ) -> Result<Option<deployer::converge::model::TimeToLiveStatus>, CloudError> {
+        self.call(format!("describe_time_to_live {table}"));
+        Ok(self.ttl_status.borrow().clone())
     }
     async fn delete_change_set(&self, _id: &str) -> Result<(), CloudError> {
         self.call("delete_change_set");
@@ -948,12 +1068,16 @@ async fn two_new_indexes_are_applied_in_two_updates() {
         wanted.digest(),
         "only the last step records the digest"
     );
+    // The TTL is not enabled anew: no DescribeTimeToLive. Each update first reads the table
+    // (its indexes are ACTIVE at once here).
     assert_eq!(
         script.calls(),
         [
             "get_template",
+            "describe_table notes-dev-NotesTable-ABC",
             "create_change_set UPDATE",
             "execute_change_set",
+            "describe_table notes-dev-NotesTable-ABC",
             "create_change_set UPDATE",
             "execute_change_set"
         ]
@@ -965,6 +1089,192 @@ async fn two_new_indexes_are_applied_in_two_updates() {
         "{:?}",
         ui.steps()
     );
+}
+
+/// The table of `with_indexes(names)`, each index ACTIVE, whose new indexes stay busy for
+/// `busy_reads` DescribeTable calls.
+fn fake_table(names: &[&str], busy_reads: usize) -> FakeTable {
+    FakeTable {
+        indexes: names.iter().map(|n| (n.to_string(), (0, false))).collect(),
+        busy_reads,
+        ..FakeTable::default()
+    }
+}
+
+#[tokio::test]
+async fn each_index_update_waits_until_the_table_and_its_indexes_are_active() {
+    // Another change (the function) beside two new indexes, on a table whose index `a`
+    // an earlier run left CREATING.
+    let script = Script::new(vec![
+        stack("UPDATE_COMPLETE"),
+        stack("UPDATE_IN_PROGRESS"),
+        stack("UPDATE_COMPLETE"),
+        stack("UPDATE_IN_PROGRESS"),
+        stack("UPDATE_COMPLETE"),
+        stack("UPDATE_IN_PROGRESS"),
+        stack("UPDATE_COMPLETE"),
+    ]);
+    *script.deployed.borrow_mut() = Some(with_indexes(&["a"]));
+    let mut table = fake_table(&["a"], 4);
+    table.indexes.insert("a".into(), (3, false));
+    *script.table.borrow_mut() = table;
+    let mut wanted: serde_json::Value =
+        serde_json::from_str(&with_indexes(&["a", "b", "c"])).unwrap();
+    wanted["Resources"]["ApiFunction"]["Properties"]["MemorySize"] = serde_json::json!(512);
+    let wanted = Deployment {
+        template_body: wanted.to_string(),
+        ..deployment()
+    };
+    let ui = Recorder::default();
+    let outcome = Engine::new(&script, &ui)
+        .with_poll(FAST)
+        .deploy(&wanted, apply_yes())
+        .await;
+    let table = script.table.borrow().clone();
+    assert_eq!(
+        table.refused,
+        Vec::<String>::new(),
+        "no update while an index was busy"
+    );
+    assert!(
+        matches!(outcome, Ok(Outcome::Applied { .. })),
+        "{outcome:?}"
+    );
+    // The other change first, then one index per update.
+    let submitted: Vec<(Vec<String>, serde_json::Value)> = script
+        .requests
+        .borrow()
+        .iter()
+        .map(|r| {
+            let t: serde_json::Value = serde_json::from_str(&r.template_body).unwrap();
+            let names = t["Resources"]["NotesTable"]["Properties"]["GlobalSecondaryIndexes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["IndexName"].as_str().unwrap().to_string())
+                .collect();
+            (
+                names,
+                t["Resources"]["ApiFunction"]["Properties"]["MemorySize"].clone(),
+            )
+        })
+        .collect();
+    let s = |v: &[&str]| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let memory = serde_json::json!(512);
+    assert_eq!(
+        submitted,
+        [
+            (s(&["a"]), memory.clone()),
+            (s(&["a", "b"]), memory.clone()),
+            (s(&["a", "b", "c"]), memory)
+        ]
+    );
+    // It waited before the first update (a left CREATING) and between the index updates.
+    let calls = script.calls();
+    let executes: Vec<usize> = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| *c == "execute_change_set")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(executes.len(), 3);
+    assert!(
+        calls[..executes[0]]
+            .iter()
+            .any(|c| c.starts_with("describe_table notes-dev-NotesTable-ABC")),
+        "{calls:?}"
+    );
+    assert!(
+        table.busy_answers >= 3 + 4,
+        "{} busy answers",
+        table.busy_answers
+    );
+    let waits: Vec<String> = ui
+        .seen
+        .borrow()
+        .iter()
+        .filter_map(|p| match p {
+            Progress::TableBusy {
+                table,
+                busy,
+                elapsed,
+                ..
+            } => Some(deployer::ui::table_wait_line(table, busy, *elapsed)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        waits.iter().any(
+            |w| w.starts_with("waiting for index b of NotesTable to backfill: ")
+                && w.contains(" % (")
+        ),
+        "{waits:?}"
+    );
+    assert!(
+        ui.steps().iter().any(|s| s.contains("takes 3 updates")
+            && s.contains("update 1: everything but the index changes")
+            && s.contains("update 3: NotesTable: create index c")),
+        "{:?}",
+        ui.steps()
+    );
+}
+
+#[tokio::test]
+async fn without_the_wait_the_fake_fails_the_update_as_aws_does() {
+    // The fake itself: an index update executed while another index backfills fails.
+    let mut table = fake_table(&[], 2);
+    table.update_to(&with_indexes(&["a"])).unwrap();
+    let err = table.update_to(&with_indexes(&["a", "b"])).unwrap_err();
+    assert!(err.contains("Only 1 online index"), "{err}");
+    table.describe();
+    table.describe();
+    table.update_to(&with_indexes(&["a", "b"])).unwrap();
+}
+
+#[tokio::test]
+async fn enabling_ttl_while_it_is_still_being_disabled_is_refused_before_any_change_set() {
+    use deployer::converge::model::TimeToLiveStatus;
+    let with_ttl = |enabled: bool| {
+        let mut t: serde_json::Value = serde_json::from_str(TEMPLATE).unwrap();
+        t["Resources"]["NotesTable"]["Properties"]["TimeToLiveSpecification"] =
+            serde_json::json!({ "AttributeName": "exp", "Enabled": enabled });
+        t.to_string()
+    };
+    for (status, refused) in [
+        (TimeToLiveStatus::Disabling, true),
+        (TimeToLiveStatus::Disabled, false),
+    ] {
+        let script = Script::new(vec![stack("UPDATE_COMPLETE")]);
+        *script.deployed.borrow_mut() = Some(with_ttl(false));
+        *script.ttl_status.borrow_mut() = Some(status.clone());
+        let wanted = Deployment {
+            template_body: with_ttl(true),
+            ..deployment()
+        };
+        let ui = Recorder::default();
+        let result = Engine::new(&script, &ui)
+            .with_poll(FAST)
+            .deploy(&wanted, Mode::Plan)
+            .await;
+        let calls = script.calls();
+        assert!(
+            calls.contains(&"describe_time_to_live notes-dev-NotesTable-ABC".to_string()),
+            "{calls:?}"
+        );
+        match result {
+            Err(err) => {
+                assert!(refused, "{status:?}: {err}");
+                assert_eq!(err.code, deployer::exit::Code::Usage, "{err}");
+                assert!(err.message.contains("TTL is still being disabled"), "{err}");
+                assert!(err.message.contains("retry"), "{err}");
+                assert!(
+                    !calls.iter().any(|c| c.starts_with("create_change_set")),
+                    "{calls:?}"
+                );
+            }
+            Ok(_) => assert!(!refused, "{status:?} must be refused"),
+        }
+    }
 }
 
 #[tokio::test]

@@ -164,23 +164,26 @@ pub fn app(spec: &Spec, options: Options) -> Result<Template, Vec<Diag>> {
         .alb
         .as_ref()
         .map(|alb| alb::render(spec, alb, &placement, &mut doc));
-    // Where the template passes CloudFormation's resource limit, to point the error there.
-    let mut over_at = None;
+    // Where the template passes one of CloudFormation's count limits, to point the error there.
+    let mut over_at: [Option<Pos>; 3] = [None; 3];
+    let mut note = |doc: &Doc, pos: Pos| {
+        for (at, limit) in over_at.iter_mut().zip(COUNT_LIMITS) {
+            if (limit.count)(doc) > limit.max {
+                at.get_or_insert(pos);
+            }
+        }
+    };
     for (name, function) in &spec.functions {
         function::render(spec, name, function, listener.as_ref(), &mut doc);
-        if doc.resources.len() > MAX_RESOURCES {
-            over_at.get_or_insert(function.pos);
-        }
+        note(&doc, function.pos);
     }
     for (name, table) in &spec.tables {
         table::render(spec, name, table, options, &mut doc);
-        if doc.resources.len() > MAX_RESOURCES {
-            over_at.get_or_insert(table.pos);
-        }
+        note(&doc, table.pos);
     }
     alarm_topic(spec, &mut doc);
     merge_extra(spec, &mut doc)?;
-    let count = doc.resources.len();
+    let counts: Vec<usize> = COUNT_LIMITS.iter().map(|l| (l.count)(&doc)).collect();
     let template = doc.finish(format!(
         "deployer stack {} (app {}, env {})",
         spec.stack_name(),
@@ -188,11 +191,14 @@ pub fn app(spec: &Spec, options: Options) -> Result<Template, Vec<Diag>> {
         spec.env
     ));
     let mut diags = Vec::new();
-    if count > MAX_RESOURCES {
-        diags.push(Diag::new(
-            over_at.unwrap_or(Pos { line: 1, col: 1 }),
-            format!("the stack would have {count} resources, over CloudFormation's limit of {MAX_RESOURCES} per stack (this function or table passes it): split the spec into two stacks"),
-        ));
+    for ((limit, count), at) in COUNT_LIMITS.iter().zip(counts).zip(over_at) {
+        if count > limit.max {
+            let (what, max) = (limit.what, limit.max);
+            diags.push(Diag::new(
+                at.unwrap_or(Pos { line: 1, col: 1 }),
+                format!("the stack would have {count} {what}, over CloudFormation's limit of {max} per stack (this function or table passes it): split the spec into two stacks"),
+            ));
+        }
     }
     let size = template.body().len();
     if size > MAX_TEMPLATE_BYTES {
@@ -210,6 +216,32 @@ pub fn app(spec: &Spec, options: Options) -> Result<Template, Vec<Diag>> {
 
 /// Resources one CloudFormation stack may hold.
 pub const MAX_RESOURCES: usize = 500;
+
+/// One of CloudFormation's per-template count limits ("CloudFormation quotas").
+struct CountLimit {
+    what: &'static str,
+    max: usize,
+    count: fn(&Doc) -> usize,
+}
+
+/// Resources, parameters and outputs: each function adds to all three.
+const COUNT_LIMITS: [CountLimit; 3] = [
+    CountLimit {
+        what: "resources",
+        max: MAX_RESOURCES,
+        count: |d| d.resources.len(),
+    },
+    CountLimit {
+        what: "parameters",
+        max: 200,
+        count: |d| d.parameters.len(),
+    },
+    CountLimit {
+        what: "outputs",
+        max: 200,
+        count: |d| d.outputs.len(),
+    },
+];
 /// The largest template CloudFormation reads from S3 (`TemplateURL`), in bytes.
 pub const MAX_TEMPLATE_BYTES: usize = 1_000_000;
 

@@ -12,6 +12,7 @@ pub fn decode(root: &Node, diags: &mut Vec<Diag>) -> Option<Spec> {
     let mut cx = Cx {
         diags,
         declared_tables: Vec::new(),
+        region: None,
     };
     // A best-effort spec even when fields are wrong, so cross-checks still report their problems.
     let spec = cx.spec(root);
@@ -96,6 +97,8 @@ struct Cx<'d> {
     diags: &'d mut Vec<Diag>,
     /// Every table name under `tables`, including tables that failed to decode.
     declared_tables: Vec<String>,
+    /// The spec's `region`, once read: ARNs that must be in it are checked against it.
+    region: Option<String>,
 }
 
 /// A mapping whose keys were checked against the allowed ones.
@@ -189,6 +192,16 @@ impl Cx<'_> {
     }
 
     /// A string that must match `rule`; the message explains the rule in words.
+    /// An error at `node` when `arn` is not in the spec's region (unknown here without `region`:
+    /// `up` checks it then).
+    fn same_region(&mut self, node: &Node, field: &str, arn: &str) {
+        if let Some(region) = &self.region
+            && let Err(why) = names::check_same_region(field, arn, region)
+        {
+            self.err(node.pos, why);
+        }
+    }
+
     fn checked(
         &mut self,
         node: &Node,
@@ -308,6 +321,7 @@ impl Cx<'_> {
         let region = f
             .get("region")
             .and_then(|n| self.checked(n, "region", names::check_region));
+        self.region = region.clone();
         let tags = f.get("tags").map(|n| self.tags(n)).unwrap_or_default();
         let protected_envs = f
             .get("protected_envs")
@@ -324,7 +338,7 @@ impl Cx<'_> {
             .and_then(|n| self.bool(n, "`hotswap`"))
             .unwrap_or(false);
         let network = f.get("network").and_then(|n| self.network(n));
-        let alb = f.get("alb").and_then(|n| self.alb(n, region.as_deref()));
+        let alb = f.get("alb").and_then(|n| self.alb(n));
         let mut functions = IndexMap::new();
         if let Some(n) = f.get("functions") {
             for (key, value) in self.map_entries(n, "`functions`") {
@@ -407,6 +421,9 @@ impl Cx<'_> {
         let sns_topic_arn = f
             .get("sns_topic_arn")
             .and_then(|n| self.checked(n, "sns_topic_arn", names::check_sns_topic_arn));
+        if let (Some(arn), Some(n)) = (&sns_topic_arn, f.get("sns_topic_arn")) {
+            self.same_region(n, "sns_topic_arn", arn);
+        }
         let no_email = f
             .get("email")
             .is_none_or(|n| matches!(&n.value, Value::Seq(items) if items.is_empty()));
@@ -486,7 +503,7 @@ impl Cx<'_> {
         })
     }
 
-    fn alb(&mut self, node: &Node, region: Option<&str>) -> Option<Alb> {
+    fn alb(&mut self, node: &Node) -> Option<Alb> {
         let f = self.fields(node, "`alb`", keys::ALB)?;
         let internal = f
             .get("internal")
@@ -495,11 +512,8 @@ impl Cx<'_> {
         let certificate_arn = f
             .get("certificate_arn")
             .and_then(|n| self.checked(n, "certificate_arn", names::check_certificate_arn));
-        if let (Some(arn), Some(region), Some(n)) =
-            (&certificate_arn, region, f.get("certificate_arn"))
-            && let Err(why) = names::check_same_region(arn, region)
-        {
-            self.err(n.pos, format!("certificate_arn {why}"));
+        if let (Some(arn), Some(n)) = (&certificate_arn, f.get("certificate_arn")) {
+            self.same_region(n, "certificate_arn", arn);
         }
         let allowed_cidrs = match f.get("allowed_cidrs") {
             Some(n) => {
@@ -847,7 +861,10 @@ impl Cx<'_> {
                 "aws_owned" => Encryption::AwsOwned,
                 "aws_managed" => Encryption::AwsManaged,
                 arn => match names::check_kms_key_arn(arn) {
-                    Ok(()) => Encryption::Kms(arn.to_string()),
+                    Ok(()) => {
+                        self.same_region(n, "encryption", arn);
+                        Encryption::Kms(arn.to_string())
+                    }
                     Err(why) => {
                         self.err(
                             n.pos,

@@ -201,6 +201,29 @@ impl Spec {
             _ => Placement::SharedVpc,
         }
     }
+
+    /// The ARNs AWS accepts only in the stack's own region, by field (see
+    /// [`super::names::REGIONAL_ARNS`]): `validate` checks them when the spec names its region,
+    /// `up` and `plan` once the region is known.
+    pub fn regional_arns(&self) -> Vec<(&'static str, &str)> {
+        let mut arns = Vec::new();
+        if let Some(arn) = self.alb.as_ref().and_then(|a| a.certificate_arn.as_deref()) {
+            arns.push(("certificate_arn", arn));
+        }
+        if let Some(arn) = self
+            .alarms
+            .as_ref()
+            .and_then(|a| a.sns_topic_arn.as_deref())
+        {
+            arns.push(("sns_topic_arn", arn));
+        }
+        for table in self.tables.values() {
+            if let Encryption::Kms(arn) = &table.encryption {
+                arns.push(("encryption", arn.as_str()));
+            }
+        }
+        arns
+    }
 }
 
 /// The Application Load Balancer.

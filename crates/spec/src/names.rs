@@ -159,12 +159,32 @@ pub fn arn_region(arn: &str) -> Option<&str> {
     arn.split(':').nth(3).filter(|r| !r.is_empty())
 }
 
-/// An ARN in `region` (an ALB uses ACM certificates of its own region only).
-pub fn check_same_region(arn: &str, region: &str) -> Result<(), String> {
+/// The ARNs of a spec that AWS accepts only in the stack's own region: which field, and why.
+pub const REGIONAL_ARNS: &[(&str, &str)] = &[
+    (
+        "certificate_arn",
+        "a load balancer can only use an ACM certificate of its own region",
+    ),
+    (
+        "sns_topic_arn",
+        "CloudWatch alarms notify SNS topics of their own region only",
+    ),
+    (
+        "encryption",
+        "a DynamoDB table can only be encrypted with a KMS key of its own region",
+    ),
+];
+
+/// An ARN in `region`; `field` is one of [`REGIONAL_ARNS`], whose reason the error gives.
+pub fn check_same_region(field: &str, arn: &str, region: &str) -> Result<(), String> {
+    let why = REGIONAL_ARNS
+        .iter()
+        .find(|(f, _)| *f == field)
+        .map_or("AWS requires a resource of its own region", |(_, why)| why);
     match arn_region(arn) {
         Some(r) if r == region => Ok(()),
         r => Err(format!(
-            "is in {}, but the stack deploys to {region}: a load balancer can only use an ACM certificate of its own region",
+            "{field} is in {}, but the stack deploys to {region}: {why}",
             r.unwrap_or("no region")
         )),
     }
