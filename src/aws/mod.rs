@@ -15,6 +15,7 @@ use crate::converge::model::{
     Change, ChangeAction, ChangeSet, ChangeSetStatus, FunctionCode, IndexState, Resource,
     ResourceStatus, Stack, StackEvent, TableState, TimeToLiveStatus,
 };
+use crate::converge::preflight::{Decision, Evaluation, Probe};
 use crate::exit::{Code, Error};
 
 pub mod dynamodb;
@@ -354,6 +355,27 @@ fn tags(values: &BTreeMap<String, String>) -> Vec<Tag> {
 }
 
 /// The SDK's timestamp as the engine's clock type (`None` only for dates `SystemTime` cannot hold).
+/// The evaluation results of one SimulatePrincipalPolicy answer page.
+fn evaluations(xml: &str) -> Vec<Evaluation> {
+    let fields = ["EvalActionName", "EvalDecision"];
+    let lists = ["MissingContextValues", "MatchedStatements"];
+    query::list_items_with_lists(xml, "EvaluationResults", &fields, &lists)
+        .into_iter()
+        .map(|item| Evaluation {
+            action: item.get("EvalActionName").cloned().unwrap_or_default(),
+            decision: match item.get("EvalDecision").map(String::as_str) {
+                Some("allowed") => Decision::Allowed,
+                Some("explicitDeny") => Decision::ExplicitDeny,
+                _ => Decision::ImplicitDeny,
+            },
+            missing_context: item
+                .get("MissingContextValues")
+                .map(|v| v.lines().map(str::to_string).collect())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
 fn system_time(t: &aws_smithy_types::DateTime) -> Option<SystemTime> {
     SystemTime::try_from(*t).ok()
 }
@@ -856,17 +878,46 @@ impl Cloud for AwsCloud<'_> {
         Ok(out.arn().unwrap_or_default().to_string())
     }
 
+    fn region(&self) -> String {
+        self.aws.region()
+    }
+
+    async fn role_arn(&self, name: &str) -> Result<String, CloudError> {
+        let params = [("RoleName".to_string(), name.to_string())];
+        let xml = self
+            .aws
+            .query
+            .call(query::Service::Iam, "GetRole", &params)
+            .await?;
+        query::first_text(&xml, "Arn")
+            .ok_or_else(|| CloudError::new("InvalidResponse", "GetRole answered without an Arn"))
+    }
+
     async fn simulate(
         &self,
         principal: &str,
-        actions: &[String],
-    ) -> Result<Vec<(String, bool)>, CloudError> {
+        probe: &Probe,
+    ) -> Result<Vec<Evaluation>, CloudError> {
         let mut results = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let mut params = vec![("PolicySourceArn".to_string(), principal.to_string())];
-            for (i, action) in actions.iter().enumerate() {
+            let mut params = vec![
+                ("PolicySourceArn".to_string(), principal.to_string()),
+                ("ResourceArns.member.1".to_string(), probe.resource.clone()),
+            ];
+            for (i, action) in probe.actions.iter().enumerate() {
                 params.push((format!("ActionNames.member.{}", i + 1), action.clone()));
+            }
+            for (i, entry) in probe.context.iter().enumerate() {
+                let at = format!("ContextEntries.member.{}", i + 1);
+                params.push((format!("{at}.ContextKeyName"), entry.key.clone()));
+                params.push((format!("{at}.ContextKeyType"), entry.kind.as_str().into()));
+                for (j, value) in entry.values.iter().enumerate() {
+                    params.push((
+                        format!("{at}.ContextKeyValues.member.{}", j + 1),
+                        value.clone(),
+                    ));
+                }
             }
             if let Some(marker) = &marker {
                 params.push(("Marker".into(), marker.clone()));
@@ -876,12 +927,7 @@ impl Cloud for AwsCloud<'_> {
                 .query
                 .call(query::Service::Iam, "SimulatePrincipalPolicy", &params)
                 .await?;
-            let fields = ["EvalActionName", "EvalDecision"];
-            for item in query::list_items(&xml, "EvaluationResults", &fields) {
-                let action = item.get("EvalActionName").cloned().unwrap_or_default();
-                let allowed = item.get("EvalDecision").is_some_and(|d| d == "allowed");
-                results.push((action, allowed));
-            }
+            results.extend(evaluations(&xml));
             marker = query::first_text(&xml, "Marker");
             if query::first_text(&xml, "IsTruncated").as_deref() != Some("true") || marker.is_none()
             {

@@ -322,12 +322,23 @@ fn find_text(decoder: &mut ScopedDecoder, name: &str) -> Option<String> {
 /// IAM): for each entry, the text of its direct children named in `fields`. `list` names the
 /// list element, found at any depth.
 pub fn list_items(xml: &str, list: &str, fields: &[&str]) -> Vec<BTreeMap<String, String>> {
+    list_items_with_lists(xml, list, fields, &[])
+}
+
+/// [`list_items`], where the children named in `list_fields` are lists of plain values
+/// (`<MissingContextValues><member>aws:CalledVia</member>...`): their values joined by `\n`.
+pub fn list_items_with_lists(
+    xml: &str,
+    list: &str,
+    fields: &[&str],
+    list_fields: &[&str],
+) -> Vec<BTreeMap<String, String>> {
     let mut doc = Document::new(xml);
     let Ok(mut root) = doc.root_element() else {
         return Vec::new();
     };
     let mut items = Vec::new();
-    collect_items(&mut root, list, fields, &mut items);
+    collect_items(&mut root, list, fields, list_fields, &mut items);
     items
 }
 
@@ -335,18 +346,27 @@ fn collect_items(
     decoder: &mut ScopedDecoder,
     list: &str,
     fields: &[&str],
+    list_fields: &[&str],
     items: &mut Vec<BTreeMap<String, String>>,
 ) {
     while let Some(mut child) = decoder.next_tag() {
         if child.start_el().local() != list {
-            collect_items(&mut child, list, fields, items);
+            collect_items(&mut child, list, fields, list_fields, items);
             continue;
         }
         while let Some(mut entry) = child.next_tag() {
             let mut item = BTreeMap::new();
             while let Some(mut field) = entry.next_tag() {
                 let name = field.start_el().local().to_string();
-                if fields.contains(&name.as_str())
+                if list_fields.contains(&name.as_str()) {
+                    let mut values = Vec::new();
+                    while let Some(mut member) = field.next_tag() {
+                        if let Ok(text) = try_data(&mut member) {
+                            values.push(text.into_owned());
+                        }
+                    }
+                    item.insert(name, values.join("\n"));
+                } else if fields.contains(&name.as_str())
                     && let Ok(text) = try_data(&mut field)
                 {
                     item.insert(name, text.into_owned());

@@ -192,12 +192,17 @@ pub trait Cloud {
     async fn time_to_live(&self, table: &str) -> Result<Option<TimeToLiveStatus>, CloudError>;
     /// GetCallerIdentity: the ARN of whoever the credentials belong to.
     async fn caller_arn(&self) -> Result<String, CloudError>;
-    /// SimulatePrincipalPolicy: for each action, whether `principal` is allowed it.
+    /// The region the stack is in.
+    fn region(&self) -> String;
+    /// GetRole: the ARN of the role `name`, with its path.
+    async fn role_arn(&self, name: &str) -> Result<String, CloudError>;
+    /// SimulatePrincipalPolicy (all pages): what IAM decides for `principal` on each of the
+    /// probe's actions, against its resource, with its context keys.
     async fn simulate(
         &self,
         principal: &str,
-        actions: &[String],
-    ) -> Result<Vec<(String, bool)>, CloudError>;
+        probe: &super::preflight::Probe,
+    ) -> Result<Vec<super::preflight::Evaluation>, CloudError>;
     /// DescribeAvailabilityZones: the region's available zones of type `availability-zone`
     /// (no Local or Wavelength Zones), by name.
     async fn availability_zones(&self) -> Result<Vec<String>, CloudError>;

@@ -832,10 +832,18 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             let caller = caller.map_err(|e| {
                 cloud_failure("cannot learn who the caller is (sts:GetCallerIdentity)", e)
             })?;
-            if let super::preflight::Checked::Skipped(why) =
-                super::preflight::check(self.cloud, &caller, deployed.as_ref(), &wanted).await?
+            let scope = super::preflight::Scope::of(
+                &caller,
+                &self.cloud.region(),
+                name,
+                deployment.template_bucket.as_deref(),
+            );
+            match super::preflight::check(self.cloud, &caller, &scope, deployed.as_ref(), &wanted)
+                .await?
             {
-                self.warn(why);
+                super::preflight::Checked::Allowed => {}
+                super::preflight::Checked::Skipped(why)
+                | super::preflight::Checked::Unconfirmed(why) => self.warn(why),
             }
         }
         if let (Some(stack), Some(deployed)) = (&stack, &deployed) {

@@ -497,17 +497,40 @@ impl Cloud for Script {
         self.call("caller_arn");
         Ok("arn:aws:iam::123456789012:user/ci".into())
     }
+    fn region(&self) -> String {
+        "eu-west-1".into()
+    }
+    async fn role_arn(&self, name: &str) -> Result<String, CloudError> {
+        self.call(format!("role_arn {name}"));
+        // IAM Identity Center's roles live under a path the session ARN does not carry.
+        Ok(match name.strip_prefix("AWSReservedSSO_") {
+            Some(_) => format!(
+                "arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-1/{name}"
+            ),
+            None => format!("arn:aws:iam::123456789012:role/{name}"),
+        })
+    }
     async fn simulate(
         &self,
         principal: &str,
-        actions: &[String],
-    ) -> Result<Vec<(String, bool)>, CloudError> {
+        probe: &deployer::converge::preflight::Probe,
+    ) -> Result<Vec<deployer::converge::preflight::Evaluation>, CloudError> {
+        use deployer::converge::preflight::{Decision, Evaluation};
         self.failure("simulate")?;
         self.call(format!("simulate {principal}"));
         let denied = self.denied.borrow();
-        Ok(actions
+        Ok(probe
+            .actions
             .iter()
-            .map(|a| (a.clone(), !denied.contains(a)))
+            .map(|a| Evaluation {
+                action: a.clone(),
+                decision: if denied.contains(a) {
+                    Decision::ImplicitDeny
+                } else {
+                    Decision::Allowed
+                },
+                missing_context: Vec::new(),
+            })
             .collect())
     }
     async fn availability_zones(&self) -> Result<Vec<String>, CloudError> {
@@ -1610,41 +1633,80 @@ async fn the_bootstrap_vpc_keeps_its_zones() {
 
 #[tokio::test]
 async fn the_preflight_names_what_iam_denies_and_maps_assumed_roles() {
-    use deployer::converge::preflight::{Checked, check};
-    let template: serde_json::Value = serde_json::from_str(TEMPLATE).unwrap();
+    use deployer::converge::preflight::{Checked, Scope, check};
+    let mut template: serde_json::Value = serde_json::from_str(TEMPLATE).unwrap();
+    template["Resources"]["ApiRole"] = serde_json::json!({ "Type": "AWS::IAM::Role" });
+    template["Resources"]["ApiRule"] =
+        serde_json::json!({ "Type": "AWS::ElasticLoadBalancingV2::ListenerRule" });
+    let scope = |caller: &str| Scope::of(caller, "eu-west-1", NAME, Some("artifacts"));
+    let simulated = |script: &Script| -> Vec<String> {
+        let mut principals: Vec<String> = script
+            .calls()
+            .into_iter()
+            .filter(|c| c.starts_with("simulate "))
+            .collect();
+        principals.dedup();
+        principals
+    };
     let script = Script::new(vec![None]);
     *script.denied.borrow_mut() = vec!["iam:PassRole".into()];
-    let err = check(
-        &script,
-        "arn:aws:sts::123456789012:assumed-role/ci-deploy/run-1",
-        None,
-        &template,
-    )
-    .await
-    .unwrap_err();
+    let caller = "arn:aws:sts::123456789012:assumed-role/ci-deploy/run-1";
+    let err = check(&script, caller, &scope(caller), None, &template)
+        .await
+        .unwrap_err();
     assert_eq!(err.code, deployer::exit::Code::Denied);
     assert!(
         err.message.contains("lacks 1 permission") && err.message.contains("iam:PassRole"),
         "{err}"
     );
+    assert_eq!(script.calls()[0], "role_arn ci-deploy");
+    // Denied on a resource deployer cannot name (a listener rule's ARN has CloudFormation's
+    // hash): a policy scoped to the real ARN may allow it, so it is a warning, not a refusal.
+    let script = Script::new(vec![None]);
+    *script.denied.borrow_mut() = vec!["elasticloadbalancing:CreateRule".into()];
+    let Checked::Unconfirmed(why) = check(&script, caller, &scope(caller), None, &template)
+        .await
+        .unwrap()
+    else {
+        panic!("a deny of `*` is not confirmed either way")
+    };
+    assert!(why.contains("elasticloadbalancing:CreateRule"), "{why}");
+    let script = Script::new(vec![None]);
+    *script.denied.borrow_mut() = vec!["iam:PassRole".into()];
+    check(&script, caller, &scope(caller), None, &template)
+        .await
+        .unwrap_err();
     assert_eq!(
-        script.calls(),
+        simulated(&script),
         ["simulate arn:aws:iam::123456789012:role/ci-deploy"]
+    );
+    // An IAM Identity Center (SSO) role: simulated under its path, which GetRole gives.
+    let script = Script::new(vec![None]);
+    let sso =
+        "arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_Admin_0123abcd/jane@example.com";
+    assert_eq!(
+        check(&script, sso, &scope(sso), None, &template)
+            .await
+            .unwrap(),
+        Checked::Allowed
+    );
+    assert_eq!(
+        simulated(&script),
+        [
+            "simulate arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Admin_0123abcd"
+        ]
     );
     // Allowed: nothing to say. The root user cannot be simulated: skipped, with a note.
     let script = Script::new(vec![None]);
+    let user = "arn:aws:iam::123456789012:user/ci";
     assert_eq!(
-        check(
-            &script,
-            "arn:aws:iam::123456789012:user/ci",
-            None,
-            &template
-        )
-        .await
-        .unwrap(),
+        check(&script, user, &scope(user), None, &template)
+            .await
+            .unwrap(),
         Checked::Allowed
     );
-    let skipped = check(&script, "arn:aws:iam::123456789012:root", None, &template)
+    let root = "arn:aws:iam::123456789012:root";
+    let skipped = check(&script, root, &scope(root), None, &template)
         .await
         .unwrap();
     assert!(matches!(skipped, Checked::Skipped(_)), "{skipped:?}");
@@ -1656,14 +1718,10 @@ async fn the_preflight_names_what_iam_denies_and_maps_assumed_roles() {
             "not authorized to perform iam:SimulatePrincipalPolicy",
         ),
     ));
-    let Checked::Skipped(why) = check(
-        &script,
-        "arn:aws:iam::123456789012:user/ci",
-        None,
-        &template,
-    )
-    .await
-    .unwrap() else {
+    let Checked::Skipped(why) = check(&script, user, &scope(user), None, &template)
+        .await
+        .unwrap()
+    else {
         panic!("a failed simulation is skipped")
     };
     assert!(

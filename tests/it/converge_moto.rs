@@ -594,6 +594,7 @@ async fn a_caller_iam_denies_is_stopped_before_any_change_set() {
             iam: Some(IamAnswers {
                 caller_arn: "arn:aws:sts::123456789012:assumed-role/ci-deploy/github-run-7".into(),
                 denied: vec!["iam:PassRole".into()],
+                policy: None,
             }),
             ..Rules::default()
         },
@@ -616,17 +617,24 @@ async fn a_caller_iam_denies_is_stopped_before_any_change_set() {
         1,
         "nothing was sent for the app stack (the one is the bootstrap stack)"
     );
+    let mut principals = proxy.simulated();
+    principals.dedup();
     assert_eq!(
-        proxy.simulated(),
+        principals,
         ["arn:aws:iam::123456789012:role/ci-deploy"],
         "the assumed role is simulated as its role"
     );
     // With the check skipped, the same caller deploys (moto does not enforce IAM).
+    let simulations = proxy.count("SimulatePrincipalPolicy");
     let mut unchecked = args.to_vec();
     unchecked.push("--skip-permission-check");
     moto.deployer_with(p.path(), &unchecked, &env)
         .expect_code(0);
-    assert_eq!(proxy.simulated().len(), 1, "no second simulation");
+    assert_eq!(
+        proxy.count("SimulatePrincipalPolicy"),
+        simulations,
+        "no second simulation"
+    );
     // Against moto itself, whose caller (`arn:aws:sts::...:user/moto`) IAM could not simulate:
     // one line, and the update goes on.
     p.edit_spec("memory: 256", "memory: 512");
@@ -639,6 +647,119 @@ async fn a_caller_iam_denies_is_stopped_before_any_change_set() {
     );
     // The first deploy created the stack directly; the update is the one change set.
     assert_eq!(moto.count("ExecuteChangeSet"), 1);
+}
+
+/// A least-privilege CI role as teams write them: every statement scoped to the app's resources
+/// (`notes-*`), the artifact bucket or the region, PassRole only to Lambda, IAM only through
+/// CloudFormation. `without` leaves one action out of the Lambda statement.
+fn scoped_ci_policy(without: Option<&str>) -> serde_json::Value {
+    let lambda: Vec<&str> = [
+        "lambda:AddPermission",
+        "lambda:CreateFunction",
+        "lambda:DeleteFunction",
+        "lambda:GetFunction",
+        "lambda:GetFunctionConfiguration",
+        "lambda:PutFunctionConcurrency",
+        "lambda:RemovePermission",
+        "lambda:TagResource",
+        "lambda:UpdateFunctionCode",
+        "lambda:UpdateFunctionConfiguration",
+    ]
+    .into_iter()
+    .filter(|a| Some(*a) != without)
+    .collect();
+    let account = "123456789012";
+    serde_json::json!({ "Version": "2012-10-17", "Statement": [
+        { "Effect": "Allow", "Action": "cloudformation:*",
+          "Resource": format!("arn:aws:cloudformation:us-east-1:{account}:stack/notes-*/*") },
+        { "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+          "Resource": ["arn:aws:s3:::deployer-bootstrap-*", "arn:aws:s3:::deployer-bootstrap-*/*"] },
+        { "Effect": "Allow", "Action": "iam:PassRole",
+          "Resource": format!("arn:aws:iam::{account}:role/notes-*"),
+          "Condition": { "StringEquals": { "iam:PassedToService": "lambda.amazonaws.com" } } },
+        { "Effect": "Allow", "Action": ["iam:CreateRole", "iam:GetRole", "iam:PutRolePolicy", "iam:TagRole", "iam:DeleteRole", "iam:DeleteRolePolicy"],
+          "Resource": format!("arn:aws:iam::{account}:role/notes-*"),
+          "Condition": { "ForAnyValue:StringEquals": { "aws:CalledVia": "cloudformation.amazonaws.com" } } },
+        { "Effect": "Allow", "Action": lambda,
+          "Resource": format!("arn:aws:lambda:us-east-1:{account}:function:notes-*") },
+        { "Effect": "Allow", "Action": "logs:*",
+          "Resource": format!("arn:aws:logs:us-east-1:{account}:log-group:/aws/lambda/notes-*") },
+        { "Effect": "Allow", "Action": "dynamodb:*",
+          "Resource": format!("arn:aws:dynamodb:us-east-1:{account}:table/notes-*") },
+        { "Effect": "Allow", "Action": ["ec2:*", "elasticloadbalancing:*", "cloudwatch:*", "sns:*"], "Resource": "*",
+          "Condition": { "StringEquals": { "aws:RequestedRegion": "us-east-1" } } },
+    ]})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scoped_ci_role_passes_the_preflight_and_a_missing_action_is_named() {
+    use common::proxy::{IamAnswers, Proxy, Rules};
+    let moto = Moto::start();
+    let p = Project::new();
+    let artifact = format!("api={}", p.zip().display());
+    let args = ["up", "--artifact", &artifact, "--yes"];
+    let start = |policy: serde_json::Value| {
+        Proxy::start(
+            &moto.endpoint,
+            Rules {
+                iam: Some(IamAnswers {
+                    caller_arn: "arn:aws:sts::123456789012:assumed-role/ci-deploy/run-9".into(),
+                    denied: Vec::new(),
+                    policy: Some(policy),
+                }),
+                ..Rules::default()
+            },
+        )
+    };
+    // Without lambda:UpdateFunctionCode: refused, naming exactly that action.
+    let proxy = start(scoped_ci_policy(Some("lambda:UpdateFunctionCode")));
+    let env = [("AWS_ENDPOINT_URL", proxy.endpoint.as_str())];
+    let denied = moto.deployer_with(p.path(), &args, &env);
+    denied.expect_code(5);
+    assert!(
+        denied.stderr.contains("lacks 1 permission")
+            && denied.stderr.contains(": lambda:UpdateFunctionCode\n"),
+        "{}",
+        denied.stderr
+    );
+    // The scoped policy itself: allowed, and the stack is created.
+    let proxy = start(scoped_ci_policy(None));
+    let env = [("AWS_ENDPOINT_URL", proxy.endpoint.as_str())];
+    let allowed = moto.deployer_with(p.path(), &args, &env);
+    allowed.expect_code(0);
+    assert!(
+        !allowed.stderr.contains("could not be confirmed"),
+        "every action of this spec is confirmed: {}",
+        allowed.stderr
+    );
+    // Every simulation named a resource and the region it goes to, as the real calls do.
+    let simulations: Vec<String> = proxy
+        .recorded()
+        .into_iter()
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .filter(|b| b.contains("Action=SimulatePrincipalPolicy"))
+        .collect();
+    assert!(!simulations.is_empty());
+    for body in &simulations {
+        assert!(body.contains("ResourceArns.member.1="), "{body}");
+        assert!(body.contains("aws%3ARequestedRegion"), "{body}");
+    }
+    // A condition on a key the simulation is not given (a resource tag): a warning naming the
+    // actions, and the deploy goes on.
+    let mut tagged = scoped_ci_policy(None);
+    tagged["Statement"][4]["Condition"] =
+        serde_json::json!({ "StringEquals": { "aws:ResourceTag/app": "notes" } });
+    let proxy = start(tagged);
+    let env = [("AWS_ENDPOINT_URL", proxy.endpoint.as_str())];
+    p.edit_spec("memory: 256", "memory: 512");
+    let warned = moto.deployer_with(p.path(), &args, &env);
+    warned.expect_code(0);
+    assert!(
+        warned.stderr.contains("permissions could not be confirmed")
+            && warned.stderr.contains("lambda:UpdateFunctionConfiguration"),
+        "{}",
+        warned.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -739,7 +860,14 @@ async fn the_hand_signed_ec2_and_iam_calls_read_real_answers() {
     assert!(missing.code.is_some(), "{missing:?}");
     // moto implements no SimulatePrincipalPolicy: an error with AWS's shape, not a panic.
     let simulated = cloud
-        .simulate("arn:aws:iam::123456789012:role/x", &["s3:GetObject".into()])
+        .simulate(
+            "arn:aws:iam::123456789012:role/x",
+            &deployer::converge::preflight::Probe {
+                actions: vec!["s3:GetObject".into()],
+                resource: "*".into(),
+                context: Vec::new(),
+            },
+        )
         .await;
     assert!(simulated.is_err(), "{simulated:?}");
 }

@@ -152,12 +152,17 @@ sys.exit(1 if bad else 0)
 #[test]
 fn preflight_actions_come_from_the_resource_schemas() {
     let python = common::python_tool("python");
-    let table: Vec<(String, Vec<String>)> = deployer::converge::preflight::RESOURCE_ACTIONS
+    use deployer::converge::preflight::{PROPERTY_ACTIONS, RESOURCE_ACTIONS};
+    let table: Vec<(String, Vec<String>)> = RESOURCE_ACTIONS
         .iter()
         .map(|t| {
             let actions = t.write.iter().chain(t.delete);
             (t.kind.to_string(), actions.map(|s| s.to_string()).collect())
         })
+        .chain(PROPERTY_ACTIONS.iter().map(|p| {
+            let actions = p.write.iter().map(|s| s.to_string());
+            (p.kind.to_string(), actions.collect())
+        }))
         .collect();
     let script = r#"
 import json, sys, pathlib, cfnlint

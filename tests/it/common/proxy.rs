@@ -5,6 +5,7 @@
 //! With `account`, it is also what keeps the tests apart on one moto server: every request it
 //! forwards names that account (moto's `x-moto-account-id` header).
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -47,6 +48,102 @@ pub struct IamAnswers {
     pub caller_arn: String,
     /// Actions SimulatePrincipalPolicy answers `implicitDeny` for; every other is `allowed`.
     pub denied: Vec<String>,
+    /// Instead: the caller's identity policy, which SimulatePrincipalPolicy evaluates for each
+    /// action against the request's resource and context keys, as IAM's evaluation logic does.
+    pub policy: Option<serde_json::Value>,
+}
+
+/// `text` matches an IAM pattern (`*` any run, `?` one character).
+fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// A policy element that is one string or a list of them.
+fn strings(v: &serde_json::Value) -> Vec<String> {
+    match v {
+        serde_json::Value::String(s) => vec![s.clone()],
+        serde_json::Value::Array(items) => items
+            .iter()
+            .filter_map(|i| i.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// IAM's decision for one request under an identity policy (explicit deny wins, then any
+/// allow, else implicit deny), and the condition keys its statements use that the request
+/// lacks. Conditions: `StringEquals`, `StringLike` and their `ForAnyValue:` forms; a missing
+/// key fails the condition.
+pub fn evaluate(
+    policy: &serde_json::Value,
+    action: &str,
+    resource: &str,
+    context: &BTreeMap<String, Vec<String>>,
+) -> (&'static str, Vec<String>) {
+    let mut missing = Vec::new();
+    let mut allowed = false;
+    for statement in policy["Statement"].as_array().into_iter().flatten() {
+        let acts = strings(&statement["Action"]);
+        if !acts
+            .iter()
+            .any(|a| glob(&a.to_lowercase(), &action.to_lowercase()))
+        {
+            continue;
+        }
+        if !strings(&statement["Resource"])
+            .iter()
+            .any(|r| glob(r, resource))
+        {
+            continue;
+        }
+        let mut holds = true;
+        for (operator, keys) in statement["Condition"].as_object().into_iter().flatten() {
+            for (key, wanted) in keys.as_object().into_iter().flatten() {
+                let Some(given) = context.get(key) else {
+                    missing.push(key.clone());
+                    holds = false;
+                    continue;
+                };
+                let wanted = strings(wanted);
+                let like = operator.ends_with("StringLike");
+                let one = |g: &String| {
+                    wanted
+                        .iter()
+                        .any(|w| if like { glob(w, g) } else { w == g })
+                };
+                holds &= given.iter().any(one);
+            }
+        }
+        if !holds {
+            continue;
+        }
+        match statement["Effect"].as_str() {
+            Some("Deny") => return ("explicitDeny", missing),
+            Some("Allow") => allowed = true,
+            _ => {}
+        }
+    }
+    missing.sort();
+    missing.dedup();
+    (if allowed { "allowed" } else { "implicitDeny" }, missing)
 }
 
 /// The XML AWS answers `action` with (query protocol).
@@ -79,17 +176,49 @@ fn iam_answer(
                 iam.caller_arn
             ),
         )),
+        "GetRole" => {
+            let name = form.iter().find(|(k, _)| k == "RoleName")?.1.clone();
+            let role = iam.caller_arn.split('/').nth(1)?;
+            if name != role {
+                return None;
+            }
+            let account = iam.caller_arn.split(':').nth(4)?;
+            Some(query_answer(
+                action,
+                "https://iam.amazonaws.com/doc/2010-05-08/",
+                &format!(
+                    "<Role><Path>/</Path><RoleName>{name}</RoleName><Arn>arn:aws:iam::{account}:role/{name}</Arn></Role>"
+                ),
+            ))
+        }
         "SimulatePrincipalPolicy" => {
+            let value_of = |key: &str| form.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+            let resource = value_of("ResourceArns.member.1").unwrap_or_else(|| "*".into());
+            let mut context: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for i in 1.. {
+                let at = format!("ContextEntries.member.{i}");
+                let Some(key) = value_of(&format!("{at}.ContextKeyName")) else {
+                    break;
+                };
+                let values = (1..)
+                    .map_while(|j| value_of(&format!("{at}.ContextKeyValues.member.{j}")))
+                    .collect();
+                context.insert(key, values);
+            }
             let mut results = String::new();
             for (key, value) in &form {
                 if key.starts_with("ActionNames.member.") {
-                    let decision = if iam.denied.contains(value) {
-                        "implicitDeny"
-                    } else {
-                        "allowed"
+                    let (decision, missing) = match &iam.policy {
+                        Some(policy) => evaluate(policy, value, &resource, &context),
+                        None if iam.denied.contains(value) => ("implicitDeny", Vec::new()),
+                        None => ("allowed", Vec::new()),
                     };
+                    let missing: String = missing
+                        .iter()
+                        .map(|m| format!("<member>{m}</member>"))
+                        .collect();
                     results.push_str(&format!(
-                        "<member><EvalActionName>{value}</EvalActionName><EvalResourceName>*</EvalResourceName><EvalDecision>{decision}</EvalDecision><MatchedStatements/><MissingContextValues/></member>"
+                        "<member><EvalActionName>{value}</EvalActionName><EvalResourceName>{resource}</EvalResourceName><EvalDecision>{decision}</EvalDecision><MatchedStatements/><MissingContextValues>{missing}</MissingContextValues></member>"
                     ));
                 }
                 if key == "PolicySourceArn" {
