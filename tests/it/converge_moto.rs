@@ -771,12 +771,19 @@ async fn a_certificate_of_another_region_is_refused_before_anything_is_sent() {
         "  idle_timeout: 60\n",
         "  idle_timeout: 60\n  certificate_arn: arn:aws:acm:eu-west-1:123456789012:certificate/abc\n",
     );
+    p.edit_spec(
+        "\ntables:\n",
+        "\nalarms:\n  sns_topic_arn: arn:aws:sns:eu-west-1:123456789012:pager\n\ntables:\n",
+    );
     let refused = up(&moto, &p, &[]);
     refused.expect_code(2);
     assert!(
         refused
             .stderr
-            .contains("certificate_arn is in eu-west-1, but the stack deploys to us-east-1"),
+            .contains("certificate_arn is in eu-west-1, but the stack deploys to us-east-1")
+            && refused.stderr.contains(
+                "sns_topic_arn is in eu-west-1, but the stack deploys to us-east-1: CloudWatch alarms notify SNS topics of their own region only"
+            ),
         "{}",
         refused.stderr
     );
