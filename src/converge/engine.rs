@@ -157,9 +157,10 @@ pub struct Deployment {
     /// Write the tags even when nothing else changed (an ephemeral env's expiry is due for
     /// extension; the digest ignores it so that unchanged envs stay no-ops otherwise).
     pub refresh_tags: bool,
-    /// Where a template over CloudFormation's 51,200-byte `TemplateBody` limit is uploaded (the
-    /// artifact bucket) to be passed by URL instead.
-    pub template_bucket: Option<String>,
+    /// The artifact bucket: a template over CloudFormation's 51,200-byte `TemplateBody` limit
+    /// is uploaded there to be passed by URL, and the digest of what was deployed is recorded
+    /// there ([`super::recorded`]). `None`: the digest goes in a stack tag instead.
+    pub bucket: Option<String>,
     /// Ask IAM before the first change set whether the caller may do what the template needs
     /// ([`super::preflight`]); the caller's ARN is only looked up then.
     pub check_permissions: bool,
@@ -778,20 +779,61 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
     /// Brings the stack to `deployment`, or with [`Mode::Plan`] only shows what would change.
     pub async fn deploy(&self, deployment: &Deployment, mode: Mode) -> Result<Outcome, Error> {
         let existing = self.describe(&deployment.stack_name).await?;
-        self.deploy_from(deployment, mode, existing).await
+        let recorded = self.recorded_digest(deployment, existing.as_ref()).await?;
+        self.deploy_from(deployment, mode, existing, recorded).await
     }
 
-    /// [`Self::deploy`] from the stack as just described (`None`: there is none).
+    /// The digest recorded for the stack as described (see [`super::recorded`]).
+    pub async fn recorded_digest(
+        &self,
+        deployment: &Deployment,
+        stack: Option<&Stack>,
+    ) -> Result<Option<String>, Error> {
+        match stack {
+            Some(stack) => {
+                super::recorded::read(self.cloud, deployment.bucket.as_deref(), stack).await
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The stack tags a deployment sends: the spec's, and the digest only where there is no
+    /// bucket to record it in (stack tags propagate to every resource).
+    fn tags_with(&self, deployment: &Deployment, recorded: &str) -> BTreeMap<String, String> {
+        let mut tags = deployment.tags.clone();
+        if deployment.bucket.is_none() {
+            tags.insert(DIGEST_TAG.into(), recorded.to_string());
+        }
+        tags
+    }
+
+    /// Records `digest` as what `stack` runs: in the bucket (a failure is a warning: the next
+    /// `up` then finds no record and a change set with no changes, and records it).
+    async fn record(&self, deployment: &Deployment, stack: &Stack, digest: &str) {
+        if let Some(bucket) = &deployment.bucket
+            && let Err(e) = super::recorded::write(self.cloud, bucket, stack, digest).await
+        {
+            self.warn(format!(
+                "{}: deployed, but what was deployed could not be recorded in s3://{bucket}/{}: {e}; the next `up` makes a change set to find out",
+                stack.name,
+                super::recorded::key(&stack.name)
+            ));
+        }
+    }
+
+    /// [`Self::deploy`] from the stack as just described (`None`: there is none) and the digest
+    /// recorded for it ([`Self::recorded_digest`]).
     pub async fn deploy_from(
         &self,
         deployment: &Deployment,
         mode: Mode,
         existing: Option<Stack>,
+        recorded: Option<String>,
     ) -> Result<Outcome, Error> {
         let name = &deployment.stack_name;
         let digest = deployment.digest();
         if let Some(stack) = existing.as_ref().filter(|s| {
-            s.tags.get(DIGEST_TAG) == Some(&digest) && decide(Some(&s.status)) == Action::Update
+            recorded.as_ref() == Some(&digest) && decide(Some(&s.status)) == Action::Update
         }) {
             let stack = self
                 .ensure_protection(stack.clone(), deployment.termination_protection)
@@ -799,8 +841,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             if !deployment.refresh_tags {
                 return Ok(Outcome::NoChanges { stack });
             }
-            let mut tags = deployment.tags.clone();
-            tags.insert(DIGEST_TAG.into(), digest.clone());
+            let tags = self.tags_with(deployment, &digest);
             self.step(format!("{name}: extending the expiry"));
             let stack = self.update_tags(&stack, deployment, &tags).await?;
             return Ok(Outcome::NoChanges { stack });
@@ -836,7 +877,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 &caller,
                 &self.cloud.region(),
                 name,
-                deployment.template_bucket.as_deref(),
+                deployment.bucket.as_deref(),
             );
             match super::preflight::check(self.cloud, &caller, &scope, deployed.as_ref(), &wanted)
                 .await?
@@ -1019,7 +1060,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 self.abandon(&review).await;
                 Err(error)
             }
-            None => self.execute(deployment, review).await,
+            None => self.execute(deployment, recorded, review).await,
         }
     }
 
@@ -1036,8 +1077,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         let create = stack
             .as_ref()
             .is_none_or(|s| s.status == StackStatus::ReviewInProgress);
-        let mut tags = deployment.tags.clone();
-        tags.insert(DIGEST_TAG.into(), recorded.to_string());
+        let tags = self.tags_with(deployment, recorded);
         let (id, stack_id) = self.submit_change_set(deployment, &tags, create).await?;
         let mut review = Review {
             id,
@@ -1058,6 +1098,11 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         if change_set.has_no_changes() {
             self.abandon(&review).await;
             return match review.stack {
+                // Nothing to change: only the digest to record (no stack update with a bucket).
+                Some(stack) if deployment.bucket.is_some() => {
+                    self.record(deployment, &stack, recorded).await;
+                    Ok(Reviewed::NoChanges(stack))
+                }
                 Some(stack) if stack.tags.get(DIGEST_TAG).map(String::as_str) != Some(recorded) => {
                     Ok(Reviewed::NoChanges(
                         self.update_tags(&stack, deployment, &tags).await?,
@@ -1174,8 +1219,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 format!("interrupted before {name} was created: nothing was changed"),
             ));
         }
-        let mut tags = deployment.tags.clone();
-        tags.insert(DIGEST_TAG.into(), recorded.to_string());
+        let tags = self.tags_with(deployment, recorded);
         let token = token("create");
         let request = StackRequest {
             stack_name: name.clone(),
@@ -1204,12 +1248,18 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 &changes,
             )
             .await?;
-        self.finish(deployment, true, watch, changes).await
+        self.finish(deployment, recorded, true, watch, changes)
+            .await
     }
 
     /// Executes a reviewed change set and watches it to the end; Ctrl-C undoes a create and
     /// cancels an update.
-    async fn execute(&self, deployment: &Deployment, review: Review) -> Result<Outcome, Error> {
+    async fn execute(
+        &self,
+        deployment: &Deployment,
+        recorded: &str,
+        review: Review,
+    ) -> Result<Outcome, Error> {
         let name = &deployment.stack_name;
         if self.interrupted() {
             self.abandon(&review).await;
@@ -1237,15 +1287,16 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 &review.changes,
             )
             .await?;
-        self.finish(deployment, review.create, watch, review.changes)
+        self.finish(deployment, recorded, review.create, watch, review.changes)
             .await
     }
 
     /// The end of a watched create or update: an interruption, a failure with its root cause,
-    /// or the stack as applied (termination protection as wanted).
+    /// or the stack as applied (termination protection as wanted, `recorded` recorded).
     async fn finish(
         &self,
         deployment: &Deployment,
+        recorded: &str,
         create: bool,
         (done, events): (Option<Stack>, Vec<StackEvent>),
         changes: Vec<Change>,
@@ -1272,6 +1323,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         let done = self
             .ensure_protection(done, deployment.termination_protection)
             .await;
+        self.record(deployment, &done, recorded).await;
         Ok(Outcome::Applied {
             stack: done,
             changes,
@@ -1333,7 +1385,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         if body.len() <= TEMPLATE_BODY_LIMIT {
             return Ok(None);
         }
-        let Some(bucket) = &deployment.template_bucket else {
+        let Some(bucket) = &deployment.bucket else {
             return Err(Error::usage(format!(
                 "the template of {} has {} bytes, over CloudFormation's inline limit of {TEMPLATE_BODY_LIMIT}, and there is no bucket to pass it through",
                 deployment.stack_name,

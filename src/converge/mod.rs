@@ -13,6 +13,7 @@ pub mod indexes;
 pub mod model;
 pub mod outputs;
 pub mod preflight;
+pub mod recorded;
 pub mod transition;
 
 use std::collections::BTreeMap;
@@ -283,7 +284,7 @@ pub fn deployment(
         },
         termination_protection: spec.is_protected(),
         refresh_tags: lifetime.refresh,
-        template_bucket: Some(boot.bucket.clone()),
+        bucket: Some(boot.bucket.clone()),
         check_permissions: false,
     }
 }
@@ -369,6 +370,9 @@ pub async fn up<C: Cloud, U: Ui>(
             .of(Some(stack)),
         None => hotswap::Drift::default(),
     };
+    let recorded = engine
+        .recorded_digest(&deployment, existing.as_ref())
+        .await?;
     let changed = Changed {
         bucket: &boot.bucket,
         deployment: &deployment,
@@ -376,7 +380,13 @@ pub async fn up<C: Cloud, U: Ui>(
         drift: &drift,
     };
     if hotswap && matches!(mode, Mode::Apply { .. }) {
-        match hotswap::plan(existing.as_ref(), &deployment, &slots, &drift) {
+        match hotswap::plan(
+            existing.as_ref(),
+            recorded.as_deref(),
+            &deployment,
+            &slots,
+            &drift,
+        ) {
             hotswap::Plan::Swap(swaps) => {
                 let stack = existing.expect("a hotswap needs a stack");
                 return swap_code(engine, cloud, &changed, stack, swaps).await;
@@ -395,7 +405,7 @@ pub async fn up<C: Cloud, U: Ui>(
             )),
         }
     }
-    full_deploy(engine, cloud, &changed, existing, mode).await
+    full_deploy(engine, cloud, &changed, existing, recorded, mode).await
 }
 
 /// What a deployment brings, as the hotswap and restore steps need it.
@@ -442,13 +452,14 @@ async fn full_deploy<C: Cloud, U: Ui>(
     cloud: &C,
     changed: &Changed<'_>,
     existing: Option<Stack>,
+    recorded: Option<String>,
     mode: Mode,
 ) -> Result<Up, Error> {
     let name = &changed.deployment.stack_name;
     let drift = changed.drift;
     let restores = hotswap::restores(drift, existing.as_ref(), changed.deployment, changed.slots);
     let outcome = engine
-        .deploy_from(changed.deployment, mode, existing)
+        .deploy_from(changed.deployment, mode, existing, recorded)
         .await?;
     if mode == Mode::Plan {
         for function in drift.functions.keys() {

@@ -30,13 +30,26 @@ pub const OWN_ACTIONS: &[&str] = &[
     "cloudformation:GetTemplate",
     "cloudformation:ListStackResources",
     "cloudformation:UpdateStack",
-    // Index steps wait for the table, and TTL is read before it is enabled again.
-    "dynamodb:DescribeTable",
-    "dynamodb:DescribeTimeToLive",
     "s3:GetObject",
     // Without it S3 answers a missing key (a new artifact, no hotswap record) 403, not 404.
     "s3:ListBucket",
     "s3:PutObject",
+];
+
+/// The calls deployer itself makes on resources of a type, when the template has one: index
+/// steps wait for the table (DescribeTable), TTL is read before it is enabled again, and the
+/// verification after `up` waits for a checked target to be healthy and shows the function's
+/// log lines when it fails (both skipped on emulators).
+pub const OWN_TYPE_ACTIONS: &[(&str, &[&str])] = &[
+    (
+        "AWS::DynamoDB::Table",
+        &["dynamodb:DescribeTable", "dynamodb:DescribeTimeToLive"],
+    ),
+    (
+        "AWS::ElasticLoadBalancingV2::TargetGroup",
+        &["elasticloadbalancing:DescribeTargetHealth"],
+    ),
+    ("AWS::Logs::LogGroup", &["logs:FilterLogEvents"]),
 ];
 
 /// What CloudFormation's handlers call for one resource type, as deployer configures it: a subset
@@ -316,6 +329,9 @@ pub fn required_actions(deployed: Option<&Value>, wanted: &Value) -> Vec<String>
                 .flat_map(|t| t.write)
                 .map(|a| a.to_string()),
         );
+        for (_, own) in OWN_TYPE_ACTIONS.iter().filter(|(k, _)| k == kind) {
+            actions.extend(own.iter().map(|a| a.to_string()));
+        }
         for extra in PROPERTY_ACTIONS.iter().filter(|p| p.kind == kind) {
             if sets(&wanted["Resources"][id], extra.property) {
                 actions.extend(extra.write.iter().map(|a| a.to_string()));
@@ -530,17 +546,32 @@ fn resources_for(action: &str, template: &Value, scope: &Scope) -> Vec<String> {
     }
 }
 
+/// Whether deployer makes the call itself (then without `aws:CalledVia`), and whether
+/// CloudFormation makes it for deployer (with it): an action can be both.
+fn callers(action: &str) -> (bool, bool) {
+    let own = OWN_ACTIONS.contains(&action)
+        || OWN_TYPE_ACTIONS
+            .iter()
+            .any(|(_, actions)| actions.contains(&action));
+    let handler = RESOURCE_ACTIONS
+        .iter()
+        .any(|t| t.write.contains(&action) || t.delete.contains(&action))
+        || PROPERTY_ACTIONS.iter().any(|p| p.write.contains(&action));
+    (own, handler || !own)
+}
+
 /// The condition keys the real request for `action` carries: the region it goes to (IAM's,
 /// a global service, is us-east-1 in the `aws` partition), `aws:CalledVia` for what
-/// CloudFormation calls, and `iam:PassedToService` for the role passed to Lambda.
-fn context_for(action: &str, scope: &Scope) -> Vec<ContextEntry> {
+/// CloudFormation calls (`via_cloudformation`), and `iam:PassedToService` for the role passed
+/// to Lambda.
+fn context_for(action: &str, via_cloudformation: bool, scope: &Scope) -> Vec<ContextEntry> {
     let global_iam = action.starts_with("iam:") && action != "iam:PassRole";
     let region = match (global_iam, scope.partition.as_str()) {
         (true, "aws") => "us-east-1",
         _ => scope.region.as_str(),
     };
     let mut context = vec![ContextEntry::string("aws:RequestedRegion", region)];
-    if !OWN_ACTIONS.contains(&action) {
+    if via_cloudformation {
         context.push(ContextEntry {
             key: "aws:CalledVia".into(),
             kind: ContextKeyType::StringList,
@@ -564,12 +595,18 @@ fn context_for(action: &str, scope: &Scope) -> Vec<ContextEntry> {
 pub fn probes(actions: &[String], template: &Value, scope: &Scope) -> Vec<Probe> {
     let mut grouped: BTreeMap<(String, Vec<ContextEntry>), Vec<String>> = BTreeMap::new();
     for action in actions {
-        let context = context_for(action, scope);
-        for resource in resources_for(action, template, scope) {
-            grouped
-                .entry((resource, context.clone()))
-                .or_default()
-                .push(action.clone());
+        let (own, via_cloudformation) = callers(action);
+        let contexts = [(own, false), (via_cloudformation, true)]
+            .into_iter()
+            .filter(|(made, _)| *made)
+            .map(|(_, via)| context_for(action, via, scope));
+        for context in contexts {
+            for resource in resources_for(action, template, scope) {
+                grouped
+                    .entry((resource, context.clone()))
+                    .or_default()
+                    .push(action.clone());
+            }
         }
     }
     grouped

@@ -80,6 +80,8 @@ struct Script {
     stack_requests: RefCell<Vec<StackRequest>>,
     /// S3 objects written with their bodies (the artifact bucket's records).
     objects: RefCell<BTreeMap<String, Vec<u8>>>,
+    /// Every PutObject, in order.
+    written: RefCell<Vec<(String, Vec<u8>)>>,
     /// Lambda functions by name.
     functions: RefCell<BTreeMap<String, Function>>,
     /// As AWS does: events carry the token of the operation that made them (the last one
@@ -487,6 +489,9 @@ impl Cloud for Script {
         _sha: &[u8; 32],
     ) -> Result<(), CloudError> {
         self.call(format!("put_object {k}"));
+        self.written
+            .borrow_mut()
+            .push((k.to_string(), body.clone()));
         self.objects.borrow_mut().insert(k.to_string(), body);
         Ok(())
     }
@@ -597,7 +602,7 @@ fn deployment() -> Deployment {
         tags: BTreeMap::new(),
         termination_protection: false,
         refresh_tags: false,
-        template_bucket: Some("artifacts".into()),
+        bucket: Some("artifacts".into()),
         check_permissions: false,
     }
 }
@@ -645,7 +650,11 @@ async fn rollback_complete_is_deleted_then_created() {
     assert_eq!(
         script.calls(),
         // A create nobody reviews (`--yes`) needs no change set.
-        [format!("delete_stack {ID}"), "put_stack create=true".into()]
+        [
+            format!("delete_stack {ID}"),
+            "put_stack create=true".into(),
+            "put_object deployed/notes-dev.json".into()
+        ]
     );
     assert!(
         ui.steps()[0].contains("ROLLBACK_COMPLETE after a failed creation"),
@@ -689,7 +698,8 @@ async fn update_rollback_failed_is_continued_then_updated() {
             format!("continue_update_rollback {NAME}"),
             "get_template".into(),
             "create_change_set UPDATE".into(),
-            "execute_change_set".into()
+            "execute_change_set".into(),
+            "put_object deployed/notes-dev.json".into()
         ]
     );
 }
@@ -727,7 +737,8 @@ async fn an_update_in_progress_is_waited_for_with_its_events_shown() {
         [
             "get_template",
             "create_change_set UPDATE",
-            "execute_change_set"
+            "execute_change_set",
+            "put_object deployed/notes-dev.json"
         ]
     );
 }
@@ -895,13 +906,24 @@ async fn no_changes_records_the_digest_and_deletes_the_change_set() {
     assert!(matches!(outcome, Outcome::NoChanges { .. }));
     assert_eq!(
         script.calls(),
+        // The digest is recorded in the bucket: no stack update (its tags would propagate).
         [
             "get_template",
             "create_change_set UPDATE",
             "delete_change_set",
-            "put_stack create=false"
+            "put_object deployed/notes-dev.json"
         ]
     );
+    let record: serde_json::Value =
+        serde_json::from_slice(&script.objects.borrow()["deployed/notes-dev.json"]).unwrap();
+    assert_eq!(
+        record,
+        serde_json::json!({ "stack_id": ID, "digest": deployment().digest() })
+    );
+    // Recorded: the next run is a no-op without a change set.
+    let again = run(&script, &ui).await.unwrap();
+    assert!(matches!(again, Outcome::NoChanges { .. }));
+    assert_eq!(script.calls().len(), 4, "{:?}", script.calls());
 }
 
 #[tokio::test]
@@ -929,9 +951,13 @@ async fn termination_protection_is_set_after_creating_a_protected_stack() {
         panic!()
     };
     assert!(stack.termination_protection);
+    let calls = script.calls();
     assert_eq!(
-        script.calls().last().unwrap(),
-        "set_termination_protection true"
+        calls[calls.len() - 2..],
+        [
+            "set_termination_protection true",
+            "put_object deployed/notes-dev.json"
+        ]
     );
 }
 
@@ -1079,11 +1105,23 @@ async fn two_new_indexes_are_applied_in_two_updates() {
         })
         .collect();
     assert_eq!(submitted, [1, 2], "one index more per update");
+    assert!(
+        script
+            .requests
+            .borrow()
+            .iter()
+            .all(|r| !r.tags.contains_key(DIGEST_TAG)),
+        "stack tags carry no digest: they would propagate to every resource"
+    );
     let digests: Vec<String> = script
-        .requests
+        .written
         .borrow()
         .iter()
-        .map(|r| r.tags[DIGEST_TAG].clone())
+        .filter(|(k, _)| k == "deployed/notes-dev.json")
+        .map(|(_, body)| {
+            let record: serde_json::Value = serde_json::from_slice(body).unwrap();
+            record["digest"].as_str().unwrap().to_string()
+        })
         .collect();
     assert_eq!(digests[0], format!("{}-step-1-of-2", wanted.digest()));
     assert_eq!(
@@ -1100,9 +1138,11 @@ async fn two_new_indexes_are_applied_in_two_updates() {
             "describe_table notes-dev-NotesTable-ABC",
             "create_change_set UPDATE",
             "execute_change_set",
+            "put_object deployed/notes-dev.json",
             "describe_table notes-dev-NotesTable-ABC",
             "create_change_set UPDATE",
-            "execute_change_set"
+            "execute_change_set",
+            "put_object deployed/notes-dev.json"
         ]
     );
     assert!(
@@ -1460,6 +1500,8 @@ async fn ci_output_of_an_update_and_the_live_view() {
     script.reveal_after.set(2); // the events happen after the change set is executed
     for (name, live) in [("update-ci", false), ("update-live", true)] {
         script.stack_calls.set(0);
+        // The first run recorded what it deployed: the second starts from the same stack.
+        script.objects.borrow_mut().clear();
         *script.states.borrow_mut() = vec![
             stack("UPDATE_COMPLETE"),
             stack("UPDATE_IN_PROGRESS"),
@@ -1965,18 +2007,35 @@ async fn a_create_someone_confirms_is_reviewed_through_a_change_set() {
         .unwrap();
     assert_eq!(
         script.calls(),
-        ["create_change_set CREATE", "execute_change_set"],
+        [
+            "create_change_set CREATE",
+            "execute_change_set",
+            "put_object deployed/notes-dev.json"
+        ],
         "the question shows the change set's own list"
     );
     // With --yes there is nothing to review: CreateStack, no change set.
     let script = Script::new(vec![None, stack("CREATE_COMPLETE")]);
     let ui = Recorder::default();
     run(&script, &ui).await.unwrap();
-    assert_eq!(script.calls(), ["put_stack create=true"]);
+    assert_eq!(
+        script.calls(),
+        [
+            "put_stack create=true",
+            "put_object deployed/notes-dev.json"
+        ]
+    );
     let request = script.stack_requests.borrow()[0].clone();
     assert!(request.token.starts_with("deployer-create-"), "idempotent");
     assert!(
-        request.tags.contains_key(DIGEST_TAG),
+        !request.tags.contains_key(DIGEST_TAG),
+        "stack tags propagate to every resource: the digest goes in the bucket"
+    );
+    let record: serde_json::Value =
+        serde_json::from_slice(&script.objects.borrow()["deployed/notes-dev.json"]).unwrap();
+    assert_eq!(
+        record["digest"],
+        deployment().digest(),
         "the no-op check needs it"
     );
     let listed = ui.seen.borrow().iter().find_map(|p| match p {

@@ -3,6 +3,7 @@
 
 use crate::common;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -583,6 +584,85 @@ async fn verbose_shows_each_aws_call_and_never_the_secret() {
     assert!(!out.stdout.contains("aws "), "calls go to stderr only");
 }
 
+/// Every AWS call `up` made, as IAM actions (`service:Operation`), from `-v`'s lines.
+fn actions_called(stderr: &str) -> std::collections::BTreeSet<String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("aws "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter_map(|call| {
+            let (service, operation) = call.split_once('.')?;
+            let prefix = match service {
+                "CloudFormation" => "cloudformation",
+                "S3" => "s3",
+                "DynamoDB" => "dynamodb",
+                "STS" => "sts",
+                "IAM" => "iam",
+                "EC2" => "ec2",
+                "Lambda" => "lambda",
+                "CloudWatchLogs" => "logs",
+                s if s.starts_with("ElasticLoadBalancing") => "elasticloadbalancing",
+                other => panic!("no IAM prefix known for {other}"),
+            };
+            // S3 authorizes HeadObject as GetObject, and a listing as ListBucket.
+            let operation = match operation {
+                "HeadObject" => "GetObject",
+                "ListObjectsV2" => "ListBucket",
+                op => op,
+            };
+            Some(format!("{prefix}:{operation}"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_call_up_makes_itself_is_in_the_list_the_preflight_checks() {
+    use deployer::converge::preflight::{OWN_ACTIONS, OWN_TYPE_ACTIONS};
+    // Calls the pre-flight does not ask about, and why.
+    const NOT_CHECKED: &[&str] = &[
+        "sts:GetCallerIdentity",         // needs no permission
+        "iam:GetRole",                   // the pre-flight's own: without it, the check is skipped
+        "iam:SimulatePrincipalPolicy",   // likewise
+        "ec2:DescribeAvailabilityZones", // the bootstrap stack's first create, before the check
+    ];
+    let moto = Moto::start();
+    let p = Project::new();
+    let first = up(&moto, &p, &["-v"]);
+    first.expect_code(0);
+    // An update that adds an index and enables TTL: the table is read before and between.
+    p.edit_spec("memory: 256", "memory: 512");
+    p.edit_spec(
+        "    indexes:\n",
+        "    indexes:\n      - name: by_title\n        partition_key: { name: title, type: S }\n",
+    );
+    let update = up(&moto, &p, &["-v"]);
+    update.expect_code(0);
+    let mut called = actions_called(&first.stderr);
+    called.extend(actions_called(&update.stderr));
+    for expected in [
+        "cloudformation:CreateStack",
+        "cloudformation:CreateChangeSet",
+        "cloudformation:ExecuteChangeSet",
+        "s3:PutObject",
+        "dynamodb:DescribeTable",
+    ] {
+        assert!(called.contains(expected), "{expected} not in {called:?}");
+    }
+    let own: Vec<&str> = OWN_ACTIONS
+        .iter()
+        .copied()
+        .chain(OWN_TYPE_ACTIONS.iter().flat_map(|(_, a)| a.iter().copied()))
+        .collect();
+    let unlisted: Vec<&String> = called
+        .iter()
+        .filter(|a| !own.contains(&a.as_str()) && !NOT_CHECKED.contains(&a.as_str()))
+        .collect();
+    assert!(
+        unlisted.is_empty(),
+        "calls `up` makes that the pre-flight does not check: {unlisted:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_caller_iam_denies_is_stopped_before_any_change_set() {
     use common::proxy::{IamAnswers, Proxy, Rules};
@@ -647,6 +727,79 @@ async fn a_caller_iam_denies_is_stopped_before_any_change_set() {
     );
     // The first deploy created the stack directly; the update is the one change set.
     assert_eq!(moto.count("ExecuteChangeSet"), 1);
+}
+
+/// The stack tags a CreateStack or CreateChangeSet request carries, by key.
+fn request_tags(request: &common::moto::Request) -> BTreeMap<String, String> {
+    (1..)
+        .map_while(|i| {
+            let key = request.field(&format!("Tags.member.{i}.Key"))?;
+            let value = request.field(&format!("Tags.member.{i}.Value"))?;
+            Some((key.to_string(), value.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_update_sends_the_same_stack_tags_and_changes_only_what_changed() {
+    let moto = Moto::start();
+    let p = Project::new();
+    up(&moto, &p, &[]).expect_code(0);
+    let created = moto
+        .requests()
+        .into_iter()
+        .find(|r| {
+            r.action.as_deref() == Some("CreateStack") && r.field("StackName") == Some("notes-dev")
+        })
+        .expect("the first up creates the stack");
+    let first = request_tags(&created);
+    assert!(
+        !first.is_empty() && !first.contains_key("deployer:digest"),
+        "{first:?}"
+    );
+    // One function's memory: the change set carries the very same tags (stack tags propagate
+    // to every resource, so a changed tag would modify them all), and names only the function.
+    p.edit_spec("memory: 256", "memory: 512");
+    moto.reset_recording();
+    let planned = moto.deployer(
+        p.path(),
+        &[
+            "plan",
+            "--artifact",
+            &format!("api={}", p.zip().display()),
+            "--json",
+        ],
+    );
+    planned.expect_code(10);
+    let change_sets: Vec<_> = moto
+        .requests()
+        .into_iter()
+        .filter(|r| r.action.as_deref() == Some("CreateChangeSet"))
+        .collect();
+    assert_eq!(change_sets.len(), 1);
+    assert_eq!(
+        request_tags(&change_sets[0]),
+        first,
+        "the stack tags do not change"
+    );
+    let summary = common::records(&planned.stdout)
+        .into_iter()
+        .find(|r| r["type"] == "summary")
+        .unwrap();
+    let changed: Vec<&str> = summary["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["logical_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(changed, ["ApiFunction"], "{summary}");
+    // Applied, then recorded in the bucket: the same spec again is a no-op without a change set.
+    up(&moto, &p, &[]).expect_code(0);
+    moto.reset_recording();
+    let again = up(&moto, &p, &[]);
+    again.expect_code(0);
+    assert!(again.stderr.contains("no changes"), "{}", again.stderr);
+    assert_eq!(moto.count("CreateChangeSet") + moto.count("UpdateStack"), 0);
 }
 
 /// A least-privilege CI role as teams write them: every statement scoped to the app's resources
