@@ -233,7 +233,7 @@ enum Command {
     },
     /// Show what `up` would change, without changing anything (exit 10 when changes are pending)
     #[command(
-        after_help = "Example:\n  deployer plan --env staging || [ $? -eq 10 ] && echo \"changes pending\""
+        after_help = "plan builds the artifacts locally and writes nothing: its only calls that are not reads are\nCreateChangeSet and DeleteChangeSet (a new stack's resources are listed from the template).\n\nExample:\n  deployer plan --env staging || [ $? -eq 10 ] && echo \"changes pending\""
     )]
     Plan {
         #[command(flatten)]
@@ -243,6 +243,11 @@ enum Command {
         /// Plan for an ephemeral env (see `up --ttl`)
         #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
         ttl: Option<std::time::Duration>,
+        /// Upload a template over CloudFormation's 51,200-byte inline limit to the artifact
+        /// bucket so it can be previewed (the one write plan may make; `up` uploads the same
+        /// object)
+        #[arg(long)]
+        upload_template: bool,
         #[command(flatten)]
         preflight: Preflight,
         #[command(flatten)]
@@ -534,6 +539,7 @@ impl Cli {
                 let options = crate::commands::UpOptions {
                     hotswap: flag(hotswap, no_hotswap),
                     verify: flag(verify, no_verify),
+                    upload_template: false,
                 };
                 crate::commands::up(
                     &target.load()?,
@@ -549,6 +555,7 @@ impl Cli {
                 target,
                 artifacts,
                 ttl,
+                upload_template,
                 preflight,
                 output,
             } => {
@@ -559,7 +566,10 @@ impl Cli {
                     ttl,
                     mode,
                     !preflight.skip_permission_check,
-                    crate::commands::UpOptions::default(),
+                    crate::commands::UpOptions {
+                        upload_template,
+                        ..Default::default()
+                    },
                     &output.reporter(),
                 )
             }

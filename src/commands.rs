@@ -226,6 +226,8 @@ pub struct UpOptions {
     /// `Some(true)`: `--verify` (an unreachable service fails the command); `Some(false)`:
     /// `--no-verify`.
     pub verify: Option<bool>,
+    /// `plan --upload-template`: a template too large to send inline may be uploaded.
+    pub upload_template: bool,
 }
 
 /// `up` and `plan`.
@@ -270,7 +272,9 @@ pub fn up(
             return Err(Error::usage(wrong.join("\n")));
         }
         let cloud = aws.cloud();
-        let engine = session.engine(&cloud, reporter);
+        let engine = session
+            .engine(&cloud, reporter)
+            .with_plan_uploads_template(options.upload_template);
         let existing = converge::describe(&cloud, &spec.stack_name()).await?;
         let described_at = Instant::now();
         let lifetime = ephemeral::lifetime(spec, ttl, existing.as_ref(), now)?;

@@ -247,6 +247,8 @@ pub struct Engine<'a, C, U> {
     poll: Poll,
     interrupts: Interrupts,
     resume_hint: String,
+    /// `plan --upload-template`: a template over the inline limit may be uploaded to preview it.
+    plan_uploads_template: bool,
 }
 
 /// Ctrl-C presses, counted by a signal task and read by the engine at safe points.
@@ -391,6 +393,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             ui,
             poll: Poll::default(),
             interrupts: Interrupts::default(),
+            plan_uploads_template: false,
             resume_hint: "deployer status --watch".into(),
         }
     }
@@ -410,6 +413,13 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
     ) -> Self {
         self.interrupts = interrupts;
         self.resume_hint = resume_hint.into();
+        self
+    }
+
+    /// With [`Mode::Plan`], whether a template too large to send inline may be uploaded to the
+    /// artifact bucket (the one write `plan` can make; `up` uploads the same object).
+    pub fn with_plan_uploads_template(mut self, allowed: bool) -> Self {
+        self.plan_uploads_template = allowed;
         self
     }
 
@@ -835,6 +845,11 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         if let Some(stack) = existing.as_ref().filter(|s| {
             recorded.as_ref() == Some(&digest) && decide(Some(&s.status)) == Action::Update
         }) {
+            if mode == Mode::Plan {
+                return Ok(Outcome::NoChanges {
+                    stack: stack.clone(),
+                });
+            }
             let stack = self
                 .ensure_protection(stack.clone(), deployment.termination_protection)
                 .await;
@@ -847,6 +862,30 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             return Ok(Outcome::NoChanges { stack });
         }
 
+        // `plan` changes nothing: what settling would do is said, not done.
+        let mut existing = existing;
+        if mode == Mode::Plan
+            && let Some(stack) = &existing
+        {
+            match decide(Some(&stack.status)) {
+                Action::DeleteThenCreate => {
+                    self.step(format!(
+                        "{name} is {}: `up` deletes it first (a failed creation holds nothing), then creates it",
+                        stack.status.as_str()
+                    ));
+                    existing = None;
+                }
+                Action::ContinueRollbackThenUpdate => {
+                    self.warn(format!(
+                        "{name} is UPDATE_ROLLBACK_FAILED: `up` continues the rollback first; the update's changes can be previewed once it has"
+                    ));
+                    return Ok(Outcome::Planned {
+                        changes: Vec::new(),
+                    });
+                }
+                _ => {}
+            }
+        }
         let stack = self.settle_from(name, existing).await?;
         let create = stack
             .as_ref()
@@ -1008,7 +1047,22 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         if stack.is_none() && matches!(mode, Mode::Apply { yes: true, .. }) {
             return self.create_directly(deployment, recorded).await;
         }
-        let review = match self.review(deployment, recorded, stack, deployed).await? {
+        // A CREATE change set would make a stack (REVIEW_IN_PROGRESS) that only DeleteStack
+        // removes: `plan` lists what the template creates instead.
+        if stack.is_none() && mode == Mode::Plan {
+            let wanted: serde_json::Value =
+                serde_json::from_str(&deployment.template_body).unwrap_or_default();
+            let changes = super::model::resource_changes(&wanted, ChangeAction::Add);
+            self.ui.progress(Progress::Changes {
+                stack: name.clone(),
+                changes: changes.clone(),
+            });
+            return Ok(Outcome::Planned { changes });
+        }
+        let review = match self
+            .review(deployment, recorded, stack, deployed, mode == Mode::Plan)
+            .await?
+        {
             Reviewed::Ready(review) => review,
             Reviewed::NoChanges(stack) => return Ok(Outcome::NoChanges { stack }),
         };
@@ -1072,13 +1126,16 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         recorded: &str,
         stack: Option<Stack>,
         deployed: Option<&serde_json::Value>,
+        plan: bool,
     ) -> Result<Reviewed, Error> {
         let name = &deployment.stack_name;
         let create = stack
             .as_ref()
             .is_none_or(|s| s.status == StackStatus::ReviewInProgress);
         let tags = self.tags_with(deployment, recorded);
-        let (id, stack_id) = self.submit_change_set(deployment, &tags, create).await?;
+        let (id, stack_id) = self
+            .submit_change_set(deployment, &tags, create, plan)
+            .await?;
         let mut review = Review {
             id,
             stack_id,
@@ -1098,6 +1155,8 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         if change_set.has_no_changes() {
             self.abandon(&review).await;
             return match review.stack {
+                // `plan` records nothing.
+                Some(stack) if plan => Ok(Reviewed::NoChanges(stack)),
                 // Nothing to change: only the digest to record (no stack update with a bucket).
                 Some(stack) if deployment.bucket.is_some() => {
                     self.record(deployment, &stack, recorded).await;
@@ -1136,14 +1195,16 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         deployment: &Deployment,
         tags: &BTreeMap<String, String>,
         create: bool,
+        plan: bool,
     ) -> Result<(String, String), Error> {
         let name = &deployment.stack_name;
+        let upload = !plan || self.plan_uploads_template;
         let request = ChangeSetRequest {
             stack_name: name.clone(),
             name: token("cs"),
             create,
             template_body: deployment.template_body.clone(),
-            template_url: self.template_url(deployment).await?,
+            template_url: self.template_url(deployment, upload).await?,
             parameters: deployment.parameters.clone(),
             tags: tags.clone(),
         };
@@ -1225,7 +1286,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             stack_name: name.clone(),
             create: true,
             template_body: Some(deployment.template_body.clone()),
-            template_url: self.template_url(deployment).await?,
+            template_url: self.template_url(deployment, true).await?,
             termination_protection: deployment.termination_protection,
             parameters: deployment.parameters.clone(),
             tags,
@@ -1378,9 +1439,14 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         })
     }
 
-    /// Uploads a template too large to send inline to the artifact bucket under its sha256 and
-    /// returns its URL; `None` when it fits inline.
-    async fn template_url(&self, deployment: &Deployment) -> Result<Option<String>, Error> {
+    /// The URL of a template too large to send inline, in the artifact bucket under its sha256
+    /// (uploaded first unless it is there; `upload` false: `plan`, which then says it cannot
+    /// preview); `None` when it fits inline.
+    async fn template_url(
+        &self,
+        deployment: &Deployment,
+        upload: bool,
+    ) -> Result<Option<String>, Error> {
         let body = deployment.template_body.as_bytes();
         if body.len() <= TEMPLATE_BODY_LIMIT {
             return Ok(None);
@@ -1404,6 +1470,13 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .object_exists(bucket, &key)
             .await
             .map_err(|e| cloud_failure(&format!("cannot look for s3://{bucket}/{key}"), e))?;
+        if !exists && !upload {
+            return Err(Error::usage(format!(
+                "the template of {} has {} bytes, over CloudFormation's inline limit of {TEMPLATE_BODY_LIMIT}: a change set reads it from s3://{bucket}/{key}, which is not there yet, and `plan` writes nothing. Nothing was changed. Run `deployer plan --upload-template` to upload it (`up` uploads the same object), or `deployer up`",
+                deployment.stack_name,
+                body.len()
+            )));
+        }
         if !exists {
             self.cloud
                 .put_object(bucket, &key, body.to_vec(), &sha256)
@@ -1513,10 +1586,11 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         existing: Option<Stack>,
     ) -> Result<Stack, Error> {
         let mut tags = BTreeMap::new();
-        let digest = digest(template_body, parameters, &tags, false);
-        if let Some(stack) = existing.as_ref().filter(|s| {
-            s.tags.get(DIGEST_TAG) == Some(&digest) && decide(Some(&s.status)) == Action::Update
-        }) {
+        let digest = own_stack_digest(template_body, parameters);
+        if let Some(stack) = existing
+            .as_ref()
+            .filter(|s| own_stack_is_current(s, &digest))
+        {
             return Ok(stack.clone());
         }
         let stack = self.settle_from(name, existing).await?;
@@ -1714,6 +1788,18 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         });
         Ok(())
     }
+}
+
+/// The digest [`Engine::put_stack`] records on deployer's own stack for this template and these
+/// parameters (it has no other tags, so the digest stays a tag there).
+pub fn own_stack_digest(template_body: &str, parameters: &BTreeMap<String, String>) -> String {
+    digest(template_body, parameters, &BTreeMap::new(), false)
+}
+
+/// Whether deployer's own stack already runs what has `digest` (then `put_stack` does nothing).
+pub fn own_stack_is_current(stack: &Stack, digest: &str) -> bool {
+    stack.tags.get(DIGEST_TAG).map(String::as_str) == Some(digest)
+        && decide(Some(&stack.status)) == Action::Update
 }
 
 /// Whether `event` belongs to the operation that began at `began` (local clock) with `token`.

@@ -71,6 +71,31 @@ pub async fn ensure_bootstrap<C: Cloud, U: Ui>(
     read_bootstrap(cloud, &stack).await
 }
 
+/// `plan`'s view of `deployer-bootstrap`, changing nothing: what it provides, with a line when
+/// `up` would update it first; `None` when it does not exist (`up` creates it first).
+pub async fn planned_bootstrap<C: Cloud, U: Ui>(
+    engine: &Engine<'_, C, U>,
+    cloud: &C,
+) -> Result<Option<Bootstrap>, Error> {
+    let Some(existing) = describe(cloud, bootstrap::STACK_NAME).await? else {
+        return Ok(None);
+    };
+    let zones = bootstrap_zones(cloud, Some(&existing)).await?;
+    let parameters: BTreeMap<String, String> = bootstrap::ZONE_PARAMETERS
+        .iter()
+        .map(|p| p.to_string())
+        .zip(zones)
+        .collect();
+    let digest = engine::own_stack_digest(&bootstrap::template().body(), &parameters);
+    if !engine::own_stack_is_current(&existing, &digest) {
+        engine.step(format!(
+            "{} is not current: `up` updates it first (plan shows only the app stack's changes)",
+            bootstrap::STACK_NAME
+        ));
+    }
+    read_bootstrap(cloud, &existing).await.map(Some)
+}
+
 /// The zones of the bootstrap VPC's two subnets: those it has (a later update must never move
 /// subnets that load balancers use), else the first two of the region's available zones.
 async fn bootstrap_zones<C: Cloud>(
@@ -339,14 +364,26 @@ pub async fn up<C: Cloud, U: Ui>(
     hotswap: bool,
     described: Option<Described>,
 ) -> Result<Up, Error> {
-    let (boot, artifacts) = tokio::join!(ensure_bootstrap(engine, cloud), artifacts);
-    let (boot, artifacts) = (boot?, artifacts?);
     let name = spec.stack_name();
+    let boot = async {
+        if mode == Mode::Plan {
+            planned_bootstrap(engine, cloud).await
+        } else {
+            ensure_bootstrap(engine, cloud).await.map(Some)
+        }
+    };
+    let (boot, artifacts) = tokio::join!(boot, artifacts);
+    let (boot, artifacts) = (boot?, artifacts?);
+    let Some(boot) = boot else {
+        return Ok(plan_from_nothing(engine, &name, template));
+    };
     let existing = match described.filter(|d| d.at.elapsed() < DESCRIPTION_REUSED_FOR) {
         Some(described) => described.stack,
         None => describe(cloud, &name).await?,
     };
-    for (function, artifact) in &artifacts {
+    // `plan` uploads nothing: the keys are the artifacts' local sha256, and CloudFormation
+    // does not read the code while it makes a change set.
+    for (function, artifact) in artifacts.iter().filter(|_| mode != Mode::Plan) {
         let key = artifact.key(&spec.app, function);
         // Keys are content-addressed: one the stack names was read from the bucket by
         // CloudFormation already, so the HeadObject is skipped.
@@ -406,6 +443,40 @@ pub async fn up<C: Cloud, U: Ui>(
         }
     }
     full_deploy(engine, cloud, &changed, existing, recorded, mode).await
+}
+
+/// `plan` in an account and region without `deployer-bootstrap`: what `up` would create, both
+/// stacks, and nothing sent.
+fn plan_from_nothing<C: Cloud, U: Ui>(
+    engine: &Engine<'_, C, U>,
+    name: &str,
+    template: &Template,
+) -> Up {
+    engine.step(format!(
+        "{} does not exist: `up` creates it first (the artifact bucket and a shared VPC), then {name}",
+        bootstrap::STACK_NAME
+    ));
+    let mut changes = Vec::new();
+    for (stack, body) in [
+        (
+            bootstrap::STACK_NAME.to_string(),
+            bootstrap::template().body(),
+        ),
+        (name.to_string(), template.body()),
+    ] {
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let adds = model::resource_changes(&parsed, model::ChangeAction::Add);
+        engine.report(engine::Progress::Changes {
+            stack,
+            changes: adds.clone(),
+        });
+        changes = adds;
+    }
+    Up {
+        outcome: Outcome::Planned { changes },
+        code_updates: Vec::new(),
+        pending_restores: Vec::new(),
+    }
 }
 
 /// What a deployment brings, as the hotswap and restore steps need it.

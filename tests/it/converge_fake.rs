@@ -1401,6 +1401,120 @@ async fn a_template_over_51200_bytes_is_passed_by_url() {
     assert_eq!(script.stack_requests.borrow()[0].template_url, None);
 }
 
+/// The calls of the fake that change the account: `plan` may make only the change-set ones.
+fn writes(calls: &[String]) -> Vec<String> {
+    calls
+        .iter()
+        .filter(|c| {
+            !(c.starts_with("get_template")
+                || c.starts_with("describe_")
+                || c.starts_with("simulate")
+                || c.starts_with("role_arn")
+                || c.starts_with("caller_arn")
+                || c.starts_with("function_code")
+                || c.starts_with("availability_zones")
+                || c.starts_with("subnet_zones")
+                || c.starts_with("create_change_set")
+                || *c == "delete_change_set")
+        })
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn plan_changes_nothing_whatever_the_stack_is() {
+    // A large template of an existing stack: the preview needs it in S3, which plan will not
+    // write unless told.
+    let mut big: serde_json::Value = serde_json::from_str(TEMPLATE).unwrap();
+    big["Description"] = serde_json::json!("x".repeat(52_000));
+    let wanted = Deployment {
+        template_body: big.to_string(),
+        ..deployment()
+    };
+    let script = Script::new(vec![stack("UPDATE_COMPLETE")]);
+    let ui = Recorder::default();
+    let err = Engine::new(&script, &ui)
+        .with_poll(FAST)
+        .deploy(&wanted, Mode::Plan)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, deployer::exit::Code::Usage, "{err}");
+    assert!(
+        err.message.contains("deployer plan --upload-template"),
+        "{err}"
+    );
+    assert_eq!(writes(&script.calls()), Vec::<String>::new());
+    // Allowed: the one write, the template `up` would upload too.
+    let script = Script::new(vec![stack("UPDATE_COMPLETE")]);
+    let planned = Engine::new(&script, &ui)
+        .with_poll(FAST)
+        .with_plan_uploads_template(true)
+        .deploy(&wanted, Mode::Plan)
+        .await
+        .unwrap();
+    assert!(matches!(planned, Outcome::Planned { .. }), "{planned:?}");
+    let written = writes(&script.calls());
+    assert_eq!(written.len(), 1, "{written:?}");
+    assert!(
+        written[0].starts_with("put_object templates/notes-dev/"),
+        "{written:?}"
+    );
+
+    // A stack whose creation failed: `up` would delete it; plan says so and lists the create.
+    let script = Script::new(vec![stack("ROLLBACK_COMPLETE")]);
+    let ui = Recorder::default();
+    let planned = Engine::new(&script, &ui)
+        .with_poll(FAST)
+        .deploy(&deployment(), Mode::Plan)
+        .await
+        .unwrap();
+    let Outcome::Planned { changes } = planned else {
+        panic!("{planned:?}")
+    };
+    assert_eq!(changes.len(), 2, "every resource of the template is added");
+    assert_eq!(
+        script.calls(),
+        Vec::<String>::new(),
+        "no DeleteStack, no change set"
+    );
+    assert!(
+        ui.steps()
+            .iter()
+            .any(|s| s.contains("`up` deletes it first")),
+        "{:?}",
+        ui.steps()
+    );
+    // A stuck rollback: `up` would continue it; plan only says so.
+    let script = Script::new(vec![stack("UPDATE_ROLLBACK_FAILED")]);
+    let ui = Recorder::default();
+    let planned = Engine::new(&script, &ui)
+        .with_poll(FAST)
+        .deploy(&deployment(), Mode::Plan)
+        .await
+        .unwrap();
+    assert!(matches!(planned, Outcome::Planned { .. }), "{planned:?}");
+    assert_eq!(script.calls(), Vec::<String>::new());
+    // No changes: nothing recorded, no protection set.
+    let script = Script::new(vec![stack("UPDATE_COMPLETE")]);
+    *script.change_set.borrow_mut() = Some(ChangeSet {
+        id: "cs-1".into(),
+        status: "FAILED".into(),
+        reason: Some("No updates are to be performed.".into()),
+        changes: vec![],
+    });
+    let protected = Deployment {
+        termination_protection: true,
+        ..deployment()
+    };
+    let planned = Engine::new(&script, &ui)
+        .with_poll(FAST)
+        .deploy(&protected, Mode::Plan)
+        .await
+        .unwrap();
+    assert!(matches!(planned, Outcome::NoChanges { .. }), "{planned:?}");
+    assert_eq!(writes(&script.calls()), Vec::<String>::new());
+}
+
 /// 2030-01-01T00:00:00Z: fixed event times keep the snapshots stable.
 const T2030: f64 = 1_893_456_000.0;
 

@@ -729,6 +729,78 @@ async fn a_caller_iam_denies_is_stopped_before_any_change_set() {
     assert_eq!(moto.count("ExecuteChangeSet"), 1);
 }
 
+/// The requests that changed the account, other than making and deleting change sets (what
+/// `plan` may do): query and JSON calls by their action, S3 by its method.
+fn writes_other_than_change_sets(moto: &Moto) -> Vec<String> {
+    moto.requests()
+        .into_iter()
+        .filter_map(|r| match &r.action {
+            Some(action) => {
+                let op = action.rsplit('.').next().unwrap_or(action);
+                let reads = ["Describe", "Get", "List", "Simulate"];
+                let allowed = reads.iter().any(|p| op.starts_with(p))
+                    || ["CreateChangeSet", "DeleteChangeSet"].contains(&op);
+                (!allowed).then(|| op.to_string())
+            }
+            None => (!["GET", "HEAD"].contains(&r.method.as_str()))
+                .then(|| format!("{} {}", r.method, r.url)),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_writes_nothing_before_or_after_the_first_up() {
+    let moto = Moto::start();
+    let p = Project::new();
+    let artifact = format!("api={}", p.zip().display());
+    let plan = ["plan", "--artifact", artifact.as_str(), "--json"];
+    // No bootstrap stack: what `up` would create, both stacks, and nothing created.
+    let first = moto.deployer(p.path(), &plan);
+    first.expect_code(10);
+    assert_eq!(writes_other_than_change_sets(&moto), Vec::<String>::new());
+    assert_eq!(
+        moto.count("CreateChangeSet"),
+        0,
+        "a new stack is listed from its template"
+    );
+    let records = common::records(&first.stdout);
+    let listed: Vec<&str> = records
+        .iter()
+        .filter(|r| r["type"] == "changes")
+        .map(|r| r["stack"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, ["deployer-bootstrap", "notes-dev"]);
+    assert!(
+        records.iter().any(|r| r["type"] == "step"
+            && r["message"]
+                .as_str()
+                .unwrap()
+                .contains("deployer-bootstrap does not exist")),
+        "{}",
+        first.stdout
+    );
+    // Deployed; then new code and more memory: a change set, created and deleted, and neither
+    // the new artifact nor anything else written.
+    up(&moto, &p, &[]).expect_code(0);
+    p.artifact("v2");
+    p.edit_spec("memory: 256", "memory: 512");
+    moto.reset_recording();
+    let second = moto.deployer(p.path(), &plan);
+    second.expect_code(10);
+    assert_eq!(writes_other_than_change_sets(&moto), Vec::<String>::new());
+    assert_eq!(moto.count("CreateChangeSet"), 1);
+    assert_eq!(moto.count("DeleteChangeSet"), 1);
+    // `up` then uploads the artifact plan did not.
+    moto.reset_recording();
+    up(&moto, &p, &[]).expect_code(0);
+    assert!(
+        moto.requests()
+            .iter()
+            .any(|r| r.method == "PUT" && r.url.contains(".zip?")),
+        "up uploads the new artifact"
+    );
+}
+
 /// The stack tags a CreateStack or CreateChangeSet request carries, by key.
 fn request_tags(request: &common::moto::Request) -> BTreeMap<String, String> {
     (1..)
