@@ -1152,7 +1152,20 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             self.abandon(&review).await;
             return Err(self.interrupted_before(name));
         }
-        if change_set.has_no_changes() {
+        // A change set CloudFormation made that lists no resource change still applies new
+        // parameter values and stack tags (a backend that lists only template changes, like
+        // moto, shows those that way): it is executed, not taken for "no changes".
+        let applies_values = change_set.is_ready()
+            && review.stack.as_ref().is_some_and(|s| {
+                let ours = |t: &BTreeMap<String, String>| {
+                    t.iter()
+                        .filter(|(k, _)| *k != DIGEST_TAG)
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect::<BTreeMap<_, _>>()
+                };
+                s.parameters != deployment.parameters || ours(&s.tags) != ours(&tags)
+            });
+        if change_set.has_no_changes() && !applies_values {
             self.abandon(&review).await;
             return match review.stack {
                 // `plan` records nothing.

@@ -264,6 +264,16 @@ pub async fn down<C: Cloud, U: Ui>(
             report.kept_artifacts.push(key.clone());
         }
     }
+    // What was deployed to it: the record of a stack that is gone.
+    let record = recorded::key(name);
+    cloud
+        .delete_object(&boot.bucket, &record)
+        .await
+        .map_err(|e| {
+            Error::failed(format!(
+                "{name} is deleted, but its record {record} was not: {e}"
+            ))
+        })?;
     Ok(report)
 }
 

@@ -279,7 +279,8 @@ async fn down_of_an_ephemeral_env_removes_only_its_unreferenced_artifacts() {
             .unwrap()
             .to_string()
     };
-    let keys = || async {
+    // Every key in the bucket: artifacts (`.zip`) apart from the records of what was deployed.
+    let all_keys = || async {
         let out = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
         let mut keys: Vec<String> = out
             .contents()
@@ -287,6 +288,11 @@ async fn down_of_an_ephemeral_env_removes_only_its_unreferenced_artifacts() {
             .map(|o| o.key().unwrap().to_string())
             .collect();
         keys.sort();
+        keys
+    };
+    let keys = || async {
+        let mut keys = all_keys().await;
+        keys.retain(|k| k.ends_with(".zip"));
         keys
     };
     assert_eq!(keys().await.len(), 2);
@@ -306,6 +312,16 @@ async fn down_of_an_ephemeral_env_removes_only_its_unreferenced_artifacts() {
     );
     let left = keys().await;
     assert_eq!(left.len(), 1, "{left:?}");
+    let records: Vec<String> = all_keys()
+        .await
+        .into_iter()
+        .filter(|k| k.starts_with("deployed/"))
+        .collect();
+    assert_eq!(
+        records,
+        ["deployed/notes-pr-7.json"],
+        "the records of the envs taken down go with them"
+    );
     let shared_key = {
         let out = cfn(&moto)
             .await
