@@ -226,6 +226,14 @@ enum Command {
         /// Do not send the verification request (`verify:` in the spec, default `GET /`)
         #[arg(long, overrides_with = "verify")]
         no_verify: bool,
+        /// When the env's earlier stack retained tables (its `down` keeps their data): import
+        /// them into the new stack, data and all (a CloudFormation resource import)
+        #[arg(long, conflicts_with = "fresh_tables")]
+        adopt_retained: bool,
+        /// When the env's earlier stack retained tables: create new, empty tables and leave
+        /// those as they are (`deployer ls --retained` lists them)
+        #[arg(long)]
+        fresh_tables: bool,
         #[command(flatten)]
         preflight: Preflight,
         #[command(flatten)]
@@ -314,6 +322,10 @@ enum Command {
         /// Only this app's stacks
         #[arg(long)]
         app: Option<String>,
+        /// Instead: the tables deployer made whose env has no stack any more (kept by
+        /// `down`, with their data), their size and what storing them costs a month
+        #[arg(long)]
+        retained: bool,
         /// Region [default: the SDK's region chain]
         #[arg(long)]
         region: Option<String>,
@@ -524,6 +536,8 @@ impl Cli {
                 no_hotswap,
                 verify,
                 no_verify,
+                adopt_retained,
+                fresh_tables,
                 preflight,
                 output,
             } => {
@@ -540,6 +554,11 @@ impl Cli {
                     hotswap: flag(hotswap, no_hotswap),
                     verify: flag(verify, no_verify),
                     upload_template: false,
+                    retained: match (adopt_retained, fresh_tables) {
+                        (true, _) => crate::converge::retained::RetainedChoice::Adopt,
+                        (_, true) => crate::converge::retained::RetainedChoice::Fresh,
+                        _ => crate::converge::retained::RetainedChoice::Ask,
+                    },
                 };
                 crate::commands::up(
                     &target.load()?,
@@ -614,9 +633,15 @@ impl Cli {
             ),
             Command::Ls {
                 app,
+                retained,
                 region,
                 output,
-            } => crate::commands::ls(region.as_deref(), app.as_deref(), &output.reporter()),
+            } => crate::commands::ls(
+                region.as_deref(),
+                app.as_deref(),
+                retained,
+                &output.reporter(),
+            ),
             Command::Bootstrap { region, output } => {
                 crate::commands::bootstrap(region.as_deref(), &output.reporter())
             }

@@ -228,6 +228,9 @@ pub struct UpOptions {
     pub verify: Option<bool>,
     /// `plan --upload-template`: a template too large to send inline may be uploaded.
     pub upload_template: bool,
+    /// `--adopt-retained` / `--fresh-tables`: what to do with tables an earlier stack of the
+    /// env retained.
+    pub retained: converge::retained::RetainedChoice,
 }
 
 /// `up` and `plan`.
@@ -304,6 +307,7 @@ pub fn up(
             mode,
             check_permissions,
             hotswap,
+            options.retained,
             Some(converge::Described {
                 stack: existing,
                 at: described_at,
@@ -709,14 +713,24 @@ pub fn gc(
 const GC_CONCURRENCY: usize = 4;
 
 /// `ls`: the stacks deployer manages.
-pub fn ls(region: Option<&str>, app: Option<&str>, reporter: &Reporter) -> Result<(), Error> {
+pub fn ls(
+    region: Option<&str>,
+    app: Option<&str>,
+    retained: bool,
+    reporter: &Reporter,
+) -> Result<(), Error> {
     Session::run(region, reporter, None, async |session| {
-        let stacks = session
-            .aws
-            .cloud()
+        let cloud = session.aws.cloud();
+        let stacks = cloud
             .list_stacks()
             .await
             .map_err(|e| cloud_failure("cannot list stacks", e))?;
+        if retained {
+            let names = stacks.iter().map(|s| s.name.clone()).collect();
+            let orphans = converge::retained::list(&cloud, &names, app).await?;
+            reporter.retained_tables(&orphans);
+            return Ok(());
+        }
         let mut rows: Vec<_> = stacks
             .iter()
             .filter(|s| s.tags.contains_key(APP_TAG))

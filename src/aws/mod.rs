@@ -13,7 +13,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use crate::converge::cloud::{ChangeSetRequest, Cloud, CloudError, StackRequest};
 use crate::converge::model::{
     Change, ChangeAction, ChangeSet, ChangeSetStatus, FunctionCode, IndexState, Resource,
-    ResourceStatus, Stack, StackEvent, TableState, TimeToLiveStatus,
+    ResourceStatus, Stack, StackEvent, TableInfo, TableState, TimeToLiveStatus,
 };
 use crate::converge::preflight::{Decision, Evaluation, Probe};
 use crate::exit::{Code, Error};
@@ -499,11 +499,28 @@ impl Cloud for AwsCloud<'_> {
             .change_set_name(&r.name)
             // Idempotent under retries, like the other mutating calls.
             .client_token(&r.name)
-            .change_set_type(if r.create {
-                ChangeSetType::Create
-            } else {
-                ChangeSetType::Update
+            .change_set_type(match (r.imports.is_empty(), r.create) {
+                (false, _) => ChangeSetType::Import,
+                (true, true) => ChangeSetType::Create,
+                (true, false) => ChangeSetType::Update,
             })
+            .set_resources_to_import(
+                Some(
+                    r.imports
+                        .iter()
+                        .map(|i| {
+                            aws_sdk_cloudformation::types::ResourceToImport::builder()
+                                .resource_type(&i.resource_type)
+                                .logical_resource_id(&i.logical_id)
+                                .set_resource_identifier(Some(
+                                    i.identifier.clone().into_iter().collect(),
+                                ))
+                                .build()
+                        })
+                        .collect(),
+                )
+                .filter(|v: &Vec<_>| !v.is_empty()),
+            )
             .set_template_body(r.template_url.is_none().then(|| r.template_body.clone()))
             .set_template_url(r.template_url.clone())
             .set_parameters(Some(parameters(&r.parameters)))
@@ -849,6 +866,86 @@ impl Cloud for AwsCloud<'_> {
                     item_count: i.item_count(),
                 })
                 .collect(),
+        })
+    }
+
+    async fn table_names(&self, prefix: &str) -> Result<Vec<String>, CloudError> {
+        let mut pages = self.aws.dynamodb.list_tables().into_paginator().send();
+        let mut names = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(cloud_error)?;
+            names.extend(
+                page.table_names()
+                    .iter()
+                    .filter(|n| n.starts_with(prefix))
+                    .cloned(),
+            );
+        }
+        Ok(names)
+    }
+
+    async fn table_info(&self, name: &str) -> Result<TableInfo, CloudError> {
+        let out = self
+            .aws
+            .dynamodb
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .map_err(cloud_error)?;
+        let Some(t) = out.table() else {
+            return Ok(TableInfo {
+                name: name.to_string(),
+                ..TableInfo::default()
+            });
+        };
+        let types: BTreeMap<&str, &str> = t
+            .attribute_definitions()
+            .iter()
+            .map(|d| (d.attribute_name(), d.attribute_type().as_str()))
+            .collect();
+        let mut key: Vec<(String, String)> = t
+            .key_schema()
+            .iter()
+            .map(|k| {
+                let attr = k.attribute_name();
+                let kind = types.get(attr).copied().unwrap_or_default();
+                (attr.to_string(), kind.to_string())
+            })
+            .collect();
+        // The partition key first, whatever order DynamoDB lists them in.
+        key.sort_by_key(|(attr, _)| {
+            t.key_schema()
+                .iter()
+                .find(|k| k.attribute_name() == attr)
+                .is_some_and(|k| k.key_type() == &aws_sdk_dynamodb::types::KeyType::Range)
+        });
+        let mut tags = BTreeMap::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .aws
+                .dynamodb
+                .list_tags_of_resource()
+                .resource_arn(t.table_arn().unwrap_or_default())
+                .set_next_token(token.clone())
+                .send()
+                .await
+                .map_err(cloud_error)?;
+            for tag in page.tags() {
+                tags.insert(tag.key().to_string(), tag.value().to_string());
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(TableInfo {
+            name: name.to_string(),
+            tags,
+            key,
+            size_bytes: t.table_size_bytes(),
+            item_count: t.item_count(),
         })
     }
 

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use super::model::{
-    ChangeSet, FunctionCode, Resource, Stack, StackEvent, TableState, TimeToLiveStatus,
+    ChangeSet, FunctionCode, Resource, ResourceToImport, Stack, StackEvent, TableInfo, TableState,
+    TimeToLiveStatus,
 };
 
 /// An error from the cloud, reduced to what the engine decides on.
@@ -93,8 +94,11 @@ pub struct ChangeSetRequest {
     pub template_url: Option<String>,
     /// Parameter values.
     pub parameters: BTreeMap<String, String>,
-    /// Stack tags, digest included.
+    /// Stack tags (the digest only where there is no bucket to record it in).
     pub tags: BTreeMap<String, String>,
+    /// Resources to import: when there are any, an IMPORT change set (into the stack, created
+    /// by it when `create`), whose template holds only them.
+    pub imports: Vec<ResourceToImport>,
 }
 
 /// A plain CreateStack/UpdateStack: deployer's own bootstrap stack, and an app stack's first
@@ -187,6 +191,10 @@ pub trait Cloud {
     async fn function_code(&self, function: &str) -> Result<FunctionCode, CloudError>;
     /// DescribeTable: the table's and its indexes' status.
     async fn table_state(&self, table: &str) -> Result<TableState, CloudError>;
+    /// ListTables (all pages): the region's tables whose names start with `prefix`.
+    async fn table_names(&self, prefix: &str) -> Result<Vec<String>, CloudError>;
+    /// DescribeTable and ListTagsOfResource: a table's key, size and tags.
+    async fn table_info(&self, name: &str) -> Result<TableInfo, CloudError>;
     /// DescribeTimeToLive: where the table's TTL stands (`DISABLING` for about an hour after
     /// it was disabled, when it cannot be enabled again).
     async fn time_to_live(&self, table: &str) -> Result<Option<TimeToLiveStatus>, CloudError>;

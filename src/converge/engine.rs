@@ -465,6 +465,79 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         )
     }
 
+    /// Asks a yes/no question (no: a person said no, or nobody can be asked).
+    pub fn ask(&self, question: &str) -> Confirmation {
+        self.ui.confirm(question)
+    }
+
+    /// Brings existing resources into a new stack `deployment` names, with a change set of type
+    /// IMPORT whose `template` holds only them; the stack as imported, its digest not the
+    /// deployment's, so that the update that follows is not skipped.
+    pub async fn import_into_new_stack(
+        &self,
+        deployment: &Deployment,
+        template: &serde_json::Value,
+        imports: Vec<super::model::ResourceToImport>,
+    ) -> Result<Stack, Error> {
+        let name = &deployment.stack_name;
+        let recorded = format!("{}-import", deployment.digest());
+        let request = ChangeSetRequest {
+            stack_name: name.clone(),
+            name: token("import"),
+            create: true,
+            template_body: serde_json::to_string(template).expect("JSON values always serialize"),
+            template_url: None,
+            // The template declares none of the stack's parameters.
+            parameters: BTreeMap::new(),
+            tags: self.tags_with(deployment, &recorded),
+            imports,
+        };
+        self.step(format!("{name}: creating an IMPORT change set"));
+        let (id, stack_id) = self.cloud.create_change_set(&request).await.map_err(|e| {
+            cloud_failure(&format!("cannot create an import change set for {name}"), e)
+        })?;
+        let change_set = self.wait_for_change_set(&id).await?;
+        if !change_set.is_ready() {
+            let reason = change_set
+                .reason
+                .unwrap_or_else(|| change_set.status.as_str().to_string());
+            self.delete_change_set(&id).await;
+            return Err(Error::failed(format!(
+                "{name}: the import change set failed: {reason}. Nothing was imported; the tables are as they were"
+            )));
+        }
+        self.ui.progress(Progress::Changes {
+            stack: name.clone(),
+            changes: change_set.changes.clone(),
+        });
+        let token = token("exec");
+        let started = Instant::now();
+        self.step(format!("{name}: executing the import"));
+        self.cloud
+            .execute_change_set(&id, &token)
+            .await
+            .map_err(|e| cloud_failure(&format!("cannot execute the import into {name}"), e))?;
+        // Undoing an import would only detach the tables (they are kept either way): Ctrl-C
+        // stops watching.
+        let watched = Stack::being_created(&stack_id, name);
+        let watch = self
+            .watch_reacting(
+                &watched,
+                Some(&token),
+                started,
+                OnInterrupt::StopWatching,
+                &change_set.changes,
+            )
+            .await?;
+        match self
+            .finish(deployment, &recorded, true, watch, change_set.changes)
+            .await?
+        {
+            Outcome::Applied { stack, .. } | Outcome::NoChanges { stack } => Ok(stack),
+            Outcome::Planned { .. } => unreachable!("an executed import is applied"),
+        }
+    }
+
     /// Reports a step.
     pub fn step(&self, message: impl Into<String>) {
         self.ui.progress(Progress::Step(message.into()));
@@ -1220,6 +1293,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             template_url: self.template_url(deployment, upload).await?,
             parameters: deployment.parameters.clone(),
             tags: tags.clone(),
+            imports: Vec::new(),
         };
         self.step(format!(
             "{name}: creating {} change set",

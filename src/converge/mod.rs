@@ -14,13 +14,14 @@ pub mod model;
 pub mod outputs;
 pub mod preflight;
 pub mod recorded;
+pub mod retained;
 pub mod transition;
 
 use std::collections::BTreeMap;
 use std::future::Future;
 
 use cloud::Cloud;
-use engine::{Deployment, Engine, Mode, Outcome, Teardown, Ui, cloud_failure};
+use engine::{Confirmation, Deployment, Engine, Mode, Outcome, Teardown, Ui, cloud_failure};
 use model::{APP_TAG, ENV_TAG, Stack};
 
 use crate::build::Artifact;
@@ -372,6 +373,7 @@ pub async fn up<C: Cloud, U: Ui>(
     mode: Mode,
     check_permissions: bool,
     hotswap: bool,
+    retained: retained::RetainedChoice,
     described: Option<Described>,
 ) -> Result<Up, Error> {
     let name = spec.stack_name();
@@ -417,6 +419,17 @@ pub async fn up<C: Cloud, U: Ui>(
             .of(Some(stack)),
         None => hotswap::Drift::default(),
     };
+    // A new stack of an env whose earlier stack retained its tables: adopt them, or not.
+    let creating = existing.as_ref().is_none_or(|s| {
+        matches!(
+            decide::decide(Some(&s.status)),
+            decide::Action::Create | decide::Action::DeleteThenCreate
+        )
+    });
+    let existing = match creating {
+        true => adopt_retained(engine, cloud, spec, &deployment, mode, retained, existing).await?,
+        false => existing,
+    };
     let recorded = engine
         .recorded_digest(&deployment, existing.as_ref())
         .await?;
@@ -453,6 +466,97 @@ pub async fn up<C: Cloud, U: Ui>(
         }
     }
     full_deploy(engine, cloud, &changed, existing, recorded, mode).await
+}
+
+/// Before the first stack of an env whose earlier stack retained tables: finds them, and
+/// imports them into the new stack when `choice` (or the person asked) says so. Returns the
+/// stack to go on from: the imported one, or `existing` as it was.
+pub async fn adopt_retained<C: Cloud, U: Ui>(
+    engine: &Engine<'_, C, U>,
+    cloud: &C,
+    spec: &Spec,
+    deployment: &Deployment,
+    mode: Mode,
+    choice: retained::RetainedChoice,
+    existing: Option<Stack>,
+) -> Result<Option<Stack>, Error> {
+    use retained::RetainedChoice;
+    let name = &deployment.stack_name;
+    let wanted: serde_json::Value =
+        serde_json::from_str(&deployment.template_body).unwrap_or_default();
+    let found = match retained::find(cloud, name, &spec.app, &spec.env, &wanted).await {
+        Ok(found) => found,
+        // Looking is a courtesy: a role that may not list tables still deploys.
+        Err(e) if e.code == crate::exit::Code::Denied => {
+            engine.warn(format!(
+                "{name} is new; whether its env's earlier stack retained tables is unknown: {e}"
+            ));
+            return Ok(existing);
+        }
+        Err(e) => return Err(e),
+    };
+    if found.is_empty() {
+        return Ok(existing);
+    }
+    let list: Vec<String> = found
+        .iter()
+        .map(|r| format!("  {}", r.describe()))
+        .collect();
+    let list = list.join("\n");
+    let choices = "--adopt-retained brings them into the new stack with their data (a CloudFormation import); --fresh-tables creates new, empty tables and leaves these as they are";
+    if mode == Mode::Plan {
+        engine.warn(format!(
+            "{name} is new, but its env's earlier stack retained these tables:\n{list}\n`up` asks what to do with them ({choices})"
+        ));
+        return Ok(existing);
+    }
+    let adopt = match choice {
+        RetainedChoice::Adopt => true,
+        RetainedChoice::Fresh => false,
+        RetainedChoice::Ask => {
+            engine.step(format!(
+                "{name} is new, but its env's earlier stack retained these tables:\n{list}"
+            ));
+            match engine.ask(
+                "Bring them into the new stack, with their data? (no: create new, empty tables)",
+            ) {
+                Confirmation::Yes => true,
+                Confirmation::No => false,
+                Confirmation::NotInteractive => {
+                    return Err(Error::usage(format!(
+                        "{name} is new, but its env's earlier stack retained these tables:\n{list}\nNothing was changed. Choose: {choices}"
+                    )));
+                }
+            }
+        }
+    };
+    if !adopt {
+        engine.warn(format!(
+            "--fresh-tables: {name} gets new, empty tables; the retained ones stay as they are (`deployer ls --retained` lists them)"
+        ));
+        return Ok(existing);
+    }
+    let blocked: Vec<String> = found
+        .iter()
+        .filter(|r| r.obstacle.is_some())
+        .map(|r| format!("  {}", r.describe()))
+        .collect();
+    if !blocked.is_empty() {
+        return Err(Error::usage(format!(
+            "cannot bring these retained tables into {name} as the spec describes them:\n{}\nNothing was changed. Use --fresh-tables to start with new tables",
+            blocked.join("\n")
+        )));
+    }
+    // A stack whose creation failed holds nothing: `up` deletes it first anyway (an empty
+    // REVIEW_IN_PROGRESS one takes the import as it is).
+    if existing.is_some() {
+        engine.settle(name).await?;
+    }
+    let template = retained::import_template(&wanted, &found);
+    let stack = engine
+        .import_into_new_stack(deployment, &template, retained::imports(&found))
+        .await?;
+    Ok(Some(stack))
 }
 
 /// `plan` in an account and region without `deployer-bootstrap`: what `up` would create, both

@@ -13,10 +13,10 @@ use sha2::{Digest, Sha256};
 
 /// Stack tag holding the digest of what was last deployed.
 pub const DIGEST_TAG: &str = "deployer:digest";
-/// Stack tag naming the app.
-pub const APP_TAG: &str = "deployer:app";
-/// Stack tag naming the environment.
-pub const ENV_TAG: &str = "deployer:env";
+/// Stack tag naming the app (on tables too).
+pub const APP_TAG: &str = crate::render::APP_TAG;
+/// Stack tag naming the environment (on tables too).
+pub const ENV_TAG: &str = crate::render::ENV_TAG;
 
 /// A Lambda function's code and the state of its last update, as GetFunctionConfiguration
 /// shows them.
@@ -53,6 +53,33 @@ pub struct IndexState {
     pub backfilling: bool,
     /// The items in it so far.
     pub item_count: Option<i64>,
+}
+
+/// A DynamoDB table as `up` and `ls --retained` look for the ones a deleted stack retained:
+/// DescribeTable and ListTagsOfResource.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TableInfo {
+    /// The table's name.
+    pub name: String,
+    /// Its tags.
+    pub tags: BTreeMap<String, String>,
+    /// Its primary key: (attribute, type `S`/`N`/`B`), partition key first.
+    pub key: Vec<(String, String)>,
+    /// Bytes stored (DynamoDB updates it about every six hours).
+    pub size_bytes: Option<i64>,
+    /// Items (likewise).
+    pub item_count: Option<i64>,
+}
+
+/// A resource an IMPORT change set brings into a stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceToImport {
+    /// Its type, e.g. `AWS::DynamoDB::Table`.
+    pub resource_type: String,
+    /// Its logical id in the template.
+    pub logical_id: String,
+    /// The properties that identify it (`TableName` for a table).
+    pub identifier: BTreeMap<String, String>,
 }
 
 /// What a table waits for before it can be updated again: none when it and every index are

@@ -43,7 +43,13 @@ pub const OWN_ACTIONS: &[&str] = &[
 pub const OWN_TYPE_ACTIONS: &[(&str, &[&str])] = &[
     (
         "AWS::DynamoDB::Table",
-        &["dynamodb:DescribeTable", "dynamodb:DescribeTimeToLive"],
+        &[
+            "dynamodb:DescribeTable",
+            "dynamodb:DescribeTimeToLive",
+            // A new stack looks for the tables its env's earlier stack retained.
+            "dynamodb:ListTables",
+            "dynamodb:ListTagsOfResource",
+        ],
     ),
     (
         "AWS::ElasticLoadBalancingV2::TargetGroup",
@@ -516,6 +522,8 @@ fn resources_for(action: &str, template: &Value, scope: &Scope) -> Vec<String> {
                 format!("arn:{p}:iam::{a}:role/{n}")
             })
             .collect(),
+        // Listing tables acts on no table.
+        "dynamodb" if name == "ListTables" => Vec::new(),
         "dynamodb" => of_type("AWS::DynamoDB::Table")
             .into_iter()
             .map(|(id, table)| {

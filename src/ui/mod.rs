@@ -480,6 +480,62 @@ impl Reporter {
         }
     }
 
+    /// `ls --retained`: one line per table, and the monthly total; or a record each.
+    pub fn retained_tables(&self, tables: &[crate::converge::retained::Orphan]) {
+        use crate::converge::retained::monthly_storage_usd;
+        let cost = |t: &crate::converge::retained::Orphan| t.size_bytes.map(monthly_storage_usd);
+        match self.format {
+            Format::Json => {
+                for t in tables {
+                    self.record(&Record::RetainedTable {
+                        table: t.table.clone(),
+                        app: t.app.clone(),
+                        env: t.env.clone(),
+                        spec_table: t.spec_table.clone(),
+                        size_bytes: t.size_bytes,
+                        items: t.item_count,
+                        monthly_storage_usd: cost(t),
+                    });
+                }
+            }
+            Format::Human { .. } => {
+                let width = tables
+                    .iter()
+                    .map(|t| t.table.len())
+                    .max()
+                    .unwrap_or(5)
+                    .max(5);
+                self.stdout_line(format!(
+                    "{:width$}  {:12}  {:10}  {:12}  {:>12}  {:>10}  USD/MONTH",
+                    "TABLE", "APP", "ENV", "SPEC NAME", "SIZE", "ITEMS"
+                ));
+                for t in tables {
+                    let size = t
+                        .size_bytes
+                        .map(|b| format!("{:.1} MB", b as f64 / 1_000_000.0))
+                        .unwrap_or_else(|| "-".into());
+                    let items = t
+                        .item_count
+                        .map(|i| i.to_string())
+                        .unwrap_or_else(|| "-".into());
+                    let usd = cost(t)
+                        .map(|c| format!("{c:.2}"))
+                        .unwrap_or_else(|| "-".into());
+                    self.stdout_line(format!(
+                        "{:width$}  {:12}  {:10}  {:12}  {size:>12}  {items:>10}  {usd}",
+                        t.table, t.app, t.env, t.spec_table
+                    ));
+                }
+                let total: f64 = tables.iter().filter_map(cost).sum();
+                self.human(format!(
+                    "{} retained table{} of envs without a stack: about ${total:.2} a month of storage (us-east-1's Standard price; `up --adopt-retained` in the env brings one back, or delete it in DynamoDB)",
+                    tables.len(),
+                    if tables.len() == 1 { "" } else { "s" }
+                ));
+            }
+        }
+    }
+
     /// `outputs`: key/value lines, or one `outputs` record.
     pub fn outputs(&self, stack: &str, outputs: &[(String, String)]) {
         match self.format {

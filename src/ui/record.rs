@@ -88,6 +88,23 @@ pub enum Record {
         /// From UpdateFunctionCode until Lambda reported it done.
         duration_s: Seconds,
     },
+    /// A table deployer made whose env has no stack any more (`ls --retained`).
+    RetainedTable {
+        /// Its name.
+        table: String,
+        /// Its app (tag).
+        app: String,
+        /// Its env (tag).
+        env: String,
+        /// The spec's name of the table (empty for a table made before deployer tagged it).
+        spec_table: String,
+        /// Bytes stored, as DynamoDB last counted.
+        size_bytes: Option<i64>,
+        /// Items, likewise.
+        items: Option<i64>,
+        /// Storage a month, in USD, at us-east-1's Standard price.
+        monthly_storage_usd: Option<f64>,
+    },
     /// An update waits for a table, or one of its indexes, to become ACTIVE.
     TableWait {
         /// The stack.
@@ -817,6 +834,15 @@ mod tests {
                 why: CodeUpdateWhy::Hotswap,
                 duration_s: d,
             },
+            Record::RetainedTable {
+                table: s("notes-pr-7-NotesTable-1X2Y"),
+                app: s("notes"),
+                env: s("pr-7"),
+                spec_table: s("notes"),
+                size_bytes: Some(5_100_000),
+                items: Some(1234),
+                monthly_storage_usd: Some(0.0012),
+            },
             Record::TableWait {
                 stack: s("notes-dev"),
                 table: s("NotesTable"),
@@ -974,6 +1000,7 @@ mod tests {
             Record::Event { .. } => "event",
             Record::CodeUpdate { .. } => "code_update",
             Record::TableWait { .. } => "table_wait",
+            Record::RetainedTable { .. } => "retained_table",
             Record::Heartbeat { .. } => "heartbeat",
             Record::Gc { .. } => "gc",
             Record::Stack { .. } => "stack",

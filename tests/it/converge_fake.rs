@@ -94,6 +94,9 @@ struct Script {
     table: RefCell<FakeTable>,
     /// What DescribeTimeToLive answers.
     ttl_status: RefCell<Option<deployer::converge::model::TimeToLiveStatus>>,
+    /// The region's DynamoDB tables, as ListTables, DescribeTable and ListTagsOfResource see
+    /// them.
+    tables: RefCell<Vec<deployer::converge::model::TableInfo>>,
 }
 
 /// The stack's table as DynamoDB keeps it: an index created or deleted by an update stays
@@ -334,13 +337,69 @@ impl Cloud for Script {
             .set(Some(self.stack_calls.get()));
         self.call(format!(
             "create_change_set {}",
-            if r.create { "CREATE" } else { "UPDATE" }
+            match (r.imports.is_empty(), r.create) {
+                (false, _) => "IMPORT",
+                (true, true) => "CREATE",
+                (true, false) => "UPDATE",
+            }
         ));
+        if !r.imports.is_empty() {
+            // As CloudFormation checks an import: the template holds only the resources
+            // imported, each with a DeletionPolicy, and declares the parameters it is given.
+            let t: serde_json::Value = serde_json::from_str(&r.template_body).unwrap();
+            let resources = t["Resources"].as_object().cloned().unwrap_or_default();
+            let imported: Vec<&str> = r.imports.iter().map(|i| i.logical_id.as_str()).collect();
+            for (id, resource) in &resources {
+                if !imported.contains(&id.as_str()) {
+                    return Err(CloudError::new(
+                        "ValidationError",
+                        format!("As part of the import operation, you cannot modify or add [{id}]"),
+                    ));
+                }
+                if resource["DeletionPolicy"].is_null() {
+                    return Err(CloudError::new(
+                        "ValidationError",
+                        format!(
+                            "The following resources to import [{id}] must have DeletionPolicy attribute specified in the template."
+                        ),
+                    ));
+                }
+            }
+            if imported.iter().any(|id| !resources.contains_key(*id)) || !r.parameters.is_empty() {
+                return Err(CloudError::new(
+                    "ValidationError",
+                    "template and resources to import differ",
+                ));
+            }
+        }
         self.requests.borrow_mut().push(r.clone());
         Ok(("cs-1".into(), ID.into()))
     }
     async fn change_set(&self, _id: &str) -> Result<ChangeSet, CloudError> {
         let scripted = self.change_set.borrow().clone().unwrap();
+        // An IMPORT change set lists each resource it brings in.
+        if let Some(request) = self
+            .requests
+            .borrow()
+            .last()
+            .filter(|r| !r.imports.is_empty())
+        {
+            return Ok(ChangeSet {
+                status: "CREATE_COMPLETE".into(),
+                reason: None,
+                changes: request
+                    .imports
+                    .iter()
+                    .map(|i| Change {
+                        action: "Import".into(),
+                        logical_id: i.logical_id.clone(),
+                        resource_type: i.resource_type.clone(),
+                        replacement: None,
+                    })
+                    .collect(),
+                ..scripted
+            });
+        }
         let Some(request) = self.requests.borrow().last().filter(|r| r.create).cloned() else {
             return Ok(scripted);
         };
@@ -392,6 +451,33 @@ impl Cloud for Script {
     ) -> Result<deployer::converge::model::TableState, CloudError> {
         self.call(format!("describe_table {table}"));
         Ok(self.table.borrow_mut().describe())
+    }
+    async fn table_names(&self, prefix: &str) -> Result<Vec<String>, CloudError> {
+        self.call(format!("list_tables {prefix}"));
+        Ok(self
+            .tables
+            .borrow()
+            .iter()
+            .filter(|t| t.name.starts_with(prefix))
+            .map(|t| t.name.clone())
+            .collect())
+    }
+    async fn table_info(
+        &self,
+        name: &str,
+    ) -> Result<deployer::converge::model::TableInfo, CloudError> {
+        self.call(format!("describe_table {name}"));
+        self.tables
+            .borrow()
+            .iter()
+            .find(|t| t.name == name)
+            .cloned()
+            .ok_or_else(|| {
+                CloudError::new(
+                    "ResourceNotFoundException",
+                    format!("Table not found: {name}"),
+                )
+            })
     }
     async fn time_to_live(
         &self,
@@ -559,6 +645,8 @@ impl Cloud for Script {
 #[derive(Default)]
 struct Recorder {
     seen: RefCell<Vec<Progress>>,
+    /// What `confirm` answers; `None`: yes.
+    answer: std::cell::Cell<Option<Confirmation>>,
 }
 
 impl Ui for Recorder {
@@ -566,7 +654,7 @@ impl Ui for Recorder {
         self.seen.borrow_mut().push(progress);
     }
     fn confirm(&self, _question: &str) -> Confirmation {
-        Confirmation::Yes
+        self.answer.get().unwrap_or(Confirmation::Yes)
     }
 }
 
@@ -1399,6 +1487,236 @@ async fn a_template_over_51200_bytes_is_passed_by_url() {
     let script = Script::new(vec![None, stack("CREATE_COMPLETE")]);
     run(&script, &Recorder::default()).await.unwrap();
     assert_eq!(script.stack_requests.borrow()[0].template_url, None);
+}
+
+mod retained {
+    use super::*;
+    use deployer::converge::engine::Confirmation;
+    use deployer::converge::model::TableInfo;
+    use deployer::converge::retained::RetainedChoice;
+
+    const SPEC: &str = "app: notes\nfunctions:\n  api:\n    path: x\n    tables: { notes: read_write }\ntables:\n  notes:\n    partition_key: { name: pk, type: S }\n";
+
+    /// The spec's deployment, and the table its env's earlier stack retained.
+    fn setup() -> (deployer::spec::Spec, Deployment, Script) {
+        let spec = deployer::spec::parse(SPEC, "s.yaml").unwrap();
+        let template = deployer::render::app(&spec, deployer::render::Options::default()).unwrap();
+        let deployment = Deployment {
+            template_body: template.body(),
+            ..deployment()
+        };
+        let script = Script::new(vec![None]);
+        *script.tables.borrow_mut() = vec![TableInfo {
+            name: "notes-dev-NotesTable-OLD123".into(),
+            tags: [
+                ("deployer:app", "notes"),
+                ("deployer:env", "dev"),
+                ("deployer:table", "notes"),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+            key: vec![("pk".into(), "S".into())],
+            size_bytes: Some(2_000_000),
+            item_count: Some(500),
+        }];
+        (spec, deployment, script)
+    }
+
+    async fn adopt(
+        spec: &deployer::spec::Spec,
+        deployment: &Deployment,
+        script: &Script,
+        ui: &Recorder,
+        mode: Mode,
+        choice: RetainedChoice,
+    ) -> Result<Option<Stack>, deployer::exit::Error> {
+        let engine = Engine::new(script, ui).with_poll(FAST);
+        deployer::converge::adopt_retained(&engine, script, spec, deployment, mode, choice, None)
+            .await
+    }
+
+    #[tokio::test]
+    async fn without_a_choice_a_run_nobody_can_ask_stops_naming_the_tables_and_the_flags() {
+        let (spec, deployment, script) = setup();
+        let ui = Recorder::default();
+        ui.answer.set(Some(Confirmation::NotInteractive));
+        let err = adopt(
+            &spec,
+            &deployment,
+            &script,
+            &ui,
+            apply_yes(),
+            RetainedChoice::Ask,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.code, deployer::exit::Code::Usage, "{err}");
+        for part in [
+            "notes → notes-dev-NotesTable-OLD123 (500 items, 2.0 MB)",
+            "--adopt-retained",
+            "--fresh-tables",
+        ] {
+            assert!(err.message.contains(part), "{part}: {err}");
+        }
+        assert!(
+            !script
+                .calls()
+                .iter()
+                .any(|c| c.starts_with("create_change_set")),
+            "{:?}",
+            script.calls()
+        );
+        // Only the tables named after the stack were described.
+        assert_eq!(
+            script.calls(),
+            [
+                "list_tables notes-dev-",
+                "describe_table notes-dev-NotesTable-OLD123"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn fresh_tables_and_plan_leave_the_retained_table_alone() {
+        let (spec, deployment, script) = setup();
+        let ui = Recorder::default();
+        let kept = adopt(
+            &spec,
+            &deployment,
+            &script,
+            &ui,
+            apply_yes(),
+            RetainedChoice::Fresh,
+        )
+        .await
+        .unwrap();
+        assert_eq!(kept, None, "the stack is created as new");
+        let planned = adopt(
+            &spec,
+            &deployment,
+            &script,
+            &ui,
+            Mode::Plan,
+            RetainedChoice::Ask,
+        )
+        .await
+        .unwrap();
+        assert_eq!(planned, None);
+        assert!(
+            ui.steps()
+                .iter()
+                .any(|s| s.contains("`up` asks what to do with them"))
+        );
+        assert!(
+            !script
+                .calls()
+                .iter()
+                .any(|c| c.starts_with("create_change_set"))
+        );
+    }
+
+    #[tokio::test]
+    async fn adopting_imports_the_tables_alone_then_the_update_adds_the_rest() {
+        let (spec, deployment, script) = setup();
+        *script.states.borrow_mut() = vec![
+            stack("IMPORT_IN_PROGRESS"),
+            stack("IMPORT_COMPLETE"),
+            stack("UPDATE_IN_PROGRESS"),
+            stack("UPDATE_COMPLETE"),
+        ]
+        .into();
+        let ui = Recorder::default(); // says yes at the prompt
+        let imported = adopt(
+            &spec,
+            &deployment,
+            &script,
+            &ui,
+            apply_yes(),
+            RetainedChoice::Ask,
+        )
+        .await
+        .unwrap()
+        .expect("the import made the stack");
+        assert_eq!(imported.status, StackStatus::ImportComplete);
+        let request = script.requests.borrow()[0].clone();
+        assert_eq!(request.imports.len(), 1);
+        assert_eq!(request.imports[0].logical_id, "NotesTable");
+        assert_eq!(
+            request.imports[0].identifier["TableName"],
+            "notes-dev-NotesTable-OLD123"
+        );
+        let t: serde_json::Value = serde_json::from_str(&request.template_body).unwrap();
+        assert_eq!(
+            t["Resources"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            ["NotesTable"]
+        );
+        assert_eq!(t["Resources"]["NotesTable"]["DeletionPolicy"], "Retain");
+        // The import is not the deployment: the update that follows runs, from the imported
+        // template, and adds the rest.
+        *script.deployed.borrow_mut() = Some(request.template_body.clone());
+        let recorded = Engine::new(&script, &ui)
+            .recorded_digest(&deployment, Some(&imported))
+            .await
+            .unwrap();
+        assert_eq!(recorded, Some(format!("{}-import", deployment.digest())));
+        let outcome = Engine::new(&script, &ui)
+            .with_poll(FAST)
+            .deploy_from(&deployment, apply_yes(), Some(imported), recorded)
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
+        let kinds: Vec<String> = script
+            .calls()
+            .into_iter()
+            .filter(|c| c.starts_with("create_change_set") || c == "execute_change_set")
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "create_change_set IMPORT",
+                "execute_change_set",
+                "create_change_set UPDATE",
+                "execute_change_set"
+            ]
+        );
+        let update = script.requests.borrow()[1].clone();
+        assert!(update.imports.is_empty());
+        assert_eq!(update.template_body, deployment.template_body);
+    }
+
+    #[tokio::test]
+    async fn a_table_whose_key_differs_is_not_adopted() {
+        let (spec, deployment, script) = setup();
+        script.tables.borrow_mut()[0].key = vec![("id".into(), "N".into())];
+        let ui = Recorder::default();
+        let err = adopt(
+            &spec,
+            &deployment,
+            &script,
+            &ui,
+            apply_yes(),
+            RetainedChoice::Adopt,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.message
+                .contains("its key is id (N), the spec's is pk (S)"),
+            "{err}"
+        );
+        assert!(err.message.contains("--fresh-tables"), "{err}");
+        assert!(
+            !script
+                .calls()
+                .iter()
+                .any(|c| c.starts_with("create_change_set"))
+        );
+    }
 }
 
 /// The calls of the fake that change the account: `plan` may make only the change-set ones.

@@ -801,6 +801,114 @@ async fn plan_writes_nothing_before_or_after_the_first_up() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn after_down_up_finds_the_retained_table_and_ls_lists_it() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+        ScalarAttributeType, Tag,
+    };
+    let moto = Moto::start();
+    let p = Project::new();
+    // The table an earlier `down` of notes-dev leaves on AWS (RetainExceptOnCreate), with its
+    // data. moto deletes such a table with its stack (it keeps only `Retain`), so the test
+    // makes it as AWS leaves it: the name CloudFormation gave it, the tags deployer put on it.
+    let dynamodb = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
+    let table = "notes-dev-NotesTable-1OLD2TABLE3";
+    let attribute = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let key = |name: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let tag = |k: &str, v: &str| Tag::builder().key(k).value(v).build().unwrap();
+    dynamodb
+        .create_table()
+        .table_name(table)
+        .attribute_definitions(attribute("pk"))
+        .attribute_definitions(attribute("sk"))
+        .key_schema(key("pk", KeyType::Hash))
+        .key_schema(key("sk", KeyType::Range))
+        .billing_mode(BillingMode::PayPerRequest)
+        .tags(tag("deployer:app", "notes"))
+        .tags(tag("deployer:env", "dev"))
+        .tags(tag("deployer:table", "notes"))
+        .send()
+        .await
+        .unwrap();
+    dynamodb
+        .put_item()
+        .table_name(table)
+        .item("pk", AttributeValue::S("n1".into()))
+        .item("sk", AttributeValue::S("v".into()))
+        .send()
+        .await
+        .unwrap();
+
+    // The env has no stack: its table is listed, with its size and storage cost.
+    let listed = moto.deployer(p.path(), &["ls", "--retained", "--json"]);
+    listed.expect_code(0);
+    let records = common::records(&listed.stdout);
+    assert_eq!(records.len(), 1, "{}", listed.stdout);
+    assert_eq!(records[0]["type"], "retained_table");
+    assert_eq!(records[0]["table"], table);
+    assert_eq!(
+        (records[0]["app"].as_str(), records[0]["env"].as_str()),
+        (Some("notes"), Some("dev"))
+    );
+    assert_eq!(records[0]["spec_table"], "notes");
+    assert!(
+        records[0]["monthly_storage_usd"].is_number(),
+        "{}",
+        records[0]
+    );
+
+    // A new `up` of the env: nobody to ask, no choice made, so it stops before any change.
+    moto.reset_recording();
+    let refused = up(&moto, &p, &[]);
+    refused.expect_code(2);
+    for part in [table, "--adopt-retained", "--fresh-tables"] {
+        assert!(refused.stderr.contains(part), "{part}: {}", refused.stderr);
+    }
+    let app_stack_calls = moto
+        .requests()
+        .into_iter()
+        .filter(|r| {
+            matches!(r.action.as_deref(), Some("CreateStack" | "CreateChangeSet"))
+                && r.field("StackName") == Some("notes-dev")
+        })
+        .count();
+    assert_eq!(app_stack_calls, 0, "the bootstrap stack alone was created");
+    // plan says the same as a warning, and changes nothing.
+    let planned = moto.deployer(
+        p.path(),
+        &["plan", "--artifact", &format!("api={}", p.zip().display())],
+    );
+    planned.expect_code(10);
+    assert!(
+        planned.stderr.contains("`up` asks what to do with them"),
+        "{}",
+        planned.stderr
+    );
+    // --fresh-tables: a new, empty table beside the retained one, which keeps its item.
+    up(&moto, &p, &["--fresh-tables"]).expect_code(0);
+    let kept = dynamodb.scan().table_name(table).send().await.unwrap();
+    assert_eq!(kept.count(), 1, "the retained table is untouched");
+    let listed = moto.deployer(p.path(), &["ls", "--retained", "--json"]);
+    assert!(
+        common::records(&listed.stdout).is_empty(),
+        "the env has a stack again: {}",
+        listed.stdout
+    );
+}
+
 /// The stack tags a CreateStack or CreateChangeSet request carries, by key.
 fn request_tags(request: &common::moto::Request) -> BTreeMap<String, String> {
     (1..)
@@ -911,6 +1019,8 @@ fn scoped_ci_policy(without: Option<&str>) -> serde_json::Value {
           "Resource": format!("arn:aws:logs:us-east-1:{account}:log-group:/aws/lambda/notes-*") },
         { "Effect": "Allow", "Action": "dynamodb:*",
           "Resource": format!("arn:aws:dynamodb:us-east-1:{account}:table/notes-*") },
+        // ListTables acts on no table: IAM wants `*` for it.
+        { "Effect": "Allow", "Action": "dynamodb:ListTables", "Resource": "*" },
         { "Effect": "Allow", "Action": ["ec2:*", "elasticloadbalancing:*", "cloudwatch:*", "sns:*"], "Resource": "*",
           "Condition": { "StringEquals": { "aws:RequestedRegion": "us-east-1" } } },
     ]})

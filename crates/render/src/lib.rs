@@ -17,6 +17,13 @@ use serde_json::{Map, Value, json};
 use deployer_spec::{Diag, Pos, Spec, names};
 
 pub use emit::to_yaml;
+pub use table::TABLE_TAG;
+
+/// Tag naming the app, on the stack and on each table (so that a table the stack retained can
+/// be found again once the stack is gone).
+pub const APP_TAG: &str = "deployer:app";
+/// Tag naming the environment, likewise.
+pub const ENV_TAG: &str = "deployer:env";
 pub use function::PRIORITY_STEP;
 pub use network::{SUBNETS_PARAMETER, VPC_PARAMETER, uses_shared_vpc};
 

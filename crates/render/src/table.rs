@@ -18,6 +18,9 @@ fn key_schema(partition: &Key, sort: Option<&Key>) -> Vec<Value> {
     schema
 }
 
+/// Tag naming a table's name in the spec.
+pub const TABLE_TAG: &str = "deployer:table";
+
 /// Adds the table and its name output.
 pub fn render(spec: &Spec, name: &str, t: &Table, options: Options, doc: &mut Doc) {
     let id = id(name);
@@ -54,6 +57,13 @@ pub fn render(spec: &Spec, name: &str, t: &Table, options: Options, doc: &mut Do
         },
         "PointInTimeRecoverySpecification": { "PointInTimeRecoveryEnabled": t.point_in_time_recovery },
         "DeletionProtectionEnabled": spec.is_protected(),
+        // On the table itself, not only through the stack: a retained table outlives its stack,
+        // and `up` finds it again by these (see `up --adopt-retained`).
+        "Tags": [
+            { "Key": super::APP_TAG, "Value": spec.app },
+            { "Key": super::ENV_TAG, "Value": spec.env },
+            { "Key": TABLE_TAG, "Value": name },
+        ],
     });
     let props = properties.as_object_mut().expect("object literal");
     if let Some(throughput) = &throughput {
