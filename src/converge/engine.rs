@@ -510,29 +510,17 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             stack: name.clone(),
             changes: change_set.changes.clone(),
         });
-        let token = token("exec");
-        let started = Instant::now();
-        self.step(format!("{name}: executing the import"));
-        self.cloud
-            .execute_change_set(&id, &token)
-            .await
-            .map_err(|e| cloud_failure(&format!("cannot execute the import into {name}"), e))?;
-        // Undoing an import would only detach the tables (they are kept either way): Ctrl-C
-        // stops watching.
-        let watched = Stack::being_created(&stack_id, name);
-        let watch = self
-            .watch_reacting(
-                &watched,
-                Some(&token),
-                started,
-                OnInterrupt::StopWatching,
-                &change_set.changes,
-            )
-            .await?;
-        match self
-            .finish(deployment, &recorded, true, watch, change_set.changes)
-            .await?
-        {
+        // As a create: a Ctrl-C deletes the new stack, which keeps the tables (`Retain`).
+        let review = Review {
+            id,
+            stack_id,
+            husk_created: true,
+            create: true,
+            stack: None,
+            changes: change_set.changes,
+            losses: Vec::new(),
+        };
+        match self.execute(deployment, &recorded, review).await? {
             Outcome::Applied { stack, .. } | Outcome::NoChanges { stack } => Ok(stack),
             Outcome::Planned { .. } => unreachable!("an executed import is applied"),
         }
