@@ -1214,38 +1214,39 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             return Err(self.interrupted_before(name));
         }
         // A change set CloudFormation made that lists no resource change still applies new
-        // parameter values and stack tags (a backend that lists only template changes, like
-        // moto, shows those that way): it is executed, not taken for "no changes".
-        let applies_values = change_set.is_ready()
-            && review.stack.as_ref().is_some_and(|s| {
-                let ours = |t: &BTreeMap<String, String>| {
-                    t.iter()
-                        .filter(|(k, _)| *k != DIGEST_TAG)
-                        .map(|(k, v)| (k.clone(), v.clone()))
-                        .collect::<BTreeMap<_, _>>()
-                };
-                s.parameters != deployment.parameters || ours(&s.tags) != ours(&tags)
-            });
-        if change_set.has_no_changes() && !applies_values {
+        // parameter values (a backend that lists only template changes, like moto, shows them
+        // that way): it is executed, not taken for "no changes".
+        let applies_parameters = change_set.is_ready()
+            && review
+                .stack
+                .as_ref()
+                .is_some_and(|s| s.parameters != deployment.parameters);
+        if change_set.has_no_changes() && !applies_parameters {
             self.abandon(&review).await;
-            return match review.stack {
-                // `plan` records nothing.
-                Some(stack) if plan => Ok(Reviewed::NoChanges(stack)),
-                // Nothing to change: only the digest to record (no stack update with a bucket).
-                Some(stack) if deployment.bucket.is_some() => {
-                    self.record(deployment, &stack, recorded).await;
-                    Ok(Reviewed::NoChanges(stack))
-                }
-                Some(stack) if stack.tags.get(DIGEST_TAG).map(String::as_str) != Some(recorded) => {
-                    Ok(Reviewed::NoChanges(
-                        self.update_tags(&stack, deployment, &tags).await?,
-                    ))
-                }
-                Some(stack) => Ok(Reviewed::NoChanges(stack)),
-                None => Err(Error::failed(format!(
+            let Some(stack) = review.stack else {
+                return Err(Error::failed(format!(
                     "{name}: the CREATE change set has no changes"
-                ))),
+                )));
             };
+            // `plan` records nothing.
+            if plan {
+                return Ok(Reviewed::NoChanges(stack));
+            }
+            // Stack tags are no resource: where only they differ (or the digest tag, without a
+            // bucket), a backend may see no change, so they are set by themselves.
+            let ours = |t: &BTreeMap<String, String>| {
+                t.iter()
+                    .filter(|(k, _)| deployment.bucket.is_none() || *k != DIGEST_TAG)
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<BTreeMap<_, _>>()
+            };
+            let stack = if ours(&stack.tags) != ours(&tags) {
+                self.update_tags(&stack, deployment, &tags).await?
+            } else {
+                stack
+            };
+            self.record(deployment, &stack, recorded).await;
+            return Ok(Reviewed::NoChanges(stack));
         }
         if !change_set.is_ready() {
             self.abandon(&review).await;

@@ -980,6 +980,38 @@ async fn an_update_sends_the_same_stack_tags_and_changes_only_what_changed() {
     again.expect_code(0);
     assert!(again.stderr.contains("no changes"), "{}", again.stderr);
     assert_eq!(moto.count("CreateChangeSet") + moto.count("UpdateStack"), 0);
+    // A change of the spec's tags alone: the stack gets them (on AWS through the change set,
+    // which lists the resources they propagate to; moto sees no change there, so by an
+    // UpdateStack of the tags alone), then the next `up` is a no-op again.
+    p.edit_spec("tags: { team: platform }", "tags: { team: data }");
+    moto.reset_recording();
+    up(&moto, &p, &[]).expect_code(0);
+    assert_eq!(
+        moto.count("ExecuteChangeSet") + moto.count("UpdateStack"),
+        1
+    );
+    let tags: BTreeMap<String, String> =
+        aws_sdk_cloudformation::Client::new(&moto.sdk_config().await)
+            .describe_stacks()
+            .stack_name("notes-dev")
+            .send()
+            .await
+            .unwrap()
+            .stacks()[0]
+            .tags()
+            .iter()
+            .map(|t| (t.key().unwrap().to_string(), t.value().unwrap().to_string()))
+            .collect();
+    assert_eq!(
+        tags.get("team").map(String::as_str),
+        Some("data"),
+        "{tags:?}"
+    );
+    assert!(!tags.contains_key("deployer:digest"), "{tags:?}");
+    moto.reset_recording();
+    let again = up(&moto, &p, &[]);
+    assert!(again.stderr.contains("no changes"), "{}", again.stderr);
+    assert_eq!(moto.count("CreateChangeSet"), 0);
 }
 
 /// A least-privilege CI role as teams write them: every statement scoped to the app's resources
