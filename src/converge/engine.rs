@@ -978,6 +978,12 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 &self.cloud.region(),
                 name,
                 deployment.bucket.as_deref(),
+            )
+            .with_app(
+                deployment
+                    .tags
+                    .get(super::model::APP_TAG)
+                    .map(String::as_str),
             );
             match super::preflight::check(self.cloud, &caller, &scope, deployed.as_ref(), &wanted)
                 .await?

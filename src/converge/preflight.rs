@@ -445,6 +445,8 @@ pub struct Scope {
     pub stack_name: String,
     /// The artifact bucket, once known.
     pub bucket: Option<String>,
+    /// The app: the first part of its artifacts' keys (`<app>/<fn>/<sha256>.zip`).
+    pub app: Option<String>,
 }
 
 impl Scope {
@@ -457,7 +459,14 @@ impl Scope {
             region: region.to_string(),
             stack_name: stack_name.to_string(),
             bucket: bucket.map(str::to_string),
+            app: None,
         }
+    }
+
+    /// With the app whose artifacts the bucket holds.
+    pub fn with_app(mut self, app: Option<&str>) -> Scope {
+        self.app = app.map(str::to_string);
+        self
     }
 
     /// The name CloudFormation gives a resource it names itself: `<stack>-<LogicalId>-<suffix>`
@@ -502,7 +511,12 @@ fn resources_for(action: &str, template: &Value, scope: &Scope) -> Vec<String> {
         )],
         "s3" => match (&scope.bucket, name) {
             (Some(bucket), "ListBucket") => vec![format!("arn:{p}:s3:::{bucket}")],
-            (Some(bucket), _) => vec![format!("arn:{p}:s3:::{bucket}/{stack_name}/artifact.zip")],
+            // An artifact's key: what Lambda reads with the caller's credentials, and `up`
+            // writes.
+            (Some(bucket), _) => {
+                let prefix = scope.app.as_deref().unwrap_or(stack_name);
+                vec![format!("arn:{p}:s3:::{bucket}/{prefix}/artifact.zip")]
+            }
             (None, _) => Vec::new(),
         },
         "lambda" => of_type("AWS::Lambda::Function")
@@ -789,6 +803,7 @@ mod tests {
             "notes-dev",
             Some("deployer-artifacts-123456789012-eu-west-1"),
         )
+        .with_app(Some("notes"))
     }
 
     #[test]
@@ -884,6 +899,12 @@ mod tests {
         assert_eq!(
             only("s3:ListBucket").resource,
             "arn:aws:s3:::deployer-artifacts-123456789012-eu-west-1"
+        );
+        let objects: Vec<&Probe> = probe_of("s3:PutObject");
+        assert!(
+            objects.iter().all(|p| p.resource
+                == "arn:aws:s3:::deployer-artifacts-123456789012-eu-west-1/notes/artifact.zip"),
+            "an artifact's key, under its app: {objects:?}"
         );
         // Load balancers are named by CloudFormation with a hash: asked about `*`.
         assert_eq!(
