@@ -802,16 +802,58 @@ async fn plan_writes_nothing_before_or_after_the_first_up() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn after_down_up_finds_the_retained_table_and_ls_lists_it() {
+async fn adopt_retained_sends_an_import_change_set_of_the_tables_alone() {
+    let moto = Moto::start();
+    let p = Project::new();
+    let table = retained_notes_table(&moto).await;
+    // --adopt-retained: the IMPORT change set, as the SDK sends it. moto runs it as if it
+    // created the table anew (it has no imports), so what an import does with the data is
+    // tested on the scripted fake.
+    moto.reset_recording();
+    up(&moto, &p, &["--adopt-retained"]).expect_code(0);
+    let import = moto
+        .requests()
+        .into_iter()
+        .find(|r| r.action.as_deref() == Some("CreateChangeSet"))
+        .expect("an import change set was asked for");
+    assert_eq!(import.field("ChangeSetType"), Some("IMPORT"));
+    assert_eq!(
+        import.field("ResourcesToImport.member.1.LogicalResourceId"),
+        Some("NotesTable")
+    );
+    assert_eq!(
+        import.field("ResourcesToImport.member.1.ResourceType"),
+        Some("AWS::DynamoDB::Table")
+    );
+    assert_eq!(
+        import.field("ResourcesToImport.member.1.ResourceIdentifier.entry.1.key"),
+        Some("TableName")
+    );
+    assert_eq!(
+        import.field("ResourcesToImport.member.1.ResourceIdentifier.entry.1.value"),
+        Some(table)
+    );
+    let body: serde_json::Value =
+        serde_json::from_str(import.field("TemplateBody").unwrap()).unwrap();
+    assert_eq!(
+        body["Resources"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["NotesTable"]
+    );
+    assert_eq!(body["Resources"]["NotesTable"]["DeletionPolicy"], "Retain");
+}
+
+/// The table an earlier `down` of notes-dev leaves on AWS (RetainExceptOnCreate), with one
+/// item. moto deletes such a table with its stack (it keeps only `Retain`), so it is made as
+/// AWS leaves it: the name CloudFormation gave it, the tags deployer put on it.
+async fn retained_notes_table(moto: &Moto) -> &'static str {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
         ScalarAttributeType, Tag,
     };
-    let moto = Moto::start();
-    let p = Project::new();
-    // The table an earlier `down` of notes-dev leaves on AWS (RetainExceptOnCreate), with its
-    // data. moto deletes such a table with its stack (it keeps only `Retain`), so the test
-    // makes it as AWS leaves it: the name CloudFormation gave it, the tags deployer put on it.
     let dynamodb = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
     let table = "notes-dev-NotesTable-1OLD2TABLE3";
     let attribute = |name: &str| {
@@ -851,6 +893,16 @@ async fn after_down_up_finds_the_retained_table_and_ls_lists_it() {
         .send()
         .await
         .unwrap();
+
+    table
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_down_up_finds_the_retained_table_and_ls_lists_it() {
+    let moto = Moto::start();
+    let p = Project::new();
+    let table = retained_notes_table(&moto).await;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&moto.sdk_config().await);
 
     // The env has no stack: its table is listed, with its size and storage cost.
     let listed = moto.deployer(p.path(), &["ls", "--retained", "--json"]);
