@@ -1096,3 +1096,92 @@ impl Cloud for AwsCloud<'_> {
             .map(str::to_string))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A SimulatePrincipalPolicy answer in the shape the IAM API Reference documents
+    /// (EvaluationResults of members with nested MatchedStatements and MissingContextValues
+    /// lists, IsTruncated and Marker), one page of two.
+    const FIRST_PAGE: &str = r#"<SimulatePrincipalPolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">
+  <SimulatePrincipalPolicyResult>
+    <IsTruncated>true</IsTruncated>
+    <Marker>page-2</Marker>
+    <EvaluationResults>
+      <member>
+        <EvalActionName>lambda:UpdateFunctionCode</EvalActionName>
+        <EvalResourceName>arn:aws:lambda:eu-west-1:123456789012:function:notes-dev-api</EvalResourceName>
+        <EvalDecision>allowed</EvalDecision>
+        <MatchedStatements>
+          <member><SourcePolicyId>ci</SourcePolicyId><SourcePolicyType>IAM Policy</SourcePolicyType></member>
+        </MatchedStatements>
+        <MissingContextValues/>
+      </member>
+      <member>
+        <EvalActionName>iam:PassRole</EvalActionName>
+        <EvalResourceName>arn:aws:iam::123456789012:role/notes-dev-ApiRole-1A2B3C4D5E6F</EvalResourceName>
+        <EvalDecision>implicitDeny</EvalDecision>
+        <MatchedStatements/>
+        <MissingContextValues>
+          <member>iam:PassedToService</member>
+          <member>aws:ResourceTag/app</member>
+        </MissingContextValues>
+      </member>
+    </EvaluationResults>
+  </SimulatePrincipalPolicyResult>
+  <ResponseMetadata><RequestId>r1</RequestId></ResponseMetadata>
+</SimulatePrincipalPolicyResponse>"#;
+
+    #[test]
+    fn a_simulation_page_is_read_with_its_missing_context_and_its_marker() {
+        let got = evaluations(FIRST_PAGE);
+        assert_eq!(
+            got,
+            [
+                Evaluation {
+                    action: "lambda:UpdateFunctionCode".into(),
+                    decision: Decision::Allowed,
+                    missing_context: vec![],
+                },
+                Evaluation {
+                    action: "iam:PassRole".into(),
+                    decision: Decision::ImplicitDeny,
+                    missing_context: vec![
+                        "iam:PassedToService".into(),
+                        "aws:ResourceTag/app".into()
+                    ],
+                },
+            ]
+        );
+        // The matched statements' nested members are not taken for results.
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            query::first_text(FIRST_PAGE, "IsTruncated").as_deref(),
+            Some("true")
+        );
+        assert_eq!(
+            query::first_text(FIRST_PAGE, "Marker").as_deref(),
+            Some("page-2")
+        );
+        let last = FIRST_PAGE
+            .replace(
+                "<IsTruncated>true</IsTruncated>",
+                "<IsTruncated>false</IsTruncated>",
+            )
+            .replace("<Marker>page-2</Marker>", "")
+            .replace("implicitDeny", "explicitDeny");
+        assert_eq!(evaluations(&last)[1].decision, Decision::ExplicitDeny);
+        assert_eq!(query::first_text(&last, "Marker"), None);
+    }
+
+    #[test]
+    fn a_simulation_error_has_no_results_and_its_code() {
+        let denied = r#"<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:sts::123456789012:assumed-role/ci/run is not authorized to perform: iam:SimulatePrincipalPolicy</Message></Error><RequestId>r2</RequestId></ErrorResponse>"#;
+        assert!(evaluations(denied).is_empty());
+        assert_eq!(
+            query::first_text(denied, "Code").as_deref(),
+            Some("AccessDenied")
+        );
+    }
+}

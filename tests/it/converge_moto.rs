@@ -675,6 +675,7 @@ async fn a_caller_iam_denies_is_stopped_before_any_change_set() {
                 caller_arn: "arn:aws:sts::123456789012:assumed-role/ci-deploy/github-run-7".into(),
                 denied: vec!["iam:PassRole".into()],
                 policy: None,
+                page_size: None,
             }),
             ..Rules::default()
         },
@@ -1117,6 +1118,7 @@ async fn a_scoped_ci_role_passes_the_preflight_and_a_missing_action_is_named() {
     let p = Project::new();
     let artifact = format!("api={}", p.zip().display());
     let args = ["up", "--artifact", &artifact, "--yes"];
+    // IAM answers in pages of two: the actions of every page count.
     let start = |policy: serde_json::Value| {
         Proxy::start(
             &moto.endpoint,
@@ -1125,6 +1127,7 @@ async fn a_scoped_ci_role_passes_the_preflight_and_a_missing_action_is_named() {
                     caller_arn: "arn:aws:sts::123456789012:assumed-role/ci-deploy/run-9".into(),
                     denied: Vec::new(),
                     policy: Some(policy),
+                    page_size: Some(2),
                 }),
                 ..Rules::default()
             },

@@ -51,6 +51,9 @@ pub struct IamAnswers {
     /// Instead: the caller's identity policy, which SimulatePrincipalPolicy evaluates for each
     /// action against the request's resource and context keys, as IAM's evaluation logic does.
     pub policy: Option<serde_json::Value>,
+    /// Answer SimulatePrincipalPolicy in pages of this many results (`IsTruncated`, `Marker`),
+    /// as IAM may.
+    pub page_size: Option<usize>,
 }
 
 /// `text` matches an IAM pattern (`*` any run, `?` one character).
@@ -206,8 +209,19 @@ fn iam_answer(
                 context.insert(key, values);
             }
             let mut results = String::new();
+            let start: usize = value_of("Marker").and_then(|m| m.parse().ok()).unwrap_or(0);
+            let actions: Vec<&String> = form
+                .iter()
+                .filter(|(k, _)| k.starts_with("ActionNames.member."))
+                .map(|(_, v)| v)
+                .collect();
+            let end = iam
+                .page_size
+                .map_or(actions.len(), |n| (start + n).min(actions.len()));
             for (key, value) in &form {
-                if key.starts_with("ActionNames.member.") {
+                if key.starts_with("ActionNames.member.")
+                    && actions[start..end].iter().any(|a| *a == value)
+                {
                     let (decision, missing) = match &iam.policy {
                         Some(policy) => evaluate(policy, value, &resource, &context),
                         None if iam.denied.contains(value) => ("implicitDeny", Vec::new()),
@@ -228,9 +242,15 @@ fn iam_answer(
             Some(query_answer(
                 action,
                 "https://iam.amazonaws.com/doc/2010-05-08/",
-                &format!(
-                    "<IsTruncated>false</IsTruncated><EvaluationResults>{results}</EvaluationResults>"
-                ),
+                &if end < actions.len() {
+                    format!(
+                        "<IsTruncated>true</IsTruncated><Marker>{end}</Marker><EvaluationResults>{results}</EvaluationResults>"
+                    )
+                } else {
+                    format!(
+                        "<IsTruncated>false</IsTruncated><EvaluationResults>{results}</EvaluationResults>"
+                    )
+                },
             ))
         }
         _ => None,
