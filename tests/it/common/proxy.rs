@@ -219,9 +219,7 @@ fn iam_answer(
                 .page_size
                 .map_or(actions.len(), |n| (start + n).min(actions.len()));
             for (key, value) in &form {
-                if key.starts_with("ActionNames.member.")
-                    && actions[start..end].iter().any(|a| *a == value)
-                {
+                if key.starts_with("ActionNames.member.") && actions[start..end].contains(&value) {
                     let (decision, missing) = match &iam.policy {
                         Some(policy) => evaluate(policy, value, &resource, &context),
                         None if iam.denied.contains(value) => ("implicitDeny", Vec::new()),
