@@ -146,6 +146,69 @@ sys.exit(1 if bad else 0)
     );
 }
 
+/// The spec's name rules are stated once (`deployer_spec::names`) and hold the same in the
+/// JSON Schema editors check with and in `validate`: the same names fed to both.
+#[test]
+fn the_schema_and_validate_agree_on_every_name() {
+    let names = [
+        "a", "notes", "pr-42", "a-b-c", "a1", "a--b", "app-", "-app", "1app", "App", "a_b", "a.b",
+        "",
+    ];
+    let long = ["a".repeat(31), "a".repeat(32), "a".repeat(33)];
+    let names: Vec<String> = names
+        .iter()
+        .map(|n| n.to_string())
+        .chain(long.iter().cloned())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut specs = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        for field in ["app", "env"] {
+            let yaml = match field {
+                "app" => format!("app: \"{name}\"\n"),
+                _ => format!("app: notes\nenv: \"{name}\"\n"),
+            };
+            let path = dir.path().join(format!("{field}-{i}.yaml"));
+            std::fs::write(&path, yaml).unwrap();
+            specs.push((field, name.clone(), path));
+        }
+    }
+    let check = r#"
+import json, sys, yaml, jsonschema
+validator = jsonschema.Draft202012Validator(json.load(open(sys.argv[1])))
+for path in sys.argv[2:]:
+    print("ok" if validator.is_valid(yaml.safe_load(open(path))) else "bad")
+"#;
+    let out = Command::new(common::python_tool("python"))
+        .arg("-c")
+        .arg(check)
+        .arg(common::root().join("deployer.schema.json"))
+        .args(specs.iter().map(|(_, _, p)| p))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    let by_schema: Vec<bool> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l == "ok")
+        .collect();
+    assert_eq!(by_schema.len(), specs.len());
+    let mut disagree = Vec::new();
+    for ((field, name, path), schema_ok) in specs.iter().zip(by_schema) {
+        let validated = Command::new(assert_cmd::cargo::cargo_bin("deployer"))
+            .args(["validate", "-s"])
+            .arg(path)
+            .output()
+            .unwrap();
+        let validate_ok = validated.status.success();
+        if validate_ok != schema_ok {
+            disagree.push(format!(
+                "{field} `{name}`: schema {schema_ok}, validate {validate_ok}"
+            ));
+        }
+    }
+    assert!(disagree.is_empty(), "{disagree:#?}");
+}
+
 /// The pre-flight's actions per resource type are handler permissions of that type's
 /// CloudFormation resource schema (as cfn-lint ships them), not guesses: asked through the
 /// venv's Python, which reads cfn-lint's schema files.

@@ -11,12 +11,12 @@ use super::diag::Pos;
 #[serde(deny_unknown_fields)]
 #[schemars(title = "deployer stack spec")]
 pub struct Spec {
-    /// Application name: a lowercase letter, then up to 30 lowercase letters, digits or `-`.
-    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,30}$"))]
+    /// Application name: a lowercase letter, then up to 30 lowercase letters, digits or dashes.
+    #[schemars(regex(pattern = super::names::LOWER_DASH_PATTERN), length(max = super::names::APP_MAX))]
     pub app: String,
-    /// Default environment; `--env` overrides it.
+    /// Default environment; `--env` overrides it. Named as `app` is, up to 32 characters.
     #[serde(default = "default_env")]
-    #[schemars(regex(pattern = r"^[a-z][a-z0-9-]{0,31}$"))]
+    #[schemars(regex(pattern = super::names::LOWER_DASH_PATTERN), length(max = super::names::ENV_MAX))]
     pub env: String,
     /// AWS region; without it the SDK's region chain decides (AWS_REGION, profile, ...).
     pub region: Option<String>,

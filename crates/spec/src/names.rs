@@ -20,9 +20,18 @@ fn lower_dash_name(s: &str, max: usize) -> bool {
         && !s.contains("--")
 }
 
+/// The JSON Schema's statement of [`lower_dash_name`]: a lowercase letter, then lowercase
+/// letters and digits, with single dashes between them (the length is the schema's
+/// `maxLength`: [`APP_MAX`], [`ENV_MAX`]). A test feeds the same names to both.
+pub const LOWER_DASH_PATTERN: &str = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$";
+/// The longest `app`.
+pub const APP_MAX: usize = 31;
+/// The longest env name.
+pub const ENV_MAX: usize = 32;
+
 /// `app`: a lowercase letter, then up to 30 lowercase letters, digits or `-`.
 pub fn check_app(s: &str) -> Result<(), String> {
-    if lower_dash_name(s, 31) {
+    if lower_dash_name(s, APP_MAX) {
         Ok(())
     } else {
         Err("must be a lowercase letter followed by up to 30 lowercase letters, digits or single dashes".into())
@@ -31,7 +40,7 @@ pub fn check_app(s: &str) -> Result<(), String> {
 
 /// Environment names end up in stack names: the same shape as `app`, 32 characters at most.
 pub fn check_env(s: &str) -> Result<(), String> {
-    if lower_dash_name(s, 32) {
+    if lower_dash_name(s, ENV_MAX) {
         Ok(())
     } else {
         Err("must be a lowercase letter followed by up to 31 lowercase letters, digits or single dashes".into())
