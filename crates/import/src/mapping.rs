@@ -271,6 +271,45 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_string_key_is_refused() {
+        // DynamoDB refuses an empty string or binary as a key value.
+        let mapping = Mapping::new(schema(), vec![]).unwrap();
+        for fields in [
+            Fields::Item(vec![
+                ("pk".into(), Value::S(String::new())),
+                ("sk".into(), Value::N("1".into())),
+            ]),
+            Fields::Values(vec![
+                ("pk".into(), Value::S(String::new())),
+                ("sk".into(), Value::N("1".into())),
+            ]),
+        ] {
+            assert_eq!(
+                mapping.item(fields),
+                Err("the key attribute pk is an empty string".into())
+            );
+        }
+    }
+
+    #[test]
+    fn an_empty_binary_key_is_refused() {
+        let binary = KeySchema {
+            hash: ("id".into(), KeyKind::B),
+            range: None,
+        };
+        let mapping = Mapping::new(binary, vec![]).unwrap();
+        assert_eq!(
+            mapping.item(Fields::Item(vec![("id".into(), Value::B(vec![]))])),
+            Err("the key attribute id is empty".into())
+        );
+        // From text, the empty base64 of an empty value: refused the same way.
+        assert_eq!(
+            mapping.item(Fields::Values(vec![("id".into(), Value::S(" ".into()))])),
+            Err("the key attribute id is empty".into())
+        );
+    }
+
+    #[test]
     fn templates_parse_and_reject_what_cannot_be_a_key() {
         let t = KeyTemplate::parse("pk=USER#{id}{{x}}").unwrap();
         assert_eq!(t.columns().collect::<Vec<_>>(), ["id"]);
