@@ -1667,49 +1667,67 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         parameters: &BTreeMap<String, String>,
         existing: Option<Stack>,
     ) -> Result<Stack, Error> {
-        let mut tags = BTreeMap::new();
         let digest = own_stack_digest(template_body, parameters);
-        if let Some(stack) = existing
-            .as_ref()
-            .filter(|s| own_stack_is_current(s, &digest))
-        {
-            return Ok(stack.clone());
-        }
-        let stack = self.settle_from(name, existing).await?;
-        tags.insert(DIGEST_TAG.into(), digest);
-        let token = token("put");
-        let request = StackRequest {
-            stack_name: name.to_string(),
-            create: stack.is_none(),
-            template_body: Some(template_body.to_string()),
-            template_url: None,
-            termination_protection: false,
-            parameters: parameters.clone(),
-            tags,
-            token: token.clone(),
-        };
-        self.step(format!(
-            "{name}: {}",
-            if stack.is_none() {
-                "creating"
-            } else {
-                "updating"
+        let mut existing = existing;
+        // Two deploys may find the stack missing or outdated at the same moment (CI jobs of
+        // several branches): the one whose request comes second waits for the other's and
+        // decides again, a few times at most.
+        for _ in 0..3 {
+            if let Some(stack) = existing
+                .as_ref()
+                .filter(|s| own_stack_is_current(s, &digest))
+            {
+                return Ok(stack.clone());
             }
-        ));
-        let started = Instant::now();
-        let id = match self.cloud.put_stack(&request).await {
-            Ok(id) => id,
-            Err(e) if e.is_no_updates() => {
-                return stack.ok_or_else(|| Error::failed(format!("{name}: {e}")));
-            }
-            Err(e) => return Err(cloud_failure(&format!("cannot create or update {name}"), e)),
-        };
-        let watched = stack.unwrap_or_else(|| Stack::being_created(&id, name));
-        let (done, events) = self.watch(&watched, Some(&token), started).await?;
-        match done {
-            Some(stack) if is_success(&stack.status) => Ok(stack),
-            other => Err(self.failure(name, other.as_ref(), &events)),
+            let stack = self.settle_from(name, existing).await?;
+            let tags = BTreeMap::from([(DIGEST_TAG.to_string(), digest.clone())]);
+            let token = token("put");
+            let request = StackRequest {
+                stack_name: name.to_string(),
+                create: stack.is_none(),
+                template_body: Some(template_body.to_string()),
+                template_url: None,
+                termination_protection: false,
+                parameters: parameters.clone(),
+                tags,
+                token: token.clone(),
+            };
+            self.step(format!(
+                "{name}: {}",
+                if stack.is_none() {
+                    "creating"
+                } else {
+                    "updating"
+                }
+            ));
+            let started = Instant::now();
+            let id = match self.cloud.put_stack(&request).await {
+                Ok(id) => id,
+                Err(e) if e.is_no_updates() => {
+                    return stack.ok_or_else(|| Error::failed(format!("{name}: {e}")));
+                }
+                Err(e) if super::model::is_busy_elsewhere(&e) => {
+                    self.step(format!(
+                        "{name}: another deploy is {} it: waiting for that one, then deciding again",
+                        if stack.is_none() { "creating" } else { "updating" }
+                    ));
+                    existing = self.settle(name).await?;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(cloud_failure(&format!("cannot create or update {name}"), e));
+                }
+            };
+            let watched = stack.unwrap_or_else(|| Stack::being_created(&id, name));
+            let (done, events) = self.watch(&watched, Some(&token), started).await?;
+            return match done {
+                Some(stack) if is_success(&stack.status) => Ok(stack),
+                other => Err(self.failure(name, other.as_ref(), &events)),
+            };
         }
+        Err(Error::failed(format!(
+            "{name}: other deploys kept changing it; try again"
+        )))
     }
 
     /// Deletes the stack and waits until it is gone. `protected`: refuse (a protected env).

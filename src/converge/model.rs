@@ -351,6 +351,15 @@ impl ChangeSet {
     }
 }
 
+/// Whether CloudFormation refused a create or update because another operation got there
+/// first: the stack was created meanwhile (`AlreadyExistsException`), or an operation is
+/// running on it ("... is in UPDATE_IN_PROGRESS state and can not be updated").
+pub fn is_busy_elsewhere(e: &super::cloud::CloudError) -> bool {
+    e.code.as_deref() == Some("AlreadyExistsException")
+        || (e.code.as_deref() == Some("ValidationError")
+            && e.message.contains("_IN_PROGRESS state"))
+}
+
 /// Whether CloudFormation's message says that an update would change nothing (an UpdateStack
 /// error, or a change set's failure reason): the one place that text is matched.
 pub fn says_no_updates(message: &str) -> bool {
@@ -440,6 +449,31 @@ pub fn rolled_back(events: &[StackEvent], stack_name: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn another_operation_first_is_told_apart_from_other_refusals() {
+        use super::super::cloud::CloudError;
+        for (code, message, busy) in [
+            (
+                "AlreadyExistsException",
+                "Stack [deployer-bootstrap] already exists",
+                true,
+            ),
+            (
+                "ValidationError",
+                "Stack:arn:aws:cloudformation:eu-west-1:1:stack/deployer-bootstrap/x is in UPDATE_IN_PROGRESS state and can not be updated.",
+                true,
+            ),
+            ("ValidationError", "Template format error", false),
+            ("AccessDenied", "not authorized", false),
+        ] {
+            assert_eq!(
+                is_busy_elsewhere(&CloudError::new(code, message)),
+                busy,
+                "{message}"
+            );
+        }
+    }
 
     fn event(t: f64, id: &str, status: &str, reason: &str) -> StackEvent {
         StackEvent {

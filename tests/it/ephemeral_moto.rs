@@ -342,6 +342,75 @@ async fn down_of_an_ephemeral_env_removes_only_its_unreferenced_artifacts() {
     assert_eq!(left, [shared_key]);
 }
 
+/// CI pipelines deploy several branches at once: two first `up`s in an account and region
+/// without the bootstrap stack both find it missing, and both ask to create it.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_first_ups_at_once_share_one_bootstrap_stack() {
+    use common::proxy::{Fault, FaultKind, Proxy, Rules};
+    let moto = Moto::start();
+    let dir = project();
+    // The first DescribeStacks of each process (the app stack, then the bootstrap stack)
+    // answer late, so that both have asked about the bootstrap stack before either creates it.
+    let proxy = Proxy::start(
+        &moto.endpoint,
+        Rules {
+            faults: vec![Fault {
+                action: Some("DescribeStacks".into()),
+                times: 4,
+                kind: FaultKind::Delay(std::time::Duration::from_millis(1500)),
+            }],
+            ..Rules::default()
+        },
+    );
+    let spawn = |env: &str| {
+        let artifact = format!("api={}", dir.path().join("unique.zip").display());
+        moto.command(assert_cmd::cargo::cargo_bin("deployer"))
+            .current_dir(dir.path())
+            .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+            .args([
+                "up",
+                "--env",
+                env,
+                "--ttl",
+                "2h",
+                "--artifact",
+                &artifact,
+                "--yes",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn("pr-1"), spawn("pr-2"));
+    let outputs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+    for out in &outputs {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let creates = proxy
+        .recorded()
+        .into_iter()
+        .filter(|r| {
+            let body = String::from_utf8_lossy(&r.body);
+            body.contains("Action=CreateStack") && body.contains("StackName=deployer-bootstrap")
+        })
+        .count();
+    assert_eq!(creates, 2, "both asked to create the bootstrap stack");
+    assert!(
+        outputs.iter().any(|o| String::from_utf8_lossy(&o.stderr)
+            .contains("deployer-bootstrap: another deploy is creating it: waiting for that one")),
+        "the second waited for the first"
+    );
+    assert_eq!(
+        live_stacks(&moto).await,
+        ["deployer-bootstrap", "notes-pr-1", "notes-pr-2"]
+    );
+}
+
 #[test]
 fn env_from_branch_uses_ci_variables_and_makes_a_valid_name() {
     let out = assert_cmd::Command::cargo_bin("deployer")
