@@ -566,7 +566,7 @@ pub fn down(loaded: &Loaded, yes: bool, reporter: &Reporter) -> Result<(), Error
             Teardown::Deleted { retained_tables } => (
                 deleted_status,
                 format!(
-                    "deleted; these tables are retained and keep their data: {}",
+                    "deleted; these tables are retained and keep their data: {} (`deployer up` of this env offers to bring them back: --adopt-retained)",
                     retained_tables.join(", ")
                 ),
                 retained_tables.clone(),
