@@ -1117,13 +1117,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         // A CREATE change set would make a stack (REVIEW_IN_PROGRESS) that only DeleteStack
         // removes: `plan` lists what the template creates instead.
         if stack.is_none() && mode == Mode::Plan {
-            let wanted: serde_json::Value =
-                serde_json::from_str(&deployment.template_body).unwrap_or_default();
-            let changes = super::model::resource_changes(&wanted, ChangeAction::Add);
-            self.ui.progress(Progress::Changes {
-                stack: name.clone(),
-                changes: changes.clone(),
-            });
+            let changes = self.show_creation(deployment);
             return Ok(Outcome::Planned { changes });
         }
         let review = match self
@@ -1300,6 +1294,19 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             .map_err(|e| cloud_failure(&format!("cannot create a change set for {name}"), e))
     }
 
+    /// Shows what creating the stack adds (every resource of its template, as a CREATE change
+    /// set would list them) and returns it.
+    fn show_creation(&self, deployment: &Deployment) -> Vec<Change> {
+        let wanted: serde_json::Value =
+            serde_json::from_str(&deployment.template_body).unwrap_or_default();
+        let changes = super::model::resource_changes(&wanted, ChangeAction::Add);
+        self.ui.progress(Progress::Changes {
+            stack: deployment.stack_name.clone(),
+            changes: changes.clone(),
+        });
+        changes
+    }
+
     /// Shows the changes (replacements the backend did not report marked as such) and returns
     /// the data they would lose, judged against the `deployed` template of an update.
     fn show_changes(
@@ -1349,13 +1356,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         recorded: &str,
     ) -> Result<Outcome, Error> {
         let name = &deployment.stack_name;
-        let wanted: serde_json::Value =
-            serde_json::from_str(&deployment.template_body).unwrap_or_default();
-        let changes = super::model::resource_changes(&wanted, ChangeAction::Add);
-        self.ui.progress(Progress::Changes {
-            stack: name.clone(),
-            changes: changes.clone(),
-        });
+        let changes = self.show_creation(deployment);
         if self.interrupted() {
             return Err(Error::new(
                 Code::Interrupted,
