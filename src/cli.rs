@@ -226,6 +226,15 @@ enum Command {
         /// Do not send the verification request (`verify:` in the spec, default `GET /`)
         #[arg(long, overrides_with = "verify")]
         no_verify: bool,
+        /// CloudFormation's express mode: each operation ends once the resources are configured,
+        /// without waiting for them to stabilize, and without rollback. Default for ephemeral
+        /// envs (`--ttl`, `--env-from-branch`) and where the spec says `deploy: { express: true }`;
+        /// refused for a protected env unless its spec says so
+        #[arg(long, overrides_with = "no_express")]
+        express: bool,
+        /// Standard mode even where express mode is the default
+        #[arg(long, overrides_with = "express")]
+        no_express: bool,
         /// When the env's earlier stack retained tables (its `down` keeps their data): import
         /// them into the new stack, data and all (a CloudFormation resource import)
         #[arg(long, conflicts_with = "fresh_tables")]
@@ -536,6 +545,8 @@ impl Cli {
                 no_hotswap,
                 verify,
                 no_verify,
+                express,
+                no_express,
                 adopt_retained,
                 fresh_tables,
                 preflight,
@@ -554,6 +565,7 @@ impl Cli {
                     hotswap: flag(hotswap, no_hotswap),
                     verify: flag(verify, no_verify),
                     upload_template: false,
+                    express: flag(express, no_express),
                     retained: match (adopt_retained, fresh_tables) {
                         (true, _) => crate::converge::retained::RetainedChoice::Adopt,
                         (_, true) => crate::converge::retained::RetainedChoice::Fresh,

@@ -231,6 +231,8 @@ pub struct UpOptions {
     /// `--adopt-retained` / `--fresh-tables`: what to do with tables an earlier stack of the
     /// env retained.
     pub retained: converge::retained::RetainedChoice,
+    /// `Some(true)`: `--express`; `Some(false)`: `--no-express`.
+    pub express: Option<bool>,
 }
 
 /// `up` and `plan`.
@@ -254,6 +256,10 @@ pub fn up(
             spec.env
         )));
     }
+    // Refused before any AWS call: --express for a protected env the spec does not make express.
+    let spec_express = spec.deploy.and_then(|d| d.express);
+    converge::express::wanted(options.express, spec_express, false, spec.is_protected())
+        .map_err(Error::usage)?;
     // The stack limits (500 resources, 1 MB) are checked before any AWS call; the template
     // sent later differs only in the deletion policies of an ephemeral env.
     loaded.render(render::Options::default())?;
@@ -281,6 +287,14 @@ pub fn up(
         let existing = converge::describe(&cloud, &spec.stack_name()).await?;
         let described_at = Instant::now();
         let lifetime = ephemeral::lifetime(spec, ttl, existing.as_ref(), now)?;
+        let ephemeral = !lifetime.tags.is_empty();
+        let express = converge::express::wanted(
+            options.express,
+            spec_express,
+            ephemeral,
+            spec.is_protected(),
+        )
+        .map_err(Error::usage)?;
         let template = loaded.render(render::Options {
             ephemeral: !lifetime.tags.is_empty(),
         })?;
@@ -307,6 +321,7 @@ pub fn up(
             mode,
             check_permissions,
             hotswap,
+            express,
             options.retained,
             Some(converge::Described {
                 stack: existing,

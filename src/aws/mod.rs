@@ -355,6 +355,15 @@ fn tags(values: &BTreeMap<String, String>) -> Vec<Tag> {
 }
 
 /// The SDK's timestamp as the engine's clock type (`None` only for dates `SystemTime` cannot hold).
+/// `DeploymentConfig { Mode: EXPRESS }` for an express operation; none (standard) otherwise.
+fn express_config(express: bool) -> Option<aws_sdk_cloudformation::types::DeploymentConfig> {
+    express.then(|| {
+        aws_sdk_cloudformation::types::DeploymentConfig::builder()
+            .mode(aws_sdk_cloudformation::types::DeploymentConfigMode::Express)
+            .build()
+    })
+}
+
 /// The evaluation results of one SimulatePrincipalPolicy answer page.
 fn evaluations(xml: &str) -> Vec<Evaluation> {
     let fields = ["EvalActionName", "EvalDecision"];
@@ -463,6 +472,7 @@ impl Cloud for AwsCloud<'_> {
                 .capabilities(Capability::CapabilityNamedIam)
                 .enable_termination_protection(r.termination_protection)
                 .client_request_token(&r.token)
+                .set_deployment_config(express_config(r.express))
                 .send()
                 .await
                 .map_err(cloud_error)?
@@ -479,6 +489,7 @@ impl Cloud for AwsCloud<'_> {
                 .set_tags(Some(tags(&r.tags)))
                 .capabilities(Capability::CapabilityNamedIam)
                 .client_request_token(&r.token)
+                .set_deployment_config(express_config(r.express))
                 .send()
                 .await
                 .map_err(cloud_error)?
@@ -526,6 +537,7 @@ impl Cloud for AwsCloud<'_> {
             .set_parameters(Some(parameters(&r.parameters)))
             .set_tags(Some(tags(&r.tags)))
             .capabilities(Capability::CapabilityNamedIam)
+            .set_deployment_config(express_config(r.express))
             .send()
             .await
             .map_err(cloud_error)?;

@@ -99,6 +99,8 @@ pub struct ChangeSetRequest {
     /// Resources to import: when there are any, an IMPORT change set (into the stack, created
     /// by it when `create`), whose template holds only them.
     pub imports: Vec<ResourceToImport>,
+    /// Run it in express mode (`DeploymentConfig { Mode: EXPRESS }`, see [`super::express`]).
+    pub express: bool,
 }
 
 /// A plain CreateStack/UpdateStack: deployer's own bootstrap stack, and an app stack's first
@@ -121,6 +123,8 @@ pub struct StackRequest {
     pub tags: BTreeMap<String, String>,
     /// Idempotency token of the operation.
     pub token: String,
+    /// Run it in express mode (`DeploymentConfig { Mode: EXPRESS }`, see [`super::express`]).
+    pub express: bool,
 }
 
 /// CloudFormation and S3, as far as deployer uses them.

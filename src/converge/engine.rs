@@ -164,6 +164,8 @@ pub struct Deployment {
     /// Ask IAM before the first change set whether the caller may do what the template needs
     /// ([`super::preflight`]); the caller's ARN is only looked up then.
     pub check_permissions: bool,
+    /// Run the operations in CloudFormation's express mode ([`super::express`]).
+    pub express: bool,
 }
 
 /// The largest template CreateChangeSet and UpdateStack take inline (`TemplateBody`).
@@ -318,6 +320,9 @@ enum Reviewed {
     Ready(Review),
     /// Nothing to change; the stack, its digest recorded.
     NoChanges(Stack),
+    /// An express change set that replaces these resources, deleted: such an update does not
+    /// run while rollback is off, so it is made again in standard mode. The stack as before.
+    NeedsStandard(Vec<String>, Option<Stack>),
 }
 
 /// What to do with a reviewed change set.
@@ -491,6 +496,8 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             parameters: BTreeMap::new(),
             tags: self.tags_with(deployment, &recorded),
             imports,
+            // An import changes nothing to wait for, and keeps its rollback.
+            express: false,
         };
         self.step(format!("{name}: creating an IMPORT change set"));
         let (id, stack_id) = self.cloud.create_change_set(&request).await.map_err(|e| {
@@ -1126,6 +1133,17 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         {
             Reviewed::Ready(review) => review,
             Reviewed::NoChanges(stack) => return Ok(Outcome::NoChanges { stack }),
+            Reviewed::NeedsStandard(replaced, stack) => {
+                self.step(format!(
+                    "{name}: this update replaces {}, which CloudFormation does not do while rollback is off (express mode): it runs in standard mode",
+                    replaced.join(", ")
+                ));
+                let standard = Deployment {
+                    express: false,
+                    ..deployment.clone()
+                };
+                return Box::pin(self.apply(&standard, recorded, stack, deployed, mode)).await;
+            }
         };
         let losses = !review.losses.is_empty();
         let mut decision = gate(mode, losses, None);
@@ -1257,6 +1275,13 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 "{name}: the change set failed: {reason}"
             )));
         }
+        if deployment.express {
+            let replaced = super::express::needs_standard(&change_set.changes);
+            if !replaced.is_empty() {
+                self.abandon(&review).await;
+                return Ok(Reviewed::NeedsStandard(replaced, review.stack));
+            }
+        }
         let changes = change_set.changes;
         review.losses = self.show_changes(deployment, deployed.filter(|_| !create), &changes);
         review.changes = changes;
@@ -1283,6 +1308,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             parameters: deployment.parameters.clone(),
             tags: tags.clone(),
             imports: Vec::new(),
+            express: deployment.express,
         };
         self.step(format!(
             "{name}: creating {} change set",
@@ -1374,6 +1400,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             parameters: deployment.parameters.clone(),
             tags,
             token: token.clone(),
+            express: deployment.express,
         };
         self.step(format!("{name}: creating the stack"));
         let started = Instant::now();
@@ -1643,6 +1670,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             parameters: deployment.parameters.clone(),
             tags: tags.clone(),
             token: token.clone(),
+            express: deployment.express,
         };
         let started = Instant::now();
         match self.cloud.put_stack(&request).await {
@@ -1692,6 +1720,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 parameters: parameters.clone(),
                 tags,
                 token: token.clone(),
+                express: false,
             };
             self.step(format!(
                 "{name}: {}",

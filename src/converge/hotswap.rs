@@ -397,6 +397,7 @@ mod tests {
             refresh_tags: false,
             bucket: None,
             check_permissions: false,
+            express: false,
         }
     }
 

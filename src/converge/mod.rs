@@ -8,6 +8,7 @@ pub mod data_loss;
 pub mod decide;
 pub mod engine;
 pub mod ephemeral;
+pub mod express;
 pub mod hotswap;
 pub mod indexes;
 pub mod model;
@@ -322,6 +323,7 @@ pub fn deployment(
         refresh_tags: lifetime.refresh,
         bucket: Some(boot.bucket.clone()),
         check_permissions: false,
+        express: false,
     }
 }
 
@@ -373,6 +375,7 @@ pub async fn up<C: Cloud, U: Ui>(
     mode: Mode,
     check_permissions: bool,
     hotswap: bool,
+    express: bool,
     retained: retained::RetainedChoice,
     described: Option<Described>,
 ) -> Result<Up, Error> {
@@ -408,8 +411,15 @@ pub async fn up<C: Cloud, U: Ui>(
     }
     let deployment = Deployment {
         check_permissions,
+        express,
         ..deployment(spec, template, &boot, &artifacts, lifetime)
     };
+    if express {
+        engine.step(format!(
+            "{}: express mode: CloudFormation ends each operation once the resources are configured, without waiting for them to stabilize, and without rollback",
+            deployment.stack_name
+        ));
+    }
     let name = &deployment.stack_name;
     let slots = code_slots(spec, &artifacts);
     // Without a stack there is no drift to read (a record of a deleted one does not apply).

@@ -692,6 +692,7 @@ fn deployment() -> Deployment {
         refresh_tags: false,
         bucket: Some("artifacts".into()),
         check_permissions: false,
+        express: false,
     }
 }
 
@@ -720,6 +721,112 @@ fn now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
+}
+
+mod express {
+    use super::*;
+
+    fn express() -> Deployment {
+        Deployment {
+            express: true,
+            ..deployment()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_express_create_is_deleted_and_created_again_by_the_next_up() {
+        // Without rollback, a failed create stays CREATE_FAILED.
+        let script = Script::new(vec![
+            None,
+            stack("CREATE_IN_PROGRESS"),
+            stack("CREATE_FAILED"),
+        ]);
+        let ui = Recorder::default();
+        let engine = Engine::new(&script, &ui).with_poll(FAST);
+        engine.deploy(&express(), apply_yes()).await.unwrap_err();
+        assert!(
+            script.stack_requests.borrow()[0].express,
+            "sent in express mode"
+        );
+        // The next up: nothing to keep in it, so it is deleted, then created.
+        *script.states.borrow_mut() = vec![
+            stack("CREATE_FAILED"),
+            stack("DELETE_IN_PROGRESS"),
+            stack("DELETE_COMPLETE"),
+            None,
+            stack("CREATE_IN_PROGRESS"),
+            stack("CREATE_COMPLETE"),
+        ]
+        .into();
+        let outcome = engine.deploy(&express(), apply_yes()).await.unwrap();
+        assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
+        let calls = script.calls();
+        assert!(calls.contains(&format!("delete_stack {ID}")), "{calls:?}");
+        assert_eq!(
+            calls
+                .iter()
+                .filter(|c| *c == "put_stack create=true")
+                .count(),
+            2
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_express_update_is_updated_again_by_the_next_up() {
+        // Without rollback, a failed update stays UPDATE_FAILED: the next up updates it.
+        let script = Script::new(vec![
+            stack("UPDATE_FAILED"),
+            stack("UPDATE_IN_PROGRESS"),
+            stack("UPDATE_COMPLETE"),
+        ]);
+        let ui = Recorder::default();
+        let outcome = Engine::new(&script, &ui)
+            .with_poll(FAST)
+            .deploy(&express(), apply_yes())
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
+        assert!(script.requests.borrow()[0].express);
+        assert!(script.calls().contains(&"execute_change_set".to_string()));
+    }
+
+    #[tokio::test]
+    async fn a_replacement_under_express_runs_in_standard_mode() {
+        let script = Script::new(vec![
+            stack("UPDATE_COMPLETE"),
+            stack("UPDATE_IN_PROGRESS"),
+            stack("UPDATE_COMPLETE"),
+        ]);
+        script.change_set.borrow_mut().as_mut().unwrap().changes[0].replacement =
+            Some("True".into());
+        let ui = Recorder::default();
+        let outcome = Engine::new(&script, &ui)
+            .with_poll(FAST)
+            .deploy(&express(), apply_yes())
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Applied { .. }), "{outcome:?}");
+        let modes: Vec<bool> = script.requests.borrow().iter().map(|r| r.express).collect();
+        assert_eq!(modes, [true, false], "made again in standard mode");
+        assert_eq!(
+            script.calls(),
+            [
+                "get_template",
+                "create_change_set UPDATE",
+                "delete_change_set",
+                "create_change_set UPDATE",
+                "execute_change_set",
+                "put_object deployed/notes-dev.json"
+            ]
+        );
+        assert!(
+            ui.steps()
+                .iter()
+                .any(|s| s.contains("replaces ApiFunction") && s.contains("standard mode")),
+            "{:?}",
+            ui.steps()
+        );
+    }
 }
 
 #[tokio::test]

@@ -342,6 +342,97 @@ async fn down_of_an_ephemeral_env_removes_only_its_unreferenced_artifacts() {
     assert_eq!(left, [shared_key]);
 }
 
+/// Ephemeral envs run in express mode by default: every CreateStack, UpdateStack and
+/// CreateChangeSet of theirs says so; `--no-express` and persistent envs send none.
+#[tokio::test(flavor = "multi_thread")]
+async fn ephemeral_envs_deploy_in_express_mode_unless_told_otherwise() {
+    let moto = Moto::start();
+    let dir = project();
+    let modes = |moto: &Moto, stack: &str| -> Vec<(String, Option<String>)> {
+        moto.requests()
+            .into_iter()
+            .filter(|r| {
+                matches!(
+                    r.action.as_deref(),
+                    Some("CreateStack" | "UpdateStack" | "CreateChangeSet")
+                ) && r.field("StackName") == Some(stack)
+            })
+            .map(|r| {
+                (
+                    r.action.clone().unwrap(),
+                    r.field("DeploymentConfig.Mode").map(str::to_string),
+                )
+            })
+            .collect()
+    };
+    let express = Some("EXPRESS".to_string());
+    moto.reset_recording();
+    let first = up(
+        &moto,
+        dir.path(),
+        "pr-3",
+        "shared.zip",
+        &["--ttl", "2h"],
+        T0,
+    );
+    first.expect_code(0);
+    assert!(first.stderr.contains("express mode"), "{}", first.stderr);
+    assert_eq!(
+        modes(&moto, "notes-pr-3"),
+        [("CreateStack".into(), express.clone())]
+    );
+    // A change of code: the change set is express too.
+    moto.reset_recording();
+    up(
+        &moto,
+        dir.path(),
+        "pr-3",
+        "unique.zip",
+        &["--ttl", "2h"],
+        T0,
+    )
+    .expect_code(0);
+    assert_eq!(
+        modes(&moto, "notes-pr-3"),
+        [("CreateChangeSet".into(), express)]
+    );
+    // --no-express: standard.
+    moto.reset_recording();
+    up(
+        &moto,
+        dir.path(),
+        "pr-3",
+        "shared.zip",
+        &["--ttl", "2h", "--no-express"],
+        T0,
+    )
+    .expect_code(0);
+    assert_eq!(
+        modes(&moto, "notes-pr-3"),
+        [("CreateChangeSet".into(), None)]
+    );
+    // A persistent env: standard; with --express: express.
+    moto.reset_recording();
+    let persistent = up(&moto, dir.path(), "dev", "shared.zip", &[], T0);
+    persistent.expect_code(0);
+    assert!(
+        !persistent.stderr.contains("express mode"),
+        "{}",
+        persistent.stderr
+    );
+    assert_eq!(modes(&moto, "notes-dev"), [("CreateStack".into(), None)]);
+    // A protected env refuses --express before any call.
+    moto.reset_recording();
+    let refused = up(&moto, dir.path(), "prod", "shared.zip", &["--express"], T0);
+    refused.expect_code(2);
+    assert!(
+        refused.stderr.contains("protected env"),
+        "{}",
+        refused.stderr
+    );
+    assert!(moto.requests().is_empty(), "{:?}", moto.requests().len());
+}
+
 /// CI pipelines deploy several branches at once: two first `up`s in an account and region
 /// without the bootstrap stack both find it missing, and both ask to create it.
 #[tokio::test(flavor = "multi_thread")]

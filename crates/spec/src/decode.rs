@@ -38,6 +38,7 @@ pub mod keys {
         "tables",
         "alarms",
         "verify",
+        "deploy",
         "extra",
     ];
     /// Keys of function.
@@ -91,6 +92,8 @@ pub mod keys {
     pub const ALARM_TARGETS: &[&str] = &["email", "sns_topic_arn"];
     /// Keys of `verify`.
     pub const VERIFY: &[&str] = &["path", "expect"];
+    /// Keys of deploy (how stack operations run).
+    pub const DEPLOY: &[&str] = &["express"];
 }
 
 struct Cx<'d> {
@@ -363,6 +366,7 @@ impl Cx<'_> {
         }
         let alarms = f.get("alarms").and_then(|n| self.alarm_targets(n));
         let verify = f.get("verify").and_then(|n| self.verify(n));
+        let deploy = f.get("deploy").and_then(|n| self.deploy(n));
         let extra = f.get("extra").and_then(|n| self.extra(n));
         Some(Spec {
             app: app.unwrap_or_default(),
@@ -377,8 +381,17 @@ impl Cx<'_> {
             tables,
             alarms,
             verify,
+            deploy,
             extra,
         })
+    }
+
+    fn deploy(&mut self, node: &Node) -> Option<Deploy> {
+        let f = self.fields(node, "`deploy`", keys::DEPLOY)?;
+        let express = f
+            .get("express")
+            .and_then(|n| self.bool(n, "`deploy.express`"));
+        Some(Deploy { express })
     }
 
     fn verify(&mut self, node: &Node) -> Option<Verify> {

@@ -46,10 +46,24 @@ pub struct Spec {
     /// The request `up` makes to the load balancer once the stack is up, to prove the service
     /// answers. Default: `GET /`, any status below 500.
     pub verify: Option<Verify>,
+    /// How stack operations run.
+    pub deploy: Option<Deploy>,
     /// Raw CloudFormation merged into the rendered template. A logical id clash is an error.
     #[serde(default)]
     #[schemars(schema_with = "extra_schema")]
     pub extra: Option<Extra>,
+}
+
+/// How CloudFormation runs the stack's operations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deploy {
+    /// CloudFormation's express mode: an operation ends once every resource's configuration is
+    /// applied, without waiting for it to stabilize (a load balancer's provisioning, say), and
+    /// without rollback. Default: on for ephemeral envs (`--ttl`, `--env-from-branch`), off
+    /// otherwise; a protected env uses it only when this says `true`. `up --express` /
+    /// `--no-express` override it.
+    pub express: Option<bool>,
 }
 
 /// What `up` asks the service after deploying.

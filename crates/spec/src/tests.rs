@@ -131,12 +131,20 @@ tags: {{ t: {long} }}
         "2:10: `hotswap` must be true or false, found `yes please`",
     );
     rejects(
+        "app: notes\ndeploy: { express: sometimes }\n",
+        "2:20: `deploy.express` must be true or false, found `sometimes`",
+    );
+    rejects(
+        "app: notes\ndeploy: { fast: true }\n",
+        "2:11: unknown key `fast` in `deploy`; expected one of: express",
+    );
+    rejects(
         "app: notes\nbogus: 1\n",
-        "2:1: unknown key `bogus` in the spec; expected one of: app, env, region, tags, protected_envs, hotswap, network, alb, functions, tables, alarms, verify, extra",
+        "2:1: unknown key `bogus` in the spec; expected one of: app, env, region, tags, protected_envs, hotswap, network, alb, functions, tables, alarms, verify, deploy, extra",
     );
     rejects(
         "app: notes\nx: &a 1\n",
-        "2:1: unknown key `x` in the spec; expected one of: app, env, region, tags, protected_envs, hotswap, network, alb, functions, tables, alarms, verify, extra",
+        "2:1: unknown key `x` in the spec; expected one of: app, env, region, tags, protected_envs, hotswap, network, alb, functions, tables, alarms, verify, deploy, extra",
     );
     rejects(
         "app: *nothing\n",
@@ -463,6 +471,7 @@ fn the_json_schema_names_exactly_the_keys_the_decoder_accepts() {
         ("Key", keys::KEY),
         ("Index", keys::INDEX),
         ("Verify", keys::VERIFY),
+        ("Deploy", keys::DEPLOY),
     ] {
         assert_eq!(props(&defs[def]), sorted(expected), "{def}");
         assert_eq!(defs[def]["additionalProperties"], false, "{def}");
