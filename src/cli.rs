@@ -278,6 +278,13 @@ enum Command {
         /// Delete without asking (required when not on a terminal)
         #[arg(short, long)]
         yes: bool,
+        /// Delete in CloudFormation's express mode, without waiting for each resource to be gone
+        /// (the default for an ephemeral env)
+        #[arg(long, overrides_with = "no_express")]
+        express: bool,
+        /// Delete in standard mode even for an ephemeral env
+        #[arg(long, overrides_with = "express")]
+        no_express: bool,
         #[command(flatten)]
         output: Output,
     },
@@ -347,6 +354,9 @@ enum Command {
         /// Region [default: the SDK's region chain]
         #[arg(long)]
         region: Option<String>,
+        /// Create or update it in CloudFormation's express mode (no stabilization wait)
+        #[arg(long)]
+        express: bool,
         #[command(flatten)]
         output: Output,
     },
@@ -618,8 +628,19 @@ impl Cli {
             Command::Down {
                 target,
                 yes,
+                express,
+                no_express,
                 output,
-            } => crate::commands::down(&target.load()?, yes, &output.reporter()),
+            } => crate::commands::down(
+                &target.load()?,
+                yes,
+                match (express, no_express) {
+                    (true, _) => Some(true),
+                    (_, true) => Some(false),
+                    _ => None,
+                },
+                &output.reporter(),
+            ),
             Command::Status {
                 target,
                 watch,
@@ -654,9 +675,11 @@ impl Cli {
                 retained,
                 &output.reporter(),
             ),
-            Command::Bootstrap { region, output } => {
-                crate::commands::bootstrap(region.as_deref(), &output.reporter())
-            }
+            Command::Bootstrap {
+                region,
+                express,
+                output,
+            } => crate::commands::bootstrap(region.as_deref(), express, &output.reporter()),
             Command::Validate { target } => {
                 let loaded = target.load()?;
                 loaded.render(render::Options::default())?;

@@ -562,8 +562,13 @@ async fn latest_logs(
     }
 }
 
-/// `down`.
-pub fn down(loaded: &Loaded, yes: bool, reporter: &Reporter) -> Result<(), Error> {
+/// `down`; `express`: `--express` / `--no-express` (default: express for an ephemeral env).
+pub fn down(
+    loaded: &Loaded,
+    yes: bool,
+    express: Option<bool>,
+    reporter: &Reporter,
+) -> Result<(), Error> {
     let started = Instant::now();
     let spec = &loaded.spec;
     let name = spec.stack_name();
@@ -571,7 +576,8 @@ pub fn down(loaded: &Loaded, yes: bool, reporter: &Reporter) -> Result<(), Error
     Session::run(spec.region.as_deref(), reporter, watch, async |session| {
         let cloud = session.aws.cloud();
         let engine = session.engine(&cloud, reporter);
-        let report = converge::down(&engine, &cloud, &name, spec.is_protected(), yes).await?;
+        let report =
+            converge::down(&engine, &cloud, &name, spec.is_protected(), yes, express).await?;
         let deleted_status = StackStatus::DeleteComplete.as_str();
         let (status, mut message, retained) = match &report.teardown {
             Teardown::NothingToDelete => ("absent", "nothing to delete".to_string(), Vec::new()),
@@ -680,7 +686,7 @@ pub fn gc(
                 .map(|name| {
                     let (engine, cloud) = (&engine, &cloud);
                     async move {
-                        let result = converge::down(engine, cloud, &name, false, true).await;
+                        let result = converge::down(engine, cloud, &name, false, true, None).await;
                         (name, result)
                     }
                 })
@@ -810,12 +816,14 @@ pub fn outputs(loaded: &Loaded, reporter: &Reporter) -> Result<(), Error> {
 }
 
 /// `bootstrap`.
-pub fn bootstrap(region: Option<&str>, reporter: &Reporter) -> Result<(), Error> {
+pub fn bootstrap(region: Option<&str>, express: bool, reporter: &Reporter) -> Result<(), Error> {
     let started = Instant::now();
     Session::run(region, reporter, None, async |session| {
         let aws = &session.aws;
         let cloud = aws.cloud();
-        let engine = session.engine(&cloud, reporter);
+        let engine = session
+            .engine(&cloud, reporter)
+            .with_express_own_stack(express);
         let boot = converge::ensure_bootstrap(&engine, &cloud).await?;
         let elapsed = started.elapsed();
         reporter.done(

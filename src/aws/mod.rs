@@ -608,12 +608,13 @@ impl Cloud for AwsCloud<'_> {
             .map_err(cloud_error)
     }
 
-    async fn delete_stack(&self, name: &str, token: &str) -> Result<(), CloudError> {
+    async fn delete_stack(&self, name: &str, token: &str, express: bool) -> Result<(), CloudError> {
         self.aws
             .cfn
             .delete_stack()
             .stack_name(name)
             .client_request_token(token)
+            .set_deployment_config(express_config(express))
             .send()
             .await
             .map(|_| ())

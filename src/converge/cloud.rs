@@ -146,8 +146,9 @@ pub trait Cloud {
     async fn execute_change_set(&self, id: &str, token: &str) -> Result<(), CloudError>;
     /// DeleteChangeSet.
     async fn delete_change_set(&self, id: &str) -> Result<(), CloudError>;
-    /// DeleteStack with an idempotency token.
-    async fn delete_stack(&self, name: &str, token: &str) -> Result<(), CloudError>;
+    /// DeleteStack with an idempotency token (`express`: in express mode, which does not wait
+    /// for each deletion to finish).
+    async fn delete_stack(&self, name: &str, token: &str, express: bool) -> Result<(), CloudError>;
     /// CancelUpdateStack with an idempotency token.
     async fn cancel_update_stack(&self, name: &str, token: &str) -> Result<(), CloudError>;
     /// ContinueUpdateRollback with an idempotency token.

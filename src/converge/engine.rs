@@ -251,6 +251,8 @@ pub struct Engine<'a, C, U> {
     resume_hint: String,
     /// `plan --upload-template`: a template over the inline limit may be uploaded to preview it.
     plan_uploads_template: bool,
+    /// `bootstrap --express`: deployer's own stack in express mode.
+    express_own_stack: bool,
 }
 
 /// Ctrl-C presses, counted by a signal task and read by the engine at safe points.
@@ -399,6 +401,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             poll: Poll::default(),
             interrupts: Interrupts::default(),
             plan_uploads_template: false,
+            express_own_stack: false,
             resume_hint: "deployer status --watch".into(),
         }
     }
@@ -425,6 +428,12 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
     /// artifact bucket (the one write `plan` can make; `up` uploads the same object).
     pub fn with_plan_uploads_template(mut self, allowed: bool) -> Self {
         self.plan_uploads_template = allowed;
+        self
+    }
+
+    /// Whether [`Self::put_stack`] runs deployer's own stack in express mode.
+    pub fn with_express_own_stack(mut self, express: bool) -> Self {
+        self.express_own_stack = express;
         self
     }
 
@@ -590,7 +599,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                     let token = token("delete");
                     let started = Instant::now();
                     self.cloud
-                        .delete_stack(&stack.id, &token)
+                        .delete_stack(&stack.id, &token, false)
                         .await
                         .map_err(|e| cloud_failure(&format!("cannot delete {name}"), e))?;
                     self.watch(&stack, Some(&token), started).await?;
@@ -822,7 +831,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 self.ui.progress(Progress::Warning(format!(
                     "Ctrl-C: deleting {name}, which was being created and holds nothing yet (Ctrl-C again to stop watching)"
                 )));
-                self.cloud.delete_stack(&stack.id, &token).await
+                self.cloud.delete_stack(&stack.id, &token, false).await
             }
             _ => {
                 self.ui.progress(Progress::Warning(format!(
@@ -1363,7 +1372,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         if review.husk_created {
             let _ = self
                 .cloud
-                .delete_stack(&review.stack_id, &token("husk"))
+                .delete_stack(&review.stack_id, &token("husk"), false)
                 .await;
         }
     }
@@ -1720,7 +1729,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 parameters: parameters.clone(),
                 tags,
                 token: token.clone(),
-                express: false,
+                express: self.express_own_stack,
             };
             self.step(format!(
                 "{name}: {}",
@@ -1768,16 +1777,19 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         yes: bool,
     ) -> Result<Teardown, Error> {
         let described = self.describe(name).await?;
-        self.teardown_from(name, described, protected, yes).await
+        self.teardown_from(name, described, protected, yes, false)
+            .await
     }
 
-    /// [`Self::teardown`] from the stack as just described (`None`: there is none).
+    /// [`Self::teardown`] from the stack as just described (`None`: there is none); `express`:
+    /// the deletion in express mode.
     pub async fn teardown_from(
         &self,
         name: &str,
         described: Option<Stack>,
         protected: bool,
         yes: bool,
+        express: bool,
     ) -> Result<Teardown, Error> {
         let Some(stack) = described else {
             return Ok(Teardown::NothingToDelete);
@@ -1827,8 +1839,13 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         let token = token("delete");
         self.step(format!("{name}: deleting"));
         let started = Instant::now();
+        if express {
+            self.step(format!(
+                "{name}: express mode: CloudFormation ends the deletion without waiting for each resource to be gone"
+            ));
+        }
         self.cloud
-            .delete_stack(&stack.id, &token)
+            .delete_stack(&stack.id, &token, express)
             .await
             .map_err(|e| cloud_failure(&format!("cannot delete {name}"), e))?;
         let (done, events) = self

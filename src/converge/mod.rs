@@ -224,10 +224,13 @@ pub async fn down<C: Cloud, U: Ui>(
     name: &str,
     protected: bool,
     yes: bool,
+    express: Option<bool>,
 ) -> Result<DownReport, Error> {
     let before = describe(cloud, name).await?;
+    // An ephemeral env is taken down in express mode unless told otherwise.
+    let express = express.unwrap_or_else(|| before.as_ref().is_some_and(ephemeral::is_ephemeral));
     let teardown = engine
-        .teardown_from(name, before.clone(), protected, yes)
+        .teardown_from(name, before.clone(), protected, yes, express)
         .await?;
     let mut report = DownReport {
         teardown,

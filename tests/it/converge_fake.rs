@@ -490,8 +490,16 @@ impl Cloud for Script {
         self.call("delete_change_set");
         Ok(())
     }
-    async fn delete_stack(&self, name: &str, _token: &str) -> Result<(), CloudError> {
-        self.call(format!("delete_stack {name}"));
+    async fn delete_stack(
+        &self,
+        name: &str,
+        _token: &str,
+        express: bool,
+    ) -> Result<(), CloudError> {
+        self.call(match express {
+            true => format!("delete_stack {name} express"),
+            false => format!("delete_stack {name}"),
+        });
         Ok(())
     }
     async fn cancel_update_stack(&self, name: &str, _token: &str) -> Result<(), CloudError> {

@@ -366,6 +366,14 @@ async fn ephemeral_envs_deploy_in_express_mode_unless_told_otherwise() {
             .collect()
     };
     let express = Some("EXPRESS".to_string());
+    // `bootstrap --express`: deployer's own stack too.
+    moto.reset_recording();
+    moto.deployer(dir.path(), &["bootstrap", "--express"])
+        .expect_code(0);
+    assert_eq!(
+        modes(&moto, "deployer-bootstrap"),
+        [("CreateStack".into(), express.clone())]
+    );
     moto.reset_recording();
     let first = up(
         &moto,
@@ -431,6 +439,23 @@ async fn ephemeral_envs_deploy_in_express_mode_unless_told_otherwise() {
         refused.stderr
     );
     assert!(moto.requests().is_empty(), "{:?}", moto.requests().len());
+    // down: an ephemeral env in express mode, a persistent one in standard mode.
+    moto.reset_recording();
+    moto.deployer(dir.path(), &["down", "--env", "pr-3", "--yes"])
+        .expect_code(0);
+    moto.deployer(dir.path(), &["down", "--env", "dev", "--yes"])
+        .expect_code(0);
+    let deletes: Vec<Option<String>> = moto
+        .requests()
+        .into_iter()
+        .filter(|r| r.action.as_deref() == Some("DeleteStack"))
+        .map(|r| r.field("DeploymentConfig.Mode").map(str::to_string))
+        .collect();
+    assert_eq!(
+        deletes,
+        [Some("EXPRESS".to_string()), None],
+        "pr-3, then dev"
+    );
 }
 
 /// CI pipelines deploy several branches at once: two first `up`s in an account and region
