@@ -56,10 +56,11 @@ impl Output {
 #[derive(Debug, Args)]
 struct Preflight {
     /// Do not ask IAM (iam:SimulatePrincipalPolicy) whether the caller may create what the
-    /// template holds. The check runs before the change set; an assumed role (SSO, OIDC in CI) is
-    /// checked as its role; session policies, permission boundaries of the session and SCPs are
-    /// not seen by the simulation, and a policy scoped to specific resources can make it deny
-    /// what the real call would be allowed: skip it then
+    /// template holds. The check runs before the change set, against the resources and condition
+    /// keys of the real calls; an assumed role (SSO, OIDC in CI) is checked as its role (its path
+    /// read with iam:GetRole); what it cannot confirm is a warning. Session policies, permission
+    /// boundaries of the session and SCPs are not seen by the simulation: skip it when one of
+    /// those decides
     #[arg(long)]
     skip_permission_check: bool,
 }
@@ -194,7 +195,7 @@ enum Command {
     },
     /// Create or update the stack so it matches the spec (bootstrap, build, upload, change set, execute)
     #[command(
-        after_help = "Examples:\n  deployer up --yes\n  deployer up -s stacks/example.yaml --env pr-42 --artifact api=target/api.zip --yes --json\n\nRuns with nothing but AWS credentials: the first `up` in a region creates the\ndeployer-bootstrap stack (artifact bucket, shared VPC) without asking. An unchanged\nspec and artifact is detected without creating a change set and exits 0."
+        after_help = "Examples:\n  deployer up --yes\n  deployer up -s stacks/example.yaml --env pr-42 --artifact api=target/api.zip --yes --json\n  deployer up --env staging --yes --adopt-retained   # after a down: bring its tables back\n\nRuns with nothing but AWS credentials: the first `up` in a region creates the\ndeployer-bootstrap stack (artifact bucket, shared VPC) without asking. An unchanged\nspec and artifact is detected without creating a change set and exits 0."
     )]
     Up {
         #[command(flatten)]
@@ -333,7 +334,9 @@ enum Command {
         output: Output,
     },
     /// List the stacks deployer manages, with env, status, last update and expiry
-    #[command(after_help = "Example:\n  deployer ls --app notes")]
+    #[command(
+        after_help = "Examples:\n  deployer ls --app notes\n  deployer ls --retained --app notes   # tables kept after down, and what they cost"
+    )]
     Ls {
         /// Only this app's stacks
         #[arg(long)]
