@@ -1133,7 +1133,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         // A CREATE change set would make a stack (REVIEW_IN_PROGRESS) that only DeleteStack
         // removes: `plan` lists what the template creates instead.
         if stack.is_none() && mode == Mode::Plan {
-            let changes = self.show_creation(deployment);
+            let changes = self.show_creation(&deployment.stack_name, &deployment.template_body);
             return Ok(Outcome::Planned { changes });
         }
         let review = match self
@@ -1331,12 +1331,11 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
 
     /// Shows what creating the stack adds (every resource of its template, as a CREATE change
     /// set would list them) and returns it.
-    fn show_creation(&self, deployment: &Deployment) -> Vec<Change> {
-        let wanted: serde_json::Value =
-            serde_json::from_str(&deployment.template_body).unwrap_or_default();
+    pub(super) fn show_creation(&self, stack: &str, template_body: &str) -> Vec<Change> {
+        let wanted: serde_json::Value = serde_json::from_str(template_body).unwrap_or_default();
         let changes = super::model::resource_changes(&wanted, ChangeAction::Add);
         self.ui.progress(Progress::Changes {
-            stack: deployment.stack_name.clone(),
+            stack: stack.to_string(),
             changes: changes.clone(),
         });
         changes
@@ -1391,7 +1390,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         recorded: &str,
     ) -> Result<Outcome, Error> {
         let name = &deployment.stack_name;
-        let changes = self.show_creation(deployment);
+        let changes = self.show_creation(&deployment.stack_name, &deployment.template_body);
         if self.interrupted() {
             return Err(Error::new(
                 Code::Interrupted,

@@ -56,12 +56,7 @@ pub async fn ensure_bootstrap<C: Cloud, U: Ui>(
     cloud: &C,
 ) -> Result<Bootstrap, Error> {
     let existing = describe(cloud, bootstrap::STACK_NAME).await?;
-    let zones = bootstrap_zones(cloud, existing.as_ref()).await?;
-    let parameters = bootstrap::ZONE_PARAMETERS
-        .iter()
-        .map(|p| p.to_string())
-        .zip(zones)
-        .collect();
+    let parameters = bootstrap_parameters(cloud, existing.as_ref()).await?;
     let stack = engine
         .put_stack(
             bootstrap::STACK_NAME,
@@ -82,12 +77,7 @@ pub async fn planned_bootstrap<C: Cloud, U: Ui>(
     let Some(existing) = describe(cloud, bootstrap::STACK_NAME).await? else {
         return Ok(None);
     };
-    let zones = bootstrap_zones(cloud, Some(&existing)).await?;
-    let parameters: BTreeMap<String, String> = bootstrap::ZONE_PARAMETERS
-        .iter()
-        .map(|p| p.to_string())
-        .zip(zones)
-        .collect();
+    let parameters = bootstrap_parameters(cloud, Some(&existing)).await?;
     let digest = engine::own_stack_digest(&bootstrap::template().body(), &parameters);
     if !engine::own_stack_is_current(&existing, &digest) {
         engine.step(format!(
@@ -96,6 +86,19 @@ pub async fn planned_bootstrap<C: Cloud, U: Ui>(
         ));
     }
     read_bootstrap(cloud, &existing).await.map(Some)
+}
+
+/// The bootstrap stack's parameters: its VPC's two zones.
+async fn bootstrap_parameters<C: Cloud>(
+    cloud: &C,
+    existing: Option<&Stack>,
+) -> Result<BTreeMap<String, String>, Error> {
+    let zones = bootstrap_zones(cloud, existing).await?;
+    Ok(bootstrap::ZONE_PARAMETERS
+        .iter()
+        .map(|p| p.to_string())
+        .zip(zones)
+        .collect())
 }
 
 /// The zones of the bootstrap VPC's two subnets: those it has (a later update must never move
@@ -583,22 +586,8 @@ fn plan_from_nothing<C: Cloud, U: Ui>(
         "{} does not exist: `up` creates it first (the artifact bucket and a shared VPC), then {name}",
         bootstrap::STACK_NAME
     ));
-    let mut changes = Vec::new();
-    for (stack, body) in [
-        (
-            bootstrap::STACK_NAME.to_string(),
-            bootstrap::template().body(),
-        ),
-        (name.to_string(), template.body()),
-    ] {
-        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        let adds = model::resource_changes(&parsed, model::ChangeAction::Add);
-        engine.report(engine::Progress::Changes {
-            stack,
-            changes: adds.clone(),
-        });
-        changes = adds;
-    }
+    engine.show_creation(bootstrap::STACK_NAME, &bootstrap::template().body());
+    let changes = engine.show_creation(name, &template.body());
     Up {
         outcome: Outcome::Planned { changes },
         code_updates: Vec::new(),
