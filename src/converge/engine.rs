@@ -1009,11 +1009,6 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 | super::preflight::Checked::Unconfirmed(why) => self.warn(why),
             }
         }
-        if let (Some(stack), Some(deployed)) = (&stack, &deployed) {
-            let enabling = super::transition::ttl_enabling(deployed, &wanted);
-            let tables = self.physical_names(&stack.name, &enabling).await?;
-            self.check_ttl_enabling(stack, &tables).await?;
-        }
         let parameters_change = stack
             .as_ref()
             .is_some_and(|s| s.parameters != deployment.parameters);
@@ -1024,22 +1019,46 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                     why.join("\n  ")
                 ))
             })?;
-        self.apply_steps(deployment, &digest, stack, deployed, transition, mode)
+        // The tables read before anything is sent: those whose TTL is enabled again, and (for
+        // `up`; `plan` sends one change set and waits for nothing) those whose indexes change.
+        // One ListStackResources names them all.
+        let mut index_tables = BTreeMap::new();
+        if let (Some(stack), Some(deployed)) = (&stack, &deployed) {
+            let enabling = super::transition::ttl_enabling(deployed, &wanted);
+            let waiting: &[String] = match mode {
+                Mode::Apply { .. } => &transition.index_tables,
+                Mode::Plan => &[],
+            };
+            let ids: Vec<String> = enabling.iter().chain(waiting).cloned().collect();
+            let names = self.physical_names(&stack.name, &ids).await?;
+            let pick = |ids: &[String]| -> BTreeMap<String, String> {
+                names
+                    .iter()
+                    .filter(|(id, _)| ids.contains(id))
+                    .map(|(id, n)| (id.clone(), n.clone()))
+                    .collect()
+            };
+            self.check_ttl_enabling(stack, &pick(&enabling)).await?;
+            index_tables = pick(waiting);
+        }
+        self.apply_steps(deployment, stack, deployed, transition, index_tables, mode)
             .await
     }
 
-    /// Applies the transition's templates in order, one change set each; only the last records
-    /// the deployment's digest.
+    /// Applies the transition's templates in order, one change set each, waiting before each for
+    /// `index_tables` (logical id to table name) to be ACTIVE; only the last records the
+    /// deployment's digest.
     async fn apply_steps(
         &self,
         deployment: &Deployment,
-        digest: &str,
         stack: Option<Stack>,
         deployed: Option<serde_json::Value>,
         transition: super::transition::Transition,
+        index_tables: BTreeMap<String, String>,
         mode: Mode,
     ) -> Result<Outcome, Error> {
         let name = &deployment.stack_name;
+        let digest = deployment.digest();
         let count = transition.steps.len();
         if count > 1 {
             let mut lines = Vec::new();
@@ -1051,19 +1070,12 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 lines.join("\n")
             ));
         }
-        // Tables whose indexes change wait to be ACTIVE before each update (`plan` sends none).
-        let index_tables = match (&stack, mode) {
-            (Some(stack), Mode::Apply { .. }) => {
-                self.physical_names(&stack.name, &transition.index_tables)
-                    .await?
-            }
-            _ => BTreeMap::new(),
-        };
         let mut stack = stack;
         let mut previous = deployed;
         let mut applied: Vec<Change> = Vec::new();
         for (k, template) in transition.steps.into_iter().enumerate() {
             let last = k + 1 == count;
+            // Tables whose indexes change wait to be ACTIVE before each update.
             if !index_tables.is_empty() {
                 self.wait_for_indexes(name, &index_tables, count - k)
                     .await?;
