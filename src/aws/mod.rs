@@ -13,7 +13,7 @@ use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use crate::converge::cloud::{ChangeSetRequest, Cloud, CloudError, StackRequest};
 use crate::converge::model::{
     Change, ChangeAction, ChangeSet, ChangeSetStatus, FunctionCode, IndexState, Resource,
-    ResourceStatus, Stack, StackEvent, TableInfo, TableState, TimeToLiveStatus,
+    ResourceStatus, Stack, StackEvent, TableState, TableSummary, TimeToLiveStatus,
 };
 use crate::converge::preflight::{Decision, Evaluation, Probe};
 use crate::exit::{Code, Error};
@@ -897,7 +897,7 @@ impl Cloud for AwsCloud<'_> {
         Ok(names)
     }
 
-    async fn table_info(&self, name: &str) -> Result<TableInfo, CloudError> {
+    async fn table_summary(&self, name: &str) -> Result<TableSummary, CloudError> {
         let out = self
             .aws
             .dynamodb
@@ -907,9 +907,9 @@ impl Cloud for AwsCloud<'_> {
             .await
             .map_err(cloud_error)?;
         let Some(t) = out.table() else {
-            return Ok(TableInfo {
+            return Ok(TableSummary {
                 name: name.to_string(),
-                ..TableInfo::default()
+                ..TableSummary::default()
             });
         };
         let types: BTreeMap<&str, &str> = t
@@ -953,7 +953,7 @@ impl Cloud for AwsCloud<'_> {
                 break;
             }
         }
-        Ok(TableInfo {
+        Ok(TableSummary {
             name: name.to_string(),
             tags,
             key,

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use super::model::{
-    ChangeSet, FunctionCode, Resource, ResourceToImport, Stack, StackEvent, TableInfo, TableState,
-    TimeToLiveStatus,
+    ChangeSet, FunctionCode, Resource, ResourceToImport, Stack, StackEvent, TableState,
+    TableSummary, TimeToLiveStatus,
 };
 
 /// An error from the cloud, reduced to what the engine decides on.
@@ -199,7 +199,7 @@ pub trait Cloud {
     /// ListTables (all pages): the region's tables whose names start with `prefix`.
     async fn table_names(&self, prefix: &str) -> Result<Vec<String>, CloudError>;
     /// DescribeTable and ListTagsOfResource: a table's key, size and tags.
-    async fn table_info(&self, name: &str) -> Result<TableInfo, CloudError>;
+    async fn table_summary(&self, name: &str) -> Result<TableSummary, CloudError>;
     /// DescribeTimeToLive: where the table's TTL stands (`DISABLING` for about an hour after
     /// it was disabled, when it cannot be enabled again).
     async fn time_to_live(&self, table: &str) -> Result<Option<TimeToLiveStatus>, CloudError>;

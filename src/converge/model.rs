@@ -58,7 +58,7 @@ pub struct IndexState {
 /// A DynamoDB table as `up` and `ls --retained` look for the ones a deleted stack retained:
 /// DescribeTable and ListTagsOfResource.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct TableInfo {
+pub struct TableSummary {
     /// The table's name.
     pub name: String,
     /// Its tags.

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::cloud::Cloud;
 use super::engine::cloud_failure;
-use super::model::{APP_TAG, ENV_TAG, ResourceToImport, TableInfo};
+use super::model::{APP_TAG, ENV_TAG, ResourceToImport, TableSummary};
 use crate::exit::Error;
 use crate::render::TABLE_TAG;
 
@@ -113,9 +113,9 @@ fn wanted_key(table: &Value) -> Vec<(String, String)> {
 /// Which of `tables` the env `app`/`env` retained for a table of the wanted template, and
 /// whether each can be imported as the template describes it. Tables of other envs, and tables
 /// the spec no longer has, are left out.
-pub fn matching(app: &str, env: &str, wanted: &Value, tables: &[TableInfo]) -> Vec<Retained> {
+pub fn matching(app: &str, env: &str, wanted: &Value, tables: &[TableSummary]) -> Vec<Retained> {
     let by_spec_name = wanted_tables(wanted);
-    let ours: Vec<&TableInfo> = tables
+    let ours: Vec<&TableSummary> = tables
         .iter()
         .filter(|t| {
             t.tags.get(APP_TAG).map(String::as_str) == Some(app)
@@ -125,7 +125,7 @@ pub fn matching(app: &str, env: &str, wanted: &Value, tables: &[TableInfo]) -> V
     // The spec's name of a table: its tag, or (a table made before deployer tagged tables) the
     // logical id in the name CloudFormation gave it, `<stack>-<LogicalId>-<suffix>`.
     let stack_prefix = format!("{app}-{env}-");
-    let spec_name_of = |t: &TableInfo| -> Option<String> {
+    let spec_name_of = |t: &TableSummary| -> Option<String> {
         if let Some(name) = t.tags.get(TABLE_TAG) {
             return Some(name.clone());
         }
@@ -232,7 +232,7 @@ pub async fn find<C: Cloud>(
 }
 
 /// Describes every table whose name starts with `prefix`.
-async fn describe_all<C: Cloud>(cloud: &C, prefix: &str) -> Result<Vec<TableInfo>, Error> {
+async fn describe_all<C: Cloud>(cloud: &C, prefix: &str) -> Result<Vec<TableSummary>, Error> {
     let names = cloud
         .table_names(prefix)
         .await
@@ -240,7 +240,7 @@ async fn describe_all<C: Cloud>(cloud: &C, prefix: &str) -> Result<Vec<TableInfo
     let mut tables = Vec::new();
     for name in names {
         let info = cloud
-            .table_info(&name)
+            .table_summary(&name)
             .await
             .map_err(|e| cloud_failure(&format!("cannot describe table {name}"), e))?;
         tables.push(info);
@@ -278,7 +278,11 @@ pub fn monthly_storage_usd(bytes: i64) -> f64 {
 
 /// Which of `tables` (deployer's, by their tags) belong to an env without a stack among
 /// `stacks` (`<app>-<env>` names), optionally of one `app` only.
-pub fn orphans(tables: &[TableInfo], stacks: &BTreeSet<String>, app: Option<&str>) -> Vec<Orphan> {
+pub fn orphans(
+    tables: &[TableSummary],
+    stacks: &BTreeSet<String>,
+    app: Option<&str>,
+) -> Vec<Orphan> {
     let mut found: Vec<Orphan> = tables
         .iter()
         .filter_map(|t| {
@@ -316,8 +320,8 @@ pub async fn list<C: Cloud>(
 mod tests {
     use super::*;
 
-    fn table(name: &str, tags: &[(&str, &str)], key: &[(&str, &str)]) -> TableInfo {
-        TableInfo {
+    fn table(name: &str, tags: &[(&str, &str)], key: &[(&str, &str)]) -> TableSummary {
+        TableSummary {
             name: name.into(),
             tags: tags
                 .iter()

@@ -96,7 +96,7 @@ struct Script {
     ttl_status: RefCell<Option<deployer::converge::model::TimeToLiveStatus>>,
     /// The region's DynamoDB tables, as ListTables, DescribeTable and ListTagsOfResource see
     /// them.
-    tables: RefCell<Vec<deployer::converge::model::TableInfo>>,
+    tables: RefCell<Vec<deployer::converge::model::TableSummary>>,
 }
 
 /// The stack's table as DynamoDB keeps it: an index created or deleted by an update stays
@@ -462,10 +462,10 @@ impl Cloud for Script {
             .map(|t| t.name.clone())
             .collect())
     }
-    async fn table_info(
+    async fn table_summary(
         &self,
         name: &str,
-    ) -> Result<deployer::converge::model::TableInfo, CloudError> {
+    ) -> Result<deployer::converge::model::TableSummary, CloudError> {
         self.call(format!("describe_table {name}"));
         self.tables
             .borrow()
@@ -1607,7 +1607,7 @@ async fn a_template_over_51200_bytes_is_passed_by_url() {
 mod retained {
     use super::*;
     use deployer::converge::engine::Confirmation;
-    use deployer::converge::model::TableInfo;
+    use deployer::converge::model::TableSummary;
     use deployer::converge::retained::RetainedChoice;
 
     const SPEC: &str = "app: notes\nfunctions:\n  api:\n    path: x\n    tables: { notes: read_write }\ntables:\n  notes:\n    partition_key: { name: pk, type: S }\n";
@@ -1621,7 +1621,7 @@ mod retained {
             ..deployment()
         };
         let script = Script::new(vec![None]);
-        *script.tables.borrow_mut() = vec![TableInfo {
+        *script.tables.borrow_mut() = vec![TableSummary {
             name: "notes-dev-NotesTable-OLD123".into(),
             tags: [
                 ("deployer:app", "notes"),
