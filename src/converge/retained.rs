@@ -89,21 +89,15 @@ fn wanted_tables(wanted: &Value) -> BTreeMap<String, String> {
 
 /// A table resource's primary key as (attribute, type), partition key first.
 fn wanted_key(table: &Value) -> Vec<(String, String)> {
-    let props = &table["Properties"];
-    let types: BTreeMap<&str, &str> = props["AttributeDefinitions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|d| Some((d["AttributeName"].as_str()?, d["AttributeType"].as_str()?)))
-        .collect();
-    let mut key: Vec<(String, String, bool)> = props["KeySchema"]
+    let types = super::transition::attribute_types(table);
+    let mut key: Vec<(String, String, bool)> = table["Properties"]["KeySchema"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|k| {
             let attr = k["AttributeName"].as_str()?;
             let range = k["KeyType"] == "RANGE";
-            Some((attr.to_string(), types.get(attr)?.to_string(), range))
+            Some((attr.to_string(), types.get(attr)?.clone(), range))
         })
         .collect();
     key.sort_by_key(|(_, _, range)| *range);

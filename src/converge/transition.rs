@@ -414,7 +414,7 @@ fn stream_view(id: &str, old: &Value, new: &Value) -> Option<String> {
 }
 
 /// The attribute type of each name in a table's `AttributeDefinitions`.
-fn attribute_types(table: &Value) -> BTreeMap<String, String> {
+pub(super) fn attribute_types(table: &Value) -> BTreeMap<String, String> {
     table["Properties"]["AttributeDefinitions"]
         .as_array()
         .into_iter()
