@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 
 use cloud::Cloud;
-use engine::{Confirmation, Deployment, Engine, Mode, Outcome, Teardown, Ui, cloud_failure};
+use engine::{Deployment, Engine, Mode, Outcome, Teardown, Ui, cloud_failure};
 use model::{APP_TAG, ENV_TAG, Stack};
 
 use crate::build::Artifact;
@@ -496,7 +496,7 @@ pub async fn adopt_retained<C: Cloud, U: Ui>(
     choice: retained::RetainedChoice,
     existing: Option<Stack>,
 ) -> Result<Option<Stack>, Error> {
-    use retained::RetainedChoice;
+    use retained::Handling;
     let name = &deployment.stack_name;
     let wanted: serde_json::Value =
         serde_json::from_str(&deployment.template_body).unwrap_or_default();
@@ -520,37 +520,31 @@ pub async fn adopt_retained<C: Cloud, U: Ui>(
         .collect();
     let list = list.join("\n");
     let choices = "--adopt-retained brings them into the new stack with their data (a CloudFormation import); --fresh-tables creates new, empty tables and leaves these as they are";
-    if mode == Mode::Plan {
-        engine.warn(format!(
-            "{name} is new, but its env's earlier stack retained these tables:\n{list}\n`up` asks what to do with them ({choices})"
-        ));
-        return Ok(existing);
-    }
-    let adopt = match choice {
-        RetainedChoice::Adopt => true,
-        RetainedChoice::Fresh => false,
-        RetainedChoice::Ask => {
-            engine.step(format!(
-                "{name} is new, but its env's earlier stack retained these tables:\n{list}"
-            ));
-            match engine.ask(
-                "Bring them into the new stack, with their data? (no: create new, empty tables)",
-            ) {
-                Confirmation::Yes => true,
-                Confirmation::No => false,
-                Confirmation::NotInteractive => {
-                    return Err(Error::usage(format!(
-                        "{name} is new, but its env's earlier stack retained these tables:\n{list}\nNothing was changed. Choose: {choices}"
-                    )));
-                }
-            }
-        }
+    let question = "Bring them into the new stack, with their data? (no: create new, empty tables)";
+    let said = format!("{name} is new, but its env's earlier stack retained these tables:\n{list}");
+    let ask = || {
+        engine.step(said.clone());
+        engine.ask(question)
     };
-    if !adopt {
-        engine.warn(format!(
-            "--fresh-tables: {name} gets new, empty tables; the retained ones stay as they are (`deployer ls --retained` lists them)"
-        ));
-        return Ok(existing);
+    match retained::handling(mode == Mode::Plan, choice, ask) {
+        Handling::Mention => {
+            engine.warn(format!(
+                "{said}\n`up` asks what to do with them ({choices})"
+            ));
+            return Ok(existing);
+        }
+        Handling::Refuse => {
+            return Err(Error::usage(format!(
+                "{said}\nNothing was changed. Choose: {choices}"
+            )));
+        }
+        Handling::Fresh => {
+            engine.warn(format!(
+                "--fresh-tables: {name} gets new, empty tables; the retained ones stay as they are (`deployer ls --retained` lists them)"
+            ));
+            return Ok(existing);
+        }
+        Handling::Adopt => {}
     }
     let blocked: Vec<String> = found
         .iter()

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{Value, json};
 
 use super::cloud::Cloud;
-use super::engine::cloud_failure;
+use super::engine::{Confirmation, cloud_failure};
 use super::model::{APP_TAG, ENV_TAG, ResourceToImport, TableSummary};
 use crate::exit::Error;
 use crate::render::TABLE_TAG;
@@ -31,6 +31,37 @@ pub enum RetainedChoice {
     Adopt,
     /// `--fresh-tables`: create new, empty tables and leave them be.
     Fresh,
+}
+
+/// What `up` does with the retained tables it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handling {
+    /// `plan`: say what `up` will ask, do nothing.
+    Mention,
+    /// Import them into the new stack.
+    Adopt,
+    /// Leave them; the stack gets new, empty tables.
+    Fresh,
+    /// Nobody chose and nobody can be asked: stop, naming the choices.
+    Refuse,
+}
+
+/// The handling for `choice`; `ask` is called only when the person is to be asked.
+pub fn handling(
+    plan: bool,
+    choice: RetainedChoice,
+    ask: impl FnOnce() -> Confirmation,
+) -> Handling {
+    match (plan, choice) {
+        (true, _) => Handling::Mention,
+        (false, RetainedChoice::Adopt) => Handling::Adopt,
+        (false, RetainedChoice::Fresh) => Handling::Fresh,
+        (false, RetainedChoice::Ask) => match ask() {
+            Confirmation::Yes => Handling::Adopt,
+            Confirmation::No => Handling::Fresh,
+            Confirmation::NotInteractive => Handling::Refuse,
+        },
+    }
 }
 
 /// A table the env's earlier stack retained, matched to a table of the spec.
@@ -477,6 +508,33 @@ mod tests {
             (notes[0].env.as_str(), notes[0].spec_table.as_str()),
             ("pr-7", "notes")
         );
+    }
+
+    #[test]
+    fn the_flag_decides_else_the_answer_and_plan_only_mentions() {
+        use Confirmation::*;
+        use RetainedChoice::*;
+        for (plan, choice, answer, want) in [
+            (true, Ask, Yes, Handling::Mention),
+            (true, Adopt, Yes, Handling::Mention),
+            (false, Adopt, No, Handling::Adopt),
+            (false, Fresh, Yes, Handling::Fresh),
+            (false, Ask, Yes, Handling::Adopt),
+            (false, Ask, No, Handling::Fresh),
+            (false, Ask, NotInteractive, Handling::Refuse),
+        ] {
+            let mut asked = false;
+            let got = handling(plan, choice, || {
+                asked = true;
+                answer
+            });
+            assert_eq!(got, want, "{plan} {choice:?} {answer:?}");
+            assert_eq!(
+                asked,
+                !plan && choice == Ask,
+                "asked only when there is no choice"
+            );
+        }
     }
 
     #[test]
