@@ -211,7 +211,9 @@ pub fn matching(app: &str, env: &str, wanted: &Value, tables: &[TableSummary]) -
 
 /// The template of the IMPORT change set: only the adopted tables, as the wanted template
 /// describes them, each kept if the import is undone (`DeletionPolicy: Retain`; the update that
-/// follows sets the rendered policy).
+/// follows sets the rendered policy). `TableName` stays out, as in every later template: the
+/// identifier goes in `ResourcesToImport`, and a create-only property set now and dropped by
+/// the next update would replace the table.
 pub fn import_template(wanted: &Value, adopted: &[Retained]) -> Value {
     let mut resources = serde_json::Map::new();
     for table in adopted {
