@@ -1118,9 +1118,10 @@ async fn a_scoped_ci_role_passes_the_preflight_and_a_missing_action_is_named() {
     let p = Project::new();
     let artifact = format!("api={}", p.zip().display());
     let args = ["up", "--artifact", &artifact, "--yes"];
-    // IAM answers in pages of two: the actions of every page count.
-    let start = |policy: serde_json::Value| {
-        Proxy::start(
+    // `up` as the caller `policy` makes it, IAM answering in pages of two (the actions of every
+    // page count); the proxy, for what it recorded.
+    let up_as = |policy: serde_json::Value| {
+        let proxy = Proxy::start(
             &moto.endpoint,
             Rules {
                 iam: Some(IamAnswers {
@@ -1131,12 +1132,13 @@ async fn a_scoped_ci_role_passes_the_preflight_and_a_missing_action_is_named() {
                 }),
                 ..Rules::default()
             },
-        )
+        );
+        let env = [("AWS_ENDPOINT_URL", proxy.endpoint.as_str())];
+        let out = moto.deployer_with(p.path(), &args, &env);
+        (out, proxy)
     };
     // Without lambda:UpdateFunctionCode: refused, naming exactly that action.
-    let proxy = start(scoped_ci_policy(Some("lambda:UpdateFunctionCode")));
-    let env = [("AWS_ENDPOINT_URL", proxy.endpoint.as_str())];
-    let denied = moto.deployer_with(p.path(), &args, &env);
+    let (denied, _) = up_as(scoped_ci_policy(Some("lambda:UpdateFunctionCode")));
     denied.expect_code(5);
     assert!(
         denied.stderr.contains("lacks 1 permission")
@@ -1145,9 +1147,7 @@ async fn a_scoped_ci_role_passes_the_preflight_and_a_missing_action_is_named() {
         denied.stderr
     );
     // The scoped policy itself: allowed, and the stack is created.
-    let proxy = start(scoped_ci_policy(None));
-    let env = [("AWS_ENDPOINT_URL", proxy.endpoint.as_str())];
-    let allowed = moto.deployer_with(p.path(), &args, &env);
+    let (allowed, proxy) = up_as(scoped_ci_policy(None));
     allowed.expect_code(0);
     assert!(
         !allowed.stderr.contains("could not be confirmed"),
@@ -1171,10 +1171,8 @@ async fn a_scoped_ci_role_passes_the_preflight_and_a_missing_action_is_named() {
     let mut tagged = scoped_ci_policy(None);
     tagged["Statement"][4]["Condition"] =
         serde_json::json!({ "StringEquals": { "aws:ResourceTag/app": "notes" } });
-    let proxy = start(tagged);
-    let env = [("AWS_ENDPOINT_URL", proxy.endpoint.as_str())];
     p.edit_spec("memory: 256", "memory: 512");
-    let warned = moto.deployer_with(p.path(), &args, &env);
+    let (warned, _) = up_as(tagged);
     warned.expect_code(0);
     assert!(
         warned.stderr.contains("permissions could not be confirmed")
