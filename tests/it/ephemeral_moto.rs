@@ -473,7 +473,7 @@ async fn two_first_ups_at_once_share_one_bootstrap_stack() {
             faults: vec![Fault {
                 action: Some("DescribeStacks".into()),
                 times: 4,
-                kind: FaultKind::Delay(std::time::Duration::from_millis(1500)),
+                kind: FaultKind::Delay(std::time::Duration::from_millis(2500)),
             }],
             ..Rules::default()
         },

@@ -314,10 +314,15 @@ impl Proxy {
         let upstream = upstream.trim_start_matches("http://").to_string();
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
+        // CloudFormation checks a new stack's name atomically (a second CreateStack of the name
+        // gets AlreadyExistsException); moto, serving each request on a thread of its own, may
+        // let two through at once: this proxy sends CreateStack upstream one at a time.
+        let creates = Arc::new(Mutex::new(()));
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let (upstream, state, rules) = (upstream.clone(), shared.clone(), rules.clone());
-                std::thread::spawn(move || serve(client, &upstream, &state, &rules));
+                let creates = creates.clone();
+                std::thread::spawn(move || serve(client, &upstream, &state, &rules, &creates));
             }
         });
         Proxy { endpoint, state }
@@ -457,7 +462,13 @@ fn action_of(request: &Message) -> String {
         .unwrap_or_else(|| request.head.lines().next().unwrap_or_default().to_string())
 }
 
-fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>, rules: &Rules) {
+fn serve(
+    client: TcpStream,
+    upstream: &str,
+    state: &Mutex<State>,
+    rules: &Rules,
+    creates: &Mutex<()>,
+) {
     let mut reader = BufReader::new(client.try_clone().unwrap());
     let mut writer = client;
     while let Some(request) = read_message(&mut reader, false) {
@@ -643,7 +654,11 @@ fn serve(client: TcpStream, upstream: &str, state: &Mutex<State>, rules: &Rules)
             }
             continue;
         }
-        let Some(response) = forward(upstream, &request, rules.account.as_deref()) else {
+        let one_at_a_time =
+            (action == "CreateStack").then(|| creates.lock().unwrap_or_else(|e| e.into_inner()));
+        let forwarded = forward(upstream, &request, rules.account.as_deref());
+        drop(one_at_a_time);
+        let Some(response) = forwarded else {
             if let Some(token) = &change_set_token {
                 state.lock().unwrap().change_sets.remove(token);
             }
