@@ -43,6 +43,12 @@ impl Error {
         }
     }
 
+    /// An exit code with nothing more to say: what happened was reported already (`plan` with
+    /// changes pending, an import that ended early).
+    pub fn code_only(code: Code) -> Self {
+        Error::new(code, "")
+    }
+
     /// A usage or spec error (exit 2).
     pub fn usage(message: impl Into<String>) -> Self {
         Error::new(Code::Usage, message)

@@ -367,24 +367,50 @@ pub struct Described {
 /// again, since another deploy may have changed the stack meanwhile.
 const DESCRIPTION_REUSED_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// `up` and `plan`: bootstrap (while the artifacts build), upload, check the caller's permissions
-/// (when `check_permissions` and there is a change to check), then converge the app stack, by hotswap when `hotswap` is set and function code is all that
-/// changed. `described`: the app stack as the caller already described it.
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+/// What `up` and `plan` converge, and how.
+#[derive(Debug, Clone)]
+pub struct UpRequest<'a> {
+    /// The spec.
+    pub spec: &'a Spec,
+    /// Its rendered template.
+    pub template: &'a Template,
+    /// Ephemeral or not, and the tags that say so.
+    pub lifetime: &'a Lifetime,
+    /// Apply or plan.
+    pub mode: Mode,
+    /// Ask IAM first whether the caller may make the change (when there is one).
+    pub check_permissions: bool,
+    /// Update function code directly when it is all that changed.
+    pub hotswap: bool,
+    /// CloudFormation's express mode.
+    pub express: bool,
+    /// What to do with tables an earlier stack of the env retained.
+    pub retained: retained::RetainedChoice,
+    /// The app stack as the caller already described it.
+    pub described: Option<Described>,
+}
+
+/// `up` and `plan`: bootstrap (while the artifacts build), upload, check the caller's
+/// permissions (when asked and there is a change to check), then converge the app stack, by
+/// hotswap when asked and function code is all that changed.
 pub async fn up<C: Cloud, U: Ui>(
     engine: &Engine<'_, C, U>,
     cloud: &C,
-    spec: &Spec,
-    template: &Template,
+    request: &UpRequest<'_>,
     artifacts: impl Future<Output = Result<Vec<(String, Artifact)>, Error>>,
-    lifetime: &Lifetime,
-    mode: Mode,
-    check_permissions: bool,
-    hotswap: bool,
-    express: bool,
-    retained: retained::RetainedChoice,
-    described: Option<Described>,
 ) -> Result<Up, Error> {
+    let UpRequest {
+        spec,
+        template,
+        lifetime,
+        mode,
+        check_permissions,
+        hotswap,
+        express,
+        retained,
+        ref described,
+    } = *request;
+    let described = described.clone();
     let name = spec.stack_name();
     let boot = async {
         if mode == Mode::Plan {

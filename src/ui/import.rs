@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use console::style;
 
-use super::record::{ImportCounts, Record, Summary};
+use super::record::{ImportCounts, Record};
 use super::{Format, Reporter};
 
 /// Duplicate keys shown one by one before they are only counted.
@@ -146,40 +146,13 @@ impl Reporter {
         }
     }
 
-    /// The end: a summary line (and lines for where to resume and the rejects), or the summary
-    /// record.
-    pub fn import_finished(&self, ok: bool, message: &str, summary: Summary) {
+    /// The end, before the result: the in-place line is gone with the view, so its last state
+    /// stays on screen.
+    pub fn import_finished(&self, counts: &ImportCounts) {
         *self.build_status.borrow_mut() = None;
         self.take_view_down();
-        match self.format {
-            Format::Json => self.record(&Record::Summary(summary)),
-            Format::Human { quiet } => {
-                let Summary::Import {
-                    counts,
-                    checkpoint,
-                    rejects_file,
-                    ..
-                } = &summary
-                else {
-                    return;
-                };
-                // The in-place line is gone with the view: its last state stays on screen.
-                if !quiet && self.live {
-                    self.stderr_line(progress_line(counts));
-                }
-                let mark = if ok {
-                    style("✓").green().bold().for_stderr()
-                } else {
-                    style("✗").red().bold().for_stderr()
-                };
-                self.stderr_line(format!("{mark} {}: {message}", counts.table));
-                if let Some(file) = rejects_file {
-                    self.stderr_line(format!("  rejected rows: {file}"));
-                }
-                if let Some(file) = checkpoint {
-                    self.stderr_line(format!("  checkpoint: {file}"));
-                }
-            }
+        if self.format == (Format::Human { quiet: false }) && self.live {
+            self.stderr_line(progress_line(counts));
         }
     }
 }

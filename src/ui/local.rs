@@ -7,7 +7,7 @@ use std::time::Duration;
 use console::style;
 use deployer_local::Event;
 
-use super::record::{LocalRoute, Record, Summary};
+use super::record::{LocalRoute, Record};
 use super::{Format, Reporter};
 
 fn ms(duration: Duration) -> f64 {
@@ -132,21 +132,6 @@ impl Reporter {
                 }
                 self.stderr_line(line);
             }
-        }
-    }
-
-    /// Stopped by Ctrl-C.
-    pub fn local_stopped(&self, stack: &str, requests: u64, elapsed: Duration) {
-        match self.format {
-            Format::Json => self.record(&Record::Summary(Summary::Local {
-                status: "stopped".into(),
-                stack: stack.into(),
-                requests,
-                duration_s: super::record::Seconds(elapsed),
-            })),
-            Format::Human { .. } => self.human(format!(
-                "stopped: {requests} request(s) answered, every function's process ended"
-            )),
         }
     }
 }

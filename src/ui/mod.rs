@@ -31,29 +31,70 @@ pub enum Format {
     Json,
 }
 
-/// The result of `up` or `plan`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Summary {
-    /// Stack name.
-    pub stack: String,
-    /// Environment.
-    pub env: String,
-    /// Final stack status, `no changes` or `changes pending`.
-    pub status: String,
-    /// Whether anything changed (or, for `plan`, would).
-    pub changed: bool,
-    /// Stack outputs, Url first.
-    pub outputs: Vec<(String, String)>,
-    /// The change set's changes.
-    pub changes: Vec<Change>,
-    /// Functions whose code was updated outside CloudFormation.
-    pub code_updates: Vec<crate::converge::hotswap::Swapped>,
-    /// What the verification request got, when one was made.
-    pub verified: Option<record::Verified>,
-    /// Wall time of the command, less the time spent answering its prompts.
-    pub elapsed: Duration,
-    /// `plan` rather than `up`.
-    pub plan: bool,
+/// A command's result: the `summary` record that ends its `--json` output (its fields beside
+/// `type` and `command`), and what people see. Each verb defines its own, beside its `run`, so a
+/// field is added in one place.
+pub trait Outcome: serde::Serialize {
+    /// `command` in the summary record.
+    fn command(&self) -> &'static str;
+    /// The result as people see it.
+    fn human(&self) -> Human;
+}
+
+/// A result as people see it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Human {
+    /// `✓ <headline>` on stderr (`✗` when `failed`).
+    pub headline: Option<String>,
+    /// The command failed: the headline says why.
+    pub failed: bool,
+    /// `▸`-less lines under nothing, on stderr unless `-q` (a result that is not a success or a
+    /// failure, e.g. `local` stopped).
+    pub step: Option<String>,
+    /// Lines under the headline, on stderr.
+    pub details: Vec<String>,
+    /// Lines on stdout: what scripts read without `--json` (outputs, artifacts).
+    pub stdout: Vec<String>,
+}
+
+impl Human {
+    /// Only a `✓` line.
+    pub fn done(headline: String) -> Self {
+        Human {
+            headline: Some(headline),
+            ..Human::default()
+        }
+    }
+
+    /// Only a line on stderr, which `-q` hides.
+    pub fn step(line: String) -> Self {
+        Human {
+            step: Some(line),
+            ..Human::default()
+        }
+    }
+}
+
+/// A result's summary record as one line of JSON: `{"type":"summary","command":...}` and the
+/// result's fields.
+pub fn summary_line<O: Outcome>(outcome: &O) -> String {
+    let record = SummaryRecord {
+        kind: "summary",
+        command: outcome.command(),
+        outcome,
+    };
+    // Serializing these types cannot fail: no maps with non-string keys, no custom errors.
+    serde_json::to_string(&record).unwrap_or_default()
+}
+
+/// The summary record: `{"type":"summary","command":...}` and the result's fields.
+#[derive(serde::Serialize)]
+struct SummaryRecord<'a, O> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    command: &'static str,
+    #[serde(flatten)]
+    outcome: &'a O,
 }
 
 /// The reporter for one command.
@@ -307,44 +348,36 @@ impl Reporter {
         *self.view.borrow_mut() = live::LiveView::default();
     }
 
-    /// The result of `up` or `plan`: status, outputs (Url first), elapsed time.
-    pub fn finish(&self, summary: &Summary) {
+    /// A command's result: its summary record, or for people its headline, details and the
+    /// lines on stdout.
+    pub fn finish<O: Outcome>(&self, outcome: &O) {
         match self.format {
             Format::Json => {
-                let deployed = record::Deployed {
-                    stack: summary.stack.clone(),
-                    env: summary.env.clone(),
-                    status: summary.status.clone(),
-                    changed: summary.changed,
-                    outputs: summary.outputs.iter().cloned().collect(),
-                    changes: change_records(&summary.changes),
-                    code_updates: summary
-                        .code_updates
-                        .iter()
-                        .map(record::CodeUpdateRecord::of)
-                        .collect(),
-                    verified: summary.verified.clone(),
-                    duration_s: Seconds(summary.elapsed),
-                };
-                self.record(&Record::Summary(if summary.plan {
-                    record::Summary::Plan(deployed)
-                } else {
-                    record::Summary::Up(deployed)
-                }))
+                let _ = writeln!(self.out.borrow_mut(), "{}", summary_line(outcome));
+                self.last_output.set(Instant::now());
             }
-            Format::Human { .. } => {
-                self.take_view_down();
-                let mark = style("✓").green().bold().for_stderr();
-                self.stderr_line(format!(
-                    "{mark} {}: {} in {:.1} s",
-                    summary.stack,
-                    summary.status,
-                    summary.elapsed.as_secs_f64()
-                ));
-                for (key, value) in &summary.outputs {
-                    self.stdout_line(format!("{key}: {value}"));
-                }
-            }
+            Format::Human { .. } => self.show_result(&outcome.human()),
+        }
+    }
+
+    fn show_result(&self, human: &Human) {
+        *self.build_status.borrow_mut() = None;
+        self.take_view_down();
+        if let Some(line) = &human.step {
+            self.human(line);
+        }
+        if let Some(headline) = &human.headline {
+            let mark = match human.failed {
+                false => style("✓").green().bold().for_stderr(),
+                true => style("✗").red().bold().for_stderr(),
+            };
+            self.stderr_line(format!("{mark} {headline}"));
+        }
+        for line in &human.details {
+            self.stderr_line(line);
+        }
+        for line in &human.stdout {
+            self.stdout_line(line);
         }
     }
 
@@ -358,22 +391,6 @@ impl Reporter {
                 style("✓").green().bold().for_stderr(),
                 latency.as_millis()
             ));
-        }
-    }
-
-    /// A one-line result without outputs (`down`, `gc`, `bootstrap`): `✓ subject: message`
-    /// for people, `summary` for machines.
-    pub fn done(&self, subject: &str, message: &str, elapsed: Duration, summary: record::Summary) {
-        match self.format {
-            Format::Json => self.record(&Record::Summary(summary)),
-            Format::Human { .. } => {
-                self.take_view_down();
-                let mark = style("✓").green().bold().for_stderr();
-                self.stderr_line(format!(
-                    "{mark} {subject}: {message} ({:.1} s)",
-                    elapsed.as_secs_f64()
-                ));
-            }
         }
     }
 
@@ -577,31 +594,6 @@ impl Reporter {
 
     fn due_for_heartbeat(&self) -> bool {
         self.last_output.get().elapsed() >= self.heartbeat
-    }
-}
-
-impl Reporter {
-    /// `build`'s result: one line per function on stdout (`FN  SHA256  SIZE  PATH`), or a JSON
-    /// summary of them all.
-    pub fn built(&self, artifacts: &[(String, crate::build::Built)]) {
-        match self.format {
-            Format::Json => self.record(&Record::Summary(record::Summary::Build {
-                artifacts: artifacts
-                    .iter()
-                    .map(|(function, b)| record::Built::of(function, b))
-                    .collect(),
-            })),
-            Format::Human { .. } => {
-                for (function, built) in artifacts {
-                    self.stdout_line(format!(
-                        "{function}  {}  {}  {}",
-                        built.artifact.sha256_hex(),
-                        human_size(built.artifact.bytes.len()),
-                        built.path.display()
-                    ));
-                }
-            }
-        }
     }
 }
 
@@ -1019,7 +1011,9 @@ mod tests {
         reporter.build_line("api", "Step 1/14 : ARG BUILDER_IMAGE");
         reporter.build_waiting("api", Duration::from_secs(61), "   Compiling tokio v1.0.0");
         reporter.build_finished("api", &built());
-        reporter.built(&[("api".into(), built())]);
+        reporter.finish(&crate::commands::build::BuiltAll {
+            artifacts: vec![record::Built::of("api", &built())],
+        });
         let err = captured.stderr();
         assert!(err.contains("▸ building api with docker"), "{err}");
         assert!(
@@ -1058,7 +1052,9 @@ mod tests {
         reporter.build_started("api", "docker");
         reporter.build_line("api", "Compiling notes");
         reporter.build_finished("api", &built());
-        reporter.built(&[("api".into(), built())]);
+        reporter.finish(&crate::commands::build::BuiltAll {
+            artifacts: vec![record::Built::of("api", &built())],
+        });
         let lines: Vec<serde_json::Value> = captured
             .stdout()
             .lines()

@@ -259,8 +259,6 @@ pub enum Record {
         /// Why the load balancer answered itself (null otherwise).
         error: Option<String>,
     },
-    /// The last line of `up`, `plan`, `down`, `gc`, `bootstrap`, `build`, `table import` and `local`.
-    Summary(Summary),
 }
 
 /// `local`: one route as served.
@@ -310,120 +308,6 @@ pub struct ImportCounts {
     pub percent: Option<f64>,
     /// Time since the start.
     pub elapsed_s: Seconds,
-}
-
-/// What a command did, by command.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "command", rename_all = "snake_case")]
-pub enum Summary {
-    /// `up`: the stack's final status (or `no changes`).
-    Up(Deployed),
-    /// `plan`: `changes pending` or `no changes`.
-    Plan(Deployed),
-    /// `down`.
-    Down {
-        /// The stack name.
-        stack: String,
-        /// `DELETE_COMPLETE`, or `absent` when there was no stack.
-        status: String,
-        /// The result, in a sentence.
-        message: String,
-        /// The command's time.
-        duration_s: Seconds,
-        /// Physical names of the tables kept with their data.
-        retained_tables: Vec<String>,
-        /// Artifact keys deleted from the bucket.
-        removed_artifacts: Vec<String>,
-        /// Artifact keys other envs still use.
-        kept_artifacts: Vec<String>,
-    },
-    /// `gc`.
-    Gc {
-        /// `ok` or `failed`.
-        status: String,
-        /// The result, in a sentence.
-        message: String,
-        /// The command's time.
-        duration_s: Seconds,
-        /// Nothing was deleted: `stacks` lists what would be.
-        dry_run: bool,
-        /// Deleted, or to delete with `dry_run`.
-        stacks: Vec<String>,
-        /// `stack: why`, for each deletion that failed.
-        failed: Vec<String>,
-    },
-    /// `bootstrap`.
-    Bootstrap {
-        /// The bootstrap stack's name.
-        stack: String,
-        /// The region.
-        region: String,
-        /// The artifact bucket.
-        bucket: String,
-        /// The shared VPC.
-        vpc_id: String,
-        /// Its public subnets.
-        subnet_ids: Vec<String>,
-        /// The command's time.
-        duration_s: Seconds,
-    },
-    /// `build`.
-    Build {
-        /// One per function.
-        artifacts: Vec<Built>,
-    },
-    /// `local`, after Ctrl-C.
-    Local {
-        /// `stopped`.
-        status: String,
-        /// The stack served.
-        stack: String,
-        /// Requests answered.
-        requests: u64,
-        /// The command's time.
-        duration_s: Seconds,
-    },
-    /// `table import`.
-    Import {
-        /// `complete`, `interrupted`, `too many errors` or `failed`.
-        status: String,
-        /// The result, in a sentence.
-        message: String,
-        /// The table's physical name.
-        physical_table: String,
-        /// The final counters.
-        #[serde(flatten)]
-        counts: ImportCounts,
-        /// Where to resume from (null once complete).
-        checkpoint: Option<String>,
-        /// The file listing rejected rows (null when none).
-        rejects_file: Option<String>,
-        /// `--verify`: items read back and compared (null without it).
-        verified: Option<ImportVerified>,
-    },
-}
-
-/// The result of `up` or `plan`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Deployed {
-    /// Stack name.
-    pub stack: String,
-    /// Environment.
-    pub env: String,
-    /// Final stack status, `no changes` or `changes pending`.
-    pub status: String,
-    /// Whether anything changed (or, for `plan`, would).
-    pub changed: bool,
-    /// Stack outputs.
-    pub outputs: BTreeMap<String, String>,
-    /// The change set's changes.
-    pub changes: Vec<ChangeRecord>,
-    /// Functions whose code was updated outside CloudFormation.
-    pub code_updates: Vec<CodeUpdateRecord>,
-    /// The verification request and its answer; null when none was made.
-    pub verified: Option<Verified>,
-    /// The command's own time, prompts excluded.
-    pub duration_s: Seconds,
 }
 
 /// The verification request `up` made, and what it got.
@@ -771,25 +655,6 @@ mod tests {
             path: "target/lambda/api/bootstrap.zip".into(),
             duration_s: d,
         };
-        let deployed = Deployed {
-            stack: "notes-dev".into(),
-            env: "dev".into(),
-            status: "UPDATE_COMPLETE".into(),
-            changed: true,
-            outputs: BTreeMap::from([("Url".into(), "http://x".into())]),
-            changes: vec![change.clone()],
-            code_updates: vec![CodeUpdateRecord {
-                function: "api".into(),
-                sha256: "ab".into(),
-                why: CodeUpdateWhy::Restore,
-            }],
-            verified: Some(Verified {
-                path: "/".into(),
-                status: 200,
-                latency_ms: 43,
-            }),
-            duration_s: d,
-        };
         let s = |x: &str| x.to_string();
         vec![
             Record::Step {
@@ -901,48 +766,6 @@ mod tests {
                 line: 10,
                 key: s("pk=USER#1"),
             },
-            Record::Summary(Summary::Import {
-                status: s("complete"),
-                message: s("10 items written"),
-                physical_table: s("notes-dev-NotesTable-1"),
-                counts,
-                checkpoint: None,
-                rejects_file: Some(s(".deployer/imports/notes-dev.notes.rejects.jsonl")),
-                verified: Some(ImportVerified {
-                    checked: 10,
-                    differ: 0,
-                }),
-            }),
-            Record::Summary(Summary::Up(deployed.clone())),
-            Record::Summary(Summary::Plan(deployed)),
-            Record::Summary(Summary::Down {
-                stack: s("notes-dev"),
-                status: s("DELETE_COMPLETE"),
-                message: s("deleted"),
-                duration_s: d,
-                retained_tables: vec![],
-                removed_artifacts: vec![],
-                kept_artifacts: vec![],
-            }),
-            Record::Summary(Summary::Gc {
-                status: s("ok"),
-                message: s("deleted 0 stack(s)"),
-                duration_s: d,
-                dry_run: false,
-                stacks: vec![],
-                failed: vec![],
-            }),
-            Record::Summary(Summary::Bootstrap {
-                stack: s("deployer-bootstrap"),
-                region: s("us-east-1"),
-                bucket: s("b"),
-                vpc_id: s("vpc-1"),
-                subnet_ids: vec![],
-                duration_s: d,
-            }),
-            Record::Summary(Summary::Build {
-                artifacts: vec![built],
-            }),
             Record::LocalTable {
                 table: s("notes"),
                 physical_table: s("notes-dev-notes"),
@@ -977,12 +800,136 @@ mod tests {
                 cold_start_ms: Some(40.1),
                 error: None,
             },
-            Record::Summary(Summary::Local {
-                status: s("stopped"),
-                stack: s("notes-dev"),
-                requests: 3,
-                duration_s: d,
+        ]
+    }
+
+    /// Each command's summary record, as `--json` ends with it.
+    fn summary_samples() -> Vec<(String, String)> {
+        use crate::commands::{bootstrap, build, down, gc, local, table_import, up};
+        use crate::ui::summary_line;
+        let d = Seconds(Duration::from_millis(8_215));
+        let counts = ImportCounts {
+            table: "notes".into(),
+            read: 12,
+            written: 10,
+            rejected: 1,
+            duplicates: 1,
+            throttles: 2,
+            retries: 2,
+            items_per_s: 1_250.5,
+            wcu_per_s: 1_300.0,
+            percent: Some(100.0),
+            elapsed_s: d,
+        };
+        let change = ChangeRecord {
+            action: Action::Modify,
+            logical_id: "NotesTable".into(),
+            resource_type: "AWS::DynamoDB::Table".into(),
+            replacement: Some(Replacing::Always),
+        };
+        let built = Built {
+            function: "api".into(),
+            method: "docker".into(),
+            sha256: "ab".repeat(32),
+            size: 2_900_000,
+            path: "target/lambda/api/bootstrap.zip".into(),
+            duration_s: d,
+        };
+        let deployed = up::Deployed {
+            plan: false,
+            stack: "notes-dev".into(),
+            env: "dev".into(),
+            status: up::UpStatus::Stack(crate::converge::model::StackStatus::UpdateComplete),
+            changed: true,
+            outputs: vec![("Url".into(), "http://x".into())],
+            changes: vec![change],
+            code_updates: vec![CodeUpdateRecord {
+                function: "api".into(),
+                sha256: "ab".into(),
+                why: CodeUpdateWhy::Restore,
+            }],
+            verified: Some(Verified {
+                path: "/".into(),
+                status: 200,
+                latency_ms: 43,
             }),
+            duration_s: d,
+        };
+        let s = |x: &str| x.to_string();
+        vec![
+            ("summary (up)".into(), summary_line(&deployed)),
+            (
+                "summary (plan)".into(),
+                summary_line(&up::Deployed {
+                    plan: true,
+                    status: up::UpStatus::ChangesPending,
+                    ..deployed
+                }),
+            ),
+            (
+                "summary (import)".into(),
+                summary_line(&table_import::Imported {
+                    status: table_import::ImportStatus::Complete,
+                    message: s("10 items written"),
+                    physical_table: s("notes-dev-NotesTable-1"),
+                    counts,
+                    checkpoint: None,
+                    rejects_file: Some(s(".deployer/imports/notes-dev.notes.rejects.jsonl")),
+                    verified: Some(ImportVerified {
+                        checked: 10,
+                        differ: 0,
+                    }),
+                }),
+            ),
+            (
+                "summary (down)".into(),
+                summary_line(&down::Deleted {
+                    stack: s("notes-dev"),
+                    status: down::DownStatus::DeleteComplete,
+                    message: s("deleted"),
+                    duration_s: d,
+                    retained_tables: vec![],
+                    removed_artifacts: vec![],
+                    kept_artifacts: vec![],
+                }),
+            ),
+            (
+                "summary (gc)".into(),
+                summary_line(&gc::Collected {
+                    status: gc::GcStatus::Ok,
+                    message: s("deleted 0 stack(s)"),
+                    duration_s: d,
+                    dry_run: false,
+                    stacks: vec![],
+                    failed: vec![],
+                }),
+            ),
+            (
+                "summary (bootstrap)".into(),
+                summary_line(&bootstrap::Ready {
+                    stack: s("deployer-bootstrap"),
+                    region: s("us-east-1"),
+                    bucket: s("b"),
+                    vpc_id: s("vpc-1"),
+                    subnet_ids: vec![],
+                    duration_s: d,
+                }),
+            ),
+            (
+                "summary (build)".into(),
+                summary_line(&build::BuiltAll {
+                    artifacts: vec![built],
+                }),
+            ),
+            (
+                "summary (local)".into(),
+                summary_line(&local::Stopped {
+                    status: local::LocalStatus::Stopped,
+                    stack: s("notes-dev"),
+                    requests: 3,
+                    duration_s: d,
+                }),
+            ),
         ]
     }
 
@@ -1009,19 +956,11 @@ mod tests {
             Record::ImportProgress(_) => "import_progress",
             Record::Rejected { .. } => "rejected",
             Record::Duplicate { .. } => "duplicate",
-            Record::Summary(Summary::Import { .. }) => "summary (import)",
-            Record::Summary(Summary::Up(_)) => "summary (up)",
-            Record::Summary(Summary::Plan(_)) => "summary (plan)",
-            Record::Summary(Summary::Down { .. }) => "summary (down)",
-            Record::Summary(Summary::Gc { .. }) => "summary (gc)",
-            Record::Summary(Summary::Bootstrap { .. }) => "summary (bootstrap)",
-            Record::Summary(Summary::Build { .. }) => "summary (build)",
             Record::LocalTable { .. } => "local_table",
             Record::LocalReady { .. } => "local_ready",
             Record::LocalProcess { .. } => "local_process",
             Record::LocalLog { .. } => "local_log",
             Record::LocalRequest { .. } => "local_request",
-            Record::Summary(Summary::Local { .. }) => "summary (local)",
         }
     }
 
@@ -1029,15 +968,20 @@ mod tests {
     fn every_record_matches_the_readme_table() {
         let readme = include_str!("../../README.md");
         let table = crate::ui::record::readme_table(readme);
-        let samples = samples();
-        for record in &samples {
-            let value: serde_json::Value = serde_json::from_str(&record.to_line()).unwrap();
-            assert_eq!(value["type"], kind(record).split(' ').next().unwrap());
+        let mut samples: Vec<(String, String)> = samples()
+            .iter()
+            .map(|r| (kind(r).to_string(), r.to_line()))
+            .collect();
+        samples.extend(summary_samples());
+        for (kind, line) in &samples {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(value["type"], kind.split(' ').next().unwrap());
             if let Err(e) = check(&table, &value) {
-                panic!("{}: {e}", record.to_line());
+                panic!("{line}: {e}");
             }
         }
-        let sampled: std::collections::BTreeSet<&str> = samples.iter().map(kind).collect();
+        let sampled: std::collections::BTreeSet<&str> =
+            samples.iter().map(|(kind, _)| kind.as_str()).collect();
         let documented: std::collections::BTreeSet<&str> =
             table.keys().map(String::as_str).collect();
         assert_eq!(sampled, documented, "README rows and record kinds differ");

@@ -2032,7 +2032,9 @@ async fn ci_and_json_output_of_a_failed_create() {
 
 #[tokio::test]
 async fn ci_output_of_an_update_and_the_live_view() {
-    use deployer::ui::{Format, Reporter, Summary};
+    use deployer::commands::up::{Deployed, UpStatus};
+    use deployer::ui::record::Seconds;
+    use deployer::ui::{Format, Reporter};
     let script = Script::new(vec![
         stack("UPDATE_COMPLETE"),
         stack("UPDATE_IN_PROGRESS"),
@@ -2066,17 +2068,17 @@ async fn ci_output_of_an_update_and_the_live_view() {
                 },
             )
             .await;
-        reporter.finish(&Summary {
+        reporter.finish(&Deployed {
+            plan: false,
             stack: NAME.into(),
             env: "dev".into(),
-            status: "UPDATE_COMPLETE".into(),
+            status: UpStatus::Stack(StackStatus::UpdateComplete),
             changed: true,
             outputs: vec![("Url".into(), "http://lb.example".into())],
             changes: vec![],
             code_updates: vec![],
             verified: None,
-            elapsed: Duration::from_millis(1234),
-            plan: false,
+            duration_s: Seconds(Duration::from_millis(1234)),
         });
         // Escape the terminal control codes so the snapshot shows where the view is redrawn.
         let text = transcript(&captured, &result).replace('\x1b', "<ESC>");

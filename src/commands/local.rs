@@ -11,24 +11,87 @@ use std::time::{Duration, Instant};
 use deployer_local::routes::{Action, EnvValue, FunctionDef, Routing};
 use deployer_local::{Arch, Event};
 
+use serde::Serialize;
+
 use crate::build;
 use crate::commands::BuildChoice;
 use crate::exit::Error;
 use crate::spec::Architecture;
-use crate::ui::Reporter;
-use crate::ui::record::LocalRoute;
+use crate::ui::record::{LocalRoute, Seconds};
+use crate::ui::{Human, Outcome, Reporter};
 use crate::workspace::Loaded;
+
+use super::args::{Artifacts, Output, Target};
 
 /// The account id in the ARNs handed to functions (nothing checks it locally).
 const LOCAL_ACCOUNT: &str = "123456789012";
 
-/// `deployer local`'s choices.
-#[derive(Debug, Clone, Default)]
-pub struct LocalOptions {
-    /// The loopback port (0: any free one).
-    pub port: u16,
-    /// Where the functions' `TABLE_*` tables live (moto, DynamoDB Local).
-    pub dynamodb_endpoint: Option<String>,
+/// `deployer local`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  deployer local --build-method cargo-lambda --dynamodb-endpoint http://127.0.0.1:5000\n  deployer local --artifact api=target/api.zip --port 0 --json\n\nThe listener rules come from the rendered template and are evaluated in priority\norder (paths, methods, hosts; then the default route or the fixed 404). Each routed\nfunction's `bootstrap` starts on its first request (the cold start is shown) behind\na Lambda Runtime API, with the environment it gets on Lambda: `TABLE_*` name tables\ncreated from the spec at --dynamodb-endpoint (moto, DynamoDB Local), kept with their\ndata between runs. An arm64 bootstrap on an x86_64 machine runs under qemu-user\n(Debian: qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross).\nOne request at a time per function.\nFunction logs stream to stderr, prefixed by function. Ctrl-C stops everything."
+)]
+pub struct Args {
+    #[command(flatten)]
+    target: Target,
+    #[command(flatten)]
+    artifacts: Artifacts,
+    /// The loopback port to serve on (0: any free one, printed on stdout)
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// The DynamoDB endpoint for the functions' tables (moto, DynamoDB Local)
+    /// [default: AWS_ENDPOINT_URL_DYNAMODB, then AWS_ENDPOINT_URL]
+    #[arg(long, value_name = "URL")]
+    dynamodb_endpoint: Option<String>,
+    #[command(flatten)]
+    output: Output,
+}
+
+impl Args {
+    /// Runs `local` until Ctrl-C.
+    pub fn run(self) -> Result<(), Error> {
+        let loaded = self.target.load()?;
+        local(
+            &loaded,
+            &self.artifacts.choice(),
+            &self,
+            &self.output.reporter(),
+        )
+    }
+}
+
+/// What `local` reported when it stopped: the `summary` record (command `local`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stopped {
+    /// Always `stopped`: `local` ends only when stopped.
+    pub status: LocalStatus,
+    /// The stack served.
+    pub stack: String,
+    /// Requests answered.
+    pub requests: u64,
+    /// The command's time.
+    pub duration_s: Seconds,
+}
+
+/// How `local` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LocalStatus {
+    /// Ctrl-C or SIGTERM.
+    Stopped,
+}
+
+impl Outcome for Stopped {
+    fn command(&self) -> &'static str {
+        "local"
+    }
+
+    fn human(&self) -> Human {
+        Human::step(format!(
+            "stopped: {} request(s) answered, every function's process ended",
+            self.requests
+        ))
+    }
 }
 
 /// The name a spec table gets at the local endpoint: readable and per env, since CloudFormation's
@@ -185,7 +248,7 @@ fn local_credentials() -> Vec<(String, String)> {
 pub fn local(
     loaded: &Loaded,
     choice: &BuildChoice,
-    options: &LocalOptions,
+    options: &Args,
     reporter: &Reporter,
 ) -> Result<(), Error> {
     let started = Instant::now();
@@ -397,7 +460,12 @@ pub fn local(
         while let Ok(event) = received.try_recv() {
             reporter.local_event(event);
         }
-        reporter.local_stopped(&stack, requests, started.elapsed());
+        reporter.finish(&Stopped {
+            status: LocalStatus::Stopped,
+            stack: stack.clone(),
+            requests,
+            duration_s: Seconds(started.elapsed()),
+        });
         drop(temp);
         Ok(())
     })

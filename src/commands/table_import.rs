@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use deployer_import::checkpoint::Checkpoint;
-use deployer_import::mapping::{KeyTemplate, Mapping};
+use deployer_import::mapping::Mapping;
 use deployer_import::pipeline::{self, Ending, Event};
 use deployer_import::source::{FileSource, Format, Input, Position, Start};
 use deployer_import::sql::{self, Dialect};
@@ -18,46 +18,147 @@ use crate::aws::Aws;
 use crate::aws::dynamodb::Table;
 use crate::converge::{self, engine::Confirmation, engine::Progress, engine::Ui as _};
 use crate::exit::{Code, Error};
-use crate::ui::Reporter;
 use crate::ui::import::ImportView;
-use crate::ui::record::{ImportCounts, ImportVerified, Seconds, Summary};
-use crate::workspace::Loaded;
+use crate::ui::record::{ImportCounts, ImportVerified, Seconds};
+use crate::ui::{Human, Outcome, Reporter};
 
-/// What to import, and how.
-#[derive(Debug, Clone)]
-pub struct ImportOptions {
-    /// The spec's table name.
+use super::args::{Output, Target};
+
+use crate::workspace::Loaded;
+use serde::Serialize;
+
+/// `deployer table import`: what to import, and how.
+#[derive(Debug, clap::Args)]
+#[command(after_help = IMPORT_HELP)]
+pub struct Args {
+    /// The table, by its name in the spec (deployer finds the deployed table)
     pub table: String,
-    /// A file, `-`, or a `postgres://` / `mysql://` URL.
+    #[command(flatten)]
+    target: Target,
+    /// The source: a file (.csv, .jsonl, .json — DynamoDB's export lines are recognised —
+    /// each maybe .gz), `-` for standard input, or a postgres://, mysql:// or mariadb:// URL
+    #[arg(long, value_name = "SOURCE")]
     pub from: String,
-    /// The query, for a SQL source.
+    /// The rows to import from a database: a SELECT
+    #[arg(long, value_name = "SQL")]
     pub query: Option<String>,
-    /// The file format, over what the name says.
-    pub format: Option<Format>,
-    /// Key attributes built from templates.
-    pub keys: Vec<KeyTemplate>,
-    /// Columns whose text is JSON.
+    /// The file format, when the name does not say (and for `-`)
+    #[arg(long, value_name = "FORMAT", value_parser = parse_format)]
+    pub format: Option<deployer_import::source::Format>,
+    /// Build a key attribute from columns (repeatable): pk='USER#{id}'; `{{`/`}}` are braces.
+    /// Without one, a key attribute comes from the column of its name
+    #[arg(long = "key", value_name = "ATTR=TEMPLATE", value_parser = parse_key)]
+    pub keys: Vec<deployer_import::mapping::KeyTemplate>,
+    /// A column whose text is JSON, written as a map or list (repeatable): a CSV cell, or a
+    /// MariaDB JSON column (text on the wire; PostgreSQL's json/jsonb need nothing)
+    #[arg(long = "json-column", value_name = "COLUMN")]
     pub json_columns: Vec<String>,
-    /// A query's order columns, over the key's columns.
+    /// A query's order, for resuming: columns that identify a row [default: the columns the
+    /// key is made of]
+    #[arg(long, value_name = "COLUMN", value_delimiter = ',')]
     pub order_by: Vec<String>,
-    /// Rejected rows tolerated.
+    /// Rejected rows tolerated before the import stops (0: stop at the first)
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_errors: u64,
-    /// Write units a second at most.
+    /// Write units a second at most (a provisioned table's capacity caps it anyway)
+    #[arg(long, value_name = "WCU")]
     pub max_wcu: Option<f64>,
-    /// Requests in flight.
+    /// Requests in flight at once
+    #[arg(long, value_name = "N", default_value_t = 16)]
     pub concurrency: usize,
-    /// Continue from the checkpoint.
+    /// Continue an interrupted import from its checkpoint
+    #[arg(long, conflicts_with = "restart")]
     pub resume: bool,
-    /// Drop an existing checkpoint and start over.
+    /// Drop an interrupted import's checkpoint and start from the first row
+    #[arg(long)]
     pub restart: bool,
-    /// The checkpoint file, over the default.
+    /// The checkpoint file [default: .deployer/imports/<stack>.<table>.checkpoint.json]
+    #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
-    /// The rejects file, over the default.
+    /// The rejected rows, one JSON line each [default: .deployer/imports/<stack>.<table>.rejects.jsonl]
+    #[arg(long, value_name = "FILE")]
     pub rejects: Option<PathBuf>,
-    /// No confirmation for a protected env.
+    /// Import into a protected env without asking
+    #[arg(short, long)]
     pub yes: bool,
-    /// Read items back at the end and compare.
+    /// At the end, read items back (BatchGetItem) and compare them with the source: N chosen
+    /// at random (default 100), or `all` (the source is read again)
+    #[arg(long, value_name = "N|all", num_args = 0..=1, default_missing_value = "100", value_parser = parse_verify)]
     pub verify: Option<Verify>,
+    #[command(flatten)]
+    output: Output,
+}
+
+impl Args {
+    /// Runs `table import`.
+    pub fn run(self) -> Result<(), Error> {
+        let loaded = self.target.load()?;
+        let reporter = self.output.reporter();
+        table_import(&loaded, &self, &reporter)
+    }
+}
+
+/// What `table import` did: the `summary` record (command `import`); for people `✓ <table>:
+/// <message>` (`✗` unless complete), then where the rejects and the checkpoint are.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Imported {
+    /// How it ended.
+    pub status: ImportStatus,
+    /// The result, in a sentence.
+    pub message: String,
+    /// The table's physical name.
+    pub physical_table: String,
+    /// The final counters.
+    #[serde(flatten)]
+    pub counts: ImportCounts,
+    /// Where to resume from (null once complete).
+    pub checkpoint: Option<String>,
+    /// The file listing rejected rows (null when none).
+    pub rejects_file: Option<String>,
+    /// `--verify`: items read back and compared (null without it).
+    pub verified: Option<ImportVerified>,
+}
+
+/// How `table import` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ImportStatus {
+    /// Every row written (and, with `--verify`, read back as written).
+    #[serde(rename = "complete")]
+    Complete,
+    /// Every row written, but items read back differ from the source.
+    #[serde(rename = "mismatch")]
+    Mismatch,
+    /// Ctrl-C: `--resume` continues.
+    #[serde(rename = "interrupted")]
+    Interrupted,
+    /// More rows rejected than `--max-errors`.
+    #[serde(rename = "too many errors")]
+    TooManyErrors,
+    /// A write or the source failed.
+    #[serde(rename = "failed")]
+    Failed,
+}
+
+impl Outcome for Imported {
+    fn command(&self) -> &'static str {
+        "import"
+    }
+
+    fn human(&self) -> Human {
+        let mut details = Vec::new();
+        if let Some(file) = &self.rejects_file {
+            details.push(format!("  rejected rows: {file}"));
+        }
+        if let Some(file) = &self.checkpoint {
+            details.push(format!("  checkpoint: {file}"));
+        }
+        Human {
+            headline: Some(format!("{}: {}", self.counts.table, self.message)),
+            failed: self.status != ImportStatus::Complete,
+            details,
+            ..Human::default()
+        }
+    }
 }
 
 /// `--verify`: what to read back.
@@ -67,6 +168,51 @@ pub enum Verify {
     Sample(usize),
     /// Every row: the source is read a second time.
     All,
+}
+
+fn parse_verify(s: &str) -> Result<Verify, String> {
+    match s {
+        "all" => Ok(Verify::All),
+        n => n
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Verify::Sample)
+            .ok_or_else(|| "expected a number of items, or all".to_string()),
+    }
+}
+
+const IMPORT_HELP: &str = "Examples:
+  deployer table import notes --from notes.csv
+  deployer table import notes --from export.json.gz --env staging --max-wcu 2000
+  deployer table import notes --from \"$LEGACY_DB\" --query 'SELECT * FROM notes' \\
+    --key pk='NOTE#{id}' --key sk='{created_at}' --verify
+  (LEGACY_DB=mysql://app:secret@db.internal/app, or postgres://...)
+
+Mapping: columns become attributes by name. CSV cells are strings (as in DynamoDB's own
+CSV import), key cells take the key's type, empty cells are left out. JSON lines keep
+their types (numbers exactly, objects as maps, arrays as lists). SQL types map to S, N,
+B, BOOL, NULL; JSON columns to M and L; times to ISO 8601 strings.
+
+A row that cannot be an item is reported with its row and line and written to the
+rejects file; --max-errors says how many to tolerate. Two rows with one key: reported,
+and the later one is what the table keeps.
+
+Ctrl-C (or a crash) leaves a checkpoint: the same command with --resume continues after
+the last row written (a few items may be written twice: a put is idempotent).";
+
+fn parse_format(s: &str) -> Result<deployer_import::source::Format, String> {
+    use deployer_import::source::Format;
+    match s {
+        "csv" => Ok(Format::Csv),
+        "jsonl" | "ndjson" | "json" => Ok(Format::JsonLines),
+        "dynamodb-json" | "dynamodb" => Ok(Format::DynamoDbJson),
+        _ => Err("expected csv, jsonl or dynamodb-json".into()),
+    }
+}
+
+fn parse_key(s: &str) -> Result<deployer_import::mapping::KeyTemplate, String> {
+    deployer_import::mapping::KeyTemplate::parse(s)
 }
 
 /// Differences shown one by one before they are only counted.
@@ -199,7 +345,7 @@ enum Source {
     Sql { url: String, query: String },
 }
 
-fn source_of(options: &ImportOptions) -> Result<Source, Error> {
+fn source_of(options: &Args) -> Result<Source, Error> {
     if options.from.contains("://") {
         if Dialect::of(&options.from).is_none() {
             return Err(Error::usage(format!(
@@ -260,7 +406,7 @@ fn fingerprint(source: &Source, order: &[String]) -> String {
 }
 
 /// The columns a query is ordered by: `--order-by`, else the columns the key is made of.
-fn order_columns(options: &ImportOptions, key: &deployer_import::value::KeySchema) -> Vec<String> {
+fn order_columns(options: &Args, key: &deployer_import::value::KeySchema) -> Vec<String> {
     if !options.order_by.is_empty() {
         return options.order_by.clone();
     }
@@ -322,11 +468,7 @@ fn default_file(stack: &str, table: &str, suffix: &str) -> PathBuf {
 }
 
 /// `deployer table import`.
-pub fn table_import(
-    loaded: &Loaded,
-    options: ImportOptions,
-    reporter: &Reporter,
-) -> Result<(), Error> {
+pub fn table_import(loaded: &Loaded, options: &Args, reporter: &Reporter) -> Result<(), Error> {
     let spec = &loaded.spec;
     if !spec.tables.contains_key(&options.table) {
         let tables: Vec<&str> = spec.tables.keys().map(String::as_str).collect();
@@ -340,7 +482,7 @@ pub fn table_import(
             }
         )));
     }
-    let source = source_of(&options)?;
+    let source = source_of(options)?;
     if matches!(source, Source::File(Input::Stdin)) && options.verify == Some(Verify::All) {
         return Err(Error::usage(
             "--verify all reads the source a second time: not possible for standard input (--verify N reads back a sample)",
@@ -391,7 +533,7 @@ pub fn table_import(
         let info = table.describe().await.map_err(Error::failed)?;
         let mut mapping = Mapping::new(info.key.clone(), options.keys.clone()).map_err(Error::usage)?;
         mapping.json_columns = options.json_columns.clone();
-        let order = order_columns(&options, &info.key);
+        let order = order_columns(options, &info.key);
         let print = fingerprint(&source, &order);
         let cap = match (options.max_wcu, info.write_capacity) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -563,12 +705,12 @@ pub fn table_import(
         let differ = verified.as_ref().map_or(0, |v| v.differ);
         let (status, ok, message) = match (&ending, &read_failure) {
             (Ending::Failed(e), _) => (
-                "failed",
+                ImportStatus::Failed,
                 false,
                 format!("{e}; --resume continues after the last row written"),
             ),
             (_, Some(e)) => (
-                "failed",
+                ImportStatus::Failed,
                 false,
                 format!("reading the source failed: {e}; --resume continues after the last row written"),
             ),
@@ -576,7 +718,7 @@ pub fn table_import(
                 let _ = std::fs::remove_file(&checkpoint_path);
                 let checked = verified.as_ref().map_or(0, |v| v.checked);
                 (
-                    "mismatch",
+                    ImportStatus::Mismatch,
                     false,
                     format!("{} items written, but {differ} of {checked} read back differ from the source", counts.written),
                 )
@@ -584,7 +726,7 @@ pub fn table_import(
             (Ending::Complete, None) => {
                 let _ = std::fs::remove_file(&checkpoint_path);
                 (
-                    "complete",
+                    ImportStatus::Complete,
                     true,
                     format!(
                         "{} items written to {physical} in {:.1} s ({} rejected){}",
@@ -596,12 +738,12 @@ pub fn table_import(
                 )
             }
             (Ending::Interrupted, None) => (
-                "interrupted",
+                ImportStatus::Interrupted,
                 false,
                 "interrupted: the same command with --resume continues after the last row written".to_string(),
             ),
             (Ending::TooManyErrors, None) => (
-                "too many errors",
+                ImportStatus::TooManyErrors,
                 false,
                 format!(
                     "stopped: {} rows rejected, more than --max-errors {}{}",
@@ -616,27 +758,25 @@ pub fn table_import(
             ),
         };
         let checkpoint_file = (!ok && checkpoint_path.exists()).then(|| checkpoint_path.display().to_string());
-        reporter.import_finished(
-            ok,
-            &message,
-            Summary::Import {
-                status: status.to_string(),
-                message: message.clone(),
-                physical_table: physical.clone(),
-                counts,
-                checkpoint: checkpoint_file,
-                rejects_file: rejects_file.map(|p| p.display().to_string()),
-                verified,
-            },
-        );
+        let _ = ok;
+        reporter.import_finished(&counts);
+        reporter.finish(&Imported {
+            status,
+            message,
+            physical_table: physical.clone(),
+            counts,
+            checkpoint: checkpoint_file,
+            rejects_file: rejects_file.map(|p| p.display().to_string()),
+            verified,
+        });
         if let Some(e) = checkpoint_error {
             return Err(Error::failed(e));
         }
         // The summary said why: the exit code is all that is left to say.
         match ending {
             Ending::Complete if read_failure.is_none() && differ == 0 => Ok(()),
-            Ending::Interrupted => Err(Error::new(Code::Interrupted, "")),
-            _ => Err(Error::new(Code::Failed, "")),
+            Ending::Interrupted => Err(Error::code_only(Code::Interrupted)),
+            _ => Err(Error::code_only(Code::Failed)),
         }
     })
 }

@@ -5,21 +5,50 @@ use std::path::{Path, PathBuf};
 use crate::exit::Error;
 use crate::spec::names;
 
+/// `deployer init`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  deployer init my-service && cd my-service && deployer validate\n  deployer init . --name notes\n\nWrites service/Cargo.toml, service/src/main.rs, stacks/<name>.yaml and .gitignore;\nrefuses to overwrite any of them."
+)]
+pub struct Args {
+    /// Where to create it
+    #[arg(default_value = ".")]
+    dir: PathBuf,
+    /// App name [default: from the directory's name]
+    #[arg(long)]
+    name: Option<String>,
+}
+
+impl Args {
+    /// Runs `init`.
+    pub fn run(self) -> Result<(), Error> {
+        let files = init(&self.dir, self.name.as_deref())?;
+        for file in &files {
+            crate::ui::note(format!("created {}", file.display()));
+        }
+        crate::ui::note(format!(
+            "next: cd {} && deployer validate && deployer up   (up builds the service first)",
+            self.dir.display()
+        ));
+        Ok(())
+    }
+}
+
 /// The scaffold, embedded so the binary works anywhere: (path under the target dir, template).
 const FILES: &[(&str, &str)] = &[
     (
         "service/Cargo.toml",
-        include_str!("../templates/service/Cargo.toml.tmpl"),
+        include_str!("../../templates/service/Cargo.toml.tmpl"),
     ),
     (
         "service/src/main.rs",
-        include_str!("../templates/service/src/main.rs"),
+        include_str!("../../templates/service/src/main.rs"),
     ),
     (
         "stacks/{{name}}.yaml",
-        include_str!("../templates/stack.yaml.tmpl"),
+        include_str!("../../templates/stack.yaml.tmpl"),
     ),
-    (".gitignore", include_str!("../templates/gitignore.tmpl")),
+    (".gitignore", include_str!("../../templates/gitignore.tmpl")),
 ];
 
 /// The app name from the directory's name: lowercase, dashes for anything else.

@@ -1,0 +1,56 @@
+//! `deployer status`: the stack's state, and code a hotswap left outside its template; with
+//! `--watch`, the running operation followed until it settles.
+
+use crate::converge::{self, engine::Progress, engine::Ui};
+use crate::exit::Error;
+
+use super::args::{Output, Target};
+use super::session::{Session, resume_hint};
+
+/// `deployer status`.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  deployer status --env dev\n  deployer status --watch --env pr-42   # resume watching after Ctrl-C"
+)]
+pub struct Args {
+    #[command(flatten)]
+    target: Target,
+    /// Follow the running operation's events until it settles
+    #[arg(short, long)]
+    watch: bool,
+    #[command(flatten)]
+    output: Output,
+}
+
+impl Args {
+    /// Runs `status`.
+    pub fn run(self) -> Result<(), Error> {
+        let loaded = self.target.load()?;
+        let reporter = self.output.reporter();
+        let name = loaded.spec.stack_name();
+        let resume = self.watch.then(|| resume_hint(&loaded));
+        let region = loaded.spec.region.as_deref();
+        Session::run(region, &reporter, resume, async |session| {
+            let cloud = session.aws.cloud();
+            let stack = if self.watch {
+                session.engine(&cloud, &reporter).follow(&name).await?
+            } else {
+                converge::describe(&cloud, &name).await?
+            };
+            let drift = match &stack {
+                Some(stack) => match converge::drift(&cloud, stack).await {
+                    Ok(drift) => drift,
+                    Err(e) => {
+                        reporter.progress(Progress::Warning(format!(
+                            "whether a hotswap left code outside the template is unknown: {e}"
+                        )));
+                        None
+                    }
+                },
+                None => None,
+            };
+            reporter.status(stack.as_ref(), &name, drift.as_ref());
+            Ok(())
+        })
+    }
+}
