@@ -77,12 +77,41 @@ pub enum Source {
 
 impl Source {
     /// The method's name, as the spec and `--build-method` spell it.
-    pub fn method(&self) -> &'static str {
+    pub fn method(&self) -> Method {
         match self {
-            Source::Zip(_) => "zip",
-            Source::Docker { .. } => "docker",
-            Source::CargoLambda { .. } => "cargo-lambda",
+            Source::Zip(_) => Method::Zip,
+            Source::Docker { .. } => Method::Docker(None),
+            Source::CargoLambda { .. } => Method::CargoLambda,
         }
+    }
+}
+
+/// How an artifact is made: `docker`, once built `docker (classic)` (the builder that ran the
+/// Dockerfile), `cargo-lambda` or `zip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// A prebuilt zip.
+    Zip,
+    /// `cargo lambda build` on this machine.
+    CargoLambda,
+    /// The multistage Dockerfile; once built, with the builder that ran it.
+    Docker(Option<docker::Builder>),
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Method::Zip => f.write_str("zip"),
+            Method::CargoLambda => f.write_str("cargo-lambda"),
+            Method::Docker(None) => f.write_str("docker"),
+            Method::Docker(Some(builder)) => write!(f, "docker ({})", builder.as_str()),
+        }
+    }
+}
+
+impl serde::Serialize for Method {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -103,7 +132,7 @@ pub struct Built {
     /// The zip.
     pub artifact: Artifact,
     /// `docker (classic)`, `cargo-lambda`, `zip`...
-    pub method: String,
+    pub method: Method,
     /// Where the zip is on disk.
     pub path: PathBuf,
     /// How long producing it took.
@@ -113,7 +142,7 @@ pub struct Built {
 /// What a build reports while it runs; the console and JSON reporters implement it.
 pub trait Observer {
     /// A function's build starts.
-    fn build_started(&self, function: &str, method: &str);
+    fn build_started(&self, function: &str, method: Method);
     /// One line of the build tool's output.
     fn build_line(&self, function: &str, line: &str);
     /// Still building (about once a second), with the latest line.
@@ -166,7 +195,7 @@ pub fn build(
         Source::Zip(path) => {
             return Ok(Built {
                 artifact: load_zip(path)?,
-                method: "zip".into(),
+                method: Method::Zip,
                 path: path.clone(),
                 elapsed: started.elapsed(),
             });
@@ -192,10 +221,10 @@ pub fn build(
             no_cache: *no_cache,
         };
         let (bytes, builder) = docker::build(&request, on_line)?;
-        (bytes, format!("docker ({})", builder.as_str()))
+        (bytes, Method::Docker(Some(builder)))
     } else {
         let bytes = cargo_lambda::build(&ws, package, &binary, project.architecture, on_line)?;
-        (bytes, "cargo-lambda".to_string())
+        (bytes, Method::CargoLambda)
     };
     elf::check(&bytes, project.architecture, function)?;
     let artifact = Artifact::from_zip(zip_bootstrap(&bytes));

@@ -252,15 +252,17 @@ mod tests {
     #[test]
     fn each_function_gets_its_specs_method_with_paths_from_the_spec_file() {
         let all = sources(&BuildChoice::default(), &[]);
-        let methods: Vec<(&str, &str)> =
-            all.iter().map(|(f, s)| (f.as_str(), s.method())).collect();
+        let methods: Vec<String> = all
+            .iter()
+            .map(|(f, s)| format!("{f}: {}", s.method()))
+            .collect();
         assert_eq!(
             methods,
             [
-                ("api", "docker"),
-                ("worker", "zip"),
-                ("cron", "cargo-lambda"),
-                ("pinned", "docker")
+                "api: docker",
+                "worker: zip",
+                "cron: cargo-lambda",
+                "pinned: docker"
             ]
         );
         let Source::Docker {
@@ -299,7 +301,7 @@ mod tests {
         };
         let all = sources(&choice, &["api", "cron"]);
         assert_eq!(all.len(), 2, "--fn keeps only the named functions");
-        assert_eq!(all[0].1.method(), "cargo-lambda");
+        assert_eq!(all[0].1.method().to_string(), "cargo-lambda");
         assert_eq!(all[1].1, Source::Zip(PathBuf::from("c.zip")));
     }
 

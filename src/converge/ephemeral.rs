@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 
 use super::decide::is_in_progress;
-use super::model::{APP_TAG, ENV_TAG, Stack};
+use super::model::{APP_TAG, ENV_TAG, Stack, StackStatus};
 
 /// Tag marking a stack as ephemeral (`true`).
 pub const EPHEMERAL_TAG: &str = "deployer:ephemeral";
@@ -227,7 +227,7 @@ pub struct StackRow {
     /// `deployer:env`.
     pub env: String,
     /// Stack status.
-    pub status: String,
+    pub status: StackStatus,
     /// Last deployment.
     pub updated: Option<SystemTime>,
     /// Expiry of an ephemeral env, RFC 3339 (the tag's text).
@@ -243,7 +243,7 @@ impl StackRow {
             stack: stack.name.clone(),
             app: stack.tags.get(APP_TAG).cloned().unwrap_or_default(),
             env: stack.tags.get(ENV_TAG).cloned().unwrap_or_default(),
-            status: stack.status.as_str().to_string(),
+            status: stack.status.clone(),
             updated: stack.updated.or(stack.created),
             expires: stack.tags.get(EXPIRES_TAG).cloned(),
             termination_protection: stack.termination_protection,

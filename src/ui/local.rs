@@ -76,12 +76,12 @@ impl Reporter {
         match (self.format, event) {
             (Format::Json, Event::Started { function, .. }) => self.record(&Record::LocalProcess {
                 function,
-                event: "started".into(),
+                event: super::record::ProcessEvent::Started,
                 detail: None,
             }),
             (Format::Json, Event::Exited { function, how }) => self.record(&Record::LocalProcess {
                 function,
-                event: "exited".into(),
+                event: super::record::ProcessEvent::Exited,
                 detail: Some(how),
             }),
             (Format::Json, Event::Log { function, line }) => {

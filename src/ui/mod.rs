@@ -490,7 +490,10 @@ impl Reporter {
                         .unwrap_or_default();
                     self.stdout_line(format!(
                         "{:width$}  {:12}  {:10}  {:26}  {updated:20}  {expires}",
-                        r.stack, r.app, r.env, r.status
+                        r.stack,
+                        r.app,
+                        r.env,
+                        r.status.as_str()
                     ));
                 }
             }
@@ -602,7 +605,7 @@ fn stack_record(row: &crate::converge::ephemeral::StackRow, reason: Option<Strin
     let known = |s: &str| (!s.is_empty()).then(|| s.to_string());
     Record::Stack {
         stack: row.stack.clone(),
-        status: Some(row.status.clone()),
+        status: Some(record::Aws(row.status.clone())),
         reason,
         app: known(&row.app),
         env: known(&row.env),
@@ -626,11 +629,11 @@ fn rough_age(age: Duration) -> String {
 /// Builds take minutes: a progress line (in place on a terminal, a heartbeat elsewhere), the
 /// tool's every line with `-v`, and the tail of it in the error when it fails.
 impl crate::build::Observer for Reporter {
-    fn build_started(&self, function: &str, method: &str) {
+    fn build_started(&self, function: &str, method: crate::build::Method) {
         match self.format {
             Format::Json => self.record(&Record::BuildStarted {
                 function: function.to_string(),
-                method: method.to_string(),
+                method,
             }),
             Format::Human { .. } => self.human(format!(
                 "{} building {function} with {method}",
@@ -812,7 +815,7 @@ impl Ui for Reporter {
                 if self.due_for_heartbeat() {
                     self.record(&Record::Heartbeat {
                         stack: Some(stack),
-                        status: Some(status.as_str().to_string()),
+                        status: Some(record::Aws(status)),
                         function: None,
                         line: None,
                         elapsed_s: elapsed.as_secs(),
@@ -836,12 +839,14 @@ impl Ui for Reporter {
                 match format {
                     Format::Json => {
                         let (index, status, percent) = match busy {
-                            TableBusy::Table(status) => (None, status.as_str().to_string(), None),
+                            TableBusy::Table(status) => {
+                                (None, record::TableWaitStatus::Table(status), None)
+                            }
                             TableBusy::Index {
                                 name,
                                 status,
                                 percent,
-                            } => (Some(name), status.as_str().to_string(), percent),
+                            } => (Some(name), record::TableWaitStatus::Index(status), percent),
                         };
                         self.record(&Record::TableWait {
                             stack,
@@ -996,7 +1001,7 @@ mod tests {
     fn built() -> crate::build::Built {
         crate::build::Built {
             artifact: crate::build::Artifact::from_zip(vec![0; 2_900_000]),
-            method: "docker (classic)".into(),
+            method: crate::build::Method::Docker(Some(crate::build::docker::Builder::Classic)),
             path: "/p/target/lambda/api/bootstrap.zip".into(),
             elapsed: Duration::from_millis(84_200),
         }
@@ -1007,7 +1012,7 @@ mod tests {
         use crate::build::Observer;
         let (reporter, captured) = Reporter::capture(Format::Human { quiet: false }, false);
         let reporter = reporter.with_heartbeat(Duration::ZERO);
-        reporter.build_started("api", "docker");
+        reporter.build_started("api", crate::build::Method::Docker(None));
         reporter.build_line("api", "Step 1/14 : ARG BUILDER_IMAGE");
         reporter.build_waiting("api", Duration::from_secs(61), "   Compiling tokio v1.0.0");
         reporter.build_finished("api", &built());
@@ -1049,7 +1054,7 @@ mod tests {
         use crate::build::Observer;
         let (reporter, captured) = Reporter::capture(Format::Json, false);
         let reporter = reporter.verbose(true);
-        reporter.build_started("api", "docker");
+        reporter.build_started("api", crate::build::Method::Docker(None));
         reporter.build_line("api", "Compiling notes");
         reporter.build_finished("api", &built());
         reporter.finish(&crate::commands::build::BuiltAll {

@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::converge::model::{Change, ChangeAction, Phase, Replacement, StackEvent, phase};
+use crate::converge::model::{
+    Change, ChangeAction, IndexStatus, Phase, Replacement, ResourceStatus, StackEvent, StackStatus,
+    TableStatus, phase,
+};
 
 /// One line of `--json` output. `type` names the record; a command's last line is its `summary`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -27,7 +30,7 @@ pub enum Record {
         /// The function.
         function: String,
         /// The build method.
-        method: String,
+        method: crate::build::Method,
     },
     /// A line of the build tool's output (`-v` only).
     BuildOutput {
@@ -65,7 +68,7 @@ pub enum Record {
         /// The resource type.
         resource_type: String,
         /// CloudFormation's status, e.g. `CREATE_COMPLETE`.
-        status: String,
+        status: Aws<ResourceStatus>,
         /// Where that status puts the resource.
         phase: EventPhase,
         /// CloudFormation's reason, when it gives one.
@@ -114,7 +117,7 @@ pub enum Record {
         /// The index waited for; `None`: the table itself.
         index: Option<String>,
         /// DynamoDB's status of what is waited for, e.g. `CREATING`.
-        status: String,
+        status: TableWaitStatus,
         /// How far an index's backfill is (its items against the table's), where DynamoDB's
         /// counts say.
         percent: Option<u8>,
@@ -129,7 +132,7 @@ pub enum Record {
         stack: Option<String>,
         /// Its status.
         #[serde(skip_serializing_if = "Option::is_none")]
-        status: Option<String>,
+        status: Option<Aws<StackStatus>>,
         /// The function being built.
         #[serde(skip_serializing_if = "Option::is_none")]
         function: Option<String>,
@@ -153,7 +156,7 @@ pub enum Record {
         /// The stack name.
         stack: String,
         /// Its status; null when there is no such stack.
-        status: Option<String>,
+        status: Option<Aws<StackStatus>>,
         /// Why it is in that status, when CloudFormation says.
         reason: Option<String>,
         /// The `deployer:app` tag.
@@ -231,7 +234,7 @@ pub enum Record {
         /// The function.
         function: String,
         /// `started` or `exited`.
-        event: String,
+        event: ProcessEvent,
         /// How it ended (null when it started).
         detail: Option<String>,
     },
@@ -368,7 +371,7 @@ pub struct Built {
     /// The function.
     pub function: String,
     /// `docker (classic)`, `cargo-lambda`, `zip`...
-    pub method: String,
+    pub method: crate::build::Method,
     /// Lowercase hex sha256 of the zip.
     pub sha256: String,
     /// Bytes.
@@ -384,7 +387,7 @@ impl Built {
     pub fn of(function: &str, built: &crate::build::Built) -> Built {
         Built {
             function: function.to_string(),
-            method: built.method.clone(),
+            method: built.method,
             sha256: built.artifact.sha256_hex(),
             size: built.artifact.bytes.len(),
             path: built.path.display().to_string(),
@@ -493,6 +496,61 @@ pub enum GcAction {
     Skip,
 }
 
+/// An enum of the AWS SDK (a stack, resource, table or index status), written as AWS spells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aws<T>(pub T);
+
+/// The SDK enums records carry: each has `as_str`, which no SDK trait names.
+pub trait AwsEnum {
+    /// The value as AWS spells it.
+    fn aws_name(&self) -> &str;
+}
+
+macro_rules! aws_enum {
+    ($($t:ty),*) => {$(
+        impl AwsEnum for $t {
+            fn aws_name(&self) -> &str {
+                self.as_str()
+            }
+        }
+    )*};
+}
+aws_enum!(StackStatus, ResourceStatus, TableStatus, IndexStatus);
+
+impl<T: AwsEnum> Serialize for Aws<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.aws_name())
+    }
+}
+
+/// What a `table_wait` waits on: the table's status, or the index's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TableWaitStatus {
+    /// The table is not ACTIVE.
+    Table(TableStatus),
+    /// An index is not ACTIVE.
+    Index(IndexStatus),
+}
+
+impl Serialize for TableWaitStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            TableWaitStatus::Table(status) => status.as_str(),
+            TableWaitStatus::Index(status) => status.as_str(),
+        })
+    }
+}
+
+/// What happened to a function's process under `deployer local`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProcessEvent {
+    /// It started (on its first request).
+    Started,
+    /// It ended.
+    Exited,
+}
+
 /// A time, written as RFC 3339 UTC with milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timestamp(pub SystemTime);
@@ -520,7 +578,7 @@ impl Record {
             stack: stack.to_string(),
             logical_id: event.logical_id.clone(),
             resource_type: event.resource_type.clone(),
-            status: event.status.as_str().to_string(),
+            status: Aws(event.status.clone()),
             phase: phase(&event.status).into(),
             reason: event.reason.clone(),
             timestamp: Timestamp(event.timestamp),
@@ -649,7 +707,7 @@ mod tests {
         };
         let built = Built {
             function: "api".into(),
-            method: "docker".into(),
+            method: crate::build::Method::Docker(None),
             sha256: "ab".repeat(32),
             size: 2_900_000,
             path: "target/lambda/api/bootstrap.zip".into(),
@@ -665,7 +723,7 @@ mod tests {
             },
             Record::BuildStarted {
                 function: s("api"),
-                method: s("docker"),
+                method: crate::build::Method::Docker(None),
             },
             Record::BuildOutput {
                 function: s("api"),
@@ -686,7 +744,7 @@ mod tests {
                 stack: s("notes-dev"),
                 logical_id: s("Api"),
                 resource_type: s("AWS::Lambda::Function"),
-                status: s("CREATE_COMPLETE"),
+                status: Aws(ResourceStatus::CreateComplete),
                 phase: EventPhase::Complete,
                 reason: None,
                 timestamp: t,
@@ -712,13 +770,13 @@ mod tests {
                 stack: s("notes-dev"),
                 table: s("NotesTable"),
                 index: Some(s("by_owner")),
-                status: s("CREATING"),
+                status: TableWaitStatus::Index(IndexStatus::Creating),
                 percent: Some(41),
                 elapsed_s: 12,
             },
             Record::Heartbeat {
                 stack: Some(s("notes-dev")),
-                status: Some(s("UPDATE_IN_PROGRESS")),
+                status: Some(Aws(StackStatus::UpdateInProgress)),
                 function: None,
                 line: None,
                 elapsed_s: 30,
@@ -737,7 +795,7 @@ mod tests {
             },
             Record::Stack {
                 stack: s("notes-dev"),
-                status: Some(s("UPDATE_COMPLETE")),
+                status: Some(Aws(StackStatus::UpdateComplete)),
                 reason: None,
                 app: Some(s("notes")),
                 env: Some(s("dev")),
@@ -784,7 +842,7 @@ mod tests {
             },
             Record::LocalProcess {
                 function: s("api"),
-                event: s("exited"),
+                event: ProcessEvent::Exited,
                 detail: Some(s("exited with code 1")),
             },
             Record::LocalLog {
@@ -829,7 +887,7 @@ mod tests {
         };
         let built = Built {
             function: "api".into(),
-            method: "docker".into(),
+            method: crate::build::Method::Docker(None),
             sha256: "ab".repeat(32),
             size: 2_900_000,
             path: "target/lambda/api/bootstrap.zip".into(),
