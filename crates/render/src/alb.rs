@@ -20,6 +20,13 @@ pub struct Listener {
 
 /// Adds the security group, load balancer and listeners; returns where routes attach.
 pub fn render(spec: &Spec, alb: &Alb, placed: &Placed, doc: &mut Doc) -> Listener {
+    security_group(spec, alb, placed, doc);
+    load_balancer(spec, alb, placed, doc);
+    listeners(spec, alb, doc)
+}
+
+/// The load balancer's security group: the allowed CIDRs in on 80 (and 443), nothing out.
+fn security_group(spec: &Spec, alb: &Alb, placed: &Placed, doc: &mut Doc) {
     let https = alb.certificate_arn.is_some();
     let ports: &[u16] = if https { &[80, 443] } else { &[80] };
     let mut ingress = Vec::new();
@@ -53,6 +60,10 @@ pub fn render(spec: &Spec, alb: &Alb, placed: &Placed, doc: &mut Doc) -> Listene
             }],
         }),
     );
+}
+
+/// The load balancer, and its 5xx alarm when a function has alarms.
+fn load_balancer(spec: &Spec, alb: &Alb, placed: &Placed, doc: &mut Doc) {
     let load_balancer = doc.resource(
         "LoadBalancer",
         "AWS::ElasticLoadBalancingV2::LoadBalancer",
@@ -90,7 +101,12 @@ pub fn render(spec: &Spec, alb: &Alb, placed: &Placed, doc: &mut Doc) -> Listene
             5,
         );
     }
+}
 
+/// The HTTP listener (a redirect to HTTPS when there is a certificate), the HTTPS one, and the
+/// `Url` output; the listener the routing rules go on.
+fn listeners(spec: &Spec, alb: &Alb, doc: &mut Doc) -> Listener {
+    let https = alb.certificate_arn.is_some();
     let default_action = match spec.functions.iter().find(|(_, f)| f.default_route) {
         Some((name, _)) => {
             json!({ "Type": "forward", "TargetGroupArn": r#ref(&Ids::of(name).target_group) })

@@ -91,7 +91,20 @@ pub fn render(spec: &Spec, name: &str, f: &Function, listener: Option<&Listener>
             "RetentionInDays": f.log_retention_days,
         }),
     );
+    role(spec, name, f, &ids, doc);
+    lambda_function(spec, name, f, &ids, &code, doc);
+    let routed = f.default_route || !f.routes.is_empty();
+    if let (Some(listener), true) = (listener, routed) {
+        render_routing(spec, name, f, &ids, listener, doc);
+    }
+    if f.alarms {
+        render_alarms(spec, name, &ids, listener.filter(|_| routed), doc);
+    }
+}
 
+/// The function's role: writing its logs, and the actions its `tables` access allows on them
+/// (and their indexes), nothing else.
+fn role(spec: &Spec, name: &str, f: &Function, ids: &Ids, doc: &mut Doc) {
     let mut statements = vec![json!({
         "Effect": "Allow",
         "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
@@ -132,7 +145,18 @@ pub fn render(spec: &Spec, name: &str, f: &Function, listener: Option<&Listener>
             }],
         }),
     );
+}
 
+/// The Lambda function, on the code of its parameters, and its `FunctionArn` output.
+fn lambda_function(
+    spec: &Spec,
+    name: &str,
+    f: &Function,
+    ids: &Ids,
+    code: &super::CodeParameters,
+    doc: &mut Doc,
+) {
+    let physical_name = names::function_name(&spec.app, &spec.env, name);
     let mut variables = Map::new();
     for (key, value) in &f.environment {
         variables.insert(key.clone(), json!(value));
@@ -165,14 +189,6 @@ pub fn render(spec: &Spec, name: &str, f: &Function, listener: Option<&Listener>
         &format!("ARN of the `{name}` function"),
         get_att(&ids.function, "Arn"),
     );
-
-    let routed = f.default_route || !f.routes.is_empty();
-    if let (Some(listener), true) = (listener, routed) {
-        render_routing(spec, name, f, &ids, listener, doc);
-    }
-    if f.alarms {
-        render_alarms(spec, name, &ids, listener.filter(|_| routed), doc);
-    }
 }
 
 /// Priorities of a first deployment are spaced this far apart, leaving room to insert routes
@@ -234,7 +250,18 @@ fn render_routing(
         group,
     )
     .insert("DependsOn".into(), json!(ids.permission));
+    listener_rules(spec, name, f, ids, listener, doc);
+}
 
+/// One listener rule per route.
+fn listener_rules(
+    spec: &Spec,
+    name: &str,
+    f: &Function,
+    ids: &Ids,
+    listener: &Listener,
+    doc: &mut Doc,
+) {
     // Precedence follows the spec: functions top to bottom, each function's routes in order.
     // `up` renumbers these against the deployed stack (converge::transition) so that no rule
     // takes a priority another rule still holds.

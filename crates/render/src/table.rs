@@ -21,10 +21,9 @@ fn key_schema(partition: &Key, sort: Option<&Key>) -> Vec<Value> {
 /// Tag naming a table's name in the spec.
 pub const TABLE_TAG: &str = "deployer:table";
 
-/// Adds the table and its name output.
-pub fn render(spec: &Spec, name: &str, t: &Table, options: Options, doc: &mut Doc) {
-    let id = id(name);
-    // Every key attribute once, in order of first use (the spec rejects conflicting types).
+/// Every key attribute of the table and its indexes once, in order of first use (the spec
+/// rejects conflicting types).
+fn key_attributes(t: &Table) -> Vec<&Key> {
     let mut attributes: Vec<&Key> = Vec::new();
     let all_keys = std::iter::once(&t.partition_key).chain(&t.sort_key).chain(
         t.indexes
@@ -36,6 +35,33 @@ pub fn render(spec: &Spec, name: &str, t: &Table, options: Options, doc: &mut Do
             attributes.push(key);
         }
     }
+    attributes
+}
+
+/// One `GlobalSecondaryIndexes` entry; a provisioned table's indexes get its throughput.
+fn global_index(index: &deployer_spec::Index, throughput: Option<&Value>) -> Value {
+    let projection = match &index.projection {
+        Projection::All => json!({ "ProjectionType": "ALL" }),
+        Projection::KeysOnly => json!({ "ProjectionType": "KEYS_ONLY" }),
+        Projection::Include(attrs) => {
+            json!({ "ProjectionType": "INCLUDE", "NonKeyAttributes": attrs })
+        }
+    };
+    let mut gsi = json!({
+        "IndexName": index.name,
+        "KeySchema": key_schema(&index.partition_key, index.sort_key.as_ref()),
+        "Projection": projection,
+    });
+    if let Some(throughput) = throughput {
+        gsi["ProvisionedThroughput"] = throughput.clone();
+    }
+    gsi
+}
+
+/// Adds the table and its name output.
+pub fn render(spec: &Spec, name: &str, t: &Table, options: Options, doc: &mut Doc) {
+    let id = id(name);
+    let attributes = key_attributes(t);
     let throughput = match &t.billing {
         Billing::OnDemand => None,
         Billing::Provisioned { read, write } => {
@@ -73,24 +99,7 @@ pub fn render(spec: &Spec, name: &str, t: &Table, options: Options, doc: &mut Do
         let indexes: Vec<Value> = t
             .indexes
             .iter()
-            .map(|index| {
-                let projection = match &index.projection {
-                    Projection::All => json!({ "ProjectionType": "ALL" }),
-                    Projection::KeysOnly => json!({ "ProjectionType": "KEYS_ONLY" }),
-                    Projection::Include(attrs) => {
-                        json!({ "ProjectionType": "INCLUDE", "NonKeyAttributes": attrs })
-                    }
-                };
-                let mut gsi = json!({
-                    "IndexName": index.name,
-                    "KeySchema": key_schema(&index.partition_key, index.sort_key.as_ref()),
-                    "Projection": projection,
-                });
-                if let Some(throughput) = &throughput {
-                    gsi["ProvisionedThroughput"] = throughput.clone();
-                }
-                gsi
-            })
+            .map(|index| global_index(index, throughput.as_ref()))
             .collect();
         props.insert("GlobalSecondaryIndexes".into(), json!(indexes));
     }
