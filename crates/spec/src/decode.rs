@@ -147,6 +147,12 @@ fn found(node: &Node) -> String {
     }
 }
 
+/// `architecture`'s values.
+const ARCHITECTURES: &[(&str, Architecture)] = &[
+    ("arm64", Architecture::Arm64),
+    ("x86_64", Architecture::X86_64),
+];
+
 impl Cx<'_> {
     fn err(&mut self, pos: Pos, message: impl Into<String>) {
         self.diags.push(Diag::new(pos, message));
@@ -573,16 +579,7 @@ impl Cx<'_> {
             .and_then(|n| self.checked(n, "binary", names::check_binary));
         let architecture = f
             .get("architecture")
-            .and_then(|n| {
-                self.choice(
-                    n,
-                    "`architecture`",
-                    &[
-                        ("arm64", Architecture::Arm64),
-                        ("x86_64", Architecture::X86_64),
-                    ],
-                )
-            })
+            .and_then(|n| self.choice(n, "`architecture`", ARCHITECTURES))
             .unwrap_or_default();
         let memory = f
             .get("memory")
@@ -605,50 +602,19 @@ impl Cx<'_> {
             .unwrap_or(false);
         let default_route_pos = f.get("default_route").map_or(pos, |n| n.pos);
         let routes = match f.get("routes") {
-            Some(n) => {
-                let items = self.list(n, "`routes`");
-                items.iter().filter_map(|r| self.route(r)).collect()
-            }
+            Some(n) => self
+                .list(n, "`routes`")
+                .iter()
+                .filter_map(|r| self.route(r))
+                .collect(),
             None => Vec::new(),
         };
-        let mut tables = IndexMap::new();
-        let mut table_ref_pos = Vec::new();
-        if let Some(n) = f.get("tables") {
-            for (key, value) in self.map_entries(n, "`tables` of a function") {
-                let Some(table) = self.string(key, "table name") else {
-                    continue;
-                };
-                let access = self.choice(
-                    value,
-                    &format!("access to table `{table}`"),
-                    &[
-                        ("read", Access::Read),
-                        ("write", Access::Write),
-                        ("read_write", Access::ReadWrite),
-                    ],
-                );
-                if let Some(access) = access {
-                    tables.insert(table, access);
-                    table_ref_pos.push(key.pos);
-                }
-            }
-        }
+        let (tables, table_ref_pos) = match f.get("tables") {
+            Some(n) => self.function_tables(n),
+            None => (IndexMap::new(), Vec::new()),
+        };
         let log_retention_days = match f.get("log_retention_days") {
-            Some(n) => {
-                let days = self.bounded(n, "`log_retention_days`", LOG_RETENTION)?;
-                if !LOG_RETENTION_DAYS.contains(&days) {
-                    let allowed: Vec<String> =
-                        LOG_RETENTION_DAYS.iter().map(u32::to_string).collect();
-                    self.err(
-                        n.pos,
-                        format!(
-                            "`log_retention_days` must be one of {}, found {days}",
-                            allowed.join(", ")
-                        ),
-                    );
-                }
-                days
-            }
+            Some(n) => self.log_retention(n)?,
             None => default_log_retention_days(),
         };
         let alarms = f
@@ -657,13 +623,7 @@ impl Cx<'_> {
             .unwrap_or(true);
         let health_check = f
             .get("health_check")
-            .and_then(|n| self.checked(n, "health_check", names::check_health_check_path));
-        if health_check.is_some() && f.get("routes").is_none() && !default_route {
-            self.err(
-                f.get("health_check").map_or(pos, |n| n.pos),
-                format!("function `{name}` has a `health_check` but no routes: only a routed function has a target group to check"),
-            );
-        }
+            .and_then(|n| self.health_check(n, name, f.get("routes").is_some() || default_route));
         let build = f.get("build").and_then(|n| self.build(n));
         Some(Function {
             pos,
@@ -684,6 +644,59 @@ impl Cx<'_> {
             health_check,
             build,
         })
+    }
+
+    /// `health_check`: a path, on a routed function (only that has a target group to check).
+    fn health_check(&mut self, n: &Node, name: &str, routed: bool) -> Option<String> {
+        let path = self.checked(n, "health_check", names::check_health_check_path);
+        if path.is_some() && !routed {
+            self.err(
+                n.pos,
+                format!("function `{name}` has a `health_check` but no routes: only a routed function has a target group to check"),
+            );
+        }
+        path
+    }
+
+    /// A function's `tables`: the access to each, and where each is named.
+    fn function_tables(&mut self, n: &Node) -> (IndexMap<String, Access>, Vec<Pos>) {
+        let mut tables = IndexMap::new();
+        let mut table_ref_pos = Vec::new();
+        for (key, value) in self.map_entries(n, "`tables` of a function") {
+            let Some(table) = self.string(key, "table name") else {
+                continue;
+            };
+            let access = self.choice(
+                value,
+                &format!("access to table `{table}`"),
+                &[
+                    ("read", Access::Read),
+                    ("write", Access::Write),
+                    ("read_write", Access::ReadWrite),
+                ],
+            );
+            if let Some(access) = access {
+                tables.insert(table, access);
+                table_ref_pos.push(key.pos);
+            }
+        }
+        (tables, table_ref_pos)
+    }
+
+    /// `log_retention_days`: one of the values CloudWatch Logs accepts.
+    fn log_retention(&mut self, n: &Node) -> Option<u32> {
+        let days = self.bounded(n, "`log_retention_days`", LOG_RETENTION)?;
+        if !LOG_RETENTION_DAYS.contains(&days) {
+            let allowed: Vec<String> = LOG_RETENTION_DAYS.iter().map(u32::to_string).collect();
+            self.err(
+                n.pos,
+                format!(
+                    "`log_retention_days` must be one of {}, found {days}",
+                    allowed.join(", ")
+                ),
+            );
+        }
+        Some(days)
     }
 
     fn environment(&mut self, node: &Node) -> IndexMap<String, String> {
@@ -818,6 +831,51 @@ impl Cx<'_> {
         })
     }
 
+    /// A table's `indexes`: at most 20, each name once.
+    fn indexes(&mut self, n: &Node, what: &str) -> Vec<Index> {
+        let mut indexes: Vec<Index> = Vec::new();
+        let items = self.list(n, "`indexes`");
+        if items.len() > 20 {
+            self.err(
+                n.pos,
+                format!("a table can have at most 20 indexes, found {}", items.len()),
+            );
+        }
+        for item in items {
+            if let Some(index) = self.index(item) {
+                if indexes.iter().any(|i| i.name == index.name) {
+                    self.err(
+                        item.pos,
+                        format!("index `{}` is defined twice in {what}", index.name),
+                    );
+                }
+                indexes.push(index);
+            }
+        }
+        indexes
+    }
+
+    /// A table's `encryption`: `aws_owned`, `aws_managed` or a KMS key ARN of the spec's region.
+    fn encryption(&mut self, n: &Node) -> Option<Encryption> {
+        Some(match self.string(n, "`encryption`")?.as_str() {
+            "aws_owned" => Encryption::AwsOwned,
+            "aws_managed" => Encryption::AwsManaged,
+            arn => match names::check_kms_key_arn(arn) {
+                Ok(()) => {
+                    self.same_region(n, "encryption", arn);
+                    Encryption::Kms(arn.to_string())
+                }
+                Err(why) => {
+                    self.err(
+                        n.pos,
+                        format!("`encryption` must be `aws_owned`, `aws_managed` or a KMS key ARN; `{arn}` {why}"),
+                    );
+                    Encryption::AwsOwned
+                }
+            },
+        })
+    }
+
     fn table(&mut self, node: &Node, name: &str, pos: Pos) -> Option<Table> {
         let what = format!("table `{name}`");
         let f = self.fields(node, &what, keys::TABLE)?;
@@ -848,45 +906,12 @@ impl Cx<'_> {
             .get("point_in_time_recovery")
             .and_then(|n| self.bool(n, "`point_in_time_recovery`"))
             .unwrap_or(true);
-        let mut indexes: Vec<Index> = Vec::new();
-        if let Some(n) = f.get("indexes") {
-            let items = self.list(n, "`indexes`");
-            if items.len() > 20 {
-                self.err(
-                    n.pos,
-                    format!("a table can have at most 20 indexes, found {}", items.len()),
-                );
-            }
-            for item in items {
-                if let Some(index) = self.index(item) {
-                    if indexes.iter().any(|i| i.name == index.name) {
-                        self.err(
-                            item.pos,
-                            format!("index `{}` is defined twice in {what}", index.name),
-                        );
-                    }
-                    indexes.push(index);
-                }
-            }
-        }
+        let indexes = match f.get("indexes") {
+            Some(n) => self.indexes(n, &what),
+            None => Vec::new(),
+        };
         let encryption = match f.get("encryption") {
-            Some(n) => match self.string(n, "`encryption`")?.as_str() {
-                "aws_owned" => Encryption::AwsOwned,
-                "aws_managed" => Encryption::AwsManaged,
-                arn => match names::check_kms_key_arn(arn) {
-                    Ok(()) => {
-                        self.same_region(n, "encryption", arn);
-                        Encryption::Kms(arn.to_string())
-                    }
-                    Err(why) => {
-                        self.err(
-                            n.pos,
-                            format!("`encryption` must be `aws_owned`, `aws_managed` or a KMS key ARN; `{arn}` {why}"),
-                        );
-                        Encryption::AwsOwned
-                    }
-                },
-            },
+            Some(n) => self.encryption(n)?,
             None => Encryption::AwsOwned,
         };
         Some(Table {
@@ -1038,8 +1063,17 @@ impl Cx<'_> {
 
 /// Rules that span sections: references, uniqueness, and names derived from several fields.
 fn cross_check(spec: &Spec, declared_tables: &[String], diags: &mut Vec<Diag>) {
-    let mut err = |pos: Pos, message: String| diags.push(Diag::new(pos, message));
+    check_function_references(spec, declared_tables, diags);
+    check_default_route(spec, diags);
+    check_routes(spec, diags);
+    check_logical_ids(spec, diags);
+    check_key_types(spec, diags);
+    check_environments(spec, diags);
+}
 
+/// Each function's tables exist, its routes have a load balancer, its name fits.
+fn check_function_references(spec: &Spec, declared_tables: &[String], diags: &mut Vec<Diag>) {
+    let mut err = |pos: Pos, message: String| diags.push(Diag::new(pos, message));
     for (name, f) in &spec.functions {
         for ((table, _), pos) in f.tables.iter().zip(&f.table_ref_pos) {
             if !declared_tables.contains(table) {
@@ -1072,7 +1106,11 @@ fn cross_check(spec: &Spec, declared_tables: &[String], diags: &mut Vec<Diag>) {
             err(f.pos, why);
         }
     }
+}
 
+/// One default route at most.
+fn check_default_route(spec: &Spec, diags: &mut Vec<Diag>) {
+    let mut err = |pos: Pos, message: String| diags.push(Diag::new(pos, message));
     let mut default_owner: Option<&str> = None;
     for (name, f) in spec.functions.iter().filter(|(_, f)| f.default_route) {
         match default_owner {
@@ -1083,7 +1121,11 @@ fn cross_check(spec: &Spec, declared_tables: &[String], diags: &mut Vec<Diag>) {
             None => default_owner = Some(name),
         }
     }
+}
 
+/// No route twice; at most the 100 rules a listener allows.
+fn check_routes(spec: &Spec, diags: &mut Vec<Diag>) {
+    let mut err = |pos: Pos, message: String| diags.push(Diag::new(pos, message));
     let mut seen: Vec<(&Route, &str)> = Vec::new();
     for (name, f) in &spec.functions {
         for route in &f.routes {
@@ -1116,7 +1158,11 @@ fn cross_check(spec: &Spec, declared_tables: &[String], diags: &mut Vec<Diag>) {
             ),
         );
     }
+}
 
+/// No two names that become one CloudFormation id.
+fn check_logical_ids(spec: &Spec, diags: &mut Vec<Diag>) {
+    let mut err = |pos: Pos, message: String| diags.push(Diag::new(pos, message));
     // Logical ids and env var names are derived from names; two names must not collapse into one.
     let mut ids: Vec<(String, &str, &str, Pos)> = Vec::new();
     let named = spec
@@ -1137,7 +1183,11 @@ fn cross_check(spec: &Spec, declared_tables: &[String], diags: &mut Vec<Diag>) {
             ids.push((id, kind, name, pos));
         }
     }
+}
 
+/// A key attribute has one type across a table and its indexes; partition and sort key differ.
+fn check_key_types(spec: &Spec, diags: &mut Vec<Diag>) {
+    let mut err = |pos: Pos, message: String| diags.push(Diag::new(pos, message));
     for (name, t) in &spec.tables {
         let mut keys = vec![&t.partition_key];
         keys.extend(&t.sort_key);
@@ -1174,7 +1224,12 @@ fn cross_check(spec: &Spec, declared_tables: &[String], diags: &mut Vec<Diag>) {
             );
         }
     }
+}
 
+/// Each function's environment fits Lambda's limit once deployer adds `TABLE_*`, and sets none
+/// of those itself.
+fn check_environments(spec: &Spec, diags: &mut Vec<Diag>) {
+    let mut err = |pos: Pos, message: String| diags.push(Diag::new(pos, message));
     for (name, f) in &spec.functions {
         let own: usize = f.environment.iter().map(|(k, v)| k.len() + v.len()).sum();
         let size = names::environment_size(spec, f);
