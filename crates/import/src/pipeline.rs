@@ -335,33 +335,8 @@ pub async fn run<S: Sink>(
     stop: impl Future<Output = ()>,
     mut events: impl FnMut(Event),
 ) -> Outcome {
-    let mut sample = Sample {
-        capacity: options.sample,
-        seen: 0,
-        items: Vec::new(),
-        index: HashMap::new(),
-    };
-    let started = Instant::now();
-    let seconds = |at: Instant| at.duration_since(started).as_secs_f64();
-    let mut rate = Rate::new(options.max_wcu, 0.0);
-    let mut progress = Progress {
-        limit: rate.limit(),
-        ..Progress::default()
-    };
-    let mut watermark = Watermark::default();
-    let mut seen = KeySet::default();
-    let mut buffered: VecDeque<Mapped> = VecDeque::new();
-    let mut current = Batch::new(0);
-    let mut next_number = 1;
-    let mut pending: VecDeque<Batch> = VecDeque::new();
-    // Retries waiting out their backoff, soonest first.
-    let mut delayed: BinaryHeap<std::cmp::Reverse<(Instant, u64)>> = BinaryHeap::new();
-    let mut waiting: HashMap<u64, Batch> = HashMap::new();
+    let mut run = Run::new(&options);
     let mut in_flight: JoinSet<(Batch, Result<Sent, WriteError>)> = JoinSet::new();
-    let mut front_ready: Option<(u64, Instant)> = None;
-    let mut source_done = false;
-    let mut ending: Option<Ending> = None;
-    let mut last_checkpoint = started;
     let mut ticker = tokio::time::interval(options.progress_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
@@ -369,221 +344,358 @@ pub async fn run<S: Sink>(
 
     loop {
         let now = Instant::now();
-        // Retries whose backoff is over go first.
-        while let Some(std::cmp::Reverse((at, number))) = delayed.peek().copied() {
+        run.release_due_retries(now);
+        run.fill_batches(&options, &mut events);
+        let timer = run.send_ready(&options, &sink, &mut in_flight, now, &mut events);
+
+        let idle = in_flight.is_empty() && run.pending.is_empty() && run.waiting.is_empty();
+        if idle && (run.ending.is_some() || (run.source_done && run.buffered.is_empty())) {
+            break;
+        }
+        if run.ending.is_some() && in_flight.is_empty() {
+            break;
+        }
+
+        let want_records = run.ending.is_none()
+            && !run.source_done
+            && run.buffered.is_empty()
+            && run.pending.len() < options.concurrency;
+        tokio::select! {
+            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => match joined {
+                Ok((batch, result)) => run.sent(&options, batch, result, &mut events),
+                Err(e) => run.ending = Some(Ending::Failed(format!("a write task failed: {e}"))),
+            },
+            chunk = records.recv(), if want_records => {
+                match chunk {
+                    Some(chunk) => run.buffered.extend(chunk),
+                    None => run.source_done = true,
+                }
+            }
+            () = sleep_until(timer), if timer.is_some() => {}
+            () = &mut stop, if run.ending.is_none() => {
+                run.ending = Some(Ending::Interrupted);
+            }
+            _ = ticker.tick() => {
+                run.progress.elapsed = run.started.elapsed();
+                events(Event::Progress(run.progress.clone()));
+            }
+        }
+    }
+    run.end(&mut events)
+}
+
+/// The state of a run between its wake-ups.
+struct Run {
+    sample: Sample,
+    started: Instant,
+    rate: Rate,
+    progress: Progress,
+    watermark: Watermark,
+    /// Hashes of every key sent so far.
+    seen: KeySet,
+    /// Records read, not yet in a batch.
+    buffered: VecDeque<Mapped>,
+    /// The batch being filled.
+    current: Batch,
+    next_number: u64,
+    /// Batches ready to send, in order.
+    pending: VecDeque<Batch>,
+    /// Retries waiting out their backoff, soonest first.
+    delayed: BinaryHeap<std::cmp::Reverse<(Instant, u64)>>,
+    waiting: HashMap<u64, Batch>,
+    /// When the front batch may go, as the rate reserved it.
+    front_ready: Option<(u64, Instant)>,
+    source_done: bool,
+    ending: Option<Ending>,
+    last_checkpoint: Instant,
+}
+
+impl Run {
+    fn new(options: &Options) -> Self {
+        let started = Instant::now();
+        let rate = Rate::new(options.max_wcu, 0.0);
+        Run {
+            sample: Sample {
+                capacity: options.sample,
+                seen: 0,
+                items: Vec::new(),
+                index: HashMap::new(),
+            },
+            started,
+            progress: Progress {
+                limit: rate.limit(),
+                ..Progress::default()
+            },
+            rate,
+            watermark: Watermark::default(),
+            seen: KeySet::default(),
+            buffered: VecDeque::new(),
+            current: Batch::new(0),
+            next_number: 1,
+            pending: VecDeque::new(),
+            delayed: BinaryHeap::new(),
+            waiting: HashMap::new(),
+            front_ready: None,
+            source_done: false,
+            ending: None,
+            last_checkpoint: started,
+        }
+    }
+
+    fn seconds(&self, at: Instant) -> f64 {
+        at.duration_since(self.started).as_secs_f64()
+    }
+
+    /// Retries whose backoff is over go first.
+    fn release_due_retries(&mut self, now: Instant) {
+        while let Some(std::cmp::Reverse((at, number))) = self.delayed.peek().copied() {
             if at > now {
                 break;
             }
-            delayed.pop();
-            if let Some(batch) = waiting.remove(&number) {
-                pending.push_front(batch);
+            self.delayed.pop();
+            if let Some(batch) = self.waiting.remove(&number) {
+                self.pending.push_front(batch);
             }
         }
+    }
 
-        // Fill batches from what was read, while there is room to send them.
-        while ending.is_none() && pending.len() < options.concurrency {
-            let Some(record) = buffered.pop_front() else {
-                if source_done && current.mark.is_some() {
-                    pending.push_back(std::mem::replace(&mut current, Batch::new(next_number)));
-                    next_number += 1;
+    /// The batch being filled goes to `pending`; a new one is started.
+    fn close_batch(&mut self) {
+        let next = Batch::new(self.next_number);
+        self.pending
+            .push_back(std::mem::replace(&mut self.current, next));
+        self.next_number += 1;
+    }
+
+    /// Fills batches from what was read, while there is room to send them.
+    fn fill_batches(&mut self, options: &Options, events: &mut impl FnMut(Event)) {
+        while self.ending.is_none() && self.pending.len() < options.concurrency {
+            let Some(record) = self.buffered.pop_front() else {
+                if self.source_done && self.current.mark.is_some() {
+                    self.close_batch();
                 }
                 break;
             };
-            progress.read += 1;
-            current.mark = Some(record.mark);
+            self.progress.read += 1;
+            self.current.mark = Some(record.mark);
             match record.item {
                 Err(reason) => {
-                    progress.rejected += 1;
-                    current.rejected += 1;
+                    self.progress.rejected += 1;
+                    self.current.rejected += 1;
                     events(Event::Rejected {
                         row: record.row,
                         line: record.line,
                         reason,
                     });
-                    if progress.rejected > options.max_errors {
-                        ending = Some(Ending::TooManyErrors);
+                    if self.progress.rejected > options.max_errors {
+                        self.ending = Some(Ending::TooManyErrors);
                     }
                 }
                 Ok((item, key, units)) => {
-                    let hash = key_hash(&key);
-                    if let Some(i) = current.keys.iter().position(|k| *k == hash) {
-                        // The same key twice in one batch: DynamoDB refuses that; the later
-                        // row replaces the earlier.
-                        progress.duplicates += 1;
-                        events(Event::Duplicate {
-                            row: record.row,
-                            line: record.line,
-                            key,
-                        });
-                        current.items[i] = item;
-                        current.rows[i] = (record.row, record.line);
-                        current.units[i] = units;
-                        // The earlier row is superseded, neither written nor rejected.
-                    } else {
-                        if !seen.insert(hash) {
-                            progress.duplicates += 1;
-                            events(Event::Duplicate {
-                                row: record.row,
-                                line: record.line,
-                                key,
-                            });
-                            // An earlier batch may still be writing this key: this one waits.
-                            current.barrier = true;
-                        }
-                        current.items.push(item);
-                        current.rows.push((record.row, record.line));
-                        current.keys.push(hash);
-                        current.units.push(units);
-                    }
+                    self.add(item, key, units, (record.row, record.line), events)
                 }
             }
-            if current.items.len() == BATCH {
-                pending.push_back(std::mem::replace(&mut current, Batch::new(next_number)));
-                next_number += 1;
-            }
-        }
-        // Send what the rate and the concurrency allow.
-        let mut timer: Option<Instant> = delayed.peek().map(|r| r.0.0);
-        if ending.is_none() {
-            while in_flight.len() < options.concurrency {
-                let Some(front) = pending.front() else { break };
-                if front.barrier && (!in_flight.is_empty() || !waiting.is_empty()) {
-                    break;
-                }
-                if front.items.is_empty() {
-                    // Rejects only: finished without a request.
-                    let batch = pending.pop_front().unwrap();
-                    finish(&mut watermark, batch, &mut events, &mut last_checkpoint);
-                    continue;
-                }
-                let ready = match front_ready {
-                    Some((number, at)) if number == front.number => at,
-                    _ => {
-                        let wait = rate.reserve(front.units(), seconds(now));
-                        let at = now + Duration::from_secs_f64(wait);
-                        front_ready = Some((front.number, at));
-                        at
-                    }
-                };
-                if ready > now {
-                    timer = Some(timer.map_or(ready, |t| t.min(ready)));
-                    break;
-                }
-                front_ready = None;
-                let mut batch = pending.pop_front().unwrap();
-                batch.barrier = false;
-                if batch.attempts > 0 {
-                    progress.retries += 1;
-                }
-                batch.attempts += 1;
-                in_flight.spawn(send(sink.clone(), batch));
-            }
-        }
-
-        let idle = in_flight.is_empty() && pending.is_empty() && waiting.is_empty();
-        if idle && (ending.is_some() || (source_done && buffered.is_empty())) {
-            break;
-        }
-        if ending.is_some() && in_flight.is_empty() {
-            break;
-        }
-
-        let want_records = ending.is_none()
-            && !source_done
-            && buffered.is_empty()
-            && pending.len() < options.concurrency;
-        tokio::select! {
-            Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
-                let (mut batch, result) = match joined {
-                    Ok(done) => done,
-                    Err(e) => {
-                        ending = Some(Ending::Failed(format!("a write task failed: {e}")));
-                        continue;
-                    }
-                };
-                let at = seconds(Instant::now());
-                match result {
-                    Ok(sent) => {
-                        let refused: Vec<usize> = sent.refused.iter().map(|(i, _)| *i).collect();
-                        for (i, reason) in sent.refused {
-                            let (row, line) = batch.rows[i];
-                            progress.rejected += 1;
-                            batch.rejected += 1;
-                            events(Event::Rejected { row, line, reason: format!("DynamoDB refused it: {reason}") });
-                        }
-                        if progress.rejected > options.max_errors {
-                            ending = Some(Ending::TooManyErrors);
-                        }
-                        let done: Vec<usize> = (0..batch.items.len())
-                            .filter(|i| !sent.unprocessed.contains(i) && !refused.contains(i))
-                            .collect();
-                        for &i in &done {
-                            sample.offer(batch.keys[i], &batch.items[i]);
-                        }
-                        let units: u64 = done.iter().map(|&i| batch.units[i]).sum();
-                        progress.written += done.len() as u64;
-                        progress.write_units += units;
-                        batch.written += done.len() as u64;
-                        if units > 0 {
-                            rate.accepted(units, at);
-                        }
-                        if sent.throttled {
-                            progress.throttles += 1;
-                            rate.throttled(at);
-                        }
-                        if sent.unprocessed.is_empty() {
-                            finish(&mut watermark, batch, &mut events, &mut last_checkpoint);
-                        } else {
-                            batch.keep(&sent.unprocessed);
-                            retry(batch, &mut delayed, &mut waiting);
-                        }
-                    }
-                    Err(WriteError::Throttled(_)) => {
-                        progress.throttles += 1;
-                        rate.throttled(at);
-                        retry(batch, &mut delayed, &mut waiting);
-                    }
-                    Err(WriteError::Transient(_)) if batch.attempts < ATTEMPTS => {
-                        retry(batch, &mut delayed, &mut waiting);
-                    }
-                    Err(WriteError::Transient(e) | WriteError::Fatal(e) | WriteError::Invalid(e)) => {
-                        let (row, _) = batch.rows.first().copied().unwrap_or_default();
-                        ending = Some(Ending::Failed(format!("writing the batch from row {row} failed after {} attempts: {e}", batch.attempts)));
-                    }
-                }
-                progress.limit = rate.limit();
-            }
-            chunk = records.recv(), if want_records => {
-                match chunk {
-                    Some(chunk) => buffered.extend(chunk),
-                    None => source_done = true,
-                }
-            }
-            () = sleep_until(timer), if timer.is_some() => {}
-            () = &mut stop, if ending.is_none() => {
-                ending = Some(Ending::Interrupted);
-            }
-            _ = ticker.tick() => {
-                progress.elapsed = started.elapsed();
-                events(Event::Progress(progress.clone()));
+            if self.current.items.len() == BATCH {
+                self.close_batch();
             }
         }
     }
-    // The last checkpoint, whatever the ending.
-    if let Some(mark) = watermark.mark() {
-        events(Event::Checkpoint {
-            mark: mark.clone(),
-            written: watermark.written(),
-            rejected: watermark.rejected(),
-        });
+
+    /// Adds an item to the batch being filled.
+    fn add(
+        &mut self,
+        item: Item,
+        key: String,
+        units: u64,
+        (row, line): (u64, u64),
+        events: &mut impl FnMut(Event),
+    ) {
+        let hash = key_hash(&key);
+        let current = &mut self.current;
+        if let Some(i) = current.keys.iter().position(|k| *k == hash) {
+            // The same key twice in one batch: DynamoDB refuses that; the later row replaces
+            // the earlier, which is superseded, neither written nor rejected.
+            self.progress.duplicates += 1;
+            events(Event::Duplicate { row, line, key });
+            current.items[i] = item;
+            current.rows[i] = (row, line);
+            current.units[i] = units;
+            return;
+        }
+        if !self.seen.insert(hash) {
+            self.progress.duplicates += 1;
+            events(Event::Duplicate { row, line, key });
+            // An earlier batch may still be writing this key: this one waits.
+            current.barrier = true;
+        }
+        current.items.push(item);
+        current.rows.push((row, line));
+        current.keys.push(hash);
+        current.units.push(units);
     }
-    progress.elapsed = started.elapsed();
-    progress.limit = rate.limit();
-    events(Event::Progress(progress.clone()));
-    Outcome {
-        ending: ending.unwrap_or(Ending::Complete),
-        progress,
-        sample: sample.items.into_iter().map(|(_, item)| item).collect(),
+
+    /// Sends what the rate and the concurrency allow; returns when to wake up for the next.
+    fn send_ready<S: Sink>(
+        &mut self,
+        options: &Options,
+        sink: &Arc<S>,
+        in_flight: &mut JoinSet<(Batch, Result<Sent, WriteError>)>,
+        now: Instant,
+        events: &mut impl FnMut(Event),
+    ) -> Option<Instant> {
+        let mut timer: Option<Instant> = self.delayed.peek().map(|r| r.0.0);
+        if self.ending.is_some() {
+            return timer;
+        }
+        while in_flight.len() < options.concurrency {
+            let Some(front) = self.pending.front() else {
+                break;
+            };
+            if front.barrier && (!in_flight.is_empty() || !self.waiting.is_empty()) {
+                break;
+            }
+            if front.items.is_empty() {
+                // Rejects only: finished without a request.
+                let batch = self.pending.pop_front().expect("a front");
+                finish(
+                    &mut self.watermark,
+                    batch,
+                    events,
+                    &mut self.last_checkpoint,
+                );
+                continue;
+            }
+            let ready = match self.front_ready {
+                Some((number, at)) if number == front.number => at,
+                _ => {
+                    let (number, units) = (front.number, front.units());
+                    let wait = self.rate.reserve(units, self.seconds(now));
+                    let at = now + Duration::from_secs_f64(wait);
+                    self.front_ready = Some((number, at));
+                    at
+                }
+            };
+            if ready > now {
+                timer = Some(timer.map_or(ready, |t| t.min(ready)));
+                break;
+            }
+            self.front_ready = None;
+            let mut batch = self.pending.pop_front().expect("a front");
+            batch.barrier = false;
+            if batch.attempts > 0 {
+                self.progress.retries += 1;
+            }
+            batch.attempts += 1;
+            in_flight.spawn(send(sink.clone(), batch));
+        }
+        timer
+    }
+
+    /// A send came back: count what was written, report what was refused, retry the rest.
+    fn sent(
+        &mut self,
+        options: &Options,
+        batch: Batch,
+        result: Result<Sent, WriteError>,
+        events: &mut impl FnMut(Event),
+    ) {
+        let at = self.seconds(Instant::now());
+        match result {
+            Ok(sent) => self.written(options, batch, sent, at, events),
+            Err(WriteError::Throttled(_)) => {
+                self.progress.throttles += 1;
+                self.rate.throttled(at);
+                retry(batch, &mut self.delayed, &mut self.waiting);
+            }
+            Err(WriteError::Transient(_)) if batch.attempts < ATTEMPTS => {
+                retry(batch, &mut self.delayed, &mut self.waiting);
+            }
+            Err(WriteError::Transient(e) | WriteError::Fatal(e) | WriteError::Invalid(e)) => {
+                let (row, _) = batch.rows.first().copied().unwrap_or_default();
+                self.ending = Some(Ending::Failed(format!(
+                    "writing the batch from row {row} failed after {} attempts: {e}",
+                    batch.attempts
+                )));
+            }
+        }
+        self.progress.limit = self.rate.limit();
+    }
+
+    /// A send DynamoDB answered: some items written, some refused, some left unprocessed.
+    fn written(
+        &mut self,
+        options: &Options,
+        mut batch: Batch,
+        sent: Sent,
+        at: f64,
+        events: &mut impl FnMut(Event),
+    ) {
+        let refused: Vec<usize> = sent.refused.iter().map(|(i, _)| *i).collect();
+        for (i, reason) in sent.refused {
+            let (row, line) = batch.rows[i];
+            self.progress.rejected += 1;
+            batch.rejected += 1;
+            events(Event::Rejected {
+                row,
+                line,
+                reason: format!("DynamoDB refused it: {reason}"),
+            });
+        }
+        if self.progress.rejected > options.max_errors {
+            self.ending = Some(Ending::TooManyErrors);
+        }
+        let done: Vec<usize> = (0..batch.items.len())
+            .filter(|i| !sent.unprocessed.contains(i) && !refused.contains(i))
+            .collect();
+        for &i in &done {
+            self.sample.offer(batch.keys[i], &batch.items[i]);
+        }
+        let units: u64 = done.iter().map(|&i| batch.units[i]).sum();
+        self.progress.written += done.len() as u64;
+        self.progress.write_units += units;
+        batch.written += done.len() as u64;
+        if units > 0 {
+            self.rate.accepted(units, at);
+        }
+        if sent.throttled {
+            self.progress.throttles += 1;
+            self.rate.throttled(at);
+        }
+        if sent.unprocessed.is_empty() {
+            finish(
+                &mut self.watermark,
+                batch,
+                events,
+                &mut self.last_checkpoint,
+            );
+        } else {
+            batch.keep(&sent.unprocessed);
+            retry(batch, &mut self.delayed, &mut self.waiting);
+        }
+    }
+
+    /// The last checkpoint, whatever the ending, and the final counters.
+    fn end(mut self, events: &mut impl FnMut(Event)) -> Outcome {
+        if let Some(mark) = self.watermark.mark() {
+            events(Event::Checkpoint {
+                mark: mark.clone(),
+                written: self.watermark.written(),
+                rejected: self.watermark.rejected(),
+            });
+        }
+        self.progress.elapsed = self.started.elapsed();
+        self.progress.limit = self.rate.limit();
+        events(Event::Progress(self.progress.clone()));
+        Outcome {
+            ending: self.ending.unwrap_or(Ending::Complete),
+            progress: self.progress,
+            sample: self
+                .sample
+                .items
+                .into_iter()
+                .map(|(_, item)| item)
+                .collect(),
+        }
     }
 }
 
