@@ -148,29 +148,116 @@ pub enum Input {
     Stdin,
 }
 
-impl FileSource {
-    /// Opens `input` in `format` (from the name when `None`), continuing after `start`.
-    pub fn open(input: &Input, format: Option<Format>, start: &Start) -> Result<Self, String> {
-        let (raw, total_bytes, seekable, name): (Box<dyn ReadSeek>, _, _, _) = match input {
-            Input::Stdin => (
-                Box::new(Stream(Box::new(std::io::stdin()))),
-                None,
-                false,
-                PathBuf::from("-"),
-            ),
+/// The opened input: its bytes, its size when known, whether it can seek, its name.
+struct Opened {
+    raw: Box<dyn ReadSeek>,
+    total_bytes: Option<u64>,
+    seekable: bool,
+    name: PathBuf,
+}
+
+impl Opened {
+    fn of(input: &Input) -> Result<Opened, String> {
+        Ok(match input {
+            Input::Stdin => Opened {
+                raw: Box::new(Stream(Box::new(std::io::stdin()))),
+                total_bytes: None,
+                seekable: false,
+                name: PathBuf::from("-"),
+            },
             Input::Path(path) => {
                 let file =
                     File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-                let gzipped = path.extension().is_some_and(|e| e == "gz");
-                if gzipped {
+                if path.extension().is_some_and(|e| e == "gz") {
                     let gz = flate2::read::MultiGzDecoder::new(BufReader::new(file));
-                    (Box::new(Stream(Box::new(gz))), None, false, path.clone())
+                    Opened {
+                        raw: Box::new(Stream(Box::new(gz))),
+                        total_bytes: None,
+                        seekable: false,
+                        name: path.clone(),
+                    }
                 } else {
-                    let size = file.metadata().map(|m| m.len()).ok();
-                    (Box::new(file), size, true, path.clone())
+                    Opened {
+                        total_bytes: file.metadata().map(|m| m.len()).ok(),
+                        raw: Box::new(file),
+                        seekable: true,
+                        name: path.clone(),
+                    }
                 }
             }
-        };
+        })
+    }
+}
+
+/// A CSV reader past the header row (and at `seek_to`, when given).
+fn csv_reader(
+    raw: Box<dyn ReadSeek>,
+    name: &Path,
+    seek_to: Option<u64>,
+    start: &Start,
+) -> Result<Reader, String> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(raw);
+    let columns = reader
+        .headers()
+        .map_err(|e| format!("{}: cannot read the header row: {e}", name.display()))?
+        .iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    if columns.iter().all(String::is_empty) {
+        return Err(format!("{}: the header row is empty", name.display()));
+    }
+    if let Some(offset) = seek_to {
+        let mut position = csv::Position::new();
+        position
+            .set_byte(offset)
+            .set_line(start.lines + 1)
+            .set_record(start.rows + 1);
+        reader
+            .seek(position)
+            .map_err(|e| format!("{}: cannot seek: {e}", name.display()))?;
+    }
+    Ok(Reader::Csv {
+        reader,
+        columns: Arc::new(columns),
+        record: csv::ByteRecord::new(),
+    })
+}
+
+/// A JSON-lines reader (at `seek_to`, when given).
+fn lines_reader(
+    mut raw: Box<dyn ReadSeek>,
+    name: &Path,
+    seek_to: Option<u64>,
+    start: &Start,
+    format: Format,
+) -> Result<Reader, String> {
+    let (offset, line) = match seek_to {
+        Some(offset) => {
+            raw.seek(SeekFrom::Start(offset))
+                .map_err(|e| format!("{}: cannot seek: {e}", name.display()))?;
+            (offset, start.lines)
+        }
+        None => (0, 0),
+    };
+    Ok(Reader::Lines {
+        reader: BufReader::with_capacity(256 * 1024, raw),
+        dynamodb: format == Format::DynamoDbJson,
+        detected: format == Format::DynamoDbJson,
+        offset,
+        line,
+        buffer: Vec::new(),
+    })
+}
+
+impl FileSource {
+    /// Opens `input` in `format` (from the name when `None`), continuing after `start`.
+    pub fn open(input: &Input, format: Option<Format>, start: &Start) -> Result<Self, String> {
+        let Opened {
+            raw,
+            total_bytes,
+            seekable,
+            name,
+        } = Opened::of(input)?;
         let format = format.or_else(|| Format::from_name(&name)).ok_or_else(|| {
             format!(
                 "cannot tell the format of {}: name it with --format csv|jsonl|dynamodb-json",
@@ -182,51 +269,9 @@ impl FileSource {
             _ => None,
         };
         let reader = match format {
-            Format::Csv => {
-                let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(raw);
-                let columns = reader
-                    .headers()
-                    .map_err(|e| format!("{}: cannot read the header row: {e}", name.display()))?
-                    .iter()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>();
-                if columns.iter().all(String::is_empty) {
-                    return Err(format!("{}: the header row is empty", name.display()));
-                }
-                if let Some(offset) = seek_to {
-                    let mut position = csv::Position::new();
-                    position
-                        .set_byte(offset)
-                        .set_line(start.lines + 1)
-                        .set_record(start.rows + 1);
-                    reader
-                        .seek(position)
-                        .map_err(|e| format!("{}: cannot seek: {e}", name.display()))?;
-                }
-                Reader::Csv {
-                    reader,
-                    columns: Arc::new(columns),
-                    record: csv::ByteRecord::new(),
-                }
-            }
+            Format::Csv => csv_reader(raw, &name, seek_to, start)?,
             Format::JsonLines | Format::DynamoDbJson => {
-                let mut raw = raw;
-                let (offset, line) = match seek_to {
-                    Some(offset) => {
-                        raw.seek(SeekFrom::Start(offset))
-                            .map_err(|e| format!("{}: cannot seek: {e}", name.display()))?;
-                        (offset, start.lines)
-                    }
-                    None => (0, 0),
-                };
-                Reader::Lines {
-                    reader: BufReader::with_capacity(256 * 1024, raw),
-                    dynamodb: format == Format::DynamoDbJson,
-                    detected: format == Format::DynamoDbJson,
-                    offset,
-                    line,
-                    buffer: Vec::new(),
-                }
+                lines_reader(raw, &name, seek_to, start, format)?
             }
         };
         let mut source = FileSource {
@@ -238,19 +283,23 @@ impl FileSource {
         if seek_to.is_some() {
             source.row = start.rows;
         } else {
-            // A stream (or a start without an offset): read and drop what was done.
-            while source.row < start.rows {
-                if source.read_record().is_none() {
-                    return Err(format!(
-                        "{} has {} records, fewer than the {} the checkpoint says were done: is it the same source?",
-                        name.display(),
-                        source.row,
-                        start.rows
-                    ));
-                }
-            }
+            source.skip_done(start.rows, &name)?;
         }
         Ok(source)
+    }
+
+    /// A stream (or a start without an offset): reads and drops what was done.
+    fn skip_done(&mut self, rows: u64, name: &Path) -> Result<(), String> {
+        while self.row < rows {
+            if self.read_record().is_none() {
+                return Err(format!(
+                    "{} has {} records, fewer than the {rows} the checkpoint says were done: is it the same source?",
+                    name.display(),
+                    self.row,
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Bytes read so far (of the uncompressed file).
@@ -261,74 +310,19 @@ impl FileSource {
         }
     }
 
-    fn position(&self, byte: u64) -> Position {
-        if self.seekable {
-            Position::Byte(byte)
-        } else {
-            Position::Rows
-        }
-    }
-
     /// The next record; `None` at the end. A read error of the file itself ends it with a
     /// record whose fields are the error and whose row is 0.
     pub fn read_record(&mut self) -> Option<Record> {
+        let position = |byte| match self.seekable {
+            true => Position::Byte(byte),
+            false => Position::Rows,
+        };
         match &mut self.reader {
             Reader::Csv {
                 reader,
                 columns,
                 record,
-            } => {
-                match reader.read_byte_record(record) {
-                    Ok(false) => None,
-                    Ok(true) => {
-                        self.row += 1;
-                        let line = record.position().map_or(0, csv::Position::line);
-                        let next = reader.position().byte();
-                        let lines = reader.position().line().saturating_sub(1);
-                        let fields = if record.len() != columns.len() {
-                            Err(format!(
-                                "{} fields where the header has {}",
-                                record.len(),
-                                columns.len()
-                            ))
-                        } else {
-                            record
-                                .iter()
-                                .enumerate()
-                                .map(|(i, cell)| {
-                                    String::from_utf8(cell.to_vec()).map_err(|_| {
-                                        format!("column {}: not valid UTF-8", columns[i])
-                                    })
-                                })
-                                .collect::<Result<Vec<_>, _>>()
-                                .map(|cells| Fields::Text {
-                                    columns: columns.clone(),
-                                    cells,
-                                })
-                        };
-                        let next = self.position(next);
-                        Some(Record {
-                            row: self.row,
-                            line,
-                            fields,
-                            next,
-                            lines,
-                        })
-                    }
-                    Err(e) => {
-                        // A CSV error names its own position; the reader cannot go on past it
-                        // reliably (an unclosed quote swallows the rest).
-                        let line = e.position().map_or(0, csv::Position::line);
-                        Some(Record {
-                            row: 0,
-                            line,
-                            fields: Err(e.to_string()),
-                            next: Position::Rows,
-                            lines: line,
-                        })
-                    }
-                }
-            }
+            } => read_csv(reader, columns, record, &mut self.row, position),
             Reader::Lines {
                 reader,
                 dynamodb,
@@ -352,17 +346,11 @@ impl FileSource {
                             *detected = true;
                             *dynamodb = text.starts_with(br#"{"Item""#);
                         }
-                        let fields = parse_json_line(text, *dynamodb);
-                        let next = if self.seekable {
-                            Position::Byte(*offset)
-                        } else {
-                            Position::Rows
-                        };
                         return Some(Record {
                             row: self.row,
                             line: *line,
-                            fields,
-                            next,
+                            fields: parse_json_line(text, *dynamodb),
+                            next: position(*offset),
                             lines: *line,
                         });
                     }
@@ -379,6 +367,67 @@ impl FileSource {
             },
         }
     }
+}
+
+/// The next CSV record, or the CSV error that ends the file.
+fn read_csv(
+    reader: &mut csv::Reader<Box<dyn ReadSeek>>,
+    columns: &Arc<Vec<String>>,
+    record: &mut csv::ByteRecord,
+    row: &mut u64,
+    position: impl Fn(u64) -> Position,
+) -> Option<Record> {
+    match reader.read_byte_record(record) {
+        Ok(false) => None,
+        Ok(true) => {
+            *row += 1;
+            let line = record.position().map_or(0, csv::Position::line);
+            let next = reader.position().byte();
+            let lines = reader.position().line().saturating_sub(1);
+            Some(Record {
+                row: *row,
+                line,
+                fields: csv_fields(record, columns),
+                next: position(next),
+                lines,
+            })
+        }
+        Err(e) => {
+            // A CSV error names its own position; the reader cannot go on past it reliably (an
+            // unclosed quote swallows the rest).
+            let line = e.position().map_or(0, csv::Position::line);
+            Some(Record {
+                row: 0,
+                line,
+                fields: Err(e.to_string()),
+                next: Position::Rows,
+                lines: line,
+            })
+        }
+    }
+}
+
+/// A CSV record's cells, as text, under their columns.
+fn csv_fields(record: &csv::ByteRecord, columns: &Arc<Vec<String>>) -> Result<Fields, String> {
+    if record.len() != columns.len() {
+        return Err(format!(
+            "{} fields where the header has {}",
+            record.len(),
+            columns.len()
+        ));
+    }
+    record
+        .iter()
+        .enumerate()
+        .map(|(i, cell)| {
+            String::from_utf8(cell.to_vec())
+                .map_err(|_| format!("column {}: not valid UTF-8", columns[i]))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(|cells| Fields::Text {
+            columns: columns.clone(),
+            cells,
+        })
 }
 
 fn parse_json_line(text: &[u8], dynamodb: bool) -> Result<Fields, String> {

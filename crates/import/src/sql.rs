@@ -123,26 +123,8 @@ pub async fn feed(
                     }
                 };
                 row_number += 1;
-                let (fields, position) = match $convert(&row, order) {
-                    Ok((item, position)) => (Ok(Fields::Values(item)), position),
-                    Err(e) => (Err(e), Position::Rows),
-                };
-                let position = match position {
-                    Position::After(values) if values.len() == order.len() => {
-                        Position::After(values)
-                    }
-                    _ => Position::Rows,
-                };
-                chunk.push(crate::map(
-                    mapping,
-                    crate::source::Record {
-                        row: row_number,
-                        line: row_number,
-                        fields,
-                        next: position,
-                        lines: row_number,
-                    },
-                ));
+                let converted = $convert(&row, order);
+                chunk.push(mapped(mapping, row_number, converted, order.len()));
                 if chunk.len() == crate::CHUNK {
                     rows.store(row_number, Ordering::Relaxed);
                     if !send(&mut chunk).await {
@@ -161,6 +143,34 @@ pub async fn feed(
         send(&mut chunk).await;
     }
     Ok(())
+}
+
+/// A row, converted (its item and where to resume after it), mapped to an item; a resume
+/// position without every order column resumes by counting rows.
+fn mapped(
+    mapping: &Mapping,
+    row: u64,
+    converted: Result<(Item, Position), String>,
+    order_columns: usize,
+) -> Mapped {
+    let (fields, position) = match converted {
+        Ok((item, position)) => (Ok(Fields::Values(item)), position),
+        Err(e) => (Err(e), Position::Rows),
+    };
+    let next = match position {
+        Position::After(values) if values.len() == order_columns => Position::After(values),
+        _ => Position::Rows,
+    };
+    crate::map(
+        mapping,
+        crate::source::Record {
+            row,
+            line: row,
+            fields,
+            next,
+            lines: row,
+        },
+    )
 }
 
 /// The URL without its password, for messages.
