@@ -470,6 +470,71 @@ fn default_file(stack: &str, table: &str, suffix: &str) -> PathBuf {
 /// `deployer table import`.
 pub fn table_import(loaded: &Loaded, options: &Args, reporter: &Reporter) -> Result<(), Error> {
     let spec = &loaded.spec;
+    let source = check_request(spec, options)?;
+    let stack = spec.stack_name();
+    if spec.is_protected() && !options.yes {
+        confirm_protected(reporter, &stack, &options.table)?;
+    }
+    let files = Files {
+        checkpoint: options
+            .checkpoint
+            .clone()
+            .unwrap_or_else(|| default_file(&stack, &options.table, "checkpoint.json")),
+        rejects: options
+            .rejects
+            .clone()
+            .unwrap_or_else(|| default_file(&stack, &options.table, "rejects.jsonl")),
+    };
+    // Two workers: the SDK's serialization and signing of many requests in flight use both
+    // cores while the reader thread parses.
+    let runtime = crate::commands::two_worker_runtime()?;
+    runtime.block_on(async {
+        let aws = Aws::connect(spec.region.as_deref(), reporter.call_log()).await?;
+        aws.check_credentials().await?;
+        let target = Destination::find(&aws, &stack, options, &source).await?;
+        let resumed = resume_point(&target, options, &files, reporter)?;
+        let imported = import(
+            &target,
+            &source,
+            options,
+            &files,
+            resumed.as_ref(),
+            reporter,
+        )
+        .await?;
+        let verified = verify_written(&target, &source, options, &imported, reporter).await?;
+        let differ = verified.as_ref().map_or(0, |v| v.differ);
+        let (status, message) = result_of(&target, options, &files, &imported, verified.as_ref());
+        if status == ImportStatus::Complete || status == ImportStatus::Mismatch {
+            let _ = std::fs::remove_file(&files.checkpoint);
+        }
+        let checkpoint_file = (status != ImportStatus::Complete && files.checkpoint.exists())
+            .then(|| files.checkpoint.display().to_string());
+        reporter.import_finished(&imported.counts);
+        reporter.finish(&Imported {
+            status,
+            message,
+            physical_table: target.physical.clone(),
+            counts: imported.counts,
+            checkpoint: checkpoint_file,
+            rejects_file: imported.rejects_file.map(|p| p.display().to_string()),
+            verified,
+        });
+        if let Some(e) = imported.checkpoint_error {
+            return Err(Error::failed(e));
+        }
+        // The summary said why: the exit code is all that is left to say.
+        match imported.ending {
+            Ending::Complete if imported.read_failure.is_none() && differ == 0 => Ok(()),
+            Ending::Interrupted => Err(Error::code_only(Code::Interrupted)),
+            _ => Err(Error::code_only(Code::Failed)),
+        }
+    })
+}
+
+/// What is refused before any AWS call: a table the spec does not have, `--verify all` of
+/// standard input. The source, understood.
+fn check_request(spec: &crate::spec::Spec, options: &Args) -> Result<Source, Error> {
     if !spec.tables.contains_key(&options.table) {
         let tables: Vec<&str> = spec.tables.keys().map(String::as_str).collect();
         return Err(Error::usage(format!(
@@ -488,41 +553,56 @@ pub fn table_import(loaded: &Loaded, options: &Args, reporter: &Reporter) -> Res
             "--verify all reads the source a second time: not possible for standard input (--verify N reads back a sample)",
         ));
     }
-    let stack = spec.stack_name();
-    if spec.is_protected() && !options.yes {
-        let question = format!(
-            "{stack} is a protected env: write into its table `{}`?",
-            options.table
-        );
-        match reporter.confirm(&question) {
-            Confirmation::Yes => {}
-            Confirmation::No => return Err(Error::new(Code::Failed, "import cancelled")),
-            Confirmation::NotInteractive => {
-                return Err(Error::usage(format!(
-                    "{stack} is a protected env (`protected_envs`): pass --yes to import into it"
-                )));
-            }
-        }
+    Ok(source)
+}
+
+/// A protected env is written into only when someone says so.
+fn confirm_protected(reporter: &Reporter, stack: &str, table: &str) -> Result<(), Error> {
+    let question = format!("{stack} is a protected env: write into its table `{table}`?");
+    match reporter.confirm(&question) {
+        Confirmation::Yes => Ok(()),
+        Confirmation::No => Err(Error::new(Code::Failed, "import cancelled")),
+        Confirmation::NotInteractive => Err(Error::usage(format!(
+            "{stack} is a protected env (`protected_envs`): pass --yes to import into it"
+        ))),
     }
-    let checkpoint_path = options
-        .checkpoint
-        .clone()
-        .unwrap_or_else(|| default_file(&stack, &options.table, "checkpoint.json"));
-    let rejects_path = options
-        .rejects
-        .clone()
-        .unwrap_or_else(|| default_file(&stack, &options.table, "rejects.jsonl"));
-    // Two workers: the SDK's serialization and signing of many requests in flight use both
-    // cores while the reader thread parses.
-    let runtime = crate::commands::two_worker_runtime()?;
-    runtime.block_on(async {
-        let aws = Aws::connect(spec.region.as_deref(), reporter.call_log()).await?;
-        aws.check_credentials().await?;
+}
+
+/// The checkpoint and the rejects files.
+struct Files {
+    checkpoint: PathBuf,
+    rejects: PathBuf,
+}
+
+/// The deployed table, and how rows become its items.
+struct Destination {
+    physical: String,
+    table: Arc<Table>,
+    info: crate::aws::dynamodb::TableInfo,
+    mapping: Mapping,
+    order: Vec<String>,
+    /// The source's fingerprint, which a checkpoint must match.
+    print: String,
+    /// Write units a second at most: `--max-wcu`, and a provisioned table's capacity.
+    cap: Option<f64>,
+}
+
+impl Destination {
+    /// The spec table's deployed table (from its stack output), described.
+    async fn find(
+        aws: &Aws,
+        stack: &str,
+        options: &Args,
+        source: &Source,
+    ) -> Result<Destination, Error> {
         let cloud = aws.cloud();
-        let deployed = converge::describe(&cloud, &stack).await?.ok_or_else(|| {
+        let deployed = converge::describe(&cloud, stack).await?.ok_or_else(|| {
             Error::failed(format!("{stack} does not exist: run `deployer up` first"))
         })?;
-        let output = format!("{}TableName", crate::spec::names::logical_id(&options.table));
+        let output = format!(
+            "{}TableName",
+            crate::spec::names::logical_id(&options.table)
+        );
         let physical = deployed.output(&output).map(str::to_string).ok_or_else(|| {
             Error::failed(format!(
                 "{stack} has no output {output}: deploy the spec with table `{}` first (`deployer up`)",
@@ -531,84 +611,162 @@ pub fn table_import(loaded: &Loaded, options: &Args, reporter: &Reporter) -> Res
         })?;
         let mut table = Table::new(&aws.config, &physical);
         let info = table.describe().await.map_err(Error::failed)?;
-        let mut mapping = Mapping::new(info.key.clone(), options.keys.clone()).map_err(Error::usage)?;
+        let mut mapping =
+            Mapping::new(info.key.clone(), options.keys.clone()).map_err(Error::usage)?;
         mapping.json_columns = options.json_columns.clone();
         let order = order_columns(options, &info.key);
-        let print = fingerprint(&source, &order);
+        let print = fingerprint(source, &order);
         let cap = match (options.max_wcu, info.write_capacity) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        Ok(Destination {
+            physical,
+            table: Arc::new(table),
+            info,
+            mapping,
+            order,
+            print,
+            cap,
+        })
+    }
+}
 
-        // Where to start.
-        let previous = Checkpoint::load(&checkpoint_path).map_err(Error::failed)?;
-        let resumed = match starting_point(previous, options.resume, options.restart, &physical, &print)
-            .map_err(|e| Error::usage(format!("{e} (checkpoint {})", checkpoint_path.display())))?
-        {
-            StartFrom::Beginning => {
-                let _ = std::fs::remove_file(&checkpoint_path);
-                let _ = std::fs::remove_file(&rejects_path);
-                None
-            }
-            StartFrom::Checkpoint(checkpoint) => Some(checkpoint),
-        };
-        if let Some(checkpoint) = &resumed {
-            reporter.progress(Progress::Step(format!(
-                "resuming after row {} ({} items written before it)",
-                checkpoint.mark.rows, checkpoint.written
-            )));
+/// Where to start: the checkpoint (`--resume`), or the first row (its files removed).
+fn resume_point(
+    target: &Destination,
+    options: &Args,
+    files: &Files,
+    reporter: &Reporter,
+) -> Result<Option<Checkpoint>, Error> {
+    let previous = Checkpoint::load(&files.checkpoint).map_err(Error::failed)?;
+    let start = starting_point(
+        previous,
+        options.resume,
+        options.restart,
+        &target.physical,
+        &target.print,
+    )
+    .map_err(|e| Error::usage(format!("{e} (checkpoint {})", files.checkpoint.display())))?;
+    let resumed = match start {
+        StartFrom::Beginning => {
+            let _ = std::fs::remove_file(&files.checkpoint);
+            let _ = std::fs::remove_file(&files.rejects);
+            None
         }
+        StartFrom::Checkpoint(checkpoint) => Some(checkpoint),
+    };
+    if let Some(checkpoint) = &resumed {
         reporter.progress(Progress::Step(format!(
-            "importing into {physical} ({}{})",
-            info.billing,
-            cap.map(|c| format!(", at most {c:.0} WCU/s")).unwrap_or_default()
+            "resuming after row {} ({} items written before it)",
+            checkpoint.mark.rows, checkpoint.written
         )));
+    }
+    reporter.progress(Progress::Step(format!(
+        "importing into {} ({}{})",
+        target.physical,
+        target.info.billing,
+        target
+            .cap
+            .map(|c| format!(", at most {c:.0} WCU/s"))
+            .unwrap_or_default()
+    )));
+    Ok(resumed)
+}
 
-        // The reader: a blocking thread for files, a task for a query.
-        let (sender, receiver) = tokio::sync::mpsc::channel(32);
-        let progress_bytes = Arc::new(AtomicU64::new(0));
-        let (start_rows, base_written, base_rejected) = resumed
-            .as_ref()
-            .map_or((0, 0, 0), |c| (c.mark.rows, c.written, c.rejected));
-        let total_bytes;
-        let reader: tokio::task::JoinHandle<Result<(), String>> = match &source {
-            Source::File(input) => {
-                let start = resumed.as_ref().map_or_else(Start::default, |c| Start {
-                    rows: c.mark.rows,
-                    lines: c.mark.lines,
-                    position: Some(c.mark.position.clone()),
-                });
-                let file = FileSource::open(input, options.format, &start).map_err(Error::usage)?;
-                total_bytes = file.total_bytes;
-                let bytes = progress_bytes.clone();
-                let mapping = mapping.clone();
-                tokio::task::spawn_blocking(move || deployer_import::feed(file, &mapping, sender, bytes))
-            }
-            Source::Sql { url, query } => {
-                total_bytes = None;
-                let after = resumed.as_ref().and_then(|c| match &c.mark.position {
-                    Position::After(values) => Some(values.clone()),
-                    _ => None,
-                });
-                if resumed.is_some() && after.is_none() {
-                    return Err(Error::usage(format!(
-                        "the checkpoint {} has no position in the query's order: --restart to start over",
-                        checkpoint_path.display()
-                    )));
-                }
-                let (url, query, order, mapping, rows) =
-                    (url.clone(), query.clone(), order.clone(), mapping.clone(), progress_bytes.clone());
-                tokio::spawn(async move {
-                    sql::feed(&url, &query, &order, after, start_rows, &mapping, sender, rows).await
-                })
-            }
-        };
+/// The reader of the source: a blocking thread for files, a task for a query, sending mapped
+/// records; with the source's size when known, and the bytes (or rows) read so far.
+type Reading = (
+    tokio::task::JoinHandle<Result<(), String>>,
+    tokio::sync::mpsc::Receiver<Vec<pipeline::Mapped>>,
+    Option<u64>,
+    Arc<AtomicU64>,
+);
 
-        let mut rejects = Rejects::new(rejects_path.clone());
-        let mut view = ImportView::default();
-        let mut checkpoint_error = None;
-        let counts = |p: &pipeline::Progress| ImportCounts {
-            table: options.table.clone(),
+fn start_reader(
+    source: &Source,
+    target: &Destination,
+    options: &Args,
+    files: &Files,
+    resumed: Option<&Checkpoint>,
+) -> Result<Reading, Error> {
+    let (sender, receiver) = tokio::sync::mpsc::channel(32);
+    let progress = Arc::new(AtomicU64::new(0));
+    let mapping = target.mapping.clone();
+    match source {
+        Source::File(input) => {
+            let start = resumed.map_or_else(Start::default, |c| Start {
+                rows: c.mark.rows,
+                lines: c.mark.lines,
+                position: Some(c.mark.position.clone()),
+            });
+            let file = FileSource::open(input, options.format, &start).map_err(Error::usage)?;
+            let total_bytes = file.total_bytes;
+            let bytes = progress.clone();
+            let reader = tokio::task::spawn_blocking(move || {
+                deployer_import::feed(file, &mapping, sender, bytes)
+            });
+            Ok((reader, receiver, total_bytes, progress))
+        }
+        Source::Sql { url, query } => {
+            let after = resumed.and_then(|c| match &c.mark.position {
+                Position::After(values) => Some(values.clone()),
+                _ => None,
+            });
+            if resumed.is_some() && after.is_none() {
+                return Err(Error::usage(format!(
+                    "the checkpoint {} has no position in the query's order: --restart to start over",
+                    files.checkpoint.display()
+                )));
+            }
+            let start_rows = resumed.map_or(0, |c| c.mark.rows);
+            let (url, query, order, rows) = (
+                url.clone(),
+                query.clone(),
+                target.order.clone(),
+                progress.clone(),
+            );
+            let reader = tokio::spawn(async move {
+                sql::feed(
+                    &url, &query, &order, after, start_rows, &mapping, sender, rows,
+                )
+                .await
+            });
+            Ok((reader, receiver, None, progress))
+        }
+    }
+}
+
+/// What the import did, before any read-back.
+struct Written {
+    ending: Ending,
+    counts: ImportCounts,
+    elapsed: Duration,
+    /// The source could not be read to its end.
+    read_failure: Option<String>,
+    rejects_file: Option<PathBuf>,
+    checkpoint_error: Option<String>,
+    /// `--verify N`: the written items chosen to read back.
+    sample: Vec<deployer_import::value::Item>,
+    /// Rows rejected, and the last row of each key seen twice: neither is what the table holds.
+    rejected_rows: std::collections::HashSet<u64>,
+    winners: std::collections::HashMap<String, u64>,
+}
+
+/// The counters as the summary and the progress line show them: a resumed import's earlier
+/// rows included, the share of the source read when its size is known.
+struct Counter<'a> {
+    table: &'a str,
+    resumed: (u64, u64, u64),
+    total_bytes: Option<u64>,
+    read_bytes: Arc<AtomicU64>,
+}
+
+impl Counter<'_> {
+    fn counts(&self, p: &pipeline::Progress) -> ImportCounts {
+        let (start_rows, base_written, base_rejected) = self.resumed;
+        ImportCounts {
+            table: self.table.to_string(),
             read: start_rows + p.read,
             written: base_written + p.written,
             rejected: base_rejected + p.rejected,
@@ -617,168 +775,234 @@ pub fn table_import(loaded: &Loaded, options: &Args, reporter: &Reporter) -> Res
             retries: p.retries,
             items_per_s: p.written as f64 / p.elapsed.as_secs_f64().max(0.001),
             wcu_per_s: p.write_units as f64 / p.elapsed.as_secs_f64().max(0.001),
-            percent: total_bytes.filter(|t| *t > 0).map(|t| {
-                (progress_bytes.load(Ordering::Relaxed) as f64 / t as f64 * 100.0).min(100.0)
+            percent: self.total_bytes.filter(|t| *t > 0).map(|t| {
+                (self.read_bytes.load(Ordering::Relaxed) as f64 / t as f64 * 100.0).min(100.0)
             }),
             elapsed_s: Seconds(p.elapsed),
-        };
-        let stop = async {
-            let _ = tokio::signal::ctrl_c().await;
-        };
-        let pipeline_options = pipeline::Options {
-            concurrency: options.concurrency.max(1),
-            max_errors: options.max_errors,
-            max_wcu: cap,
-            sample: match options.verify {
-                Some(Verify::Sample(n)) => n,
-                _ => 0,
-            },
-            progress_every: Duration::from_millis(if reporter.is_live() { 200 } else { 1000 }),
-        };
-        let table = Arc::new(table);
-        let mut winners: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
-        let mut rejected_rows: std::collections::HashSet<u64> = std::collections::HashSet::new();
-        let outcome = pipeline::run(
-            table.clone(),
-            receiver,
-            pipeline_options,
-            stop,
-            |event| match event {
-                Event::Progress(p) => reporter.import_progress(&mut view, &counts(&p)),
-                Event::Rejected { row, line, reason } => {
-                    rejected_rows.insert(row);
-                    rejects.add(row, line, &reason);
-                    reporter.import_rejected(row, line, &reason);
-                }
-                Event::Duplicate { row, line, key } => {
-                    reporter.import_duplicate(&mut view, row, line, &key);
-                    winners.insert(key, row);
-                }
-                // A query resumes after its last row's order values: a mark without them (its
-                // last row could not be read) keeps the previous checkpoint, from which resuming
-                // writes a few rows again rather than leaving any out.
-                Event::Checkpoint { mark, .. }
-                    if matches!(source, Source::Sql { .. })
-                        && !matches!(mark.position, Position::After(_)) => {}
-                Event::Checkpoint { mark, written, rejected } => {
-                    let checkpoint = Checkpoint {
-                        table: physical.clone(),
-                        source: print.clone(),
-                        mark,
-                        written: base_written + written,
-                        rejected: base_rejected + rejected,
-                    };
-                    if let Err(e) = checkpoint.save(&checkpoint_path) {
-                        checkpoint_error = Some(e);
-                    }
-                }
-            },
-        )
-        .await;
-        let (ending, progress) = (outcome.ending, outcome.progress);
-        // The reader stops when the pipeline stops reading; its own failure ends the import.
-        let read_failure = match tokio::time::timeout(Duration::from_secs(5), reader).await {
-            Ok(Ok(Err(e))) => Some(e),
-            Ok(Err(e)) => Some(format!("the reader failed: {e}")),
-            _ => None,
-        };
-        let counts = counts(&progress);
-        let rejects_file = rejects.finish().map_err(Error::failed)?;
+        }
+    }
+}
 
-        // Read back what was written, and compare.
-        let mut verified = None;
-        if let (Ending::Complete, None, Some(verify)) = (&ending, &read_failure, options.verify) {
-            // Rejected rows are not in the table; of one key, the last row is.
-            let not_in_table = |row: u64, key: &str| {
-                rejected_rows.contains(&row) || winners.get(key).is_some_and(|&last| last > row)
-            };
-            let reading = ReadBack { table: &table, mapping: &mapping, reporter };
-            verified = Some(match verify {
-                Verify::Sample(_) => reading.sample(outcome.sample).await?,
-                Verify::All => {
-                    reading
-                        .source(&source, options.format, &order, not_in_table)
-                        .await?
-                }
-            });
-        }
-        let differ = verified.as_ref().map_or(0, |v| v.differ);
-        let (status, ok, message) = match (&ending, &read_failure) {
-            (Ending::Failed(e), _) => (
-                ImportStatus::Failed,
-                false,
-                format!("{e}; --resume continues after the last row written"),
-            ),
-            (_, Some(e)) => (
-                ImportStatus::Failed,
-                false,
-                format!("reading the source failed: {e}; --resume continues after the last row written"),
-            ),
-            (Ending::Complete, None) if differ > 0 => {
-                let _ = std::fs::remove_file(&checkpoint_path);
-                let checked = verified.as_ref().map_or(0, |v| v.checked);
-                (
-                    ImportStatus::Mismatch,
-                    false,
-                    format!("{} items written, but {differ} of {checked} read back differ from the source", counts.written),
-                )
-            }
-            (Ending::Complete, None) => {
-                let _ = std::fs::remove_file(&checkpoint_path);
-                (
-                    ImportStatus::Complete,
-                    true,
-                    format!(
-                        "{} items written to {physical} in {:.1} s ({} rejected){}",
-                        counts.written,
-                        progress.elapsed.as_secs_f64(),
-                        counts.rejected,
-                        verified.as_ref().map(|v| format!("; {} read back, all as written", v.checked)).unwrap_or_default()
-                    ),
-                )
-            }
-            (Ending::Interrupted, None) => (
-                ImportStatus::Interrupted,
-                false,
-                "interrupted: the same command with --resume continues after the last row written".to_string(),
-            ),
-            (Ending::TooManyErrors, None) => (
-                ImportStatus::TooManyErrors,
-                false,
-                format!(
-                    "stopped: {} rows rejected, more than --max-errors {}{}",
-                    counts.rejected,
-                    options.max_errors,
-                    if checkpoint_path.exists() {
-                        "; --resume continues after the last row written"
-                    } else {
-                        ""
-                    }
-                ),
-            ),
-        };
-        let checkpoint_file = (!ok && checkpoint_path.exists()).then(|| checkpoint_path.display().to_string());
-        let _ = ok;
-        reporter.import_finished(&counts);
-        reporter.finish(&Imported {
-            status,
-            message,
-            physical_table: physical.clone(),
-            counts,
-            checkpoint: checkpoint_file,
-            rejects_file: rejects_file.map(|p| p.display().to_string()),
-            verified,
-        });
-        if let Some(e) = checkpoint_error {
-            return Err(Error::failed(e));
-        }
-        // The summary said why: the exit code is all that is left to say.
-        match ending {
-            Ending::Complete if read_failure.is_none() && differ == 0 => Ok(()),
-            Ending::Interrupted => Err(Error::code_only(Code::Interrupted)),
-            _ => Err(Error::code_only(Code::Failed)),
-        }
+/// Reads, writes and reports until the source ends, Ctrl-C, or too many rejects.
+async fn import(
+    target: &Destination,
+    source: &Source,
+    options: &Args,
+    files: &Files,
+    resumed: Option<&Checkpoint>,
+    reporter: &Reporter,
+) -> Result<Written, Error> {
+    let (reader, receiver, total_bytes, read_bytes) =
+        start_reader(source, target, options, files, resumed)?;
+    let resumed_counts = resumed.map_or((0, 0, 0), |c| (c.mark.rows, c.written, c.rejected));
+    let counter = Counter {
+        table: &options.table,
+        resumed: resumed_counts,
+        total_bytes,
+        read_bytes,
+    };
+    let mut events = Events {
+        target,
+        query: matches!(source, Source::Sql { .. }),
+        checkpoint_path: &files.checkpoint,
+        base: (resumed_counts.1, resumed_counts.2),
+        counter: &counter,
+        reporter,
+        rejects: Rejects::new(files.rejects.clone()),
+        view: ImportView::default(),
+        checkpoint_error: None,
+        winners: Default::default(),
+        rejected_rows: Default::default(),
+    };
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let pipeline_options = pipeline::Options {
+        concurrency: options.concurrency.max(1),
+        max_errors: options.max_errors,
+        max_wcu: target.cap,
+        sample: match options.verify {
+            Some(Verify::Sample(n)) => n,
+            _ => 0,
+        },
+        progress_every: Duration::from_millis(if reporter.is_live() { 200 } else { 1000 }),
+    };
+    let outcome = pipeline::run(
+        target.table.clone(),
+        receiver,
+        pipeline_options,
+        stop,
+        |e| events.on(e),
+    )
+    .await;
+    // The reader stops when the pipeline stops reading; its own failure ends the import.
+    let read_failure = match tokio::time::timeout(Duration::from_secs(5), reader).await {
+        Ok(Ok(Err(e))) => Some(e),
+        Ok(Err(e)) => Some(format!("the reader failed: {e}")),
+        _ => None,
+    };
+    Ok(Written {
+        ending: outcome.ending,
+        counts: counter.counts(&outcome.progress),
+        elapsed: outcome.progress.elapsed,
+        read_failure,
+        rejects_file: events.rejects.finish().map_err(Error::failed)?,
+        checkpoint_error: events.checkpoint_error,
+        sample: outcome.sample,
+        rejected_rows: events.rejected_rows,
+        winners: events.winners,
     })
+}
+
+/// What the pipeline reports, shown, written to the rejects file and saved as checkpoints.
+struct Events<'a> {
+    target: &'a Destination,
+    /// A query's source: a checkpoint needs the order values of its last row.
+    query: bool,
+    checkpoint_path: &'a Path,
+    /// Written and rejected before a resumed import's checkpoint.
+    base: (u64, u64),
+    counter: &'a Counter<'a>,
+    reporter: &'a Reporter,
+    rejects: Rejects,
+    view: ImportView,
+    checkpoint_error: Option<String>,
+    winners: std::collections::HashMap<String, u64>,
+    rejected_rows: std::collections::HashSet<u64>,
+}
+
+impl Events<'_> {
+    fn on(&mut self, event: Event) {
+        match event {
+            Event::Progress(p) => self
+                .reporter
+                .import_progress(&mut self.view, &self.counter.counts(&p)),
+            Event::Rejected { row, line, reason } => {
+                self.rejected_rows.insert(row);
+                self.rejects.add(row, line, &reason);
+                self.reporter.import_rejected(row, line, &reason);
+            }
+            Event::Duplicate { row, line, key } => {
+                self.reporter
+                    .import_duplicate(&mut self.view, row, line, &key);
+                self.winners.insert(key, row);
+            }
+            // A query resumes after its last row's order values: a mark without them (its last
+            // row could not be read) keeps the previous checkpoint, from which resuming writes
+            // a few rows again rather than leaving any out.
+            Event::Checkpoint { mark, .. }
+                if self.query && !matches!(mark.position, Position::After(_)) => {}
+            Event::Checkpoint {
+                mark,
+                written,
+                rejected,
+            } => {
+                let checkpoint = Checkpoint {
+                    table: self.target.physical.clone(),
+                    source: self.target.print.clone(),
+                    mark,
+                    written: self.base.0 + written,
+                    rejected: self.base.1 + rejected,
+                };
+                if let Err(e) = checkpoint.save(self.checkpoint_path) {
+                    self.checkpoint_error = Some(e);
+                }
+            }
+        }
+    }
+}
+
+/// `--verify`, after a complete import: read back what was written, and compare.
+async fn verify_written(
+    target: &Destination,
+    source: &Source,
+    options: &Args,
+    written: &Written,
+    reporter: &Reporter,
+) -> Result<Option<ImportVerified>, Error> {
+    let (Ending::Complete, None, Some(verify)) =
+        (&written.ending, &written.read_failure, options.verify)
+    else {
+        return Ok(None);
+    };
+    // Rejected rows are not in the table; of one key, the last row is.
+    let not_in_table = |row: u64, key: &str| {
+        written.rejected_rows.contains(&row)
+            || written.winners.get(key).is_some_and(|&last| last > row)
+    };
+    let reading = ReadBack {
+        table: &target.table,
+        mapping: &target.mapping,
+        reporter,
+    };
+    Ok(Some(match verify {
+        Verify::Sample(_) => reading.sample(written.sample.clone()).await?,
+        Verify::All => {
+            reading
+                .source(source, options.format, &target.order, not_in_table)
+                .await?
+        }
+    }))
+}
+
+/// How the import ended, and the sentence that says so.
+fn result_of(
+    target: &Destination,
+    options: &Args,
+    files: &Files,
+    written: &Written,
+    verified: Option<&ImportVerified>,
+) -> (ImportStatus, String) {
+    const RESUME: &str = "--resume continues after the last row written";
+    let counts = &written.counts;
+    let differ = verified.map_or(0, |v| v.differ);
+    match (&written.ending, &written.read_failure) {
+        (Ending::Failed(e), _) => (ImportStatus::Failed, format!("{e}; {RESUME}")),
+        (_, Some(e)) => (
+            ImportStatus::Failed,
+            format!("reading the source failed: {e}; {RESUME}"),
+        ),
+        (Ending::Complete, None) if differ > 0 => {
+            let checked = verified.map_or(0, |v| v.checked);
+            (
+                ImportStatus::Mismatch,
+                format!(
+                    "{} items written, but {differ} of {checked} read back differ from the source",
+                    counts.written
+                ),
+            )
+        }
+        (Ending::Complete, None) => (
+            ImportStatus::Complete,
+            format!(
+                "{} items written to {} in {:.1} s ({} rejected){}",
+                counts.written,
+                target.physical,
+                written.elapsed.as_secs_f64(),
+                counts.rejected,
+                verified
+                    .map(|v| format!("; {} read back, all as written", v.checked))
+                    .unwrap_or_default()
+            ),
+        ),
+        (Ending::Interrupted, None) => (
+            ImportStatus::Interrupted,
+            format!("interrupted: the same command with {RESUME}"),
+        ),
+        (Ending::TooManyErrors, None) => (
+            ImportStatus::TooManyErrors,
+            format!(
+                "stopped: {} rows rejected, more than --max-errors {}{}",
+                counts.rejected,
+                options.max_errors,
+                if files.checkpoint.exists() {
+                    format!("; {RESUME}")
+                } else {
+                    String::new()
+                }
+            ),
+        ),
+    }
 }
 
 /// The rejects file: one JSON line per rejected row, appended as they come.
