@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use deployer_local::routes::{Action, EnvValue, FunctionDef, Routing};
 use deployer_local::{Arch, Event};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use serde::Serialize;
 
@@ -244,6 +245,215 @@ fn local_credentials() -> Vec<(String, String)> {
     ]
 }
 
+/// What `local` serves: the template's routing, the functions it routes to, the tables they
+/// use. Decided from the spec alone.
+struct Served {
+    template: serde_json::Value,
+    routing: Routing,
+    /// Spec names by the function's logical id.
+    labels: HashMap<String, String>,
+    /// The spec names of the routed functions, sorted.
+    routed: Vec<String>,
+    defs: Vec<FunctionDef>,
+    /// Spec names of tables by logical id.
+    table_specs: HashMap<String, String>,
+    /// Logical ids of the tables the routed functions name, sorted.
+    needed: Vec<String>,
+}
+
+impl Served {
+    fn of(loaded: &Loaded) -> Result<Served, Error> {
+        let spec = &loaded.spec;
+        let template = loaded.render(crate::render::Options::default())?.0;
+        let routing = Routing::from_template(&template)
+            .map_err(|e| Error::usage(format!("nothing to serve: {e}")))?;
+        let labels: HashMap<String, String> = spec
+            .functions
+            .keys()
+            .map(|name| (crate::render::function_id(name), name.clone()))
+            .collect();
+        let mut routed: Vec<String> = routing
+            .rules
+            .iter()
+            .map(|r| &r.action)
+            .chain([&routing.default])
+            .filter_map(|action| match action {
+                Action::Forward { function, .. } => labels.get(function).cloned(),
+                Action::Fixed { .. } => None,
+            })
+            .collect();
+        routed.sort();
+        routed.dedup();
+        let defs: Vec<FunctionDef> = deployer_local::routes::functions(&template)
+            .into_iter()
+            .filter(|d| {
+                labels
+                    .get(&d.logical_id)
+                    .is_some_and(|l| routed.contains(l))
+            })
+            .collect();
+        let table_specs: HashMap<String, String> = spec
+            .tables
+            .keys()
+            .map(|name| (crate::render::table_id(name), name.clone()))
+            .collect();
+        let mut needed: Vec<String> = defs
+            .iter()
+            .flat_map(|d| &d.environment)
+            .filter_map(|(_, v)| match v {
+                EnvValue::Ref(id) if table_specs.contains_key(id) => Some(id.clone()),
+                _ => None,
+            })
+            .collect();
+        needed.sort();
+        needed.dedup();
+        Ok(Served {
+            template,
+            routing,
+            labels,
+            routed,
+            defs,
+            table_specs,
+            needed,
+        })
+    }
+
+    /// The DynamoDB endpoint: `--dynamodb-endpoint`, then the environment's; required when a
+    /// routed function uses a table, so none gets the AWS account's.
+    fn endpoint(&self, given: Option<&str>) -> Result<Option<String>, Error> {
+        let endpoint = given.map(str::to_string).or_else(|| {
+            ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"]
+                .iter()
+                .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        });
+        if !self.needed.is_empty() && endpoint.is_none() {
+            return Err(Error::usage(format!(
+                "the functions use tables ({}): pass --dynamodb-endpoint URL (moto, DynamoDB Local) \
+                 so they get local ones, not your AWS account's",
+                self.needed
+                    .iter()
+                    .map(|id| self.table_specs[id].as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        Ok(endpoint)
+    }
+
+    /// Creates the needed tables at the endpoint (kept between runs): their local names by
+    /// logical id.
+    async fn create_tables(
+        &self,
+        stack: &str,
+        region: &str,
+        endpoint: &str,
+        credentials: &[(String, String)],
+        reporter: &Reporter,
+    ) -> Result<HashMap<String, String>, Error> {
+        let config = local_sdk_config(region, endpoint, credentials).await;
+        let mut local_tables = HashMap::new();
+        for id in &self.needed {
+            let table = &self.table_specs[id];
+            let physical = local_table_name(stack, table);
+            let created = crate::aws::dynamodb::ensure_table(
+                &config,
+                &physical,
+                &self.template["Resources"][id.as_str()]["Properties"],
+            )
+            .await
+            .map_err(|e| {
+                Error::new(
+                    crate::exit::Code::Unreachable,
+                    format!("{e} (at --dynamodb-endpoint {endpoint})"),
+                )
+            })?;
+            reporter.local_table(table, &physical, endpoint, created);
+            local_tables.insert(id.to_string(), physical);
+        }
+        Ok(local_tables)
+    }
+}
+
+/// What a function's process needs that `local` decides once for all of them.
+struct Runtime<'a> {
+    spec: &'a crate::spec::Spec,
+    region: &'a str,
+    endpoint: Option<&'a str>,
+    credentials: &'a [(String, String)],
+    local_tables: &'a HashMap<String, String>,
+    dir: &'a Path,
+    events: tokio::sync::mpsc::UnboundedSender<Event>,
+}
+
+impl Runtime<'_> {
+    /// Every routed function that was built, by logical id.
+    fn functions(
+        &self,
+        served: &Served,
+        built: &[(String, build::Built)],
+    ) -> Result<HashMap<String, Arc<deployer_local::runtime::Function>>, Error> {
+        let mut functions = HashMap::new();
+        for def in &served.defs {
+            let label = served.labels[&def.logical_id].clone();
+            let Some((_, built)) = built.iter().find(|(f, _)| *f == label) else {
+                continue;
+            };
+            let function = self.function(def, label, built)?;
+            functions.insert(def.logical_id.clone(), Arc::new(function));
+        }
+        Ok(functions)
+    }
+
+    /// The routed function, its bootstrap taken out of its zip, ready to start on its first
+    /// request.
+    fn function(
+        &self,
+        def: &FunctionDef,
+        label: String,
+        built: &build::Built,
+    ) -> Result<deployer_local::runtime::Function, Error> {
+        let dir = self.dir.join(&label);
+        let bootstrap = extract_bootstrap(&built.artifact.bytes, &dir)
+            .map_err(|e| Error::usage(format!("function `{label}`: {e}")))?;
+        let binary = std::fs::read(&bootstrap)
+            .map_err(|e| Error::failed(format!("{}: {e}", bootstrap.display())))?;
+        let wanted = self.spec.functions[&label].architecture;
+        build::elf::check(&binary, wanted, &label)?;
+        let arch = match wanted {
+            Architecture::X86_64 => Arch::X86_64,
+            Architecture::Arm64 => Arch::Aarch64,
+        };
+        let emulator = deployer_local::find_emulator(arch)
+            .map_err(|e| Error::usage(format!("function `{label}`: {e}")))?;
+        let env = function_env(
+            def,
+            self.local_tables,
+            self.region,
+            self.endpoint,
+            self.credentials,
+            &dir,
+        )
+        .map_err(Error::usage)?;
+        let region = self.region;
+        Ok(deployer_local::runtime::Function::new(
+            label,
+            def.name.clone(),
+            format!(
+                "arn:aws:lambda:{region}:{LOCAL_ACCOUNT}:function:{}",
+                def.name
+            ),
+            Duration::from_secs(def.timeout),
+            deployer_local::runtime::Launch {
+                emulator,
+                bootstrap,
+                dir,
+                env,
+            },
+            self.events.clone(),
+        ))
+    }
+}
+
 /// Runs `deployer local` until Ctrl-C.
 pub fn local(
     loaded: &Loaded,
@@ -254,212 +464,58 @@ pub fn local(
     let started = Instant::now();
     let spec = &loaded.spec;
     let stack = spec.stack_name();
-    let template = loaded.render(crate::render::Options::default())?.0;
-    let routing = Routing::from_template(&template)
-        .map_err(|e| Error::usage(format!("nothing to serve: {e}")))?;
-    // Spec names by the function's logical id.
-    let labels: HashMap<String, String> = spec
-        .functions
-        .keys()
-        .map(|name| (crate::render::function_id(name), name.clone()))
-        .collect();
-    let mut routed: Vec<String> = routing
-        .rules
-        .iter()
-        .map(|r| &r.action)
-        .chain([&routing.default])
-        .filter_map(|action| match action {
-            Action::Forward { function, .. } => labels.get(function).cloned(),
-            Action::Fixed { .. } => None,
-        })
-        .collect();
-    routed.sort();
-    routed.dedup();
-    let defs: Vec<FunctionDef> = deployer_local::routes::functions(&template)
-        .into_iter()
-        .filter(|d| {
-            labels
-                .get(&d.logical_id)
-                .is_some_and(|l| routed.contains(l))
-        })
-        .collect();
-
-    // Tables the routed functions name, by logical id.
-    let table_specs: HashMap<String, String> = spec
-        .tables
-        .keys()
-        .map(|name| (crate::render::table_id(name), name.clone()))
-        .collect();
-    let mut needed: Vec<&String> = defs
-        .iter()
-        .flat_map(|d| &d.environment)
-        .filter_map(|(_, v)| match v {
-            EnvValue::Ref(id) if table_specs.contains_key(id) => Some(id),
-            _ => None,
-        })
-        .collect();
-    needed.sort();
-    needed.dedup();
-    let endpoint = options.dynamodb_endpoint.clone().or_else(|| {
-        ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"]
-            .iter()
-            .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-    });
-    if !needed.is_empty() && endpoint.is_none() {
-        return Err(Error::usage(format!(
-            "the functions use tables ({}): pass --dynamodb-endpoint URL (moto, DynamoDB Local) \
-             so they get local ones, not your AWS account's",
-            needed
-                .iter()
-                .map(|id| table_specs[*id].as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
+    let served = Served::of(loaded)?;
+    let endpoint = served.endpoint(options.dynamodb_endpoint.as_deref())?;
     let region = spec
         .region
         .clone()
         .or_else(|| std::env::var("AWS_REGION").ok())
         .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
         .unwrap_or_else(|| "us-east-1".into());
-    let sources = crate::commands::artifact_sources(loaded, choice, &routed)?;
+    let sources = crate::commands::artifact_sources(loaded, choice, &served.routed)?;
 
     let runtime = crate::commands::two_worker_runtime()?;
     runtime.block_on(async {
         let built = build::build_all(&sources, reporter).await?;
         let credentials = local_credentials();
-        let mut local_tables: HashMap<String, String> = HashMap::new();
-        if let Some(endpoint) = &endpoint {
-            let config = local_sdk_config(&region, endpoint, &credentials).await;
-            for id in &needed {
-                let table = &table_specs[*id];
-                let physical = local_table_name(&stack, table);
-                let created = crate::aws::dynamodb::ensure_table(
-                    &config,
-                    &physical,
-                    &template["Resources"][id.as_str()]["Properties"],
-                )
-                .await
-                .map_err(|e| {
-                    Error::new(
-                        crate::exit::Code::Unreachable,
-                        format!("{e} (at --dynamodb-endpoint {endpoint})"),
-                    )
-                })?;
-                reporter.local_table(table, &physical, endpoint, created);
-                local_tables.insert(id.to_string(), physical);
+        let local_tables = match &endpoint {
+            Some(endpoint) => {
+                served
+                    .create_tables(&stack, &region, endpoint, &credentials, reporter)
+                    .await?
             }
-        }
-
-        let temp = TempDir(std::env::temp_dir().join(format!("deployer-local-{}", std::process::id())));
-        let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
-        let mut functions = HashMap::new();
-        for def in &defs {
-            let label = labels[&def.logical_id].clone();
-            let Some((_, built)) = built.iter().find(|(f, _)| *f == label) else {
-                continue;
-            };
-            let dir = temp.0.join(&label);
-            let bootstrap = extract_bootstrap(&built.artifact.bytes, &dir)
-                .map_err(|e| Error::usage(format!("function `{label}`: {e}")))?;
-            let binary = std::fs::read(&bootstrap)
-                .map_err(|e| Error::failed(format!("{}: {e}", bootstrap.display())))?;
-            let wanted = spec.functions[&label].architecture;
-            build::elf::check(&binary, wanted, &label)?;
-            let arch = match wanted {
-                Architecture::X86_64 => Arch::X86_64,
-                Architecture::Arm64 => Arch::Aarch64,
-            };
-            let emulator = deployer_local::find_emulator(arch)
-                .map_err(|e| Error::usage(format!("function `{label}`: {e}")))?;
-            let env = function_env(
-                def,
-                &local_tables,
-                &region,
-                endpoint.as_deref(),
-                &credentials,
-                &dir,
-            )
-            .map_err(Error::usage)?;
-            let function = deployer_local::runtime::Function::new(
-                label,
-                def.name.clone(),
-                format!("arn:aws:lambda:{region}:{LOCAL_ACCOUNT}:function:{}", def.name),
-                Duration::from_secs(def.timeout),
-                deployer_local::runtime::Launch {
-                    emulator,
-                    bootstrap,
-                    dir,
-                    env,
-                },
-                events.clone(),
-            );
-            functions.insert(def.logical_id.clone(), Arc::new(function));
-        }
-
+            None => HashMap::new(),
+        };
+        let temp =
+            TempDir(std::env::temp_dir().join(format!("deployer-local-{}", std::process::id())));
+        let (events, received) = tokio::sync::mpsc::unbounded_channel();
+        let runtime = Runtime {
+            spec,
+            region: &region,
+            endpoint: endpoint.as_deref(),
+            credentials: &credentials,
+            local_tables: &local_tables,
+            dir: &temp.0,
+            events: events.clone(),
+        };
+        let functions = runtime.functions(&served, &built)?;
         // Listening for Ctrl-C (and SIGTERM) from here on: one listener for the whole run, so a
         // signal that arrives while an event is being shown is not lost.
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut interrupt = signal(SignalKind::interrupt())
-            .map_err(|e| Error::failed(format!("cannot listen for Ctrl-C: {e}")))?;
-        let mut terminate = signal(SignalKind::terminate())
-            .map_err(|e| Error::failed(format!("cannot listen for SIGTERM: {e}")))?;
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", options.port))
-            .await
-            .map_err(|e| {
-                Error::usage(format!(
-                    "cannot listen on 127.0.0.1:{}: {e} (--port picks another; 0 takes any free one)",
-                    options.port
-                ))
-            })?;
-        let url = format!(
-            "http://{}",
-            listener
-                .local_addr()
-                .map_err(|e| Error::failed(e.to_string()))?
+        let signals = (
+            signal(SignalKind::interrupt())
+                .map_err(|e| Error::failed(format!("cannot listen for Ctrl-C: {e}")))?,
+            signal(SignalKind::terminate())
+                .map_err(|e| Error::failed(format!("cannot listen for SIGTERM: {e}")))?,
         );
-        reporter.local_ready(&stack, &url, route_lines(&routing, &labels));
+        let (listener, url) = bind(options.port).await?;
+        reporter.local_ready(&stack, &url, route_lines(&served.routing, &served.labels));
         let app = Arc::new(deployer_local::server::App {
-            routing,
+            routing: served.routing,
             functions,
             arn_prefix: format!("arn:aws:elasticloadbalancing:{region}:{LOCAL_ACCOUNT}"),
             events,
         });
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let mut server = tokio::spawn(deployer_local::server::serve(listener, app, async {
-            let _ = stopped.await;
-        }));
-        let mut requests = 0u64;
-        let mut stop = Some(stop);
-        loop {
-            tokio::select! {
-                event = received.recv() => match event {
-                    Some(event) => {
-                        if matches!(event, Event::Request(_)) {
-                            requests += 1;
-                        }
-                        reporter.local_event(event);
-                    }
-                    None => break,
-                },
-                _ = interrupt.recv(), if stop.is_some() => {
-                    if let Some(stop) = stop.take() {
-                        let _ = stop.send(());
-                    }
-                }
-                _ = terminate.recv(), if stop.is_some() => {
-                    if let Some(stop) = stop.take() {
-                        let _ = stop.send(());
-                    }
-                }
-                _ = &mut server => break,
-            }
-        }
-        // The processes' last lines and exits.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        while let Ok(event) = received.try_recv() {
-            reporter.local_event(event);
-        }
+        let requests = serve(listener, app, received, signals, reporter).await?;
         reporter.finish(&Stopped {
             status: LocalStatus::Stopped,
             stack: stack.clone(),
@@ -469,6 +525,68 @@ pub fn local(
         drop(temp);
         Ok(())
     })
+}
+
+/// The loopback listener, and its URL.
+async fn bind(port: u16) -> Result<(tokio::net::TcpListener, String), Error> {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| {
+            Error::usage(format!(
+                "cannot listen on 127.0.0.1:{port}: {e} (--port picks another; 0 takes any free one)"
+            ))
+        })?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::failed(e.to_string()))?;
+    Ok((listener, format!("http://{address}")))
+}
+
+/// Serves until Ctrl-C or SIGTERM, showing what happens; the requests answered.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Arc<deployer_local::server::App>,
+    mut received: tokio::sync::mpsc::UnboundedReceiver<Event>,
+    signals: (Signal, Signal),
+    reporter: &Reporter,
+) -> Result<u64, Error> {
+    let (mut interrupt, mut terminate) = signals;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(deployer_local::server::serve(listener, app, async {
+        let _ = stopped.await;
+    }));
+    let mut requests = 0u64;
+    let mut stop = Some(stop);
+    loop {
+        tokio::select! {
+            event = received.recv() => match event {
+                Some(event) => {
+                    if matches!(event, Event::Request(_)) {
+                        requests += 1;
+                    }
+                    reporter.local_event(event);
+                }
+                None => break,
+            },
+            _ = interrupt.recv(), if stop.is_some() => {
+                if let Some(stop) = stop.take() {
+                    let _ = stop.send(());
+                }
+            }
+            _ = terminate.recv(), if stop.is_some() => {
+                if let Some(stop) = stop.take() {
+                    let _ = stop.send(());
+                }
+            }
+            _ = &mut server => break,
+        }
+    }
+    // The processes' last lines and exits.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    while let Ok(event) = received.try_recv() {
+        reporter.local_event(event);
+    }
+    Ok(requests)
 }
 
 /// An SDK configuration for the local endpoint.
