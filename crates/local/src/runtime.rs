@@ -195,21 +195,12 @@ impl Function {
         *self.instance.lock().await = None;
     }
 
-    async fn start(&self) -> Result<Instance, String> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| format!("cannot open a port for its Runtime API: {e}"))?;
-        let address = listener.local_addr().map_err(|e| e.to_string())?;
-        let (invocations, queue) = mpsc::channel(1);
-        let init_error = Arc::new(std::sync::Mutex::new(None));
-        let api = RuntimeApi {
-            queue: Mutex::new(queue),
-            pending: Default::default(),
-            arn: self.arn.clone(),
-            init_error: init_error.clone(),
-        };
-        let api = tokio::spawn(serve_runtime_api(listener, Arc::new(api))).abort_handle();
-
+    /// The bootstrap's command (under its emulator, if any), with Lambda's environment and the
+    /// Runtime API at `address`; and the program it runs.
+    fn command(
+        &self,
+        address: std::net::SocketAddr,
+    ) -> (std::ffi::OsString, tokio::process::Command) {
         let (program, args) = match self.launch.emulator.split_first() {
             Some((emulator, args)) => (emulator.clone(), args.to_vec()),
             None => (self.launch.bootstrap.clone().into_os_string(), Vec::new()),
@@ -228,32 +219,23 @@ impl Function {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let started = Instant::now();
-        let mut child = command
-            .spawn()
-            .map_err(|e| format!("{}: {e}", program.to_string_lossy()))?;
-        let _ = self.events.send(Event::Started {
-            function: self.label.clone(),
-            pid: child.id(),
-        });
-        for (stream, label) in [
-            (
-                child
-                    .stdout
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-                self.label.clone(),
-            ),
-            (
-                child
-                    .stderr
-                    .take()
-                    .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-                self.label.clone(),
-            ),
-        ] {
-            let Some(stream) = stream else { continue };
-            let events = self.events.clone();
+        (program, command)
+    }
+
+    /// Each line the process writes, stdout and stderr, as a `Log` event.
+    fn forward_output(&self, child: &mut tokio::process::Child) {
+        let streams = [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        ];
+        for stream in streams.into_iter().flatten() {
+            let (events, label) = (self.events.clone(), self.label.clone());
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stream).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
@@ -264,6 +246,33 @@ impl Function {
                 }
             });
         }
+    }
+
+    async fn start(&self) -> Result<Instance, String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| format!("cannot open a port for its Runtime API: {e}"))?;
+        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        let (invocations, queue) = mpsc::channel(1);
+        let init_error = Arc::new(std::sync::Mutex::new(None));
+        let api = RuntimeApi {
+            queue: Mutex::new(queue),
+            pending: Default::default(),
+            arn: self.arn.clone(),
+            init_error: init_error.clone(),
+        };
+        let api = tokio::spawn(serve_runtime_api(listener, Arc::new(api))).abort_handle();
+
+        let (program, mut command) = self.command(address);
+        let started = Instant::now();
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("{}: {e}", program.to_string_lossy()))?;
+        let _ = self.events.send(Event::Started {
+            function: self.label.clone(),
+            pid: child.id(),
+        });
+        self.forward_output(&mut child);
         let (exit_tx, exited) = watch::channel(None);
         let (stop, stopped) = oneshot::channel::<()>();
         let events = self.events.clone();

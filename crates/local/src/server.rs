@@ -157,19 +157,7 @@ impl App {
             );
         };
         let label = Some(function.label.clone());
-        let mut headers: Vec<(String, String)> = request
-            .headers()
-            .iter()
-            .map(|(n, v)| {
-                (
-                    n.as_str().to_string(),
-                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                )
-            })
-            .collect();
-        headers.push(("x-forwarded-for".into(), peer.ip().to_string()));
-        headers.push(("x-forwarded-port".into(), peer.port().to_string()));
-        headers.push(("x-forwarded-proto".into(), "http".into()));
+        let headers = forwarded_headers(&request, peer);
         let body = match Limited::new(request.into_body(), alb::MAX_REQUEST_BODY)
             .collect()
             .await
@@ -197,36 +185,69 @@ impl App {
                 self.arn_prefix
             ),
         );
-        match function.invoke(Bytes::from(event.to_string())).await {
-            Ok((answer, cold_start)) => match alb::response(&answer) {
-                Ok(answer) => {
-                    let mut response = Response::new(Full::new(Bytes::from(answer.body)));
-                    *response.status_mut() = hyper::StatusCode::from_u16(answer.status)
-                        .unwrap_or(hyper::StatusCode::BAD_GATEWAY);
-                    for (name, value) in answer.headers {
-                        if let (Ok(name), Ok(value)) = (
-                            hyper::header::HeaderName::from_bytes(name.as_bytes()),
-                            hyper::header::HeaderValue::from_str(&value),
-                        ) {
-                            response.headers_mut().append(name, value);
-                        }
-                    }
-                    (response, label, cold_start, None)
-                }
-                Err(why) => (elb_error(502, "Bad Gateway"), label, cold_start, Some(why)),
-            },
-            Err(failure @ Failure::Start(_)) => (
-                elb_error(503, "Service Temporarily Unavailable"),
-                label,
-                None,
-                Some(failure.to_string()),
-            ),
-            Err(failure) => (
-                elb_error(502, "Bad Gateway"),
-                label,
-                None,
-                Some(failure.to_string()),
-            ),
+        let invoked = function.invoke(Bytes::from(event.to_string())).await;
+        let (response, cold_start, error) = invoked_response(invoked);
+        (response, label, cold_start, error)
+    }
+}
+
+/// The request's headers as a Lambda target gets them: the client's, and the load balancer's
+/// `x-forwarded-*`.
+fn forwarded_headers(
+    request: &Request<Incoming>,
+    peer: std::net::SocketAddr,
+) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    headers.push(("x-forwarded-for".into(), peer.ip().to_string()));
+    headers.push(("x-forwarded-port".into(), peer.port().to_string()));
+    headers.push(("x-forwarded-proto".into(), "http".into()));
+    headers
+}
+
+/// A function's answer as the HTTP response (a header HTTP cannot carry is left out).
+fn http_response(answer: alb::Response) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(answer.body)));
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(answer.status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
+    for (name, value) in answer.headers {
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            hyper::header::HeaderValue::from_str(&value),
+        ) {
+            response.headers_mut().append(name, value);
         }
+    }
+    response
+}
+
+/// What the load balancer answers for an invocation: the function's response, a 502 for one it
+/// cannot read or a failed invocation, a 503 when the function cannot start.
+fn invoked_response(
+    invoked: Result<(Bytes, Option<Duration>), Failure>,
+) -> (Response<Full<Bytes>>, Option<Duration>, Option<String>) {
+    match invoked {
+        Ok((answer, cold_start)) => match alb::response(&answer) {
+            Ok(answer) => (http_response(answer), cold_start, None),
+            Err(why) => (elb_error(502, "Bad Gateway"), cold_start, Some(why)),
+        },
+        Err(failure @ Failure::Start(_)) => (
+            elb_error(503, "Service Temporarily Unavailable"),
+            None,
+            Some(failure.to_string()),
+        ),
+        Err(failure) => (
+            elb_error(502, "Bad Gateway"),
+            None,
+            Some(failure.to_string()),
+        ),
     }
 }
