@@ -2,6 +2,8 @@
 
 use aws_sdk_cloudformation::types::StackStatus;
 
+use super::model::Stack;
+
 /// The next step toward "the stack is exactly what the spec says".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -53,6 +55,41 @@ pub fn decide(status: Option<&StackStatus>) -> Action {
             "the stack is IMPORT_ROLLBACK_FAILED: fix the resources named above in the console, then retry".into(),
         ),
         other => Action::Stop(format!("the stack is in a status deployer does not know: {}", other.as_str())),
+    }
+}
+
+/// An [`Action`] with the stack it was decided for: acting on it needs no second look.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decided {
+    /// Create it; a stack only reviewed (`REVIEW_IN_PROGRESS`) is created through.
+    Create(Option<Stack>),
+    /// Delete this failed creation, wait, then create.
+    DeleteThenCreate(Stack),
+    /// Wait for this stack's operation to settle, then decide again.
+    Wait(Stack),
+    /// Continue this stack's rollback, wait, then update.
+    ContinueRollbackThenUpdate(Stack),
+    /// Update this stack.
+    Update(Stack),
+    /// Stop: this stack needs a person, for this reason.
+    Stop(Stack, String),
+}
+
+/// [`decide`] for a described stack, the stack carried along.
+pub fn decide_for(stack: Option<Stack>) -> Decided {
+    let Some(stack) = stack else {
+        return Decided::Create(None);
+    };
+    match decide(Some(&stack.status)) {
+        Action::Create => {
+            let reviewed = stack.status == StackStatus::ReviewInProgress;
+            Decided::Create(reviewed.then_some(stack))
+        }
+        Action::DeleteThenCreate => Decided::DeleteThenCreate(stack),
+        Action::Wait => Decided::Wait(stack),
+        Action::ContinueRollbackThenUpdate => Decided::ContinueRollbackThenUpdate(stack),
+        Action::Update => Decided::Update(stack),
+        Action::Stop(why) => Decided::Stop(stack, why),
     }
 }
 

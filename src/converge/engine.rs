@@ -8,8 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_sdk_cloudformation::types::{ChangeAction, StackStatus};
 
 use super::cloud::{ChangeSetRequest, Cloud, CloudError, StackRequest};
-use super::decide::{Action, decide, is_in_progress, is_success};
+use super::decide::{Action, Decided, decide, decide_for, is_in_progress, is_success};
 use super::model::{Change, DIGEST_TAG, Phase, Stack, StackEvent, digest, phase, root_cause};
+use super::watch::Watch;
+pub use super::watch::{Poll, is_new};
 use crate::exit::{Code, Error};
 
 /// Something worth showing while the engine works.
@@ -105,42 +107,6 @@ pub trait Ui {
     }
 }
 
-/// How often to poll: starts fast, backs off to `max`; once events show a real operation (they
-/// carry its token), at `steady`, and at `near_end` when its events say its end is close.
-#[derive(Debug, Clone, Copy)]
-pub struct Poll {
-    /// The first delay.
-    pub first: Duration,
-    /// The longest delay.
-    pub max: Duration,
-    /// The pace of polls that read tagged events.
-    pub steady: Duration,
-    /// The pace once every resource the operation changes is done.
-    pub near_end: Duration,
-}
-
-impl Default for Poll {
-    fn default() -> Self {
-        // Under one request a second while CloudFormation works (on a backend that tags events;
-        // two on one that does not): quick first polls for quick operations, then steady; the
-        // end is caught by the near-end polls, not by the steady pace.
-        Poll {
-            first: Duration::from_millis(250),
-            max: Duration::from_millis(1200),
-            // With the near-end polls, under one request a second on average.
-            steady: Duration::from_millis(1500),
-            near_end: Duration::from_millis(250),
-        }
-    }
-}
-
-impl Poll {
-    /// The delay after `delay`.
-    pub(super) fn next(&self, delay: Duration) -> Duration {
-        (delay * 8 / 5).min(self.max)
-    }
-}
-
 /// A stack as the spec wants it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deployment {
@@ -231,16 +197,6 @@ pub enum Teardown {
         retained_tables: Vec<String>,
     },
 }
-
-/// Polls made sooner ([`Poll::near_end`]) once every changed resource is done, before the steady
-/// pace resumes (a cleanup after replacements can take minutes).
-const SOONER_POLLS: u32 = 4;
-
-/// Polls by events alone describe the stack at least this often anyway.
-const DESCRIBE_AT_LEAST_EVERY: u32 = 30;
-
-/// How far back event paging reaches (clocks may disagree; [`is_new`] decides what is new).
-const HISTORY: Duration = Duration::from_secs(300);
 
 /// The engine over a cloud and a UI.
 pub struct Engine<'a, C, U> {
@@ -576,22 +532,17 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 Some(stack) => stack,
                 None => self.describe(name).await?,
             };
-            match decide(stack.as_ref().map(|s| &s.status)) {
-                Action::Create => {
-                    return Ok(stack.filter(|s| s.status == StackStatus::ReviewInProgress));
-                }
-                Action::Update => return Ok(stack),
-                Action::Wait => {
-                    let stack = stack.expect("Wait is only decided for an existing stack");
+            match decide_for(stack) {
+                Decided::Create(reviewed) => return Ok(reviewed),
+                Decided::Update(stack) => return Ok(Some(stack)),
+                Decided::Wait(stack) => {
                     self.step(format!(
                         "{name} is {}: waiting for it to settle",
                         stack.status.as_str()
                     ));
                     self.watch(&stack, None, Instant::now()).await?;
                 }
-                Action::DeleteThenCreate => {
-                    let stack =
-                        stack.expect("DeleteThenCreate is only decided for an existing stack");
+                Decided::DeleteThenCreate(stack) => {
                     self.step(format!(
                         "{name} is {} after a failed creation, so it holds nothing to keep: deleting it first",
                         stack.status.as_str()
@@ -604,9 +555,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                         .map_err(|e| cloud_failure(&format!("cannot delete {name}"), e))?;
                     self.watch(&stack, Some(&token), started).await?;
                 }
-                Action::ContinueRollbackThenUpdate => {
-                    let stack =
-                        stack.expect("ContinueRollback is only decided for an existing stack");
+                Decided::ContinueRollbackThenUpdate(stack) => {
                     self.step(format!(
                         "{name} is UPDATE_ROLLBACK_FAILED: continuing the rollback"
                     ));
@@ -620,26 +569,28 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                         })?;
                     self.watch(&stack, Some(&token), started).await?;
                 }
-                Action::Stop(why) => {
-                    let stack = stack.expect("Stop is only decided for an existing stack");
-                    let events = self
-                        .cloud
-                        .events(&stack.id, SystemTime::UNIX_EPOCH)
-                        .await
-                        .unwrap_or_default();
-                    let failed: Vec<String> = failed_resources(&events, name);
-                    let detail = if failed.is_empty() {
-                        String::new()
-                    } else {
-                        format!("\n{}", failed.join("\n"))
-                    };
-                    return Err(Error::failed(format!("{name}: {why}{detail}")));
-                }
+                Decided::Stop(stack, why) => return Err(self.stopped(&stack, name, &why).await),
             }
         }
         Err(Error::failed(format!(
             "{name} did not settle: it keeps changing status; try again later"
         )))
+    }
+
+    /// Why nothing automatic is safe, with the resources whose operations failed.
+    async fn stopped(&self, stack: &Stack, name: &str, why: &str) -> Error {
+        let events = self
+            .cloud
+            .events(&stack.id, SystemTime::UNIX_EPOCH)
+            .await
+            .unwrap_or_default();
+        let failed: Vec<String> = failed_resources(&events, name);
+        let detail = if failed.is_empty() {
+            String::new()
+        } else {
+            format!("\n{}", failed.join("\n"))
+        };
+        Error::failed(format!("{name}: {why}{detail}"))
     }
 
     /// Polls the stack and its new events until no operation is running; returns the final stack
@@ -665,33 +616,13 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         expected: &[Change],
     ) -> Result<(Option<Stack>, Vec<StackEvent>), Error> {
         let name = &stack.name;
-        let mut all = Vec::new();
-        // Which events belong to the operation: see `is_new`. `since` only bounds paging.
-        let began = SystemTime::now() - started.elapsed();
-        let since = began - HISTORY;
-        let mut seen: HashSet<String> = HashSet::new();
+        let mut watch = Watch::new(stack, token, started, expected, self.poll.first);
         let shows_events = self.ui.shows_events();
-        // AWS tags this operation's events with its token: then a stack-level event says when
-        // it ended, and DescribeStacks is needed only once, at the end. Otherwise every poll
-        // describes the stack.
-        let mut tagged = false;
-        // A missed stack-level event must not leave the watch waiting forever.
-        let mut polls_since_described = 0;
-        let mut status = stack.status.clone();
-        // The resources the operation changes, and those whose events say they are done: once
-        // all are, the stack's own end is close (CloudFormation ends it right after the last
-        // resource, cleanup aside), so a few polls come sooner.
-        let mut done: HashSet<&str> = HashSet::new();
-        let mut sooner = 0;
-        // Quiet: events are read once while the operation runs, to learn whether they are
-        // tagged (then an events poll is as cheap as a DescribeStacks, and tells more).
-        let mut probed = false;
-        let mut delay = self.poll.first;
         let mut handled = self.interrupts.count();
         let mut reacted = false;
         loop {
             tokio::select! {
-                () = tokio::time::sleep(delay) => {}
+                () = tokio::time::sleep(watch.delay) => {}
                 () = self.interrupts.beyond(handled) => {}
             }
             if self.interrupts.count() > handled {
@@ -703,86 +634,40 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 self.stop_operation(stack, on_interrupt).await;
             }
             let mut current: Option<Option<Stack>> = None;
-            let mut read_events = shows_events || tagged;
+            let mut read_events = shows_events || watch.tagged;
             if !read_events {
                 let described = self.describe(&stack.id).await?;
-                polls_since_described = 0;
-                let running = described
-                    .as_ref()
-                    .is_some_and(|s| is_in_progress(&s.status));
-                read_events = running && !probed;
-                probed |= running;
+                read_events = watch.described(described.as_ref());
                 current = Some(described);
             }
             let mut ended = false;
             if read_events {
-                let events = self.new_events(stack, token, since, began, &mut seen).await;
-                for event in events {
-                    if token.is_some() && event.token.as_deref() == token {
-                        tagged = true;
-                    }
-                    if event.logical_id == *name
-                        && event.resource_type == "AWS::CloudFormation::Stack"
-                    {
-                        status = StackStatus::from(event.status.as_str());
-                        ended |= !is_in_progress(&status);
-                    } else if let Some(change) =
-                        expected.iter().find(|c| c.logical_id == event.logical_id)
-                        && !event.status.as_str().ends_with("_IN_PROGRESS")
-                    {
-                        done.insert(change.logical_id.as_str());
-                    }
-                    self.ui.progress(Progress::Event {
-                        stack: name.clone(),
-                        event: event.clone(),
-                        elapsed: started.elapsed(),
-                    });
-                    all.push(event);
-                }
+                let events = watch.new_events(self.cloud).await;
+                ended = watch.take(events, self.ui);
             }
-            polls_since_described += 1;
-            let near_end = tagged && !expected.is_empty() && done.len() == expected.len();
-            delay = if near_end && sooner < SOONER_POLLS {
-                sooner += 1;
-                self.poll.near_end
-            } else if tagged {
-                // A real operation (its events are tagged): it takes minutes, and its events
-                // say when its end is near; the quick first polls are for emulators.
-                self.poll.steady
-            } else {
-                self.poll.next(delay)
-            };
+            watch.polled(&self.poll);
             // Deleted: AWS's own event says so; nothing is left to describe.
-            if tagged && ended && status == StackStatus::DeleteComplete && current.is_none() {
-                return Ok((None, all));
-            }
-            if tagged
-                && !ended
+            if watch.tagged
+                && ended
+                && watch.status == StackStatus::DeleteComplete
                 && current.is_none()
-                && polls_since_described < DESCRIBE_AT_LEAST_EVERY
             {
-                self.ui.progress(Progress::Waiting {
-                    stack: name.clone(),
-                    status: status.clone(),
-                    elapsed: started.elapsed(),
-                });
+                return Ok((None, watch.all));
+            }
+            if watch.tagged && !ended && current.is_none() && !watch.describe_due() {
+                watch.waiting(self.ui, None);
                 continue;
             }
             let current = match current {
                 Some(current) => current,
                 // By id, so that a deleted stack is still found (as DELETE_COMPLETE).
                 None => {
-                    polls_since_described = 0;
+                    watch.redescribed();
                     self.describe(&stack.id).await?
                 }
             };
             if let Some(s) = current.as_ref().filter(|s| is_in_progress(&s.status)) {
-                status = s.status.clone();
-                self.ui.progress(Progress::Waiting {
-                    stack: name.clone(),
-                    status: s.status.clone(),
-                    elapsed: started.elapsed(),
-                });
+                watch.waiting(self.ui, Some(&s.status));
                 continue;
             }
             let ended_well = current
@@ -790,35 +675,14 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 .is_none_or(|s| is_success(&s.status) || s.status == StackStatus::DeleteComplete);
             if !shows_events && !ended_well {
                 // Nobody watched the events, but a failure is explained by them.
-                all.extend(self.new_events(stack, token, since, began, &mut seen).await);
+                let events = watch.new_events(self.cloud).await;
+                watch.all.extend(events);
             }
             return Ok(match current {
-                Some(s) if s.status == StackStatus::DeleteComplete => (None, all),
-                other => (other, all),
+                Some(s) if s.status == StackStatus::DeleteComplete => (None, watch.all),
+                other => (other, watch.all),
             });
         }
-    }
-
-    /// The operation's events not yet in `seen` (now added), oldest first.
-    async fn new_events(
-        &self,
-        stack: &Stack,
-        token: Option<&str>,
-        since: SystemTime,
-        began: SystemTime,
-        seen: &mut HashSet<String>,
-    ) -> Vec<StackEvent> {
-        let mut events = self
-            .cloud
-            .events(&stack.id, since)
-            .await
-            .unwrap_or_default();
-        events.retain(|e| !seen.contains(&e.id) && is_new(e, token, began));
-        events.reverse(); // oldest first
-        for event in &events {
-            seen.insert(event.id.clone());
-        }
-        events
     }
 
     /// The first Ctrl-C while watching: delete a stack being created (it holds nothing yet), or
@@ -1958,25 +1822,6 @@ pub fn own_stack_digest(template_body: &str, parameters: &BTreeMap<String, Strin
 pub fn own_stack_is_current(stack: &Stack, digest: &str) -> bool {
     stack.tags.get(DIGEST_TAG).map(String::as_str) == Some(digest)
         && decide(Some(&stack.status)) == Action::Update
-}
-
-/// Whether `event` belongs to the operation that began at `began` (local clock) with `token`.
-/// AWS tags every event of an operation with its ClientRequestToken, so a tagged event is
-/// judged by its token alone, whatever the clocks say. An untagged one (an operation deployer
-/// did not start, or a backend that does not tag, like moto) counts from `began`, to the
-/// millisecond CloudFormation stamps events with. No DescribeStackEvents before the operation.
-pub fn is_new(event: &StackEvent, token: Option<&str>, began: SystemTime) -> bool {
-    match (token, event.token.as_deref()) {
-        (Some(ours), Some(theirs)) => ours == theirs,
-        _ => {
-            let ms = began
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis());
-            let began_ms = SystemTime::UNIX_EPOCH
-                + Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX));
-            event.timestamp >= began_ms
-        }
-    }
 }
 
 /// `Logical (Type): reason` for every resource whose last event failed.

@@ -17,6 +17,7 @@ pub mod preflight;
 pub mod recorded;
 pub mod retained;
 pub mod transition;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::future::Future;
