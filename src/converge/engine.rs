@@ -786,47 +786,18 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         if let Some(stack) = existing.as_ref().filter(|s| {
             recorded.as_ref() == Some(&digest) && decide(Some(&s.status)) == Action::Update
         }) {
-            if mode == Mode::Plan {
-                return Ok(Outcome::NoChanges {
-                    stack: stack.clone(),
-                });
-            }
-            let stack = self
-                .ensure_protection(stack.clone(), deployment.termination_protection)
+            return self
+                .unchanged(deployment, mode, stack.clone(), &digest)
                 .await;
-            if !deployment.refresh_tags {
-                return Ok(Outcome::NoChanges { stack });
-            }
-            let tags = self.tags_with(deployment, &digest);
-            self.step(format!("{name}: extending the expiry"));
-            let stack = self.update_tags(&stack, deployment, &tags).await?;
-            return Ok(Outcome::NoChanges { stack });
         }
-
         // `plan` changes nothing: what settling would do is said, not done.
-        let mut existing = existing;
-        if mode == Mode::Plan
-            && let Some(stack) = &existing
-        {
-            match decide(Some(&stack.status)) {
-                Action::DeleteThenCreate => {
-                    self.step(format!(
-                        "{name} is {}: `up` deletes it first (a failed creation holds nothing), then creates it",
-                        stack.status.as_str()
-                    ));
-                    existing = None;
-                }
-                Action::ContinueRollbackThenUpdate => {
-                    self.warn(format!(
-                        "{name} is UPDATE_ROLLBACK_FAILED: `up` continues the rollback first; the update's changes can be previewed once it has"
-                    ));
-                    return Ok(Outcome::Planned {
-                        changes: Vec::new(),
-                    });
-                }
-                _ => {}
-            }
-        }
+        let existing = match mode {
+            Mode::Plan => match self.planned_settling(name, existing) {
+                Ok(existing) => existing,
+                Err(outcome) => return Ok(outcome),
+            },
+            Mode::Apply { .. } => existing,
+        };
         let stack = self.settle_from(name, existing).await?;
         let create = stack
             .as_ref()
@@ -853,25 +824,8 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             let caller = caller.map_err(|e| {
                 cloud_failure("cannot learn who the caller is (sts:GetCallerIdentity)", e)
             })?;
-            let scope = super::preflight::Scope::of(
-                &caller,
-                &self.cloud.region(),
-                name,
-                deployment.bucket.as_deref(),
-            )
-            .with_app(
-                deployment
-                    .tags
-                    .get(super::model::APP_TAG)
-                    .map(String::as_str),
-            );
-            match super::preflight::check(self.cloud, &caller, &scope, deployed.as_ref(), &wanted)
-                .await?
-            {
-                super::preflight::Checked::Allowed => {}
-                super::preflight::Checked::Skipped(why)
-                | super::preflight::Checked::Unconfirmed(why) => self.warn(why),
-            }
+            self.check_permissions(deployment, &caller, deployed.as_ref(), &wanted)
+                .await?;
         }
         let parameters_change = stack
             .as_ref()
@@ -883,30 +837,126 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                     why.join("\n  ")
                 ))
             })?;
-        // The tables read before anything is sent: those whose TTL is enabled again, and (for
-        // `up`; `plan` sends one change set and waits for nothing) those whose indexes change.
-        // One ListStackResources names them all.
-        let mut index_tables = BTreeMap::new();
-        if let (Some(stack), Some(deployed)) = (&stack, &deployed) {
-            let enabling = super::transition::ttl_enabling(deployed, &wanted);
-            let waiting: &[String] = match mode {
-                Mode::Apply { .. } => &transition.index_tables,
-                Mode::Plan => &[],
-            };
-            let ids: Vec<String> = enabling.iter().chain(waiting).cloned().collect();
-            let names = self.physical_names(&stack.name, &ids).await?;
-            let pick = |ids: &[String]| -> BTreeMap<String, String> {
-                names
-                    .iter()
-                    .filter(|(id, _)| ids.contains(id))
-                    .map(|(id, n)| (id.clone(), n.clone()))
-                    .collect()
-            };
-            self.check_ttl_enabling(stack, &pick(&enabling)).await?;
-            index_tables = pick(waiting);
-        }
+        let index_tables = match (&stack, &deployed) {
+            (Some(stack), Some(deployed)) => {
+                self.read_tables(stack, deployed, &wanted, &transition, mode)
+                    .await?
+            }
+            _ => BTreeMap::new(),
+        };
         self.apply_steps(deployment, stack, deployed, transition, index_tables, mode)
             .await
+    }
+
+    /// Nothing changed since the recorded deployment: the stack as it is, its termination
+    /// protection as wanted, and for an ephemeral env (`refresh_tags`) its expiry extended.
+    async fn unchanged(
+        &self,
+        deployment: &Deployment,
+        mode: Mode,
+        stack: Stack,
+        digest: &str,
+    ) -> Result<Outcome, Error> {
+        if mode == Mode::Plan {
+            return Ok(Outcome::NoChanges { stack });
+        }
+        let stack = self
+            .ensure_protection(stack, deployment.termination_protection)
+            .await;
+        if !deployment.refresh_tags {
+            return Ok(Outcome::NoChanges { stack });
+        }
+        let tags = self.tags_with(deployment, digest);
+        self.step(format!("{}: extending the expiry", deployment.stack_name));
+        let stack = self.update_tags(&stack, deployment, &tags).await?;
+        Ok(Outcome::NoChanges { stack })
+    }
+
+    /// `plan`: what settling the stack would do, said; the stack to plan against, or the
+    /// outcome when no change set can be previewed yet.
+    fn planned_settling(
+        &self,
+        name: &str,
+        existing: Option<Stack>,
+    ) -> Result<Option<Stack>, Outcome> {
+        let Some(stack) = &existing else {
+            return Ok(existing);
+        };
+        match decide(Some(&stack.status)) {
+            Action::DeleteThenCreate => {
+                self.step(format!(
+                    "{name} is {}: `up` deletes it first (a failed creation holds nothing), then creates it",
+                    stack.status.as_str()
+                ));
+                Ok(None)
+            }
+            Action::ContinueRollbackThenUpdate => {
+                self.warn(format!(
+                    "{name} is UPDATE_ROLLBACK_FAILED: `up` continues the rollback first; the update's changes can be previewed once it has"
+                ));
+                Err(Outcome::Planned {
+                    changes: Vec::new(),
+                })
+            }
+            _ => Ok(existing),
+        }
+    }
+
+    /// The permission pre-flight: denied actions stop the deployment (exit 5); what cannot be
+    /// confirmed is a warning.
+    async fn check_permissions(
+        &self,
+        deployment: &Deployment,
+        caller: &str,
+        deployed: Option<&serde_json::Value>,
+        wanted: &serde_json::Value,
+    ) -> Result<(), Error> {
+        let app = deployment
+            .tags
+            .get(super::model::APP_TAG)
+            .map(String::as_str);
+        let scope = super::preflight::Scope::of(
+            caller,
+            &self.cloud.region(),
+            &deployment.stack_name,
+            deployment.bucket.as_deref(),
+        )
+        .with_app(app);
+        match super::preflight::check(self.cloud, caller, &scope, deployed, wanted).await? {
+            super::preflight::Checked::Allowed => {}
+            super::preflight::Checked::Skipped(why)
+            | super::preflight::Checked::Unconfirmed(why) => self.warn(why),
+        }
+        Ok(())
+    }
+
+    /// The tables read before anything is sent: those whose TTL is enabled again (checked
+    /// here), and (for `up`; `plan` sends one change set and waits for nothing) those whose
+    /// indexes change, returned by logical id. One ListStackResources names them all.
+    async fn read_tables(
+        &self,
+        stack: &Stack,
+        deployed: &serde_json::Value,
+        wanted: &serde_json::Value,
+        transition: &super::transition::Transition,
+        mode: Mode,
+    ) -> Result<BTreeMap<String, String>, Error> {
+        let enabling = super::transition::ttl_enabling(deployed, wanted);
+        let waiting: &[String] = match mode {
+            Mode::Apply { .. } => &transition.index_tables,
+            Mode::Plan => &[],
+        };
+        let ids: Vec<String> = enabling.iter().chain(waiting).cloned().collect();
+        let names = self.physical_names(&stack.name, &ids).await?;
+        let pick = |ids: &[String]| -> BTreeMap<String, String> {
+            names
+                .iter()
+                .filter(|(id, _)| ids.contains(id))
+                .map(|(id, n)| (id.clone(), n.clone()))
+                .collect()
+        };
+        self.check_ttl_enabling(stack, &pick(&enabling)).await?;
+        Ok(pick(waiting))
     }
 
     /// Applies the transition's templates in order, one change set each, waiting before each for
@@ -1030,6 +1080,19 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 return Box::pin(self.apply(&standard, recorded, stack, deployed, mode)).await;
             }
         };
+        self.pass_gate(deployment, recorded, review, mode).await
+    }
+
+    /// The reviewed changes through the gate: planned, applied, or refused (the change set
+    /// deleted).
+    async fn pass_gate(
+        &self,
+        deployment: &Deployment,
+        recorded: &str,
+        review: Review,
+        mode: Mode,
+    ) -> Result<Outcome, Error> {
+        let name = &deployment.stack_name;
         let losses = !review.losses.is_empty();
         let mut decision = gate(mode, losses, None);
         if decision == Gate::Ask {
@@ -1135,20 +1198,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             if plan {
                 return Ok(Reviewed::NoChanges(stack));
             }
-            // Stack tags are no resource: where only they differ (or the digest tag, without a
-            // bucket), a backend may see no change, so they are set by themselves.
-            let ours = |t: &BTreeMap<String, String>| {
-                t.iter()
-                    .filter(|(k, _)| deployment.bucket.is_none() || *k != DIGEST_TAG)
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect::<BTreeMap<_, _>>()
-            };
-            let stack = if ours(&stack.tags) != ours(&tags) {
-                self.update_tags(&stack, deployment, &tags).await?
-            } else {
-                stack
-            };
-            self.record(deployment, &stack, recorded).await;
+            let stack = self.no_changes(deployment, stack, &tags, recorded).await?;
             return Ok(Reviewed::NoChanges(stack));
         }
         if !change_set.is_ready() {
@@ -1171,6 +1221,31 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         review.losses = self.show_changes(deployment, deployed.filter(|_| !create), &changes);
         review.changes = changes;
         Ok(Reviewed::Ready(review))
+    }
+
+    /// A change set with no changes: the stack's tags set where only they differ (stack tags are
+    /// no resource, so a backend may see no change), and the deployment recorded.
+    async fn no_changes(
+        &self,
+        deployment: &Deployment,
+        stack: Stack,
+        tags: &BTreeMap<String, String>,
+        recorded: &str,
+    ) -> Result<Stack, Error> {
+        // The digest tag counts only without a bucket to record it in.
+        let ours = |t: &BTreeMap<String, String>| {
+            t.iter()
+                .filter(|(k, _)| deployment.bucket.is_none() || *k != DIGEST_TAG)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let stack = if ours(&stack.tags) != ours(tags) {
+            self.update_tags(&stack, deployment, tags).await?
+        } else {
+            stack
+        };
+        self.record(deployment, &stack, recorded).await;
+        Ok(stack)
     }
 
     /// Creates the change set (by URL when the template is too large to send inline); returns
