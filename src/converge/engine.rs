@@ -793,8 +793,12 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         // `plan` changes nothing: what settling would do is said, not done.
         let existing = match mode {
             Mode::Plan => match self.planned_settling(name, existing) {
-                Ok(existing) => existing,
-                Err(outcome) => return Ok(outcome),
+                Some(existing) => existing,
+                None => {
+                    return Ok(Outcome::Planned {
+                        changes: Vec::new(),
+                    });
+                }
             },
             Mode::Apply { .. } => existing,
         };
@@ -872,15 +876,11 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         Ok(Outcome::NoChanges { stack })
     }
 
-    /// `plan`: what settling the stack would do, said; the stack to plan against, or the
-    /// outcome when no change set can be previewed yet.
-    fn planned_settling(
-        &self,
-        name: &str,
-        existing: Option<Stack>,
-    ) -> Result<Option<Stack>, Outcome> {
+    /// `plan`: what settling the stack would do, said; the stack to plan against, or `None`
+    /// when no change set can be previewed yet.
+    fn planned_settling(&self, name: &str, existing: Option<Stack>) -> Option<Option<Stack>> {
         let Some(stack) = &existing else {
-            return Ok(existing);
+            return Some(existing);
         };
         match decide(Some(&stack.status)) {
             Action::DeleteThenCreate => {
@@ -888,17 +888,15 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                     "{name} is {}: `up` deletes it first (a failed creation holds nothing), then creates it",
                     stack.status.as_str()
                 ));
-                Ok(None)
+                Some(None)
             }
             Action::ContinueRollbackThenUpdate => {
                 self.warn(format!(
                     "{name} is UPDATE_ROLLBACK_FAILED: `up` continues the rollback first; the update's changes can be previewed once it has"
                 ));
-                Err(Outcome::Planned {
-                    changes: Vec::new(),
-                })
+                None
             }
-            _ => Ok(existing),
+            _ => Some(existing),
         }
     }
 

@@ -413,14 +413,7 @@ pub async fn up<C: Cloud, U: Ui>(
     } = *request;
     let described = described.clone();
     let name = spec.stack_name();
-    let boot = async {
-        if mode == Mode::Plan {
-            planned_bootstrap(engine, cloud).await
-        } else {
-            ensure_bootstrap(engine, cloud).await.map(Some)
-        }
-    };
-    let (boot, artifacts) = tokio::join!(boot, artifacts);
+    let (boot, artifacts) = tokio::join!(bootstrap_for(engine, cloud, mode), artifacts);
     let (boot, artifacts) = (boot?, artifacts?);
     let Some(boot) = boot else {
         return Ok(plan_from_nothing(engine, &name, template));
@@ -431,16 +424,8 @@ pub async fn up<C: Cloud, U: Ui>(
     };
     // `plan` uploads nothing: the keys are the artifacts' local sha256, and CloudFormation
     // does not read the code while it makes a change set.
-    for (function, artifact) in artifacts.iter().filter(|_| mode != Mode::Plan) {
-        let key = artifact.key(&spec.app, function);
-        // Keys are content-addressed: one the stack names was read from the bucket by
-        // CloudFormation already, so the HeadObject is skipped.
-        let named = existing
-            .as_ref()
-            .is_some_and(|s| s.parameters.values().any(|v| *v == key));
-        engine
-            .upload(&boot.bucket, &key, function, artifact, named)
-            .await?;
+    if mode != Mode::Plan {
+        upload_artifacts(engine, spec, &boot.bucket, &artifacts, existing.as_ref()).await?;
     }
     let deployment = Deployment {
         check_permissions,
@@ -453,23 +438,10 @@ pub async fn up<C: Cloud, U: Ui>(
             deployment.stack_name
         ));
     }
-    let name = &deployment.stack_name;
     let slots = code_slots(spec, &artifacts);
-    // Without a stack there is no drift to read (a record of a deleted one does not apply).
-    let drift = match &existing {
-        Some(stack) => hotswap::read(cloud, &boot.bucket, name)
-            .await?
-            .of(Some(stack)),
-        None => hotswap::Drift::default(),
-    };
+    let drift = drift_of(cloud, &boot.bucket, existing.as_ref()).await?;
     // A new stack of an env whose earlier stack retained its tables: adopt them, or not.
-    let creating = existing.as_ref().is_none_or(|s| {
-        matches!(
-            decide::decide(Some(&s.status)),
-            decide::Action::Create | decide::Action::DeleteThenCreate
-        )
-    });
-    let existing = match creating {
+    let existing = match creates(existing.as_ref()) {
         true => adopt_retained(engine, cloud, spec, &deployment, mode, retained, existing).await?,
         false => existing,
     };
@@ -482,33 +454,104 @@ pub async fn up<C: Cloud, U: Ui>(
         slots: &slots,
         drift: &drift,
     };
-    if hotswap && matches!(mode, Mode::Apply { .. }) {
-        match hotswap::plan(
-            existing.as_ref(),
-            recorded.as_deref(),
-            &deployment,
-            &slots,
-            &drift,
-        ) {
-            hotswap::Plan::Swap(swaps) => {
-                let stack = existing.expect("a hotswap needs a stack");
-                return swap_code(engine, cloud, &changed, stack, swaps).await;
-            }
-            hotswap::Plan::UpToDate => {
-                return Ok(Up {
-                    outcome: Outcome::NoChanges {
-                        stack: existing.expect("an up-to-date stack exists"),
-                    },
-                    code_updates: Vec::new(),
-                    pending_restores: Vec::new(),
-                });
-            }
-            hotswap::Plan::NeedsChangeSet(why) => engine.step(format!(
-                "{name}: no hotswap ({why}): deploying through CloudFormation"
-            )),
-        }
+    if !(hotswap && matches!(mode, Mode::Apply { .. })) {
+        return full_deploy(engine, cloud, &changed, existing, recorded, mode).await;
     }
-    full_deploy(engine, cloud, &changed, existing, recorded, mode).await
+    hotswap_or_deploy(engine, cloud, &changed, existing, recorded, mode).await
+}
+
+/// `up --hotswap`: the functions' code updated directly when it is all that changed, else a
+/// full deploy.
+async fn hotswap_or_deploy<C: Cloud, U: Ui>(
+    engine: &Engine<'_, C, U>,
+    cloud: &C,
+    changed: &Changed<'_>,
+    existing: Option<Stack>,
+    recorded: Option<String>,
+    mode: Mode,
+) -> Result<Up, Error> {
+    let plan = hotswap::plan(
+        existing.as_ref(),
+        recorded.as_deref(),
+        changed.deployment,
+        changed.slots,
+        changed.drift,
+    );
+    match (plan, existing) {
+        (hotswap::Plan::Swap(swaps), Some(stack)) => {
+            swap_code(engine, cloud, changed, stack, swaps).await
+        }
+        (hotswap::Plan::UpToDate, Some(stack)) => Ok(Up {
+            outcome: Outcome::NoChanges { stack },
+            code_updates: Vec::new(),
+            pending_restores: Vec::new(),
+        }),
+        (hotswap::Plan::NeedsChangeSet(why), existing) => {
+            engine.step(format!(
+                "{}: no hotswap ({why}): deploying through CloudFormation",
+                changed.deployment.stack_name
+            ));
+            full_deploy(engine, cloud, changed, existing, recorded, mode).await
+        }
+        // A swap, or an up-to-date stack, is only planned for a stack that exists.
+        (_, None) => full_deploy(engine, cloud, changed, None, recorded, mode).await,
+    }
+}
+
+/// The bootstrap stack, made ready; for `plan`, as it is (`None`: there is none yet).
+async fn bootstrap_for<C: Cloud, U: Ui>(
+    engine: &Engine<'_, C, U>,
+    cloud: &C,
+    mode: Mode,
+) -> Result<Option<Bootstrap>, Error> {
+    match mode {
+        Mode::Plan => planned_bootstrap(engine, cloud).await,
+        Mode::Apply { .. } => ensure_bootstrap(engine, cloud).await.map(Some),
+    }
+}
+
+/// Functions that run code a hotswap put there, not their template's. Without a stack there
+/// is no drift to read (a record of a deleted one does not apply).
+async fn drift_of<C: Cloud>(
+    cloud: &C,
+    bucket: &str,
+    existing: Option<&Stack>,
+) -> Result<hotswap::Drift, Error> {
+    match existing {
+        Some(stack) => Ok(hotswap::read(cloud, bucket, &stack.name)
+            .await?
+            .of(Some(stack))),
+        None => Ok(hotswap::Drift::default()),
+    }
+}
+
+/// Uploads each artifact the bucket may not have. Keys are content-addressed: one the stack
+/// names was read from the bucket by CloudFormation already, so its HeadObject is skipped.
+async fn upload_artifacts<C: Cloud, U: Ui>(
+    engine: &Engine<'_, C, U>,
+    spec: &Spec,
+    bucket: &str,
+    artifacts: &[(String, Artifact)],
+    existing: Option<&Stack>,
+) -> Result<(), Error> {
+    for (function, artifact) in artifacts {
+        let key = artifact.key(&spec.app, function);
+        let named = existing.is_some_and(|s| s.parameters.values().any(|v| *v == key));
+        engine
+            .upload(bucket, &key, function, artifact, named)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Whether `up` creates the stack (there is none, or only a failed creation to delete first).
+fn creates(existing: Option<&Stack>) -> bool {
+    existing.is_none_or(|s| {
+        matches!(
+            decide::decide(Some(&s.status)),
+            decide::Action::Create | decide::Action::DeleteThenCreate
+        )
+    })
 }
 
 /// Before the first stack of an env whose earlier stack retained tables: finds them, and
