@@ -358,6 +358,72 @@ impl Sink for Table {
     }
 }
 
+/// A template's string, or "".
+fn cfn_text(v: &serde_json::Value) -> String {
+    v.as_str().unwrap_or_default().to_string()
+}
+
+/// A template's `KeySchema`.
+fn cfn_keys(
+    schema: &serde_json::Value,
+) -> Result<Vec<aws_sdk_dynamodb::types::KeySchemaElement>, String> {
+    schema
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|k| {
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name(cfn_text(&k["AttributeName"]))
+                .key_type(KeyType::from(k["KeyType"].as_str().unwrap_or_default()))
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// A template's `ProvisionedThroughput` (none for an on-demand table).
+fn cfn_throughput(
+    t: &serde_json::Value,
+) -> Result<Option<aws_sdk_dynamodb::types::ProvisionedThroughput>, String> {
+    if t.is_null() {
+        return Ok(None);
+    }
+    aws_sdk_dynamodb::types::ProvisionedThroughput::builder()
+        .read_capacity_units(t["ReadCapacityUnits"].as_i64().unwrap_or(1))
+        .write_capacity_units(t["WriteCapacityUnits"].as_i64().unwrap_or(1))
+        .build()
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// One of a template's `GlobalSecondaryIndexes`.
+fn cfn_index(
+    index: &serde_json::Value,
+) -> Result<aws_sdk_dynamodb::types::GlobalSecondaryIndex, String> {
+    use aws_sdk_dynamodb::types::{GlobalSecondaryIndex, Projection, ProjectionType};
+    let projection = &index["Projection"];
+    let non_key: Vec<String> = projection["NonKeyAttributes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(cfn_text)
+        .collect();
+    GlobalSecondaryIndex::builder()
+        .index_name(cfn_text(&index["IndexName"]))
+        .set_key_schema(Some(cfn_keys(&index["KeySchema"])?))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::from(
+                    projection["ProjectionType"].as_str().unwrap_or("ALL"),
+                ))
+                .set_non_key_attributes((!non_key.is_empty()).then_some(non_key))
+                .build(),
+        )
+        .set_provisioned_throughput(cfn_throughput(&index["ProvisionedThroughput"])?)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
 /// `deployer local`: the table `name` at a local endpoint (moto, DynamoDB Local) with the key,
 /// indexes and billing of `properties` (an `AWS::DynamoDB::Table`'s in the rendered template).
 /// An existing table is kept with its data. Returns whether it was created.
@@ -366,52 +432,23 @@ pub async fn ensure_table(
     name: &str,
     properties: &serde_json::Value,
 ) -> Result<bool, String> {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, Projection, ProjectionType,
-        ProvisionedThroughput,
-    };
+    use aws_sdk_dynamodb::types::AttributeDefinition;
     let client = aws_sdk_dynamodb::Client::new(config);
     match client.describe_table().table_name(name).send().await {
         Ok(_) => return Ok(false),
         Err(e) if e.code() == Some("ResourceNotFoundException") => {}
         Err(e) => return Err(format!("cannot describe table {name}: {}", message(&e))),
     }
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
-    let keys = |schema: &serde_json::Value| -> Result<Vec<KeySchemaElement>, String> {
-        schema
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|k| {
-                KeySchemaElement::builder()
-                    .attribute_name(text(&k["AttributeName"]))
-                    .key_type(KeyType::from(k["KeyType"].as_str().unwrap_or_default()))
-                    .build()
-                    .map_err(|e| e.to_string())
-            })
-            .collect()
-    };
-    let throughput = |t: &serde_json::Value| -> Result<Option<ProvisionedThroughput>, String> {
-        if t.is_null() {
-            return Ok(None);
-        }
-        ProvisionedThroughput::builder()
-            .read_capacity_units(t["ReadCapacityUnits"].as_i64().unwrap_or(1))
-            .write_capacity_units(t["WriteCapacityUnits"].as_i64().unwrap_or(1))
-            .build()
-            .map(Some)
-            .map_err(|e| e.to_string())
-    };
     let mut create = client
         .create_table()
         .table_name(name)
-        .set_key_schema(Some(keys(&properties["KeySchema"])?))
+        .set_key_schema(Some(cfn_keys(&properties["KeySchema"])?))
         .billing_mode(BillingMode::from(
             properties["BillingMode"]
                 .as_str()
                 .unwrap_or("PAY_PER_REQUEST"),
         ))
-        .set_provisioned_throughput(throughput(&properties["ProvisionedThroughput"])?);
+        .set_provisioned_throughput(cfn_throughput(&properties["ProvisionedThroughput"])?);
     for attribute in properties["AttributeDefinitions"]
         .as_array()
         .into_iter()
@@ -419,7 +456,7 @@ pub async fn ensure_table(
     {
         create = create.attribute_definitions(
             AttributeDefinition::builder()
-                .attribute_name(text(&attribute["AttributeName"]))
+                .attribute_name(cfn_text(&attribute["AttributeName"]))
                 .attribute_type(ScalarAttributeType::from(
                     attribute["AttributeType"].as_str().unwrap_or_default(),
                 ))
@@ -432,29 +469,7 @@ pub async fn ensure_table(
         .into_iter()
         .flatten()
     {
-        let projection = &index["Projection"];
-        let non_key: Vec<String> = projection["NonKeyAttributes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(text)
-            .collect();
-        create = create.global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(text(&index["IndexName"]))
-                .set_key_schema(Some(keys(&index["KeySchema"])?))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::from(
-                            projection["ProjectionType"].as_str().unwrap_or("ALL"),
-                        ))
-                        .set_non_key_attributes((!non_key.is_empty()).then_some(non_key))
-                        .build(),
-                )
-                .set_provisioned_throughput(throughput(&index["ProvisionedThroughput"])?)
-                .build()
-                .map_err(|e| e.to_string())?,
-        );
+        create = create.global_secondary_indexes(cfn_index(index)?);
     }
     create
         .send()

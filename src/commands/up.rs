@@ -312,15 +312,7 @@ pub fn deploy(
         )
         .map_err(Error::usage)?;
         let template = loaded.render(render::Options { ephemeral })?;
-        let artifacts = async {
-            let built = build::build_all(&sources, reporter).await?;
-            Ok::<_, Error>(
-                built
-                    .into_iter()
-                    .map(|(function, built)| (function, built.artifact))
-                    .collect::<Vec<(String, Artifact)>>(),
-            )
-        };
+        let artifacts = build_artifacts(&sources, reporter);
         let up = converge::up(
             &engine,
             &cloud,
@@ -361,6 +353,18 @@ pub fn deploy(
             _ => Ok(()),
         }
     })
+}
+
+/// The artifacts, built while the bootstrap stack is made ready.
+async fn build_artifacts(
+    sources: &[(String, build::Source)],
+    reporter: &Reporter,
+) -> Result<Vec<(String, Artifact)>, Error> {
+    let built = build::build_all(sources, reporter).await?;
+    Ok(built
+        .into_iter()
+        .map(|(function, built)| (function, built.artifact))
+        .collect())
 }
 
 /// The result of what converging did (its time and verification are filled in after).

@@ -616,17 +616,7 @@ pub async fn adopt_retained<C: Cloud, U: Ui>(
         }
         Handling::Adopt => {}
     }
-    let blocked: Vec<String> = found
-        .iter()
-        .filter(|r| r.obstacle.is_some())
-        .map(|r| format!("  {}", r.describe()))
-        .collect();
-    if !blocked.is_empty() {
-        return Err(Error::usage(format!(
-            "cannot bring these retained tables into {name} as the spec describes them:\n{}\nNothing was changed. Use --fresh-tables to start with new tables",
-            blocked.join("\n")
-        )));
-    }
+    refuse_obstacles(name, &found)?;
     // A stack whose creation failed holds nothing: `up` deletes it first anyway (an empty
     // REVIEW_IN_PROGRESS one takes the import as it is).
     if existing.is_some() {
@@ -637,6 +627,23 @@ pub async fn adopt_retained<C: Cloud, U: Ui>(
         .import_into_new_stack(deployment, &template, retained::imports(&found))
         .await?;
     Ok(Some(stack))
+}
+
+/// Adopting is refused, before anything is sent, when a retained table cannot be imported as
+/// the spec describes it.
+fn refuse_obstacles(name: &str, found: &[retained::Retained]) -> Result<(), Error> {
+    let blocked: Vec<String> = found
+        .iter()
+        .filter(|r| r.obstacle.is_some())
+        .map(|r| format!("  {}", r.describe()))
+        .collect();
+    if blocked.is_empty() {
+        return Ok(());
+    }
+    Err(Error::usage(format!(
+        "cannot bring these retained tables into {name} as the spec describes them:\n{}\nNothing was changed. Use --fresh-tables to start with new tables",
+        blocked.join("\n")
+    )))
 }
 
 /// `plan` in an account and region without `deployer-bootstrap`: what `up` would create, both

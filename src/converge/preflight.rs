@@ -486,6 +486,21 @@ const CLOUDFORMATION: &str = "cloudformation.amazonaws.com";
 /// (functions, log groups, the stack, the bucket) and, for names CloudFormation generates (roles,
 /// tables), names of the shape it generates. `*` where deployer cannot tell (EC2, load
 /// balancers, alarms, topics).
+/// The customer-managed KMS keys the tables name, each once.
+fn customer_keys(tables: Vec<(&String, &Value)>) -> Vec<String> {
+    let mut keys: Vec<String> = tables
+        .into_iter()
+        .filter_map(|(_, t)| {
+            t["Properties"]["SSESpecification"]["KMSMasterKeyId"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
 fn resources_for(action: &str, template: &Value, scope: &Scope) -> Vec<String> {
     let Scope {
         partition: p,
@@ -546,19 +561,7 @@ fn resources_for(action: &str, template: &Value, scope: &Scope) -> Vec<String> {
                 format!("arn:{p}:dynamodb:{r}:{a}:table/{n}")
             })
             .collect(),
-        "kms" => {
-            let mut keys: Vec<String> = of_type("AWS::DynamoDB::Table")
-                .into_iter()
-                .filter_map(|(_, t)| {
-                    t["Properties"]["SSESpecification"]["KMSMasterKeyId"]
-                        .as_str()
-                        .map(str::to_string)
-                })
-                .collect();
-            keys.sort();
-            keys.dedup();
-            keys
-        }
+        "kms" => customer_keys(of_type("AWS::DynamoDB::Table")),
         _ => Vec::new(),
     };
     if arns.is_empty() {

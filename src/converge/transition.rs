@@ -50,28 +50,7 @@ pub fn plan(
         });
     };
     renumber_rules(deployed, &mut wanted);
-    let mut refusals = Vec::new();
-    let mut staged: BTreeMap<String, Vec<IndexStep>> = BTreeMap::new();
-    for (id, new) in resources_of(&wanted, TABLE) {
-        let Some(old) = resources_of(deployed, TABLE).remove(&id) else {
-            continue;
-        };
-        if let Err(why) = time_to_live(&id, &old, &mut wanted["Resources"][&id]) {
-            refusals.push(why);
-        }
-        refusals.extend(stream_view(&id, &old, &new));
-        refusals.extend(index_key_types(&id, &old, &new));
-        match index_steps(&id, &old, &new) {
-            Ok(steps) if !steps.is_empty() => {
-                staged.insert(id, steps);
-            }
-            Ok(_) => {}
-            Err(mut why) => refusals.append(&mut why),
-        }
-    }
-    if !refusals.is_empty() {
-        return Err(refusals);
-    }
+    let staged = table_updates(deployed, &mut wanted)?;
     let mut steps = Vec::new();
     let mut notes = Vec::new();
     if !staged.is_empty() {
@@ -118,6 +97,37 @@ pub fn plan(
         notes,
         index_tables: staged.into_keys().collect(),
     })
+}
+
+/// Each table's update checked against DynamoDB's rules (every refusal, or none), and its index
+/// changes as the steps they need, by logical id; `wanted`'s TTL staged where it must be.
+fn table_updates(
+    deployed: &Value,
+    wanted: &mut Value,
+) -> Result<BTreeMap<String, Vec<IndexStep>>, Vec<String>> {
+    let mut refusals = Vec::new();
+    let mut staged: BTreeMap<String, Vec<IndexStep>> = BTreeMap::new();
+    for (id, new) in resources_of(wanted, TABLE) {
+        let Some(old) = resources_of(deployed, TABLE).remove(&id) else {
+            continue;
+        };
+        if let Err(why) = time_to_live(&id, &old, &mut wanted["Resources"][&id]) {
+            refusals.push(why);
+        }
+        refusals.extend(stream_view(&id, &old, &new));
+        refusals.extend(index_key_types(&id, &old, &new));
+        match index_steps(&id, &old, &new) {
+            Ok(steps) if !steps.is_empty() => {
+                staged.insert(id, steps);
+            }
+            Ok(_) => {}
+            Err(mut why) => refusals.append(&mut why),
+        }
+    }
+    match refusals.is_empty() {
+        true => Ok(staged),
+        false => Err(refusals),
+    }
 }
 
 /// The resources of one type, by logical id.
