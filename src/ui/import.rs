@@ -1,17 +1,14 @@
-//! `table import` on the terminal (one line redrawn in place), in CI (a line every few seconds)
-//! and in JSON (`import_progress`, `rejected`, `duplicate`, then the summary).
+//! `table import`'s progress line (redrawn in place on a terminal, every few seconds in CI), and
+//! what the printers keep between its updates.
 
 use std::time::{Duration, Instant};
 
-use console::style;
-
-use super::record::{ImportCounts, Record};
-use super::{Format, Reporter};
+use super::record::ImportCounts;
 
 /// Duplicate keys shown one by one before they are only counted.
-const DUPLICATES_SHOWN: u64 = 20;
+pub(super) const DUPLICATES_SHOWN: u64 = 20;
 /// In CI, a progress line this often.
-const CI_EVERY: Duration = Duration::from_secs(5);
+pub(super) const CI_EVERY: Duration = Duration::from_secs(5);
 
 fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -71,90 +68,10 @@ pub fn progress_line(counts: &ImportCounts) -> String {
 /// Progress reporting state for one import.
 #[derive(Default)]
 pub struct ImportView {
-    last_line: Option<Instant>,
-    duplicates_shown: u64,
-}
-
-impl Reporter {
-    /// The counters, as often as they come: redrawn in place on a terminal, a line every few
-    /// seconds in CI, a record every few seconds in JSON.
-    pub fn import_progress(&self, view: &mut ImportView, counts: &ImportCounts) {
-        let due = view.last_line.is_none_or(|at| at.elapsed() >= CI_EVERY);
-        match self.format {
-            Format::Json if due => {
-                view.last_line = Some(Instant::now());
-                self.record(&Record::ImportProgress(counts.clone()));
-            }
-            Format::Human { quiet: false } if self.live => {
-                *self.build_status.borrow_mut() = Some(progress_line(counts));
-                self.draw_view(None);
-            }
-            Format::Human { quiet: false } if due => {
-                view.last_line = Some(Instant::now());
-                self.stderr_line(progress_line(counts));
-            }
-            _ => {}
-        }
-    }
-
-    /// A rejected row: a line (a record in JSON).
-    pub fn import_rejected(&self, row: u64, line: u64, reason: &str) {
-        match self.format {
-            Format::Json => self.record(&Record::Rejected {
-                row,
-                line,
-                reason: reason.to_string(),
-            }),
-            Format::Human { quiet: false } => {
-                let place = if row == line {
-                    format!("row {row}")
-                } else {
-                    format!("row {row} (line {line})")
-                };
-                self.stderr_line(format!(
-                    "{} {place}: {reason}",
-                    style("rejected").yellow().bold().for_stderr()
-                ));
-                self.draw_view(None);
-            }
-            Format::Human { quiet: true } => {}
-        }
-    }
-
-    /// A row whose key an earlier row had: the first few shown, the rest counted.
-    pub fn import_duplicate(&self, view: &mut ImportView, row: u64, line: u64, key: &str) {
-        match self.format {
-            Format::Json => self.record(&Record::Duplicate {
-                row,
-                line,
-                key: key.to_string(),
-            }),
-            Format::Human { quiet: false } if view.duplicates_shown < DUPLICATES_SHOWN => {
-                view.duplicates_shown += 1;
-                let more = if view.duplicates_shown == DUPLICATES_SHOWN {
-                    " (further duplicates are only counted)"
-                } else {
-                    ""
-                };
-                self.stderr_line(format!(
-                    "{} row {row}: key {key} again; this row wins{more}",
-                    style("duplicate").yellow().for_stderr()
-                ));
-                self.draw_view(None);
-            }
-            _ => {}
-        }
-    }
-
-    /// The end, before the result: the in-place line is gone with the view, so its last state
-    /// stays on screen.
-    pub fn import_finished(&self, counts: &ImportCounts) {
-        *self.build_status.borrow_mut() = None;
-        self.take_view_down();
-        if self.format == (Format::Human { quiet: false }) && self.live {
-            self.stderr_line(progress_line(counts));
-        }
-    }
+    /// When the last progress line (or record) was written.
+    pub(super) last_line: Option<Instant>,
+    /// Duplicates shown so far.
+    pub(super) duplicates_shown: u64,
 }
 
 #[cfg(test)]

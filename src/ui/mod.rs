@@ -1,23 +1,27 @@
 //! What people and machines see: progress on stderr (an in-place view on a terminal, append-only
 //! lines elsewhere), or JSON lines on stdout (`--json`). The engine never prints; it reports
-//! [`Progress`] here.
+//! [`Progress`] to the [`Reporter`], which hands everything to the printer of the output mode
+//! ([`printer::Printer`]: [`json::JsonLines`] or [`terminal::Terminal`]).
 
 pub mod import;
+pub mod json;
 pub mod live;
 pub mod local;
+pub mod printer;
 pub mod record;
+pub mod terminal;
 
 use std::cell::{Cell, RefCell};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::rc::Rc;
 use std::time::{Duration, Instant, SystemTime};
 
 use console::style;
 
 use crate::converge::engine::{Confirmation, Progress, Ui};
-use crate::converge::hotswap::Why;
-use crate::converge::model::{Change, IndexStatus, Phase, Stack, StackEvent, TableBusy, phase};
-use record::{Record, Seconds, Timestamp};
+use crate::converge::model::{Change, IndexStatus, Stack, TableBusy};
+use printer::{Printer, Sink};
+use record::{ImportCounts, LocalRoute};
 
 /// How output is shaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +52,8 @@ pub struct Human {
     pub headline: Option<String>,
     /// The command failed: the headline says why.
     pub failed: bool,
-    /// `▸`-less lines under nothing, on stderr unless `-q` (a result that is not a success or a
-    /// failure, e.g. `local` stopped).
+    /// A plain line on stderr, which `-q` hides: a result that is neither a success nor a
+    /// failure (`local` stopped).
     pub step: Option<String>,
     /// Lines under the headline, on stderr.
     pub details: Vec<String>,
@@ -97,24 +101,13 @@ struct SummaryRecord<'a, O> {
     outcome: &'a O,
 }
 
-/// The reporter for one command.
+/// The reporter for one command: what commands and the engine report to, handed to the printer
+/// of the output mode. It keeps what is the same in every mode: `-v`, the time spent at
+/// prompts, and which table wait was shown last.
 pub struct Reporter {
-    format: Format,
-    /// `-v`: one line per AWS call.
+    printer: Box<dyn Printer>,
+    /// `-v`: one line per AWS call, every line of the build tools.
     verbose: bool,
-    /// Draw the in-place view (a terminal, not quiet, not JSON).
-    live: bool,
-    out: RefCell<Box<dyn Write>>,
-    err: RefCell<Box<dyn Write>>,
-    view: RefCell<live::LiveView>,
-    /// Lines of the view currently on screen, to erase before the next draw.
-    drawn: Cell<usize>,
-    /// What those lines say: an unchanged frame is not redrawn.
-    last_frame: RefCell<Vec<String>>,
-    last_output: Cell<Instant>,
-    /// The in-place line under a running build: its latest output line.
-    build_status: RefCell<Option<String>>,
-    heartbeat: Duration,
     /// Time spent waiting for answers at prompts: not the command's own time.
     at_prompts: Cell<Duration>,
     /// The table wait shown last: a wait is shown again only when it changes, or as a heartbeat.
@@ -144,7 +137,7 @@ impl Captured {
 
 struct Shared(Rc<RefCell<Vec<u8>>>);
 
-impl Write for Shared {
+impl std::io::Write for Shared {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.borrow_mut().extend_from_slice(buf);
         Ok(buf.len())
@@ -166,10 +159,6 @@ fn clock(time: SystemTime) -> String {
         .unwrap_or_default()
         .as_secs();
     format!("{:02}:{:02}:{:02}", (s / 3600) % 24, (s / 60) % 60, s % 60)
-}
-
-fn change_records(changes: &[Change]) -> Vec<record::ChangeRecord> {
-    changes.iter().map(record::ChangeRecord::from).collect()
 }
 
 /// `812 B`, `14.2 KB`, `3.1 MB`.
@@ -205,43 +194,42 @@ pub fn change_lines(changes: &[Change]) -> Vec<String> {
         .collect()
 }
 
+/// "3 min", "2 h": how long, to the unit that matters.
+fn rough_age(age: Duration) -> String {
+    match age.as_secs() {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
+    }
+}
+
 impl Reporter {
     /// A reporter in `format` on stdout and stderr; the live view when stderr is a terminal.
     pub fn new(format: Format) -> Self {
         let live = format == Format::Human { quiet: false } && stderr_is_live_terminal();
-        Reporter::with_sinks(
-            format,
-            live,
-            Box::new(std::io::stdout()),
-            Box::new(std::io::stderr()),
-        )
+        let sink = Sink::new(Box::new(std::io::stdout()), Box::new(std::io::stderr()));
+        Reporter::with_printer(format, live, sink)
     }
 
     /// A reporter writing into memory (tests): `live` selects the terminal view.
     pub fn capture(format: Format, live: bool) -> (Self, Captured) {
         let captured = Captured::default();
-        let reporter = Reporter::with_sinks(
-            format,
-            live,
+        let sink = Sink::new(
             Box::new(Shared(captured.out.clone())),
             Box::new(Shared(captured.err.clone())),
         );
-        (reporter, captured)
+        (Reporter::with_printer(format, live, sink), captured)
     }
 
-    fn with_sinks(format: Format, live: bool, out: Box<dyn Write>, err: Box<dyn Write>) -> Self {
+    fn with_printer(format: Format, live: bool, sink: Sink) -> Self {
+        let printer: Box<dyn Printer> = match format {
+            Format::Json => Box::new(json::JsonLines::new(sink)),
+            Format::Human { quiet } => Box::new(terminal::Terminal::new(sink, quiet, live)),
+        };
         Reporter {
-            format,
+            printer,
             verbose: false,
-            live,
-            out: RefCell::new(out),
-            err: RefCell::new(err),
-            view: RefCell::new(live::LiveView::default()),
-            drawn: Cell::new(0),
-            last_frame: RefCell::new(Vec::new()),
-            last_output: Cell::new(Instant::now()),
-            build_status: RefCell::new(None),
-            heartbeat: HEARTBEAT,
             at_prompts: Cell::new(Duration::ZERO),
             last_table_wait: RefCell::new(None),
         }
@@ -254,14 +242,20 @@ impl Reporter {
 
     /// Whether a line is redrawn in place (a terminal, not quiet, not JSON).
     pub fn is_live(&self) -> bool {
-        self.live
+        self.printer.is_live()
     }
 
     /// The same reporter printing each AWS call (`-v`); lines replace the live view, which
     /// those calls would tear.
     pub fn verbose(mut self, verbose: bool) -> Self {
         self.verbose = verbose;
-        self.live &= !verbose;
+        self.printer.set_verbose(verbose);
+        self
+    }
+
+    /// The same reporter with another heartbeat interval (tests).
+    pub fn with_heartbeat(self, interval: Duration) -> Self {
+        self.printer.sink().set_heartbeat(interval);
         self
     }
 
@@ -270,128 +264,22 @@ impl Reporter {
         self.verbose.then_some(print_call as crate::aws::CallLog)
     }
 
-    /// One CloudWatch Logs event.
-    pub fn log_event(&self, function: &str, event: &crate::aws::LogEvent) {
-        let time = SystemTime::UNIX_EPOCH
-            + Duration::from_millis(u64::try_from(event.timestamp_ms).unwrap_or_default());
-        match self.format {
-            Format::Json => self.record(&Record::Log {
-                function: function.to_string(),
-                timestamp: Timestamp(time),
-                message: event.message.clone(),
-            }),
-            Format::Human { .. } => self.stdout_line(format!("{} {}", clock(time), event.message)),
-        }
-    }
-
-    /// The same reporter with another heartbeat interval (tests).
-    pub fn with_heartbeat(mut self, interval: Duration) -> Self {
-        self.heartbeat = interval;
-        self
-    }
-
-    /// The JSON sink: one record per line on stdout.
-    fn record(&self, record: &Record) {
-        let _ = writeln!(self.out.borrow_mut(), "{}", record.to_line());
-        self.last_output.set(Instant::now());
-    }
-
-    fn stdout_line(&self, line: impl std::fmt::Display) {
-        let _ = writeln!(self.out.borrow_mut(), "{line}");
-    }
-
-    /// A line on stderr, above the live view when there is one.
-    fn stderr_line(&self, line: impl std::fmt::Display) {
-        self.erase_view();
-        let _ = writeln!(self.err.borrow_mut(), "{line}");
-        self.last_output.set(Instant::now());
-    }
-
-    fn human(&self, line: impl std::fmt::Display) {
-        if let Format::Human { quiet: false } = self.format {
-            self.stderr_line(line);
-            self.draw_view(None);
-        }
-    }
-
-    fn erase_view(&self) {
-        let mut err = self.err.borrow_mut();
-        for _ in 0..self.drawn.replace(0) {
-            // Cursor up one line, erase it.
-            let _ = write!(err, "\x1b[1A\x1b[2K");
-        }
-    }
-
-    /// Redraws the live view (while an operation is being watched) and the running build's line.
-    fn draw_view(&self, elapsed: Option<Duration>) {
-        if !self.live {
-            return;
-        }
-        let mut frame = elapsed.map_or_else(Vec::new, |e| self.view.borrow().frame(e));
-        frame.extend(self.build_status.borrow().clone());
-        if frame.is_empty() || (self.drawn.get() > 0 && *self.last_frame.borrow() == frame) {
-            // Nothing changed on screen: a redraw would only flicker.
-            return;
-        }
-        self.erase_view();
-        let mut err = self.err.borrow_mut();
-        for line in &frame {
-            let _ = writeln!(err, "{line}");
-        }
-        let _ = err.flush();
-        self.drawn.set(frame.len());
-        *self.last_frame.borrow_mut() = frame;
-    }
-
-    fn take_view_down(&self) {
-        self.erase_view();
-        *self.view.borrow_mut() = live::LiveView::default();
-    }
-
     /// A command's result: its summary record, or for people its headline, details and the
     /// lines on stdout.
     pub fn finish<O: Outcome>(&self, outcome: &O) {
-        match self.format {
-            Format::Json => {
-                let _ = writeln!(self.out.borrow_mut(), "{}", summary_line(outcome));
-                self.last_output.set(Instant::now());
-            }
-            Format::Human { .. } => self.show_result(&outcome.human()),
-        }
-    }
-
-    fn show_result(&self, human: &Human) {
-        *self.build_status.borrow_mut() = None;
-        self.take_view_down();
-        if let Some(line) = &human.step {
-            self.human(line);
-        }
-        if let Some(headline) = &human.headline {
-            let mark = match human.failed {
-                false => style("✓").green().bold().for_stderr(),
-                true => style("✗").red().bold().for_stderr(),
-            };
-            self.stderr_line(format!("{mark} {headline}"));
-        }
-        for line in &human.details {
-            self.stderr_line(line);
-        }
-        for line in &human.stdout {
-            self.stdout_line(line);
-        }
+        self.printer
+            .result(&summary_line(outcome), &outcome.human());
     }
 
     /// The service answered the verification request (`✓ stack: GET /health 200 in 43 ms`; in
     /// JSON it is part of the summary).
     pub fn verified(&self, stack: &str, request: &str, status: u16, latency: Duration) {
-        if let Format::Human { quiet: false } = self.format {
-            self.take_view_down();
-            self.stderr_line(format!(
-                "{} {stack}: {request} {status} in {} ms",
-                style("✓").green().bold().for_stderr(),
-                latency.as_millis()
-            ));
-        }
+        self.printer.verified(stack, request, status, latency);
+    }
+
+    /// One CloudWatch Logs event.
+    pub fn log_event(&self, function: &str, event: &crate::aws::LogEvent) {
+        self.printer.log_event(function, event);
     }
 
     /// `status`: one stack's state.
@@ -401,228 +289,62 @@ impl Reporter {
         name: &str,
         drift: Option<&crate::converge::hotswap::Drift>,
     ) {
-        match (self.format, stack) {
-            (Format::Json, None) => self.record(&Record::Stack {
-                stack: name.to_string(),
-                status: None,
-                reason: None,
-                app: None,
-                env: None,
-                updated: None,
-                expires: None,
-                termination_protection: false,
-                hotswapped: None,
-            }),
-            (Format::Json, Some(s)) => {
-                let row = crate::converge::ephemeral::StackRow::of(s);
-                let mut record = stack_record(&row, s.reason.clone());
-                if let Record::Stack { hotswapped, .. } = &mut record {
-                    *hotswapped = drift.map(|d| {
-                        d.functions
-                            .iter()
-                            .map(|(f, code)| (f.clone(), code.sha256.clone()))
-                            .collect()
-                    });
-                }
-                self.record(&record)
-            }
-            (Format::Human { .. }, None) => self.stdout_line(format!("{name}: does not exist")),
-            (Format::Human { .. }, Some(s)) => {
-                let reason = s
-                    .reason
-                    .as_deref()
-                    .map(|r| format!(" ({r})"))
-                    .unwrap_or_default();
-                self.stdout_line(format!("{}: {}{reason}", s.name, s.status.as_str()));
-                let now = SystemTime::now();
-                for (function, code) in drift.iter().flat_map(|d| &d.functions) {
-                    let since = crate::converge::hotswap::age(&code.at, now)
-                        .map(|age| format!(" for {}", rough_age(age)))
-                        .unwrap_or_default();
-                    self.stdout_line(format!(
-                        "  {function}: runs hotswapped code {}{since}, not its template's; `deployer up` puts the template's code back",
-                        &code.sha256[..12.min(code.sha256.len())]
-                    ));
-                }
-            }
-        }
+        self.printer.status(stack, name, drift);
     }
 
     /// One `gc` decision.
     pub fn gc_verdict(&self, stack: &str, verdict: &crate::converge::ephemeral::Verdict) {
-        use crate::converge::ephemeral::Verdict;
-        let (action, reason) = match verdict {
-            Verdict::Delete(r) => ("delete", r),
-            Verdict::Skip(r) => ("skip", r),
-        };
-        match self.format {
-            Format::Json => self.record(&Record::Gc {
-                stack: stack.to_string(),
-                action: match verdict {
-                    Verdict::Delete(_) => record::GcAction::Delete,
-                    Verdict::Skip(_) => record::GcAction::Skip,
-                },
-                reason: reason.clone(),
-            }),
-            Format::Human { .. } => self.human(format!("{action:6} {stack}  ({reason})")),
-        }
+        self.printer.gc_verdict(stack, verdict);
     }
 
     /// `ls`: one row per stack.
     pub fn stack_list(&self, rows: &[crate::converge::ephemeral::StackRow]) {
-        match self.format {
-            Format::Json => {
-                for r in rows {
-                    self.record(&stack_record(r, None));
-                }
-            }
-            Format::Human { .. } => {
-                let width = rows.iter().map(|r| r.stack.len()).max().unwrap_or(5).max(5);
-                self.stdout_line(format!(
-                    "{:width$}  {:12}  {:10}  {:26}  {:20}  EXPIRES",
-                    "STACK", "APP", "ENV", "STATUS", "UPDATED"
-                ));
-                for r in rows {
-                    let expires = r.expires.as_deref().unwrap_or("-");
-                    let updated = r
-                        .updated
-                        .map(crate::converge::ephemeral::format_time)
-                        .unwrap_or_default();
-                    self.stdout_line(format!(
-                        "{:width$}  {:12}  {:10}  {:26}  {updated:20}  {expires}",
-                        r.stack,
-                        r.app,
-                        r.env,
-                        r.status.as_str()
-                    ));
-                }
-            }
-        }
+        self.printer.stack_list(rows);
     }
 
     /// `ls --retained`: one line per table, and the monthly total; or a record each.
     pub fn retained_tables(&self, tables: &[crate::converge::retained::Orphan]) {
-        use crate::converge::retained::monthly_storage_usd;
-        let cost = |t: &crate::converge::retained::Orphan| t.size_bytes.map(monthly_storage_usd);
-        match self.format {
-            Format::Json => {
-                for t in tables {
-                    self.record(&Record::RetainedTable {
-                        table: t.table.clone(),
-                        app: t.app.clone(),
-                        env: t.env.clone(),
-                        spec_table: t.spec_table.clone(),
-                        size_bytes: t.size_bytes,
-                        items: t.item_count,
-                        monthly_storage_usd: cost(t),
-                    });
-                }
-            }
-            Format::Human { .. } => {
-                let width = tables
-                    .iter()
-                    .map(|t| t.table.len())
-                    .max()
-                    .unwrap_or(5)
-                    .max(5);
-                self.stdout_line(format!(
-                    "{:width$}  {:12}  {:10}  {:12}  {:>12}  {:>10}  USD/MONTH",
-                    "TABLE", "APP", "ENV", "SPEC NAME", "SIZE", "ITEMS"
-                ));
-                for t in tables {
-                    let size = t
-                        .size_bytes
-                        .map(|b| format!("{:.1} MB", b as f64 / 1_000_000.0))
-                        .unwrap_or_else(|| "-".into());
-                    let items = t
-                        .item_count
-                        .map(|i| i.to_string())
-                        .unwrap_or_else(|| "-".into());
-                    let usd = cost(t)
-                        .map(|c| format!("{c:.2}"))
-                        .unwrap_or_else(|| "-".into());
-                    self.stdout_line(format!(
-                        "{:width$}  {:12}  {:10}  {:12}  {size:>12}  {items:>10}  {usd}",
-                        t.table, t.app, t.env, t.spec_table
-                    ));
-                }
-                let total: f64 = tables.iter().filter_map(cost).sum();
-                self.human(format!(
-                    "{} retained table{} of envs without a stack: about ${total:.2} a month of storage (us-east-1's Standard price; `up --adopt-retained` in the env brings one back, or delete it in DynamoDB)",
-                    tables.len(),
-                    if tables.len() == 1 { "" } else { "s" }
-                ));
-            }
-        }
+        self.printer.retained_tables(tables);
     }
 
     /// `outputs`: key/value lines, or one `outputs` record.
     pub fn outputs(&self, stack: &str, outputs: &[(String, String)]) {
-        match self.format {
-            Format::Json => self.record(&Record::Outputs {
-                stack: stack.to_string(),
-                outputs: outputs.iter().cloned().collect(),
-            }),
-            Format::Human { .. } => {
-                for (k, v) in outputs {
-                    self.stdout_line(format!("{k}: {v}"));
-                }
-            }
-        }
-    }
-}
-
-impl Reporter {
-    /// `HH:MM:SS +Ns  Logical  Type  STATUS  reason`: one append-only line per event.
-    fn event_line(event: &StackEvent, elapsed: Duration) -> String {
-        let text = event.status.as_str();
-        let status = match phase(&event.status) {
-            Phase::Failed => style(text).red().for_stderr(),
-            Phase::Complete => style(text).green().for_stderr(),
-            Phase::InProgress => style(text).for_stderr(),
-        };
-        let reason = event
-            .reason
-            .as_deref()
-            .map(|r| format!("  {r}"))
-            .unwrap_or_default();
-        format!(
-            "{} +{}s  {}  {}  {status}{reason}",
-            clock(event.timestamp),
-            elapsed.as_secs(),
-            event.logical_id,
-            event.resource_type
-        )
+        self.printer.outputs(stack, outputs);
     }
 
-    fn due_for_heartbeat(&self) -> bool {
-        self.last_output.get().elapsed() >= self.heartbeat
+    /// `table import`'s counters, as often as they come (each printer paces them).
+    pub fn import_progress(&self, view: &mut import::ImportView, counts: &ImportCounts) {
+        self.printer.import_progress(view, counts);
     }
-}
 
-/// The `stack` record of a row (`status`, `ls`).
-fn stack_record(row: &crate::converge::ephemeral::StackRow, reason: Option<String>) -> Record {
-    let known = |s: &str| (!s.is_empty()).then(|| s.to_string());
-    Record::Stack {
-        stack: row.stack.clone(),
-        status: Some(record::Aws(row.status.clone())),
-        reason,
-        app: known(&row.app),
-        env: known(&row.env),
-        updated: row.updated.map(Timestamp),
-        expires: row.expires.clone(),
-        termination_protection: row.termination_protection,
-        hotswapped: None,
+    /// A rejected row.
+    pub fn import_rejected(&self, row: u64, line: u64, reason: &str) {
+        self.printer.import_rejected(row, line, reason);
     }
-}
 
-/// "3 min", "2 h": how long, to the unit that matters.
-fn rough_age(age: Duration) -> String {
-    match age.as_secs() {
-        s if s < 120 => format!("{s} s"),
-        s if s < 7200 => format!("{} min", s / 60),
-        s if s < 172_800 => format!("{} h", s / 3600),
-        s => format!("{} days", s / 86_400),
+    /// A row whose key an earlier row had: the first few shown, the rest counted.
+    pub fn import_duplicate(&self, view: &mut import::ImportView, row: u64, line: u64, key: &str) {
+        self.printer.import_duplicate(view, row, line, key);
+    }
+
+    /// The import ended; its result follows.
+    pub fn import_finished(&self, counts: &ImportCounts) {
+        self.printer.import_finished(counts);
+    }
+
+    /// `local`: a spec table at the local endpoint.
+    pub fn local_table(&self, table: &str, physical: &str, endpoint: &str, created: bool) {
+        self.printer.local_table(table, physical, endpoint, created);
+    }
+
+    /// `local`: serving, and the routes in the order the load balancer evaluates them.
+    pub fn local_ready(&self, stack: &str, url: &str, routes: Vec<LocalRoute>) {
+        self.printer.local_ready(stack, url, routes);
+    }
+
+    /// `local`: what the served functions did.
+    pub fn local_event(&self, event: deployer_local::Event) {
+        self.printer.local_event(event);
     }
 }
 
@@ -630,81 +352,21 @@ fn rough_age(age: Duration) -> String {
 /// tool's every line with `-v`, and the tail of it in the error when it fails.
 impl crate::build::Observer for Reporter {
     fn build_started(&self, function: &str, method: crate::build::Method) {
-        match self.format {
-            Format::Json => self.record(&Record::BuildStarted {
-                function: function.to_string(),
-                method,
-            }),
-            Format::Human { .. } => self.human(format!(
-                "{} building {function} with {method}",
-                style("▸").cyan().for_stderr()
-            )),
-        }
+        self.printer.build_started(function, method);
     }
 
     fn build_line(&self, function: &str, line: &str) {
-        if !self.verbose {
-            return;
-        }
-        match self.format {
-            Format::Json => self.record(&Record::BuildOutput {
-                function: function.to_string(),
-                line: line.to_string(),
-            }),
-            Format::Human { .. } => {
-                self.stderr_line(style(format!("  {function} │ {line}")).dim().for_stderr())
-            }
+        if self.verbose {
+            self.printer.build_line(function, line);
         }
     }
 
     fn build_waiting(&self, function: &str, elapsed: Duration, last_line: &str) {
-        let last: String = last_line.chars().take(100).collect();
-        match self.format {
-            Format::Json => {
-                if self.due_for_heartbeat() {
-                    self.record(&Record::Heartbeat {
-                        stack: None,
-                        status: None,
-                        function: Some(function.to_string()),
-                        line: Some(last),
-                        elapsed_s: elapsed.as_secs(),
-                    });
-                }
-            }
-            Format::Human { quiet: true } => {}
-            Format::Human { .. } if self.live => {
-                *self.build_status.borrow_mut() = Some(format!(
-                    "  building {function} +{}s  {last}",
-                    elapsed.as_secs()
-                ));
-                self.draw_view(None);
-            }
-            Format::Human { .. } if !self.verbose && self.due_for_heartbeat() => {
-                self.stderr_line(format!(
-                    "{} +{}s  still building {function}: {last}",
-                    clock(SystemTime::now()),
-                    elapsed.as_secs()
-                ));
-            }
-            Format::Human { .. } => {}
-        }
+        self.printer.build_waiting(function, elapsed, last_line);
     }
 
     fn build_finished(&self, function: &str, built: &crate::build::Built) {
-        *self.build_status.borrow_mut() = None;
-        match self.format {
-            Format::Json => self.record(&Record::Build(record::Built::of(function, built))),
-            Format::Human { .. } => {
-                self.erase_view();
-                self.human(format!(
-                    "{} built {function} ({}): {} in {:.1} s",
-                    style("✓").green().for_stderr(),
-                    built.method,
-                    human_size(built.artifact.bytes.len()),
-                    built.elapsed.as_secs_f64()
-                ));
-            }
-        }
+        self.printer.build_finished(function, built);
     }
 }
 
@@ -754,231 +416,33 @@ pub fn note(line: impl std::fmt::Display) {
 
 impl Ui for Reporter {
     fn shows_events(&self) -> bool {
-        self.format != (Format::Human { quiet: true })
+        self.printer.shows_events()
     }
 
     fn progress(&self, progress: Progress) {
-        let quiet = self.format == Format::Human { quiet: true };
-        match (self.format, progress) {
-            (Format::Json, Progress::Step(message)) => self.record(&Record::Step { message }),
-            (Format::Json, Progress::Warning(message)) => self.record(&Record::Warning { message }),
-            (
-                Format::Json,
-                Progress::Artifact {
-                    function,
-                    key,
-                    size,
-                    uploaded,
-                },
-            ) => self.record(&Record::Artifact {
-                function,
-                key,
-                size,
-                uploaded,
-            }),
-            (Format::Json, Progress::Changes { stack, changes }) => self.record(&Record::Changes {
-                stack,
-                changes: change_records(&changes),
-            }),
-            (
-                Format::Json,
-                Progress::Event {
-                    stack,
-                    event,
-                    elapsed,
-                },
-            ) => self.record(&Record::event(&stack, &event, elapsed)),
-            (
-                Format::Json,
-                Progress::CodeUpdated {
-                    function,
-                    lambda_name,
-                    sha256,
-                    why,
-                    elapsed,
-                },
-            ) => self.record(&Record::CodeUpdate {
-                function,
-                lambda_name,
-                sha256,
-                why: why.into(),
-                duration_s: Seconds(elapsed),
-            }),
-            (
-                Format::Json,
-                Progress::Waiting {
-                    stack,
-                    status,
-                    elapsed,
-                },
-            ) => {
-                if self.due_for_heartbeat() {
-                    self.record(&Record::Heartbeat {
-                        stack: Some(stack),
-                        status: Some(record::Aws(status)),
-                        function: None,
-                        line: None,
-                        elapsed_s: elapsed.as_secs(),
-                    });
-                }
-            }
-            (
-                format,
-                Progress::TableBusy {
-                    stack,
-                    table,
-                    busy,
-                    elapsed,
-                },
-            ) => {
-                let shown = Some((table.clone(), busy.clone()));
-                if *self.last_table_wait.borrow() == shown && !self.due_for_heartbeat() {
-                    return;
-                }
-                *self.last_table_wait.borrow_mut() = shown;
-                match format {
-                    Format::Json => {
-                        let (index, status, percent) = match busy {
-                            TableBusy::Table(status) => {
-                                (None, record::TableWaitStatus::Table(status), None)
-                            }
-                            TableBusy::Index {
-                                name,
-                                status,
-                                percent,
-                            } => (Some(name), record::TableWaitStatus::Index(status), percent),
-                        };
-                        self.record(&Record::TableWait {
-                            stack,
-                            table,
-                            index,
-                            status,
-                            percent,
-                            elapsed_s: elapsed.as_secs(),
-                        });
-                    }
-                    Format::Human { .. } if !quiet => self.human(format!(
-                        "{} {}",
-                        style("▸").cyan().for_stderr(),
-                        table_wait_line(&table, &busy, elapsed)
-                    )),
-                    Format::Human { .. } => {}
-                }
-            }
-            // Warnings show even with -q: they are about the result.
-            (Format::Human { .. }, Progress::Warning(message)) => {
-                self.stderr_line(format!(
-                    "{} {message}",
-                    style("warning:").yellow().bold().for_stderr()
-                ));
-            }
-            (Format::Human { .. }, _) if quiet => {}
-            (Format::Human { .. }, Progress::Step(message)) => {
-                self.human(format!("{} {message}", style("▸").cyan().for_stderr()))
-            }
-            (
-                Format::Human { .. },
-                Progress::Artifact {
-                    function,
-                    key,
-                    size,
-                    uploaded,
-                },
-            ) => {
-                let what = if uploaded {
-                    "uploaded"
-                } else {
-                    "already in the bucket"
-                };
-                let arrow = style("▸").cyan().for_stderr();
-                self.human(format!(
-                    "{arrow} artifact {function}: {} {key} ({what})",
-                    human_size(size)
-                ));
-            }
-            (
-                Format::Human { .. },
-                Progress::CodeUpdated {
-                    function,
-                    lambda_name,
-                    sha256,
-                    why,
-                    elapsed,
-                },
-            ) => {
-                let what = match why {
-                    Why::Hotswap => "hotswapped",
-                    Why::Restore => "back on its template's code",
-                };
-                self.human(format!(
-                    "{} {function} ({lambda_name}): {what}, code {} live in {:.1} s",
-                    style("✓").green().for_stderr(),
-                    &sha256[..12.min(sha256.len())],
-                    elapsed.as_secs_f64()
-                ));
-            }
-            (Format::Human { .. }, Progress::Changes { stack, changes }) => {
-                self.human(format!(
-                    "Changes to {stack} (+ add, ~ modify, - remove, ! replace):"
-                ));
-                for line in change_lines(&changes) {
-                    self.human(format!("  {line}"));
-                }
-                self.view.borrow_mut().start(&stack, changes.len());
-            }
-            (
-                Format::Human { .. },
-                Progress::Event {
-                    stack,
-                    event,
-                    elapsed,
-                },
-            ) if self.live => {
-                if !self.view.borrow().is_for(&stack) {
-                    // Deletes and waits have no change set to count from.
-                    self.view.borrow_mut().start(&stack, 0);
-                }
-                let done = self.view.borrow_mut().event(&event, elapsed);
-                if let Some(line) = done {
-                    self.stderr_line(format!("{} {line}", style("✓").green().for_stderr()));
-                } else if phase(&event.status) == Phase::Failed {
-                    self.stderr_line(Self::event_line(&event, elapsed));
-                }
-                self.draw_view(Some(elapsed));
-            }
-            (Format::Human { .. }, Progress::Event { event, elapsed, .. }) => {
-                self.stderr_line(Self::event_line(&event, elapsed));
-            }
-            (
-                Format::Human { .. },
-                Progress::Waiting {
-                    stack,
-                    status,
-                    elapsed,
-                },
-            ) => {
-                if self.live {
-                    self.view.borrow_mut().stack_status(status.as_str());
-                    self.draw_view(Some(elapsed));
-                } else if self.due_for_heartbeat() {
-                    let status = status.as_str();
-                    self.stderr_line(format!(
-                        "{} +{}s  {stack}  still {status}",
-                        clock(SystemTime::now()),
-                        elapsed.as_secs()
-                    ));
-                }
-            }
+        let Progress::TableBusy {
+            stack,
+            table,
+            busy,
+            elapsed,
+        } = progress
+        else {
+            return self.printer.progress(progress);
+        };
+        // A wait is shown again only when it changes, or as a heartbeat.
+        let shown = Some((table.clone(), busy.clone()));
+        if *self.last_table_wait.borrow() == shown && !self.printer.sink().due_for_heartbeat() {
+            return;
         }
+        *self.last_table_wait.borrow_mut() = shown;
+        self.printer.table_wait(stack, table, busy, elapsed);
     }
 
     fn confirm(&self, question: &str) -> Confirmation {
         if !(std::io::stdin().is_terminal() && std::io::stderr().is_terminal()) {
             return Confirmation::NotInteractive;
         }
-        self.erase_view();
-        let _ = write!(self.err.borrow_mut(), "{question} [y/N] ");
-        let _ = self.err.borrow_mut().flush();
+        self.printer.prompt(question);
         let mut answer = String::new();
         let asked = Instant::now();
         let read = std::io::stdin().lock().read_line(&mut answer);
