@@ -1,7 +1,5 @@
 //! Exit codes and the error that carries one. Documented in `--help` and the README.
 
-use std::fmt;
-
 /// The process exit codes deployer uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -25,13 +23,18 @@ pub enum Code {
     Interrupted = 130,
 }
 
-/// An error that ends the command: one message for people, one exit code for scripts.
-#[derive(Debug)]
+/// An error that ends the command: one message for people, one exit code for scripts, and the
+/// error that caused it, when there is one (shown as `caused by:` lines).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
 pub struct Error {
     /// The exit code.
     pub code: Code,
     /// What went wrong and, where possible, what to do about it.
     pub message: String,
+    /// The underlying error.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 impl Error {
@@ -40,7 +43,22 @@ impl Error {
         Error {
             code,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// An error that says what `error` says, with `error`'s causes under it.
+    pub fn of(code: Code, error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::new(code, error.to_string()).caused_by(error)
+    }
+
+    /// The same error, caused by `source`.
+    pub fn caused_by(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        self.source = Some(source.into());
+        self
     }
 
     /// An exit code with nothing more to say: what happened was reported already (`plan` with
@@ -59,27 +77,33 @@ impl Error {
         Error::new(Code::Failed, message)
     }
 
-    /// What the process prints on stderr as it exits with this error: `error: <message>`, styled
-    /// as stderr's colour settings allow; nothing for an error without a message (`plan` with
-    /// changes pending, exit 10).
+    /// What the process prints on stderr as it exits with this error: `error: <message>`, then
+    /// `  caused by: <cause>` for each error in its source chain, styled as stderr's colour
+    /// settings allow; nothing for an error without a message (`plan` with changes pending,
+    /// exit 10).
     pub fn report(&self) -> Option<String> {
-        (!self.message.is_empty()).then(|| {
-            format!(
-                "{} {}",
-                console::style("error:").red().bold().for_stderr(),
-                self.message
-            )
-        })
+        if self.message.is_empty() {
+            return None;
+        }
+        let mut report = format!(
+            "{} {}",
+            console::style("error:").red().bold().for_stderr(),
+            self.message
+        );
+        let mut said = self.message.clone();
+        let mut cause = std::error::Error::source(self);
+        while let Some(error) = cause {
+            // An error made `of` another says its text already.
+            let text = error.to_string();
+            if text != said {
+                report.push_str(&format!("\n  caused by: {text}"));
+            }
+            said = text;
+            cause = error.source();
+        }
+        Some(report)
     }
 }
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Error {}
 
 /// The exit-code table shown in `--help`.
 pub const HELP: &str = "\
@@ -93,3 +117,33 @@ Exit codes:
   6    AWS could not be reached (network, endpoint, or region)
   10   plan: changes are pending
   130  interrupted";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_shows_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "Permission denied");
+        let error = Error::failed("cannot write out.json").caused_by(io);
+        let report = console::strip_ansi_codes(&error.report().unwrap()).into_owned();
+        assert_eq!(
+            report,
+            "error: cannot write out.json\n  caused by: Permission denied"
+        );
+
+        // An error made `of` another starts from its text, and shows only what is under it.
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read c.json")]
+        struct Outer(#[source] std::io::Error);
+        let inner = std::io::Error::other("disk on fire");
+        let report = Error::of(Code::Failed, Outer(inner)).report().unwrap();
+        let report = console::strip_ansi_codes(&report).into_owned();
+        assert_eq!(
+            report,
+            "error: cannot read c.json\n  caused by: disk on fire"
+        );
+
+        assert_eq!(Error::code_only(Code::Changes).report(), None);
+    }
+}

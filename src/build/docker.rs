@@ -493,7 +493,7 @@ fn extract(tag: &str, output_dir: &Path, on_line: &mut dyn FnMut(&str)) -> Resul
 }
 
 fn io_failed(path: &Path, e: std::io::Error) -> Error {
-    Error::failed(format!("{}: {e}", path.display()))
+    Error::failed(format!("cannot prepare the build at {}", path.display())).caused_by(e)
 }
 
 /// Writes the build context: Dockerfile, workspace/, skeleton/, vendor/, cargo-config.toml.

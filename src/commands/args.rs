@@ -216,7 +216,7 @@ pub fn artifact_sources(
 pub fn write_output(path: Option<PathBuf>, text: &str) -> Result<(), Error> {
     match path {
         Some(path) => std::fs::write(&path, text)
-            .map_err(|e| Error::failed(format!("cannot write {}: {e}", path.display()))),
+            .map_err(|e| Error::failed(format!("cannot write {}", path.display())).caused_by(e)),
         None => {
             use std::io::Write;
             let mut out = std::io::stdout().lock();

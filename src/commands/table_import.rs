@@ -521,7 +521,7 @@ pub fn table_import(loaded: &Loaded, options: &Args, reporter: &Reporter) -> Res
             verified,
         });
         if let Some(e) = imported.checkpoint_error {
-            return Err(Error::failed(e));
+            return Err(Error::of(Code::Failed, e));
         }
         // The summary said why: the exit code is all that is left to say.
         match imported.ending {
@@ -639,7 +639,7 @@ fn resume_point(
     files: &Files,
     reporter: &Reporter,
 ) -> Result<Option<Checkpoint>, Error> {
-    let previous = Checkpoint::load(&files.checkpoint).map_err(Error::failed)?;
+    let previous = Checkpoint::load(&files.checkpoint).map_err(|e| Error::of(Code::Failed, e))?;
     let start = starting_point(
         previous,
         options.resume,
@@ -745,7 +745,7 @@ struct Written {
     /// The source could not be read to its end.
     read_failure: Option<String>,
     rejects_file: Option<PathBuf>,
-    checkpoint_error: Option<String>,
+    checkpoint_error: Option<deployer_import::checkpoint::CheckpointError>,
     /// `--verify N`: the written items chosen to read back.
     sample: Vec<deployer_import::value::Item>,
     /// Rows rejected, and the last row of each key seen twice: neither is what the table holds.
@@ -866,7 +866,7 @@ struct Events<'a> {
     reporter: &'a Reporter,
     rejects: Rejects,
     view: ImportView,
-    checkpoint_error: Option<String>,
+    checkpoint_error: Option<deployer_import::checkpoint::CheckpointError>,
     winners: std::collections::HashMap<String, u64>,
     rejected_rows: std::collections::HashSet<u64>,
 }

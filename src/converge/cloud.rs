@@ -79,6 +79,8 @@ impl std::fmt::Display for CloudError {
     }
 }
 
+impl std::error::Error for CloudError {}
+
 /// What a CREATE or UPDATE change set is made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeSetRequest {

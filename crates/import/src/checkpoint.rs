@@ -84,28 +84,69 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// Reads `path`; `None` when there is none.
-    pub fn load(path: &Path) -> Result<Option<Self>, String> {
+    pub fn load(path: &Path) -> Result<Option<Self>, CheckpointError> {
+        let path_buf = || path.to_path_buf();
         match std::fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| format!("{} is not a checkpoint: {e}", path.display())),
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|source| {
+                CheckpointError::NotACheckpoint {
+                    path: path_buf(),
+                    source,
+                }
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            Err(source) => Err(CheckpointError::Read {
+                path: path_buf(),
+                source,
+            }),
         }
     }
 
     /// Writes it to `path` atomically (a crash leaves the old one or the new one).
-    pub fn save(&self, path: &Path) -> Result<(), String> {
+    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
         let temporary = path.with_extension("tmp");
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir).map_err(|source| CheckpointError::Write {
+                path: dir.to_path_buf(),
+                source,
+            })?;
         }
         let text = serde_json::to_vec_pretty(self).expect("a checkpoint serializes");
         std::fs::write(&temporary, text)
             .and_then(|()| std::fs::rename(&temporary, path))
-            .map_err(|e| format!("cannot write the checkpoint {}: {e}", path.display()))
+            .map_err(|source| CheckpointError::Write {
+                path: path.to_path_buf(),
+                source,
+            })
     }
+}
+
+/// Why a checkpoint could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The file could not be read.
+    #[error("cannot read {}", .path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a checkpoint.
+    #[error("{} is not a checkpoint", .path.display())]
+    NotACheckpoint {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// The file (or its directory) could not be written.
+    #[error("cannot write the checkpoint {}", .path.display())]
+    Write {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 #[cfg(test)]
@@ -139,7 +180,7 @@ mod tests {
     fn saves_and_loads() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/checkpoint.json");
-        assert_eq!(Checkpoint::load(&path), Ok(None));
+        assert_eq!(Checkpoint::load(&path).unwrap(), None);
         let checkpoint = Checkpoint {
             table: "t".into(),
             source: "a.csv (10 bytes)".into(),
@@ -148,6 +189,6 @@ mod tests {
             rejected: 1,
         };
         checkpoint.save(&path).unwrap();
-        assert_eq!(Checkpoint::load(&path), Ok(Some(checkpoint)));
+        assert_eq!(Checkpoint::load(&path).unwrap(), Some(checkpoint));
     }
 }

@@ -21,17 +21,21 @@ pub const BATCH: usize = 25;
 const ATTEMPTS: u32 = 10;
 
 /// Why a write failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {
     /// The table pushed back (ProvisionedThroughputExceeded, ThrottlingException,
     /// RequestLimitExceeded): retried, and the rate drops.
+    #[error("throttled: {0}")]
     Throttled(String),
     /// Worth another try: a 5xx, a timeout, a dropped connection.
+    #[error("{0}")]
     Transient(String),
     /// DynamoDB refused the request as invalid: some item of it is; each is then put alone to
     /// find which.
+    #[error("invalid: {0}")]
     Invalid(String),
     /// Nothing will work: no table, no permission, no credentials. The import stops.
+    #[error("{0}")]
     Fatal(String),
 }
 

@@ -48,31 +48,20 @@ struct Invocation {
 }
 
 /// Why an invocation got no response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
     /// The function reported an error (`/response` was `/error`).
+    #[error("the function returned an error: {0}")]
     Function(String),
     /// The process ended before answering.
+    #[error("the function's process {0} before answering")]
     Exited(String),
     /// No answer within the function's timeout; the process was stopped.
+    #[error("the function did not answer within its timeout ({} s); its process was stopped", .0.as_secs())]
     Timeout(Duration),
     /// The process could not be started.
+    #[error("the function could not be started: {0}")]
     Start(String),
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Function(error) => write!(f, "the function returned an error: {error}"),
-            Failure::Exited(how) => write!(f, "the function's process {how} before answering"),
-            Failure::Timeout(after) => write!(
-                f,
-                "the function did not answer within its timeout ({} s); its process was stopped",
-                after.as_secs()
-            ),
-            Failure::Start(why) => write!(f, "the function could not be started: {why}"),
-        }
-    }
 }
 
 /// A running process and the Runtime API it polls.
