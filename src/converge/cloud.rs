@@ -216,11 +216,20 @@ pub trait Cloud {
     async fn simulate(
         &self,
         principal: &str,
-        probe: &super::preflight::Probe,
-    ) -> Result<Vec<super::preflight::Evaluation>, CloudError>;
+        probe: &super::model::Probe,
+    ) -> Result<Vec<super::model::Evaluation>, CloudError>;
     /// DescribeAvailabilityZones: the region's available zones of type `availability-zone`
     /// (no Local or Wavelength Zones), by name.
     async fn availability_zones(&self) -> Result<Vec<String>, CloudError>;
     /// DescribeSubnets: the zone of each subnet, in the order given.
     async fn subnet_zones(&self, subnet_ids: &[String]) -> Result<Vec<String>, CloudError>;
+}
+
+/// Whether CloudFormation refused a create or update because another operation got there
+/// first: the stack was created meanwhile (`AlreadyExistsException`), or an operation is
+/// running on it ("... is in UPDATE_IN_PROGRESS state and can not be updated").
+pub fn is_busy_elsewhere(e: &super::cloud::CloudError) -> bool {
+    e.code.as_deref() == Some("AlreadyExistsException")
+        || (e.code.as_deref() == Some("ValidationError")
+            && e.message.contains("_IN_PROGRESS state"))
 }

@@ -10,193 +10,13 @@ use aws_sdk_cloudformation::types::{ChangeAction, StackStatus};
 use super::cloud::{ChangeSetRequest, Cloud, CloudError, StackRequest};
 use super::decide::{Action, Decided, decide, decide_for, is_in_progress, is_success};
 use super::model::{Change, DIGEST_TAG, Phase, Stack, StackEvent, digest, phase, root_cause};
+pub use super::model::{Confirmation, Deployment, Mode, Outcome, Progress, Teardown, Ui};
 use super::watch::Watch;
 pub use super::watch::{Poll, is_new};
 use crate::exit::{Code, Error};
 
-/// Something worth showing while the engine works.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Progress {
-    /// A step, in a few words.
-    Step(String),
-    /// Something went wrong that does not fail the command, and what it means.
-    Warning(String),
-    /// An artifact is in the bucket (`uploaded`: it was sent now; otherwise it was already there).
-    Artifact {
-        /// The function.
-        function: String,
-        /// Its S3 key.
-        key: String,
-        /// Bytes.
-        size: usize,
-        /// Sent now, rather than found in the bucket.
-        uploaded: bool,
-    },
-    /// What a change set would do.
-    Changes {
-        /// The stack.
-        stack: String,
-        /// Its changes.
-        changes: Vec<Change>,
-    },
-    /// A new stack event.
-    Event {
-        /// The stack.
-        stack: String,
-        /// The event.
-        event: StackEvent,
-        /// Since the operation began.
-        elapsed: Duration,
-    },
-    /// A function's code was updated directly, outside CloudFormation, and Lambda reports the
-    /// update done.
-    CodeUpdated {
-        /// The function's name in the spec.
-        function: String,
-        /// Its Lambda name.
-        lambda_name: String,
-        /// Lowercase hex SHA-256 of the code live now.
-        sha256: String,
-        /// A hotswap, or the template's code put back.
-        why: super::hotswap::Why,
-        /// From UpdateFunctionCode to `Successful`.
-        elapsed: Duration,
-    },
-    /// A table, or one of its indexes, is not ACTIVE yet, so the next update waits for it.
-    TableBusy {
-        /// The stack.
-        stack: String,
-        /// The table's logical id.
-        table: String,
-        /// What it waits for.
-        busy: super::model::TableBusy,
-        /// Since the wait began.
-        elapsed: Duration,
-    },
-    /// A poll found the operation still running (drives heartbeats and the live view's clock).
-    Waiting {
-        /// The stack.
-        stack: String,
-        /// Its status at the poll.
-        status: StackStatus,
-        /// Since the operation began.
-        elapsed: Duration,
-    },
-}
-
-/// The answer to "go ahead?".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Confirmation {
-    /// Go ahead.
-    Yes,
-    /// The person said no.
-    No,
-    /// Nobody can be asked (not a terminal).
-    NotInteractive,
-}
-
-/// Where progress goes and who is asked for confirmation.
-pub trait Ui {
-    /// Shows progress.
-    fn progress(&self, progress: Progress);
-    /// Asks a yes/no question.
-    fn confirm(&self, question: &str) -> Confirmation;
-    /// Whether stack events are shown as they come (a failure's are read regardless).
-    fn shows_events(&self) -> bool {
-        true
-    }
-}
-
-/// A stack as the spec wants it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Deployment {
-    /// Stack name.
-    pub stack_name: String,
-    /// Template body.
-    pub template_body: String,
-    /// Every parameter value.
-    pub parameters: BTreeMap<String, String>,
-    /// Stack tags (the digest tag is added by the engine).
-    pub tags: BTreeMap<String, String>,
-    /// Termination protection.
-    pub termination_protection: bool,
-    /// Write the tags even when nothing else changed (an ephemeral env's expiry is due for
-    /// extension; the digest ignores it so that unchanged envs stay no-ops otherwise).
-    pub refresh_tags: bool,
-    /// The artifact bucket: a template over CloudFormation's 51,200-byte `TemplateBody` limit
-    /// is uploaded there to be passed by URL, and the digest of what was deployed is recorded
-    /// there ([`super::recorded`]). `None`: the digest goes in a stack tag instead.
-    pub bucket: Option<String>,
-    /// Ask IAM before the first change set whether the caller may do what the template needs
-    /// ([`super::preflight`]); the caller's ARN is only looked up then.
-    pub check_permissions: bool,
-    /// Run the operations in CloudFormation's express mode ([`super::express`]).
-    pub express: bool,
-}
-
 /// The largest template CreateChangeSet and UpdateStack take inline (`TemplateBody`).
 pub const TEMPLATE_BODY_LIMIT: usize = 51_200;
-
-impl Deployment {
-    /// The digest recorded on the stack once this deployment is done.
-    pub fn digest(&self) -> String {
-        digest(
-            &self.template_body,
-            &self.parameters,
-            &self.tags,
-            self.termination_protection,
-        )
-    }
-}
-
-/// Execute the change set, or only show it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Execute; `yes`: without asking; `allow_data_loss`: even when tables, buckets or log
-    /// groups would be deleted or replaced.
-    Apply {
-        /// Without asking.
-        yes: bool,
-        /// Even when data would be lost.
-        allow_data_loss: bool,
-    },
-    /// Show the changes, then delete the change set.
-    Plan,
-}
-
-/// How a deployment ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// The stack already matched; no change set was created or it had no changes.
-    NoChanges {
-        /// The stack as it is.
-        stack: Stack,
-    },
-    /// `plan`: these changes are pending.
-    Planned {
-        /// The pending changes.
-        changes: Vec<Change>,
-    },
-    /// The change set ran and the stack reached a complete status.
-    Applied {
-        /// The stack afterwards.
-        stack: Stack,
-        /// What changed.
-        changes: Vec<Change>,
-    },
-}
-
-/// How `down` ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Teardown {
-    /// There was no stack.
-    NothingToDelete,
-    /// Deleted; these retained tables (physical names) survive it.
-    Deleted {
-        /// Physical names of the tables that survive.
-        retained_tables: Vec<String>,
-    },
-}
 
 /// The engine over a cloud and a UI.
 pub struct Engine<'a, C, U> {
@@ -1693,7 +1513,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 Err(e) if e.is_no_updates() => {
                     return stack.ok_or_else(|| Error::failed(format!("{name}: {e}")));
                 }
-                Err(e) if super::model::is_busy_elsewhere(&e) => {
+                Err(e) if super::cloud::is_busy_elsewhere(&e) => {
                     self.step(format!(
                         "{name}: another deploy is {} it: waiting for that one, then deciding again",
                         if stack.is_none() { "creating" } else { "updating" }

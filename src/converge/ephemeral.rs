@@ -8,17 +8,7 @@ use sha2::{Digest, Sha256};
 
 use super::decide::is_in_progress;
 use super::model::{APP_TAG, ENV_TAG, Stack, StackStatus};
-
-/// Tag marking a stack as ephemeral (`true`).
-pub const EPHEMERAL_TAG: &str = "deployer:ephemeral";
-/// Tag holding the RFC 3339 time after which `gc` deletes the stack.
-pub const EXPIRES_TAG: &str = "deployer:expires-at";
-/// Tag holding the TTL, so that a later `up` without `--ttl` extends by the same amount.
-pub const TTL_TAG: &str = "deployer:ttl";
-
-/// Tags that change on every `up` of an ephemeral env; the digest ignores them so an unchanged
-/// env is still a no-op (the expiry is extended separately when it needs to be).
-pub const VOLATILE_TAGS: &[&str] = &[EXPIRES_TAG];
+pub use super::model::{EPHEMERAL_TAG, EXPIRES_TAG, TTL_TAG, VOLATILE_TAGS};
 
 /// Parses a duration such as `48h`, `30m`, `7d`, `1d 12h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -15,7 +15,9 @@ use sha2::Digest as _;
 
 use super::cloud::{Cloud, CloudError};
 use super::decide::{Action, decide};
-use super::engine::{Deployment, Engine, Progress, Ui};
+use super::engine::Engine;
+pub use super::model::Why;
+use super::model::{Deployment, Progress, Ui};
 use super::model::{LastUpdateStatus, Stack};
 use crate::exit::Error;
 
@@ -213,15 +215,6 @@ pub fn restores(
             })
         })
         .collect()
-}
-
-/// Why a function's code was updated outside CloudFormation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Why {
-    /// `up --hotswap`: code was all that changed.
-    Hotswap,
-    /// A full `up` put the template's code back after a hotswap.
-    Restore,
 }
 
 /// A function whose code was updated.

@@ -2,7 +2,7 @@
 //! and the pure functions over them: the digest, the root cause, the change summary.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 pub use aws_sdk_cloudformation::types::{
     ChangeAction, ChangeSetStatus, Replacement, ResourceStatus, StackStatus,
@@ -13,6 +13,17 @@ use sha2::{Digest, Sha256};
 
 /// Stack tag holding the digest of what was last deployed.
 pub const DIGEST_TAG: &str = "deployer:digest";
+/// Tag marking a stack as ephemeral (`true`).
+pub const EPHEMERAL_TAG: &str = "deployer:ephemeral";
+/// Tag holding the RFC 3339 time after which `gc` deletes the stack.
+pub const EXPIRES_TAG: &str = "deployer:expires-at";
+/// Tag holding the TTL, so that a later `up` without `--ttl` extends by the same amount.
+pub const TTL_TAG: &str = "deployer:ttl";
+
+/// Tags that change on every `up` of an ephemeral env; the digest ignores them so an unchanged
+/// env is still a no-op (the expiry is extended separately when it needs to be).
+pub const VOLATILE_TAGS: &[&str] = &[EXPIRES_TAG];
+
 /// Stack tag naming the app (on tables too).
 pub const APP_TAG: &str = crate::render::APP_TAG;
 /// Stack tag naming the environment (on tables too).
@@ -351,15 +362,6 @@ impl ChangeSet {
     }
 }
 
-/// Whether CloudFormation refused a create or update because another operation got there
-/// first: the stack was created meanwhile (`AlreadyExistsException`), or an operation is
-/// running on it ("... is in UPDATE_IN_PROGRESS state and can not be updated").
-pub fn is_busy_elsewhere(e: &super::cloud::CloudError) -> bool {
-    e.code.as_deref() == Some("AlreadyExistsException")
-        || (e.code.as_deref() == Some("ValidationError")
-            && e.message.contains("_IN_PROGRESS state"))
-}
-
 /// Whether CloudFormation's message says that an update would change nothing (an UpdateStack
 /// error, or a change set's failure reason): the one place that text is matched.
 pub fn says_no_updates(message: &str) -> bool {
@@ -385,7 +387,7 @@ pub fn digest(
         field("parameter", k);
         field("value", v);
     }
-    let ignored = |k: &str| k == DIGEST_TAG || super::ephemeral::VOLATILE_TAGS.contains(&k);
+    let ignored = |k: &str| k == DIGEST_TAG || VOLATILE_TAGS.contains(&k);
     for (k, v) in tags.iter().filter(|(k, _)| !ignored(k)) {
         field("tag", k);
         field("value", v);
@@ -446,6 +448,261 @@ pub fn rolled_back(events: &[StackEvent], stack_name: &str) -> Vec<String> {
     undone
 }
 
+/// Something worth showing while the engine works.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Progress {
+    /// A step, in a few words.
+    Step(String),
+    /// Something went wrong that does not fail the command, and what it means.
+    Warning(String),
+    /// An artifact is in the bucket (`uploaded`: it was sent now; otherwise it was already there).
+    Artifact {
+        /// The function.
+        function: String,
+        /// Its S3 key.
+        key: String,
+        /// Bytes.
+        size: usize,
+        /// Sent now, rather than found in the bucket.
+        uploaded: bool,
+    },
+    /// What a change set would do.
+    Changes {
+        /// The stack.
+        stack: String,
+        /// Its changes.
+        changes: Vec<Change>,
+    },
+    /// A new stack event.
+    Event {
+        /// The stack.
+        stack: String,
+        /// The event.
+        event: StackEvent,
+        /// Since the operation began.
+        elapsed: Duration,
+    },
+    /// A function's code was updated directly, outside CloudFormation, and Lambda reports the
+    /// update done.
+    CodeUpdated {
+        /// The function's name in the spec.
+        function: String,
+        /// Its Lambda name.
+        lambda_name: String,
+        /// Lowercase hex SHA-256 of the code live now.
+        sha256: String,
+        /// A hotswap, or the template's code put back.
+        why: Why,
+        /// From UpdateFunctionCode to `Successful`.
+        elapsed: Duration,
+    },
+    /// A table, or one of its indexes, is not ACTIVE yet, so the next update waits for it.
+    TableBusy {
+        /// The stack.
+        stack: String,
+        /// The table's logical id.
+        table: String,
+        /// What it waits for.
+        busy: super::model::TableBusy,
+        /// Since the wait began.
+        elapsed: Duration,
+    },
+    /// A poll found the operation still running (drives heartbeats and the live view's clock).
+    Waiting {
+        /// The stack.
+        stack: String,
+        /// Its status at the poll.
+        status: StackStatus,
+        /// Since the operation began.
+        elapsed: Duration,
+    },
+}
+
+/// The answer to "go ahead?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Confirmation {
+    /// Go ahead.
+    Yes,
+    /// The person said no.
+    No,
+    /// Nobody can be asked (not a terminal).
+    NotInteractive,
+}
+
+/// Where progress goes and who is asked for confirmation.
+pub trait Ui {
+    /// Shows progress.
+    fn progress(&self, progress: Progress);
+    /// Asks a yes/no question.
+    fn confirm(&self, question: &str) -> Confirmation;
+    /// Whether stack events are shown as they come (a failure's are read regardless).
+    fn shows_events(&self) -> bool {
+        true
+    }
+}
+
+/// A stack as the spec wants it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    /// Stack name.
+    pub stack_name: String,
+    /// Template body.
+    pub template_body: String,
+    /// Every parameter value.
+    pub parameters: BTreeMap<String, String>,
+    /// Stack tags (the digest tag is added by the engine).
+    pub tags: BTreeMap<String, String>,
+    /// Termination protection.
+    pub termination_protection: bool,
+    /// Write the tags even when nothing else changed (an ephemeral env's expiry is due for
+    /// extension; the digest ignores it so that unchanged envs stay no-ops otherwise).
+    pub refresh_tags: bool,
+    /// The artifact bucket: a template over CloudFormation's 51,200-byte `TemplateBody` limit
+    /// is uploaded there to be passed by URL, and the digest of what was deployed is recorded
+    /// there ([`super::recorded`]). `None`: the digest goes in a stack tag instead.
+    pub bucket: Option<String>,
+    /// Ask IAM before the first change set whether the caller may do what the template needs
+    /// ([`super::preflight`]); the caller's ARN is only looked up then.
+    pub check_permissions: bool,
+    /// Run the operations in CloudFormation's express mode ([`super::express`]).
+    pub express: bool,
+}
+
+impl Deployment {
+    /// The digest recorded on the stack once this deployment is done.
+    pub fn digest(&self) -> String {
+        digest(
+            &self.template_body,
+            &self.parameters,
+            &self.tags,
+            self.termination_protection,
+        )
+    }
+}
+
+/// Execute the change set, or only show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Execute; `yes`: without asking; `allow_data_loss`: even when tables, buckets or log
+    /// groups would be deleted or replaced.
+    Apply {
+        /// Without asking.
+        yes: bool,
+        /// Even when data would be lost.
+        allow_data_loss: bool,
+    },
+    /// Show the changes, then delete the change set.
+    Plan,
+}
+
+/// How a deployment ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The stack already matched; no change set was created or it had no changes.
+    NoChanges {
+        /// The stack as it is.
+        stack: Stack,
+    },
+    /// `plan`: these changes are pending.
+    Planned {
+        /// The pending changes.
+        changes: Vec<Change>,
+    },
+    /// The change set ran and the stack reached a complete status.
+    Applied {
+        /// The stack afterwards.
+        stack: Stack,
+        /// What changed.
+        changes: Vec<Change>,
+    },
+}
+
+/// How `down` ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Teardown {
+    /// There was no stack.
+    NothingToDelete,
+    /// Deleted; these retained tables (physical names) survive it.
+    Deleted {
+        /// Physical names of the tables that survive.
+        retained_tables: Vec<String>,
+    },
+}
+
+/// Why a function's code was updated outside CloudFormation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Why {
+    /// `up --hotswap`: code was all that changed.
+    Hotswap,
+    /// A full `up` put the template's code back after a hotswap.
+    Restore,
+}
+
+/// A condition key the real request carries, and its values (`ContextEntries`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ContextEntry {
+    /// The key, e.g. `aws:RequestedRegion`.
+    pub key: String,
+    /// Its type.
+    pub kind: ContextKeyType,
+    /// Its values.
+    pub values: Vec<String>,
+}
+
+impl ContextEntry {
+    pub(super) fn string(key: &str, value: &str) -> Self {
+        ContextEntry {
+            key: key.into(),
+            kind: ContextKeyType::String,
+            values: vec![value.into()],
+        }
+    }
+}
+
+/// One SimulatePrincipalPolicy request: actions against one resource, with the context the real
+/// calls carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    /// The actions.
+    pub actions: Vec<String>,
+    /// The resource's ARN (known, or of the shape CloudFormation generates); `*` where deployer
+    /// cannot tell it.
+    pub resource: String,
+    /// The context keys.
+    pub context: Vec<ContextEntry>,
+}
+
+/// IAM's decision for one action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed.
+    Allowed,
+    /// A statement denies it.
+    ExplicitDeny,
+    /// No statement allows it.
+    ImplicitDeny,
+}
+
+/// What SimulatePrincipalPolicy said of one action of a [`Probe`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    /// The action.
+    pub action: String,
+    /// The decision.
+    pub decision: Decision,
+    /// Condition keys the policies use that the request did not give.
+    pub missing_context: Vec<String>,
+}
+
+/// The type of a context key's values, as SimulatePrincipalPolicy names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ContextKeyType {
+    /// One string.
+    String,
+    /// A list of strings.
+    StringList,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,7 +725,7 @@ mod tests {
             ("AccessDenied", "not authorized", false),
         ] {
             assert_eq!(
-                is_busy_elsewhere(&CloudError::new(code, message)),
+                super::super::cloud::is_busy_elsewhere(&CloudError::new(code, message)),
                 busy,
                 "{message}"
             );
@@ -558,10 +815,7 @@ mod tests {
         assert_ne!(base, digest("{}", &params, &tags, true));
         let mut with_digest = tags.clone();
         with_digest.insert(DIGEST_TAG.into(), "old".into());
-        with_digest.insert(
-            super::super::ephemeral::EXPIRES_TAG.into(),
-            "2030-01-01T00:00:00Z".into(),
-        );
+        with_digest.insert(super::EXPIRES_TAG.into(), "2030-01-01T00:00:00Z".into());
         assert_eq!(
             base,
             digest("{}", &params, &with_digest, false),

@@ -15,6 +15,7 @@ use futures_util::future::join_all;
 use serde_json::Value;
 
 use super::cloud::Cloud;
+pub use super::model::{ContextEntry, ContextKeyType, Decision, Evaluation, Probe};
 use crate::exit::{Code, Error};
 
 /// The calls deployer itself makes for `up` once the bootstrap stack exists.
@@ -357,15 +358,6 @@ pub fn required_actions(deployed: Option<&Value>, wanted: &Value) -> Vec<String>
     actions
 }
 
-/// The type of a context key's values, as SimulatePrincipalPolicy names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ContextKeyType {
-    /// One string.
-    String,
-    /// A list of strings.
-    StringList,
-}
-
 impl ContextKeyType {
     /// The name in the API (`ContextKeyType`).
     pub fn as_str(self) -> &'static str {
@@ -374,62 +366,6 @@ impl ContextKeyType {
             ContextKeyType::StringList => "stringList",
         }
     }
-}
-
-/// A condition key the real request carries, and its values (`ContextEntries`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct ContextEntry {
-    /// The key, e.g. `aws:RequestedRegion`.
-    pub key: String,
-    /// Its type.
-    pub kind: ContextKeyType,
-    /// Its values.
-    pub values: Vec<String>,
-}
-
-impl ContextEntry {
-    fn string(key: &str, value: &str) -> Self {
-        ContextEntry {
-            key: key.into(),
-            kind: ContextKeyType::String,
-            values: vec![value.into()],
-        }
-    }
-}
-
-/// One SimulatePrincipalPolicy request: actions against one resource, with the context the real
-/// calls carry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probe {
-    /// The actions.
-    pub actions: Vec<String>,
-    /// The resource's ARN (known, or of the shape CloudFormation generates); `*` where deployer
-    /// cannot tell it.
-    pub resource: String,
-    /// The context keys.
-    pub context: Vec<ContextEntry>,
-}
-
-/// IAM's decision for one action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
-    /// Allowed.
-    Allowed,
-    /// A statement denies it.
-    ExplicitDeny,
-    /// No statement allows it.
-    ImplicitDeny,
-}
-
-/// What SimulatePrincipalPolicy said of one action of a [`Probe`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Evaluation {
-    /// The action.
-    pub action: String,
-    /// The decision.
-    pub decision: Decision,
-    /// Condition keys the policies use that the request did not give.
-    pub missing_context: Vec<String>,
 }
 
 /// Where the stack's resources live: what their ARNs are made of.

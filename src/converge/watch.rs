@@ -8,8 +8,7 @@ use aws_sdk_cloudformation::types::StackStatus;
 
 use super::cloud::Cloud;
 use super::decide::is_in_progress;
-use super::engine::{Progress, Ui};
-use super::model::{Change, Stack, StackEvent};
+use super::model::{Change, Progress, Stack, StackEvent, Ui};
 
 /// How often to poll: starts fast, backs off to `max`; once events show a real operation (they
 /// carry its token), at `steady`, and at `near_end` when its events say its end is close.
