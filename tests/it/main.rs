@@ -15,6 +15,7 @@ mod docker_build;
 mod ephemeral_moto;
 mod faults;
 mod fuzz_regressions;
+mod house;
 mod import;
 mod interrupt;
 mod local;
