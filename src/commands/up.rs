@@ -143,8 +143,9 @@ pub struct Request {
 }
 
 /// What `up` or `plan` did: the `summary` record that ends `--json` output (command `up` or
-/// `plan`), and for people `✓ <stack>: <status> in <time>` with the outputs on stdout.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// `plan`), and for people `✓ <stack>: <status> in <time>` with the outputs on stdout. A new
+/// field goes here and in the README's table of records, nowhere else.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Deployed {
     /// `plan` rather than `up`.
     #[serde(skip)]
@@ -175,9 +176,10 @@ fn as_map<S: serde::Serializer>(pairs: &[(String, String)], s: S) -> Result<S::O
 }
 
 /// How `up` or `plan` ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum UpStatus {
     /// Nothing to do: `no changes`.
+    #[default]
     NoChanges,
     /// `plan` found changes (or functions to put back on their template's code): `changes pending`.
     ChangesPending,
@@ -413,8 +415,7 @@ async fn result_of(
         outputs,
         changes: changes.iter().map(ChangeRecord::from).collect(),
         code_updates: up.code_updates.iter().map(CodeUpdateRecord::of).collect(),
-        verified: None,
-        duration_s: Seconds(Duration::ZERO),
+        ..Deployed::default()
     }
 }
 

@@ -562,7 +562,7 @@ impl Serialize for Timestamp {
 }
 
 /// A duration, written as seconds with two decimals.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Seconds(pub Duration);
 
 impl Serialize for Seconds {
@@ -894,7 +894,6 @@ mod tests {
             duration_s: d,
         };
         let deployed = up::Deployed {
-            plan: false,
             stack: "notes-dev".into(),
             env: "dev".into(),
             status: up::UpStatus::Stack(crate::converge::model::StackStatus::UpdateComplete),
@@ -912,6 +911,7 @@ mod tests {
                 latency_ms: 43,
             }),
             duration_s: d,
+            ..up::Deployed::default()
         };
         let s = |x: &str| x.to_string();
         vec![

@@ -2069,16 +2069,13 @@ async fn ci_output_of_an_update_and_the_live_view() {
             )
             .await;
         reporter.finish(&Deployed {
-            plan: false,
             stack: NAME.into(),
             env: "dev".into(),
             status: UpStatus::Stack(StackStatus::UpdateComplete),
             changed: true,
             outputs: vec![("Url".into(), "http://lb.example".into())],
-            changes: vec![],
-            code_updates: vec![],
-            verified: None,
             duration_s: Seconds(Duration::from_millis(1234)),
+            ..Deployed::default()
         });
         // Escape the terminal control codes so the snapshot shows where the view is redrawn.
         let text = transcript(&captured, &result).replace('\x1b', "<ESC>");
