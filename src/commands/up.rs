@@ -167,6 +167,8 @@ pub struct Deployed {
     pub code_updates: Vec<CodeUpdateRecord>,
     /// The verification request and its answer; null when none was made.
     pub verified: Option<Verified>,
+    /// CloudFormation's express mode (no stabilization wait, no rollback) was asked for.
+    pub express: bool,
     /// The command's own time, prompts excluded.
     pub duration_s: Seconds,
 }
@@ -336,6 +338,7 @@ pub fn deploy(
         )
         .await?;
         let mut deployed = result_of(&cloud, spec, &up, request.mode).await;
+        deployed.express = express;
         if request.mode != Mode::Plan {
             deployed.verified = super::verification::verify_deployed(
                 aws,
