@@ -212,6 +212,13 @@ def run(work, env, recording, pacer=None, rounds=ROUNDS):
     return times, calls, noop_exit, (asked, polled)
 
 
+def commit():
+    """The commit measured (with `+changes` when the work tree differs from it)."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return head + ("+changes" if dirty else "") if head else "?"
+
+
 def version(cmd):
     try:
         return subprocess.run(cmd, capture_output=True, text=True).stdout.strip().splitlines()[0]
@@ -228,7 +235,15 @@ def report(times, calls, noop_exit, _asked, paced):
         f"Same moto server, same rendered template, same artifact; median of {ROUNDS} rounds, tool order rotating each round.",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}. "
         f"Versions: {version([str(DEPLOYER), '--version'])}; {version([str(AWS), '--version'])}; {version([str(SAM), '--version'])}; "
-        f"moto {version([str(ROOT / '.venv/bin/python'), '-c', 'import moto; print(moto.__version__)'])}.",
+        f"moto {version([str(ROOT / '.venv/bin/python'), '-c', 'import moto; print(moto.__version__)'])}. "
+        f"deployer at commit {commit()}.",
+        "",
+        "What the numbers include: each tool's wall time from process start to exit (deployer with `-q`), and every "
+        "HTTP request it sent to moto (moto's own count). What they exclude, and would add on AWS: deployer's "
+        "verification request (`GET /` through the load balancer) and its wait for a target group's health check, both "
+        "skipped against an emulator (the endpoint is overridden); deployer's permission pre-flight asks STS for the "
+        "caller, but moto's caller (`user/moto`) cannot be simulated, so no iam:SimulatePrincipalPolicy is sent (on AWS, "
+        "one per probed resource, in parallel, before the change set). The peers make neither.",
         "",
         "| tool | create | no-op | update | delete | requests per cycle | no-op exit code |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -273,7 +288,9 @@ def paced_report(d, c, u, rounds, measured):
         f"change sets stay CREATE_PENDING for C seconds, and UpdateFunctionCode leaves LastUpdateStatus InProgress for U seconds. "
         f"Median of {rounds} rounds, tool order rotating. Overhead = wall time minus what AWS makes everyone wait for: D for a "
         f"create or delete, D + C for an update (its change set is the review), U for a hotswap; a change set on a create or a "
-        f"no-op is not needed, so its C counts as overhead.",
+        f"no-op is not needed, so its C counts as overhead. Requests per cycle here are the pacer's count of every request "
+        f"the tool sent through it, polls included, so it grows with the time AWS works and each tool's polling pace (the "
+        f"last column): it is the count to compare across tools, not the unpaced one above.",
         "",
         "| tool | create wall | create overhead | no-op wall | update wall | update overhead (wall − D − C) | delete wall | delete overhead | requests per cycle | requests per second while AWS works |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
