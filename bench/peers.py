@@ -121,9 +121,11 @@ def run(work, env, recording, pacer=None, rounds=ROUNDS):
     if boot.returncode != 0:
         sys.exit(f"deployer bootstrap failed: {boot.stderr}")
     b = json.loads(boot.stdout.splitlines()[-1])
-    # Upload the artifact once through deployer (content-addressed key) for the peers to use.
-    _, plan = sh([str(DEPLOYER), "plan", "-s", "stacks/example.yaml", "--env", "warmup", "--artifact", f"api={artifact}", "--json"], env, project)
-    key = next(json.loads(l)["key"] for l in plan.stdout.splitlines() if '"artifact"' in l)
+    # Upload the artifact once through deployer (content-addressed key) for the peers to use:
+    # an `up` of a warm-up env, deleted again (`plan` uploads nothing).
+    _, warm = sh([str(DEPLOYER), "up", "-s", "stacks/example.yaml", "--env", "warmup", "--artifact", f"api={artifact}", "--yes", "--json"], env, project)
+    key = next(json.loads(l)["key"] for l in warm.stdout.splitlines() if '"artifact"' in l)
+    sh([str(DEPLOYER), "down", "-q", "-s", "stacks/example.yaml", "--env", "warmup", "--yes"], env, project)
 
     def template(spec_file, env_name):
         path = project / f"{env_name}-{spec_file}.json"
