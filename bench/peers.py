@@ -121,11 +121,14 @@ def run(work, env, recording, pacer=None, rounds=ROUNDS):
     if boot.returncode != 0:
         sys.exit(f"deployer bootstrap failed: {boot.stderr}")
     b = json.loads(boot.stdout.splitlines()[-1])
-    # Upload the artifact once through deployer (content-addressed key) for the peers to use:
-    # an `up` of a warm-up env, deleted again (`plan` uploads nothing).
-    _, warm = sh([str(DEPLOYER), "up", "-s", "stacks/example.yaml", "--env", "warmup", "--artifact", f"api={artifact}", "--yes", "--json"], env, project)
+    # Upload the artifact once through deployer (content-addressed key) for the peers to use: an
+    # `up` of a warm-up env of this run, left standing (`plan` uploads nothing; and moto keeps a
+    # deleted stack's target groups, whose names a second `up` of the same env would reuse).
+    warm_env = f"warmup{'p' if pacer else 'r'}"
+    _, warm = sh([str(DEPLOYER), "up", "-s", "stacks/example.yaml", "--env", warm_env, "--artifact", f"api={artifact}", "--yes", "--json"], env, project)
+    if warm.returncode != 0:
+        sys.exit(f"deployer up of the warm-up env failed: {warm.stderr}")
     key = next(json.loads(l)["key"] for l in warm.stdout.splitlines() if '"artifact"' in l)
-    sh([str(DEPLOYER), "down", "-q", "-s", "stacks/example.yaml", "--env", "warmup", "--yes"], env, project)
 
     def template(spec_file, env_name):
         path = project / f"{env_name}-{spec_file}.json"

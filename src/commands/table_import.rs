@@ -260,8 +260,8 @@ impl ReadBack<'_> {
         let (sender, mut receiver) = tokio::sync::mpsc::channel(32);
         let again: tokio::task::JoinHandle<Result<(), String>> = match source {
             Source::File(input) => {
-                let file =
-                    FileSource::open(input, format, &Start::default()).map_err(Error::failed)?;
+                let file = FileSource::open(input, format, &Start::default())
+                    .map_err(|e| Error::of(Code::Failed, e))?;
                 let mapping = self.mapping.clone();
                 tokio::task::spawn_blocking(move || {
                     deployer_import::feed(file, &mapping, sender, Arc::new(AtomicU64::new(0)))
@@ -700,7 +700,8 @@ fn start_reader(
                 lines: c.mark.lines,
                 position: Some(c.mark.position.clone()),
             });
-            let file = FileSource::open(input, options.format, &start).map_err(Error::usage)?;
+            let file = FileSource::open(input, options.format, &start)
+                .map_err(|e| Error::of(Code::Usage, e))?;
             let total_bytes = file.total_bytes;
             let bytes = progress.clone();
             let reader = tokio::task::spawn_blocking(move || {

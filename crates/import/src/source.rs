@@ -148,6 +148,57 @@ pub enum Input {
     Stdin,
 }
 
+/// Why a source could not be opened, or read up to where an import resumes.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The file could not be opened.
+    #[error("cannot open {}", .path.display())]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Neither `--format` nor the name says what the file holds.
+    #[error("cannot tell the format of {}: name it with --format csv|jsonl|dynamodb-json", .path.display())]
+    UnknownFormat {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A CSV file's first row could not be read.
+    #[error("{}: cannot read the header row", .path.display())]
+    Header {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: csv::Error,
+    },
+    /// A CSV file's first row names no column.
+    #[error("{}: the header row is empty", .path.display())]
+    EmptyHeader {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The resume position could not be reached.
+    #[error("{}: cannot seek", .path.display())]
+    Seek {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The source ends before the rows a checkpoint says were done.
+    #[error("{} has {found} records, fewer than the {wanted} the checkpoint says were done: is it the same source?", .path.display())]
+    Shorter {
+        /// The file.
+        path: PathBuf,
+        /// Records it has.
+        found: u64,
+        /// Records the checkpoint says were done.
+        wanted: u64,
+    },
+}
+
 /// The opened input: its bytes, its size when known, whether it can seek, its name.
 struct Opened {
     raw: Box<dyn ReadSeek>,
@@ -157,7 +208,7 @@ struct Opened {
 }
 
 impl Opened {
-    fn of(input: &Input) -> Result<Opened, String> {
+    fn of(input: &Input) -> Result<Opened, SourceError> {
         Ok(match input {
             Input::Stdin => Opened {
                 raw: Box::new(Stream(Box::new(std::io::stdin()))),
@@ -166,8 +217,10 @@ impl Opened {
                 name: PathBuf::from("-"),
             },
             Input::Path(path) => {
-                let file =
-                    File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                let file = File::open(path).map_err(|source| SourceError::Open {
+                    path: path.clone(),
+                    source,
+                })?;
                 if path.extension().is_some_and(|e| e == "gz") {
                     let gz = flate2::read::MultiGzDecoder::new(BufReader::new(file));
                     Opened {
@@ -195,16 +248,21 @@ fn csv_reader(
     name: &Path,
     seek_to: Option<u64>,
     start: &Start,
-) -> Result<Reader, String> {
+) -> Result<Reader, SourceError> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(raw);
     let columns = reader
         .headers()
-        .map_err(|e| format!("{}: cannot read the header row: {e}", name.display()))?
+        .map_err(|source| SourceError::Header {
+            path: name.to_path_buf(),
+            source,
+        })?
         .iter()
         .map(str::to_string)
         .collect::<Vec<_>>();
     if columns.iter().all(String::is_empty) {
-        return Err(format!("{}: the header row is empty", name.display()));
+        return Err(SourceError::EmptyHeader {
+            path: name.to_path_buf(),
+        });
     }
     if let Some(offset) = seek_to {
         let mut position = csv::Position::new();
@@ -212,9 +270,10 @@ fn csv_reader(
             .set_byte(offset)
             .set_line(start.lines + 1)
             .set_record(start.rows + 1);
-        reader
-            .seek(position)
-            .map_err(|e| format!("{}: cannot seek: {e}", name.display()))?;
+        reader.seek(position).map_err(|e| SourceError::Seek {
+            path: name.to_path_buf(),
+            source: e.into(),
+        })?;
     }
     Ok(Reader::Csv {
         reader,
@@ -230,11 +289,14 @@ fn lines_reader(
     seek_to: Option<u64>,
     start: &Start,
     format: Format,
-) -> Result<Reader, String> {
+) -> Result<Reader, SourceError> {
     let (offset, line) = match seek_to {
         Some(offset) => {
             raw.seek(SeekFrom::Start(offset))
-                .map_err(|e| format!("{}: cannot seek: {e}", name.display()))?;
+                .map_err(|e| SourceError::Seek {
+                    path: name.to_path_buf(),
+                    source: e.into(),
+                })?;
             (offset, start.lines)
         }
         None => (0, 0),
@@ -251,19 +313,16 @@ fn lines_reader(
 
 impl FileSource {
     /// Opens `input` in `format` (from the name when `None`), continuing after `start`.
-    pub fn open(input: &Input, format: Option<Format>, start: &Start) -> Result<Self, String> {
+    pub fn open(input: &Input, format: Option<Format>, start: &Start) -> Result<Self, SourceError> {
         let Opened {
             raw,
             total_bytes,
             seekable,
             name,
         } = Opened::of(input)?;
-        let format = format.or_else(|| Format::from_name(&name)).ok_or_else(|| {
-            format!(
-                "cannot tell the format of {}: name it with --format csv|jsonl|dynamodb-json",
-                name.display()
-            )
-        })?;
+        let format = format
+            .or_else(|| Format::from_name(&name))
+            .ok_or_else(|| SourceError::UnknownFormat { path: name.clone() })?;
         let seek_to = match (&start.position, seekable) {
             (Some(Position::Byte(offset)), true) => Some(*offset),
             _ => None,
@@ -289,14 +348,14 @@ impl FileSource {
     }
 
     /// A stream (or a start without an offset): reads and drops what was done.
-    fn skip_done(&mut self, rows: u64, name: &Path) -> Result<(), String> {
+    fn skip_done(&mut self, rows: u64, name: &Path) -> Result<(), SourceError> {
         while self.row < rows {
             if self.read_record().is_none() {
-                return Err(format!(
-                    "{} has {} records, fewer than the {rows} the checkpoint says were done: is it the same source?",
-                    name.display(),
-                    self.row,
-                ));
+                return Err(SourceError::Shorter {
+                    path: name.to_path_buf(),
+                    found: self.row,
+                    wanted: rows,
+                });
             }
         }
         Ok(())
@@ -663,6 +722,7 @@ mod tests {
             FileSource::open(&input, None, &too_far)
                 .err()
                 .unwrap()
+                .to_string()
                 .contains("fewer than the 9")
         );
     }
@@ -672,7 +732,8 @@ mod tests {
         let (_dir, input) = file("data.txt", "x\n");
         let error = FileSource::open(&input, None, &Start::default())
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(error.contains("--format"), "{error}");
     }
 }
