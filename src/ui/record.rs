@@ -681,11 +681,8 @@ pub fn check(
 mod tests {
     use super::*;
 
-    /// One record of every kind, in every variant: adding a variant without a sample here does not
-    /// compile (see `kind`).
-    fn samples() -> Vec<Record> {
-        let t = Timestamp(SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123));
-        let d = Seconds(Duration::from_millis(8_215));
+    /// The parts samples share: import counters, a change, a built artifact.
+    fn parts(d: Seconds) -> (ImportCounts, ChangeRecord, Built) {
         let counts = ImportCounts {
             table: "notes".into(),
             read: 12,
@@ -713,6 +710,15 @@ mod tests {
             path: "target/lambda/api/bootstrap.zip".into(),
             duration_s: d,
         };
+        (counts, change, built)
+    }
+
+    /// One record of every kind, in every variant: adding a variant without a sample here does not
+    /// compile (see `kind`).
+    fn samples() -> Vec<Record> {
+        let t = Timestamp(SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123));
+        let d = Seconds(Duration::from_millis(8_215));
+        let (counts, change, built) = parts(d);
         let s = |x: &str| x.to_string();
         vec![
             Record::Step {
@@ -866,33 +872,7 @@ mod tests {
         use crate::commands::{bootstrap, build, down, gc, local, table_import, up};
         use crate::ui::summary_line;
         let d = Seconds(Duration::from_millis(8_215));
-        let counts = ImportCounts {
-            table: "notes".into(),
-            read: 12,
-            written: 10,
-            rejected: 1,
-            duplicates: 1,
-            throttles: 2,
-            retries: 2,
-            items_per_s: 1_250.5,
-            wcu_per_s: 1_300.0,
-            percent: Some(100.0),
-            elapsed_s: d,
-        };
-        let change = ChangeRecord {
-            action: Action::Modify,
-            logical_id: "NotesTable".into(),
-            resource_type: "AWS::DynamoDB::Table".into(),
-            replacement: Some(Replacing::Always),
-        };
-        let built = Built {
-            function: "api".into(),
-            method: crate::build::Method::Docker(None),
-            sha256: "ab".repeat(32),
-            size: 2_900_000,
-            path: "target/lambda/api/bootstrap.zip".into(),
-            duration_s: d,
-        };
+        let (counts, change, built) = parts(d);
         let deployed = up::Deployed {
             stack: "notes-dev".into(),
             env: "dev".into(),
