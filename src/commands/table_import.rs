@@ -504,7 +504,13 @@ pub fn table_import(loaded: &Loaded, options: &Args, reporter: &Reporter) -> Res
         .await?;
         let verified = verify_written(&target, &source, options, &imported, reporter).await?;
         let differ = verified.as_ref().map_or(0, |v| v.differ);
-        let (status, message) = result_of(&target, options, &files, &imported, verified.as_ref());
+        let (status, message) = result_of(
+            &target.physical,
+            options.max_errors,
+            files.checkpoint.exists(),
+            &imported,
+            verified.as_ref(),
+        );
         if status == ImportStatus::Complete || status == ImportStatus::Mismatch {
             let _ = std::fs::remove_file(&files.checkpoint);
         }
@@ -946,11 +952,12 @@ async fn verify_written(
     }))
 }
 
-/// How the import ended, and the sentence that says so.
+/// How the import ended, and the sentence that says so: a pure function of what happened (the
+/// table's name, `--max-errors`, whether a checkpoint was left to resume from).
 fn result_of(
-    target: &Destination,
-    options: &Args,
-    files: &Files,
+    physical: &str,
+    max_errors: u64,
+    checkpoint_kept: bool,
     written: &Written,
     verified: Option<&ImportVerified>,
 ) -> (ImportStatus, String) {
@@ -976,9 +983,8 @@ fn result_of(
         (Ending::Complete, None) => (
             ImportStatus::Complete,
             format!(
-                "{} items written to {} in {:.1} s ({} rejected){}",
+                "{} items written to {physical} in {:.1} s ({} rejected){}",
                 counts.written,
-                target.physical,
                 written.elapsed.as_secs_f64(),
                 counts.rejected,
                 verified
@@ -995,8 +1001,8 @@ fn result_of(
             format!(
                 "stopped: {} rows rejected, more than --max-errors {}{}",
                 counts.rejected,
-                options.max_errors,
-                if files.checkpoint.exists() {
+                max_errors,
+                if checkpoint_kept {
                     format!("; {RESUME}")
                 } else {
                     String::new()
@@ -1064,6 +1070,106 @@ impl Rejects {
 mod tests {
     use super::*;
     use deployer_import::checkpoint::Mark;
+
+    fn written(ending: Ending, read_failure: Option<&str>) -> Written {
+        Written {
+            ending,
+            counts: ImportCounts {
+                table: "notes".into(),
+                read: 12,
+                written: 10,
+                rejected: 2,
+                duplicates: 0,
+                throttles: 0,
+                retries: 0,
+                items_per_s: 10.0,
+                wcu_per_s: 10.0,
+                percent: None,
+                elapsed_s: Seconds(Duration::from_secs(1)),
+            },
+            elapsed: Duration::from_millis(1_500),
+            read_failure: read_failure.map(str::to_string),
+            rejects_file: None,
+            checkpoint_error: None,
+            sample: Vec::new(),
+            rejected_rows: Default::default(),
+            winners: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_result_is_a_function_of_how_the_import_ended() {
+        let all_read = ImportVerified {
+            checked: 10,
+            differ: 0,
+        };
+        let two_differ = ImportVerified {
+            checked: 10,
+            differ: 2,
+        };
+        let cases: [(Written, Option<&ImportVerified>, bool, ImportStatus, &str); 7] = [
+            (
+                written(Ending::Complete, None),
+                None,
+                false,
+                ImportStatus::Complete,
+                "10 items written to t-1 in 1.5 s (2 rejected)",
+            ),
+            (
+                written(Ending::Complete, None),
+                Some(&all_read),
+                false,
+                ImportStatus::Complete,
+                "10 items written to t-1 in 1.5 s (2 rejected); 10 read back, all as written",
+            ),
+            (
+                written(Ending::Complete, None),
+                Some(&two_differ),
+                false,
+                ImportStatus::Mismatch,
+                "10 items written, but 2 of 10 read back differ from the source",
+            ),
+            (
+                written(Ending::Complete, Some("gzip: bad header")),
+                None,
+                true,
+                ImportStatus::Failed,
+                "reading the source failed: gzip: bad header; --resume continues after the last row written",
+            ),
+            (
+                written(Ending::Failed("AccessDenied".into()), None),
+                None,
+                true,
+                ImportStatus::Failed,
+                "AccessDenied; --resume continues after the last row written",
+            ),
+            (
+                written(Ending::Interrupted, None),
+                None,
+                true,
+                ImportStatus::Interrupted,
+                "interrupted: the same command with --resume continues after the last row written",
+            ),
+            (
+                written(Ending::TooManyErrors, None),
+                None,
+                false,
+                ImportStatus::TooManyErrors,
+                "stopped: 2 rows rejected, more than --max-errors 1",
+            ),
+        ];
+        for (written, verified, kept, status, message) in cases {
+            assert_eq!(
+                result_of("t-1", 1, kept, &written, verified),
+                (status, message.to_string())
+            );
+        }
+        let kept = result_of("t-1", 1, true, &written(Ending::TooManyErrors, None), None);
+        assert!(
+            kept.1
+                .ends_with("; --resume continues after the last row written")
+        );
+    }
 
     fn checkpoint(table: &str, source: &str) -> Checkpoint {
         Checkpoint {
