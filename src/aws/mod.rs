@@ -10,7 +10,9 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
-use crate::converge::cloud::{ChangeSetRequest, Cloud, CloudError, StackRequest};
+use crate::converge::cloud::{
+    ChangeSetRequest, Cloud, CloudError, Condition, Object, StackRequest,
+};
 use crate::converge::model::{
     Change, ChangeAction, ChangeSet, ChangeSetStatus, FunctionCode, IndexState, Resource,
     ResourceStatus, Stack, StackEvent, TableState, TableSummary, TimeToLiveStatus,
@@ -840,6 +842,87 @@ impl Cloud for AwsCloud<'_> {
             "amazonaws.com"
         };
         format!("https://{bucket}.s3.{region}.{domain}/{key}")
+    }
+
+    async fn list_objects(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, CloudError> {
+        let mut pages = self
+            .aws
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        let mut keys = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(cloud_error)?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+        }
+        Ok(keys)
+    }
+
+    async fn read_object(&self, bucket: &str, key: &str) -> Result<Option<Object>, CloudError> {
+        match self
+            .aws
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let etag = out.e_tag().unwrap_or_default().to_string();
+                match out.body.collect().await {
+                    Ok(body) => Ok(Some(Object {
+                        body: body.into_bytes().to_vec(),
+                        etag,
+                    })),
+                    Err(e) => Err(CloudError::unreachable(format!(
+                        "reading s3://{bucket}/{key} broke off: {e}"
+                    ))),
+                }
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(cloud_error(e)),
+        }
+    }
+
+    async fn put_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        condition: &Condition,
+    ) -> Result<bool, CloudError> {
+        let request = self
+            .aws
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(body.into());
+        let request = match condition {
+            Condition::Absent => request.if_none_match("*"),
+            Condition::Matches(etag) => request.if_match(etag),
+        };
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) => {
+                let status = e.raw_response().map(|r| r.status().as_u16());
+                // 404 NoSuchKey answers `If-Match` on a key deleted meanwhile: also not written.
+                match (status, e.code()) {
+                    (Some(412 | 409 | 404), _)
+                    | (_, Some("PreconditionFailed" | "ConditionalRequestConflict")) => Ok(false),
+                    _ => Err(cloud_error(e)),
+                }
+            }
+        }
     }
 
     async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), CloudError> {

@@ -51,6 +51,10 @@ pub struct Deleted {
     pub removed_artifacts: Vec<String>,
     /// Artifact keys other envs still use.
     pub kept_artifacts: Vec<String>,
+    /// The shared load balancer stack the env was attached to (null: none).
+    pub shared_alb: Option<String>,
+    /// Whether that stack was deleted with it (no env uses it any more).
+    pub shared_alb_deleted: bool,
 }
 
 /// How `down` ended.
@@ -115,6 +119,12 @@ impl Args {
                     retained_tables,
                 ),
             };
+            if let Some(released) = &report.shared_alb {
+                message.push_str(&match released.deleted {
+                    true => format!("; {} deleted with its last env", released.shared_stack),
+                    false => format!("; its slot on {} is free", released.shared_stack),
+                });
+            }
             if !report.removed_artifacts.is_empty() || !report.kept_artifacts.is_empty() {
                 message.push_str(&format!(
                     "; removed {} artifact(s), kept {} still used by other envs",
@@ -130,6 +140,8 @@ impl Args {
                 retained_tables: retained,
                 removed_artifacts: report.removed_artifacts,
                 kept_artifacts: report.kept_artifacts,
+                shared_alb: report.shared_alb.as_ref().map(|r| r.shared_stack.clone()),
+                shared_alb_deleted: report.shared_alb.is_some_and(|r| r.deleted),
             });
             Ok(())
         })

@@ -260,11 +260,15 @@ fn refuse_early(loaded: &Loaded, request: &Request) -> Result<(), Error> {
             spec.env
         )));
     }
-    let spec_express = spec.deploy.and_then(|d| d.express);
-    converge::express::wanted(request.express, spec_express, false, spec.is_protected())
-        .map_err(Error::usage)?;
+    express_for(spec, request.express, false)?;
     loaded.render(render::Options::default())?;
     Ok(())
+}
+
+/// Whether `up` runs in express mode: the flag, the spec, whether the env is ephemeral.
+fn express_for(spec: &Spec, flag: Option<bool>, ephemeral: bool) -> Result<bool, Error> {
+    let from_spec = spec.deploy.and_then(|d| d.express);
+    converge::express::wanted(flag, from_spec, ephemeral, spec.is_protected()).map_err(Error::usage)
 }
 
 /// Without `region` in the spec, `validate` could not compare the spec's ARNs' regions with
@@ -307,15 +311,18 @@ pub fn deploy(
         let described_at = Instant::now();
         let lifetime = ephemeral::lifetime(spec, request.ttl, existing.as_ref(), now)?;
         let ephemeral = !lifetime.tags.is_empty();
-        let spec_express = spec.deploy.and_then(|d| d.express);
-        let express = converge::express::wanted(
-            request.express,
-            spec_express,
+        let express = express_for(spec, request.express, ephemeral)?;
+        let template = loaded.render(render::Options {
             ephemeral,
-            spec.is_protected(),
-        )
-        .map_err(Error::usage)?;
-        let template = loaded.render(render::Options { ephemeral })?;
+            shared_slot: None,
+        })?;
+        let shared = spec.alb.as_ref().is_some_and(|a| a.shared_for(ephemeral));
+        let render_for = |slot| {
+            loaded.render(render::Options {
+                ephemeral,
+                shared_slot: Some(slot),
+            })
+        };
         let artifacts = build_artifacts(&sources, reporter);
         let up = converge::up(
             &engine,
@@ -333,6 +340,8 @@ pub fn deploy(
                     stack: existing,
                     at: described_at,
                 }),
+                attach: shared.then_some(converge::RenderAttached(&render_for)),
+                now,
             },
             artifacts,
         )
@@ -352,12 +361,17 @@ pub fn deploy(
         }
         deployed.duration_s = Seconds(started.elapsed().saturating_sub(reporter.time_at_prompts()));
         reporter.finish(&deployed);
-        match up.outcome {
-            Outcome::Planned { .. } => Err(Error::code_only(Code::Changes)),
-            _ if !up.pending_restores.is_empty() => Err(Error::code_only(Code::Changes)),
-            _ => Ok(()),
-        }
+        exit_of(&up)
     })
+}
+
+/// `plan`'s exit 3 when there are changes (or code to put back); 0 otherwise.
+fn exit_of(up: &converge::Up) -> Result<(), Error> {
+    match up.outcome {
+        Outcome::Planned { .. } => Err(Error::code_only(Code::Changes)),
+        _ if !up.pending_restores.is_empty() => Err(Error::code_only(Code::Changes)),
+        _ => Ok(()),
+    }
 }
 
 /// The artifacts, built while the bootstrap stack is made ready.

@@ -129,6 +129,25 @@ pub struct StackRequest {
     pub express: bool,
 }
 
+/// An S3 object's body and ETag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    /// The body.
+    pub body: Vec<u8>,
+    /// Its ETag, for an `If-Match` write.
+    pub etag: String,
+}
+
+/// When a conditional PutObject writes (S3 User Guide, "Add preconditions to S3 operations with
+/// conditional requests").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Condition {
+    /// `If-None-Match: *`: only if there is no such key yet.
+    Absent,
+    /// `If-Match: <etag>`: only if the object is still the one read.
+    Matches(String),
+}
+
 /// CloudFormation and S3, as far as deployer uses them.
 pub trait Cloud {
     /// DescribeStacks for one stack; `None` when it does not exist.
@@ -180,6 +199,20 @@ pub trait Cloud {
         body: Vec<u8>,
         sha256: &[u8; 32],
     ) -> Result<(), CloudError>;
+    /// ListObjectsV2 (all pages): the keys under `prefix`.
+    async fn list_objects(&self, bucket: &str, prefix: &str) -> Result<Vec<String>, CloudError>;
+    /// GetObject with its ETag; `None` when there is no such key.
+    async fn read_object(&self, bucket: &str, key: &str) -> Result<Option<Object>, CloudError>;
+    /// PutObject only if `condition` holds (`If-None-Match: *` or `If-Match: <etag>`): `false`
+    /// when S3 refused because it did not (412 PreconditionFailed, or 409
+    /// ConditionalRequestConflict from a concurrent conditional write).
+    async fn put_object_if(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        condition: &Condition,
+    ) -> Result<bool, CloudError>;
     /// The URL CloudFormation reads an object of the bucket from (`TemplateURL`).
     fn object_url(&self, bucket: &str, key: &str) -> String;
     /// DeleteObject.

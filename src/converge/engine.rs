@@ -1464,13 +1464,15 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         }
     }
 
-    /// Creates or updates a stack directly (no change set): for deployer's own bootstrap stack.
-    /// `existing` is its description, just made.
+    /// Creates or updates a stack directly (no change set): for deployer's own stacks (the
+    /// bootstrap stack, an app's shared load balancer), tagged `tags`. `existing` is its
+    /// description, just made.
     pub async fn put_stack(
         &self,
         name: &str,
         template_body: &str,
         parameters: &BTreeMap<String, String>,
+        tags: &BTreeMap<String, String>,
         existing: Option<Stack>,
     ) -> Result<Stack, Error> {
         let digest = own_stack_digest(template_body, parameters);
@@ -1486,7 +1488,8 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
                 return Ok(stack.clone());
             }
             let stack = self.settle_from(name, existing).await?;
-            let tags = BTreeMap::from([(DIGEST_TAG.to_string(), digest.clone())]);
+            let mut tags = tags.clone();
+            tags.insert(DIGEST_TAG.to_string(), digest.clone());
             let token = token("put");
             let request = StackRequest {
                 stack_name: name.to_string(),

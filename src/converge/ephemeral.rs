@@ -80,6 +80,9 @@ pub fn gc_verdict(stack: &Stack, now: SystemTime, older_than: Option<Duration>) 
     if !stack.tags.contains_key(APP_TAG) {
         return Verdict::Skip("not managed by deployer".into());
     }
+    if !stack.tags.contains_key(ENV_TAG) && stack.tags.contains_key(super::shared_alb::SHARED_TAG) {
+        return Verdict::Skip("the app's shared load balancer: deleted with its last env".into());
+    }
     if !is_ephemeral(stack) {
         return Verdict::Skip("not ephemeral".into());
     }
@@ -224,6 +227,8 @@ pub struct StackRow {
     pub expires: Option<String>,
     /// Whether termination protection is on.
     pub termination_protection: bool,
+    /// The shared load balancer stack the env is attached to, and its slot (`<stack>/<slot>`).
+    pub shared_alb: Option<String>,
 }
 
 impl StackRow {
@@ -237,6 +242,7 @@ impl StackRow {
             updated: stack.updated.or(stack.created),
             expires: stack.tags.get(EXPIRES_TAG).cloned(),
             termination_protection: stack.termination_protection,
+            shared_alb: stack.tags.get(super::shared_alb::SHARED_TAG).cloned(),
         }
     }
 }

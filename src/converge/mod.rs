@@ -16,6 +16,7 @@ pub mod outputs;
 pub mod preflight;
 pub mod recorded;
 pub mod retained;
+pub mod shared_alb;
 pub mod transition;
 pub mod watch;
 
@@ -63,6 +64,7 @@ pub async fn ensure_bootstrap<C: Cloud, U: Ui>(
             bootstrap::STACK_NAME,
             &bootstrap::template().body(),
             &parameters,
+            &BTreeMap::new(),
             existing,
         )
         .await?;
@@ -219,6 +221,8 @@ pub struct DownReport {
     pub removed_artifacts: Vec<String>,
     /// Artifacts of the env kept because another stack still uses them.
     pub kept_artifacts: Vec<String>,
+    /// The shared load balancer the env was attached to, and whether it went with it.
+    pub shared_alb: Option<shared_alb::Released>,
 }
 
 /// Deletes the stack; for an ephemeral env, also the artifacts no other stack references.
@@ -240,13 +244,21 @@ pub async fn down<C: Cloud, U: Ui>(
         teardown,
         removed_artifacts: Vec::new(),
         kept_artifacts: Vec::new(),
-    };
-    let Some(before) = before.filter(ephemeral::is_ephemeral) else {
-        return Ok(report);
+        shared_alb: None,
     };
     if report.teardown == Teardown::NothingToDelete {
         return Ok(report);
     }
+    if let Some(attached) = before
+        .as_ref()
+        .filter(|s| s.tags.contains_key(shared_alb::SHARED_TAG))
+        && let Some(boot) = existing_bootstrap(cloud).await?
+    {
+        report.shared_alb = shared_alb::release(engine, cloud, &boot.bucket, attached).await?;
+    }
+    let Some(before) = before.filter(ephemeral::is_ephemeral) else {
+        return Ok(report);
+    };
     let others = cloud.list_stacks().await.map_err(|e| {
         Error::failed(format!(
             "{name} is deleted, but listing stacks to clean its artifacts failed: {e}"
@@ -389,6 +401,22 @@ pub struct UpRequest<'a> {
     pub retained: retained::RetainedChoice,
     /// The app stack as the caller already described it.
     pub described: Option<Described>,
+    /// Attach the env to its app's shared load balancer ([`shared_alb`]), rendering its
+    /// template for the slot it gets (`template` is then only what `plan` shows before the
+    /// bootstrap stack exists).
+    pub attach: Option<RenderAttached<'a>>,
+    /// The time slot records are written with.
+    pub now: std::time::SystemTime,
+}
+
+/// Renders the env's template for a slot of the shared load balancer.
+#[derive(Clone, Copy)]
+pub struct RenderAttached<'a>(pub &'a (dyn Fn(u32) -> Result<Template, Error> + Sync));
+
+impl std::fmt::Debug for RenderAttached<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RenderAttached")
+    }
 }
 
 /// `up` and `plan`: bootstrap (while the artifacts build), upload, check the caller's
@@ -403,13 +431,12 @@ pub async fn up<C: Cloud, U: Ui>(
     let UpRequest {
         spec,
         template,
-        lifetime,
         mode,
-        check_permissions,
         hotswap,
         express,
         retained,
         ref described,
+        ..
     } = *request;
     let described = described.clone();
     let name = spec.stack_name();
@@ -427,11 +454,8 @@ pub async fn up<C: Cloud, U: Ui>(
     if mode != Mode::Plan {
         upload_artifacts(engine, spec, &boot.bucket, &artifacts, existing.as_ref()).await?;
     }
-    let deployment = Deployment {
-        check_permissions,
-        express,
-        ..deployment(spec, template, &boot, &artifacts, lifetime)
-    };
+    let deployment =
+        deployment_of(engine, cloud, request, &boot, &artifacts, existing.as_ref()).await?;
     if express {
         engine.step(format!(
             "{}: express mode: CloudFormation ends each operation once the resources are configured, without waiting for them to stabilize, and without rollback",
@@ -458,6 +482,56 @@ pub async fn up<C: Cloud, U: Ui>(
         return full_deploy(engine, cloud, &changed, existing, recorded, mode).await;
     }
     hotswap_or_deploy(engine, cloud, &changed, existing, recorded, mode).await
+}
+
+/// What `up` submits: the template's parameters from the bootstrap stack and the artifacts;
+/// for an env attached to its app's shared load balancer, its template for the slot it gets,
+/// the shared stack's outputs it takes, and the tag naming the slot.
+async fn deployment_of<C: Cloud, U: Ui>(
+    engine: &Engine<'_, C, U>,
+    cloud: &C,
+    request: &UpRequest<'_>,
+    boot: &Bootstrap,
+    artifacts: &[(String, Artifact)],
+    existing: Option<&Stack>,
+) -> Result<Deployment, Error> {
+    let spec = request.spec;
+    let attached = match request.attach {
+        Some(render_for) => {
+            let attached = shared_alb::attach(
+                engine,
+                cloud,
+                spec,
+                boot,
+                existing,
+                request.mode,
+                request.now,
+            )
+            .await?;
+            Some((render_for.0(attached.slot.slot)?, attached))
+        }
+        None => None,
+    };
+    let template = attached.as_ref().map_or(request.template, |(t, _)| t);
+    let mut deployment = Deployment {
+        check_permissions: request.check_permissions,
+        express: request.express,
+        ..deployment(spec, template, boot, artifacts, request.lifetime)
+    };
+    if let Some((template, attached)) = &attached {
+        let declared = &template.0["Parameters"];
+        deployment.parameters.extend(
+            attached
+                .parameters
+                .iter()
+                .filter(|(k, _)| declared.get(k.as_str()).is_some())
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+        deployment
+            .tags
+            .insert(shared_alb::SHARED_TAG.into(), attached.slot.tag(&spec.app));
+    }
+    Ok(deployment)
 }
 
 /// `up --hotswap`: the functions' code updated directly when it is all that changed, else a

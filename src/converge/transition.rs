@@ -8,13 +8,14 @@
 //! - Time to live: disabling takes the attribute name; DynamoDB allows one TTL change at a time.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::RangeInclusive;
 
 use serde_json::{Value, json};
 
 const LISTENER_RULE: &str = "AWS::ElasticLoadBalancingV2::ListenerRule";
 const TABLE: &str = "AWS::DynamoDB::Table";
 /// The priorities an ALB listener rule may have.
-const PRIORITIES: std::ops::RangeInclusive<u32> = 1..=50_000;
+const PRIORITIES: RangeInclusive<u32> = 1..=50_000;
 
 /// The templates to submit in order (the last is the wanted one, renumbered and amended), with
 /// what each intermediate step does.
@@ -158,27 +159,50 @@ fn renumber_rules(deployed: &Value, wanted: &mut Value) {
         .iter()
         .filter_map(|(id, r)| Some((id.clone(), priority_of(r)?)))
         .collect();
+    let range = rule_priorities(wanted);
     let mut order: Vec<(u32, String)> = resources_of(wanted, LISTENER_RULE)
         .iter()
         .filter_map(|(id, r)| Some((priority_of(r)?, id.clone())))
         .collect();
     order.sort();
     let order: Vec<String> = order.into_iter().map(|(_, id)| id).collect();
-    for (id, priority) in assign_priorities(&order, &held) {
+    for (id, priority) in assign_priorities(&order, &held, range) {
         wanted["Resources"][&id]["Properties"]["Priority"] = json!(priority);
     }
 }
 
-/// Priorities for `order` (highest precedence first): strictly increasing; a rule keeps its
-/// deployed priority where the order allows (the longest run of deployed priorities already in
-/// order); every other rule gets a priority that no deployed rule holds, spread over the gap.
-pub fn assign_priorities(order: &[String], held: &BTreeMap<String, u32>) -> BTreeMap<String, u32> {
+/// The priorities the template's rules must stay in: the band its metadata names (an env on a
+/// shared listener, see `render::shared`), else every priority.
+fn rule_priorities(template: &Value) -> RangeInclusive<u32> {
+    let band = &template["Metadata"][crate::render::METADATA_KEY][crate::render::RULE_PRIORITIES];
+    match (band[0].as_u64(), band[1].as_u64()) {
+        (Some(first), Some(last)) if first >= 1 && first <= last && last <= 50_000 => {
+            first as u32..=last as u32
+        }
+        _ => PRIORITIES,
+    }
+}
+
+/// Priorities for `order` (highest precedence first) within `range`: strictly increasing; a
+/// rule keeps its deployed priority where the order and the range allow (the longest run of
+/// deployed priorities already in order); every other rule gets a priority that no deployed
+/// rule holds, spread over the gap.
+pub fn assign_priorities(
+    order: &[String],
+    held: &BTreeMap<String, u32>,
+    range: RangeInclusive<u32>,
+) -> BTreeMap<String, u32> {
     let taken: BTreeSet<u32> = held.values().copied().collect();
-    let kept = longest_increasing(order, held);
-    fill(order, &kept, &taken).unwrap_or_else(|| {
+    let inside: BTreeMap<String, u32> = held
+        .iter()
+        .filter(|(_, p)| range.contains(p))
+        .map(|(id, p)| (id.clone(), *p))
+        .collect();
+    let kept = longest_increasing(order, &inside);
+    fill(order, &kept, &taken, &range).unwrap_or_else(|| {
         // No room between the kept ones: move every rule to free priorities. Still safe, since
-        // no rule takes a priority held by another.
-        fill(order, &BTreeMap::new(), &taken).expect("50,000 priorities hold 100 rules twice")
+        // no rule takes a priority held by another. A band of 1,000 holds 100 rules twice.
+        fill(order, &BTreeMap::new(), &taken, &range).expect("a band holds its rules twice")
     })
 }
 
@@ -215,18 +239,19 @@ fn fill(
     order: &[String],
     kept: &BTreeMap<String, u32>,
     taken: &BTreeSet<u32>,
+    range: &RangeInclusive<u32>,
 ) -> Option<BTreeMap<String, u32>> {
     let step = crate::render::PRIORITY_STEP;
     let mut out = BTreeMap::new();
     let mut pending: Vec<&String> = Vec::new();
-    let mut low = 0;
+    let mut low = range.start() - 1;
     for id in order.iter().map(Some).chain([None]) {
         let anchor = id.and_then(|id| kept.get(id).map(|p| (id, *p)));
         if let (Some(id), None) = (id, anchor) {
             pending.push(id);
             continue;
         }
-        let high = anchor.map_or(PRIORITIES.end() + 1, |(_, p)| p);
+        let high = anchor.map_or(range.end() + 1, |(_, p)| p);
         let free: Vec<u32> = (low + 1..high).filter(|p| !taken.contains(p)).collect();
         if free.len() < pending.len() {
             return None;
@@ -567,7 +592,7 @@ mod tests {
         ];
         for (what, order, kept) in cases {
             let order = ids(order);
-            let got = assign_priorities(&order, &deployed);
+            let got = assign_priorities(&order, &deployed, PRIORITIES);
             check(&order, &deployed, &got);
             for (id, p) in *kept {
                 assert_eq!(got[*id], *p, "{what}: {id} keeps its priority: {got:?}");
@@ -579,15 +604,41 @@ mod tests {
     fn a_crowded_gap_moves_everything_to_free_priorities() {
         let deployed = held(&[("A", 1), ("B", 2)]);
         let order = ids(&["A", "New", "B"]);
-        let got = assign_priorities(&order, &deployed);
+        let got = assign_priorities(&order, &deployed, PRIORITIES);
         check(&order, &deployed, &got);
+    }
+
+    #[test]
+    fn rules_on_a_shared_listener_stay_in_their_band() {
+        let band = 3001..=4000;
+        // (deployed, wanted order): an insert, a swap, a crowded band edge, a move from
+        // another band (the env got a new slot), a first deploy.
+        type Case<'a> = (&'a [(&'a str, u32)], &'a [&'a str]);
+        let cases: [Case; 5] = [
+            (&[("A", 3100), ("B", 3200)], &["A", "New", "B"]),
+            (&[("A", 3100), ("B", 3200)], &["B", "A"]),
+            (&[("A", 3999), ("B", 4000)], &["A", "B", "New"]),
+            (&[("A", 100), ("B", 200)], &["A", "B"]),
+            (&[], &["A", "B", "C"]),
+        ];
+        for (deployed, order) in cases {
+            let deployed = held(deployed);
+            let order = ids(order);
+            let got = assign_priorities(&order, &deployed, band.clone());
+            check(&order, &deployed, &got);
+            assert!(got.values().all(|p| band.contains(p)), "{got:?}");
+        }
+        let template = |band: serde_json::Value| json!({ "Metadata": { "Deployer": { "RulePriorities": band } } });
+        assert_eq!(rule_priorities(&template(json!([3001, 4000]))), 3001..=4000);
+        assert_eq!(rule_priorities(&json!({})), PRIORITIES);
+        assert_eq!(rule_priorities(&template(json!([0, 10]))), PRIORITIES);
     }
 
     #[test]
     fn a_swap_of_two_rules_never_reuses_the_others_priority() {
         let deployed = held(&[("A", 100), ("B", 200)]);
         let order = ids(&["B", "A"]);
-        let got = assign_priorities(&order, &deployed);
+        let got = assign_priorities(&order, &deployed, PRIORITIES);
         check(&order, &deployed, &got);
         assert_eq!(
             got.values().filter(|p| [100, 200].contains(p)).count(),

@@ -45,6 +45,7 @@ pub fn stack_record(row: &StackRow, reason: Option<String>) -> Record {
         updated: row.updated.map(Timestamp),
         expires: row.expires.clone(),
         termination_protection: row.termination_protection,
+        shared_alb: row.shared_alb.clone(),
         hotswapped: None,
     }
 }
@@ -150,6 +151,7 @@ impl Printer for JsonLines {
                 updated: None,
                 expires: None,
                 termination_protection: false,
+                shared_alb: None,
                 hotswapped: None,
             });
         };

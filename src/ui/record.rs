@@ -169,6 +169,9 @@ pub enum Record {
         expires: Option<String>,
         /// Whether termination protection is on.
         termination_protection: bool,
+        /// The shared load balancer the env is attached to, as `<stack>/<slot>`; null when it
+        /// has its own (or none).
+        shared_alb: Option<String>,
         /// `status`: functions running hotswapped code, to its SHA-256 (empty: none; null: not
         /// read, as in `ls`).
         hotswapped: Option<BTreeMap<String, String>>,
@@ -808,6 +811,7 @@ mod tests {
                 updated: Some(t),
                 expires: None,
                 termination_protection: false,
+                shared_alb: None,
                 hotswapped: Some(BTreeMap::from([(s("api"), s("ab"))])),
             },
             Record::Outputs {
@@ -929,6 +933,8 @@ mod tests {
                     retained_tables: vec![],
                     removed_artifacts: vec![],
                     kept_artifacts: vec![],
+                    shared_alb: None,
+                    shared_alb_deleted: false,
                 }),
             ),
             (

@@ -325,14 +325,15 @@ impl Printer for Terminal {
     fn stack_list(&self, rows: &[StackRow]) {
         let width = rows.iter().map(|r| r.stack.len()).max().unwrap_or(5).max(5);
         self.sink.stdout_line(format!(
-            "{:width$}  {:12}  {:10}  {:26}  {:20}  EXPIRES",
-            "STACK", "APP", "ENV", "STATUS", "UPDATED"
+            "{:width$}  {:12}  {:10}  {:26}  {:20}  {:20}  SHARED ALB",
+            "STACK", "APP", "ENV", "STATUS", "UPDATED", "EXPIRES"
         ));
         for r in rows {
             let expires = r.expires.as_deref().unwrap_or("-");
             let updated = r.updated.map(format_time).unwrap_or_default();
+            let shared = r.shared_alb.as_deref().unwrap_or("-");
             self.sink.stdout_line(format!(
-                "{:width$}  {:12}  {:10}  {:26}  {updated:20}  {expires}",
+                "{:width$}  {:12}  {:10}  {:26}  {updated:20}  {expires:20}  {shared}",
                 r.stack,
                 r.app,
                 r.env,

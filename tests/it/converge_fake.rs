@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudformation::types::StackStatus;
-use deployer::converge::cloud::{ChangeSetRequest, Cloud, CloudError, StackRequest};
+use deployer::converge::cloud::{
+    ChangeSetRequest, Cloud, CloudError, Condition, Object, StackRequest,
+};
 use deployer::converge::engine::{
     Confirmation, Deployment, Engine, Mode, Outcome, Poll, Progress, Teardown, Ui,
 };
@@ -236,6 +238,20 @@ impl Script {
     }
 }
 
+/// An ETag as S3 makes one for a single-part upload without KMS: the body's MD5, quoted. The
+/// fake only needs equal bodies to share it and different ones not to, so its SHA-256 does.
+fn etag_of(body: &[u8]) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(body);
+    format!(
+        "\"{}\"",
+        hash[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    )
+}
+
 impl Cloud for Script {
     async fn stack(&self, _name: &str) -> Result<Option<Stack>, CloudError> {
         self.failure("stack")?;
@@ -257,6 +273,41 @@ impl Cloud for Script {
     }
     async fn get_object(&self, _bucket: &str, key: &str) -> Result<Option<Vec<u8>>, CloudError> {
         Ok(self.objects.borrow().get(key).cloned())
+    }
+    async fn list_objects(&self, _bucket: &str, prefix: &str) -> Result<Vec<String>, CloudError> {
+        // ListObjectsV2 returns keys in UTF-8 binary order, as a BTreeMap iterates them.
+        Ok(self
+            .objects
+            .borrow()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+    async fn read_object(&self, _bucket: &str, key: &str) -> Result<Option<Object>, CloudError> {
+        Ok(self.objects.borrow().get(key).map(|body| Object {
+            etag: etag_of(body),
+            body: body.clone(),
+        }))
+    }
+    async fn put_object_if(
+        &self,
+        _bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        condition: &Condition,
+    ) -> Result<bool, CloudError> {
+        self.call(format!("put_object_if {key}"));
+        let mut objects = self.objects.borrow_mut();
+        let holds = match (condition, objects.get(key)) {
+            (Condition::Absent, existing) => existing.is_none(),
+            (Condition::Matches(etag), Some(existing)) => etag_of(existing) == *etag,
+            (Condition::Matches(_), None) => false,
+        };
+        if holds {
+            objects.insert(key.to_string(), body);
+        }
+        Ok(holds)
     }
     async fn update_function_code(
         &self,

@@ -146,8 +146,12 @@ async fn gc_deletes_exactly_the_expired_ephemeral_envs() {
     assert_eq!(reason("notes-prod"), "not ephemeral");
     assert_eq!(reason("hand-made"), "not managed by deployer");
     assert_eq!(
+        reason("notes-shared-alb"),
+        "the app's shared load balancer: deleted with its last env"
+    );
+    assert_eq!(
         live_stacks(&moto).await.len(),
-        7,
+        8,
         "a dry run deletes nothing"
     );
 
@@ -171,6 +175,7 @@ async fn gc_deletes_exactly_the_expired_ephemeral_envs() {
             "notes-pr-2",
             "notes-pr-3",
             "notes-prod",
+            "notes-shared-alb",
             "notes-staging"
         ]
     );
@@ -190,8 +195,32 @@ async fn gc_deletes_exactly_the_expired_ephemeral_envs() {
     let ls = moto.deployer(dir, &["ls", "--app", "notes", "--json"]);
     ls.expect_code(0);
     let rows = json_lines(&ls.stdout);
-    let envs: Vec<&str> = rows.iter().map(|r| r["env"].as_str().unwrap()).collect();
-    assert_eq!(envs, ["pr-2", "pr-3", "prod", "staging"]);
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|r| (&r["stack"], &r["env"], &r["shared_alb"]))
+        .collect();
+    let text = |v: &serde_json::Value| v.as_str().map(str::to_string);
+    let rows: Vec<_> = rows
+        .iter()
+        .map(|(s, e, a)| (text(s).unwrap(), text(e), text(a)))
+        .collect();
+    let shared = |slot: &str| Some(format!("notes-shared-alb/{slot}"));
+    // The ephemeral envs are attached to the shared load balancer, which is listed too.
+    assert_eq!(
+        rows,
+        [
+            ("notes-pr-2".into(), Some("pr-2".into()), shared("1")),
+            ("notes-pr-3".into(), Some("pr-3".into()), shared("2")),
+            ("notes-prod".into(), Some("prod".into()), None),
+            (
+                "notes-shared-alb".into(),
+                None,
+                Some("notes-shared-alb".into())
+            ),
+            ("notes-staging".into(), Some("staging".into()), None),
+        ]
+    );
+    let rows = json_lines(&ls.stdout);
     assert_eq!(rows[0]["expires"], "2030-01-03T00:00:00Z");
     assert_eq!(rows[2]["expires"], serde_json::Value::Null);
 }
@@ -453,8 +482,8 @@ async fn ephemeral_envs_deploy_in_express_mode_unless_told_otherwise() {
         .collect();
     assert_eq!(
         deletes,
-        [Some("EXPRESS".to_string()), None],
-        "pr-3, then dev"
+        [Some("EXPRESS".to_string()), None, None],
+        "pr-3, then the shared load balancer it was the last env of, then dev"
     );
 }
 
@@ -523,7 +552,12 @@ async fn two_first_ups_at_once_share_one_bootstrap_stack() {
     );
     assert_eq!(
         live_stacks(&moto).await,
-        ["deployer-bootstrap", "notes-pr-1", "notes-pr-2"]
+        [
+            "deployer-bootstrap",
+            "notes-pr-1",
+            "notes-pr-2",
+            "notes-shared-alb"
+        ]
     );
 }
 

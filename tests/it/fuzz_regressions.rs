@@ -26,9 +26,13 @@ fn every_saved_input_parses_or_fails_cleanly_and_renders_round_trip() {
         };
         if let Ok(spec) = deployer::spec::parse(text, "fuzz.yaml") {
             for ephemeral in [false, true] {
-                if let Ok(template) =
-                    deployer::render::app(&spec, deployer::render::Options { ephemeral })
-                {
+                if let Ok(template) = deployer::render::app(
+                    &spec,
+                    deployer::render::Options {
+                        ephemeral,
+                        shared_slot: None,
+                    },
+                ) {
                     let yaml = template.to_string(deployer::render::Format::Yaml);
                     let (node, diags) = deployer::spec::yaml::parse(&yaml);
                     assert!(

@@ -22,3 +22,4 @@ mod local;
 mod notes_service;
 mod oracles;
 mod render;
+mod shared_alb_moto;

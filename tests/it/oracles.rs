@@ -27,8 +27,29 @@ fn render_all() -> tempfile::TempDir {
         );
         write(
             format!("{name}-ephemeral"),
-            render::app(&spec, Options { ephemeral: true }).unwrap(),
+            render::app(
+                &spec,
+                Options {
+                    ephemeral: true,
+                    shared_slot: None,
+                },
+            )
+            .unwrap(),
         );
+        // Attached to the shared load balancer (slot 3), and the shared stack itself.
+        if spec.alb.is_some() {
+            let attached = Options {
+                ephemeral: true,
+                shared_slot: Some(3),
+            };
+            if let Ok(template) = render::app(&spec, attached) {
+                write(format!("{name}-attached"), template);
+            }
+            write(
+                format!("{name}-shared-alb"),
+                render::shared::template(&spec, 1),
+            );
+        }
         if let Some(protected) = spec.protected_envs.first() {
             let spec = spec.for_env(protected).unwrap();
             write(

@@ -21,7 +21,14 @@ fn every_spec_renders_to_its_snapshot() {
 fn ephemeral_example_deletes_its_tables() {
     let spec = common::load(&common::root().join("stacks/example.yaml"));
     let spec = spec.for_env("pr-42").unwrap();
-    let template = render::app(&spec, Options { ephemeral: true }).unwrap();
+    let template = render::app(
+        &spec,
+        Options {
+            ephemeral: true,
+            shared_slot: None,
+        },
+    )
+    .unwrap();
     insta::assert_snapshot!("example-ephemeral", template.to_string(Format::Yaml));
     let table = &template.0["Resources"]["NotesTable"];
     assert_eq!(table["DeletionPolicy"], "Delete");

@@ -1,4 +1,7 @@
-//! The Application Load Balancer, its security group and listeners.
+//! The Application Load Balancer, its security group and listeners: an env's own, or (through
+//! [`super::shared`]) the pieces of one its app's envs share.
+
+use std::ops::RangeInclusive;
 
 use serde_json::{Value, json};
 
@@ -10,34 +13,73 @@ use deployer_spec::{Alb, Spec};
 /// TLS 1.2 and 1.3 only.
 const TLS_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 
-/// What function rules need from the load balancer.
+/// Where function rules go.
 pub struct Listener {
-    /// The listener the routes attach to (HTTPS when there is a certificate).
-    pub id: &'static str,
-    /// The load balancer's logical id.
-    pub load_balancer: &'static str,
+    /// The listener's ARN, as a template value.
+    pub arn: Value,
+    /// The load balancer's full name (`app/<name>/<id>`), for CloudWatch's dimension.
+    pub load_balancer_full_name: Value,
+    /// The priorities the rules may take.
+    pub priorities: Priorities,
+    /// A host every rule also matches (an env on a shared preview domain); its default route
+    /// is then a rule of its own, last in the band.
+    pub host: Option<String>,
 }
 
-/// Adds the security group, load balancer and listeners; returns where routes attach.
+/// The rule priorities a template's rules are spread over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Priorities(pub RangeInclusive<u32>);
+
+impl Priorities {
+    /// A listener of the env's own: every priority ALB allows.
+    pub fn all() -> Priorities {
+        Priorities(1..=50_000)
+    }
+
+    /// A band of a shared listener.
+    pub fn band(band: RangeInclusive<u32>) -> Priorities {
+        Priorities(band)
+    }
+
+    /// The priority of rule `k` (1-based, in spec order) of `total`: spaced
+    /// [`super::PRIORITY_STEP`] apart when the range has room, closer in a narrow band.
+    pub fn nth(&self, k: u32, total: u32) -> u32 {
+        let room = self.0.end() - self.0.start() + 1;
+        let step = super::PRIORITY_STEP.min(room / (total + 1)).max(1);
+        self.0.start() - 1 + k * step
+    }
+}
+
+/// Adds an env's own security group, load balancer and listeners; returns where routes attach.
 pub fn render(spec: &Spec, alb: &Alb, placed: &Placed, doc: &mut Doc) -> Listener {
-    security_group(spec, alb, placed, doc);
-    load_balancer(spec, alb, placed, doc);
+    let ingress: &[(u16, u16, &str)] = match alb.certificate_arn {
+        Some(_) => &[(80, 80, "HTTP"), (443, 443, "HTTPS")],
+        None => &[(80, 80, "HTTP")],
+    };
+    security_group(&spec.stack_name(), alb, placed, ingress, doc);
+    load_balancer(alb, spec.is_protected(), placed, doc);
+    load_balancer_alarm(spec, doc);
     listeners(spec, alb, doc)
 }
 
-/// The load balancer's security group: the allowed CIDRs in on 80 (and 443), nothing out.
-fn security_group(spec: &Spec, alb: &Alb, placed: &Placed, doc: &mut Doc) {
-    let https = alb.certificate_arn.is_some();
-    let ports: &[u16] = if https { &[80, 443] } else { &[80] };
+/// The load balancer's security group: the allowed CIDRs in on each `(from, to, what)` port
+/// range, nothing out.
+pub fn security_group(
+    owner: &str,
+    alb: &Alb,
+    placed: &Placed,
+    ports: &[(u16, u16, &str)],
+    doc: &mut Doc,
+) {
     let mut ingress = Vec::new();
     for cidr in &alb.allowed_cidrs {
-        for port in ports {
+        for (from, to, what) in ports {
             ingress.push(json!({
                 "IpProtocol": "tcp",
-                "FromPort": port,
-                "ToPort": port,
+                "FromPort": from,
+                "ToPort": to,
                 "CidrIp": cidr,
-                "Description": format!("HTTP{} from an allowed CIDR", if *port == 443 { "S" } else { "" }),
+                "Description": format!("{what} from an allowed CIDR"),
             }));
         }
     }
@@ -45,7 +87,7 @@ fn security_group(spec: &Spec, alb: &Alb, placed: &Placed, doc: &mut Doc) {
         "AlbSecurityGroup",
         "AWS::EC2::SecurityGroup",
         json!({
-            "GroupDescription": format!("Load balancer of {}", spec.stack_name()),
+            "GroupDescription": format!("Load balancer of {owner}"),
             "VpcId": placed.vpc_id,
             "SecurityGroupIngress": ingress,
             // Lambda targets are invoked by the load balancer service, not over the VPC, so the
@@ -62,8 +104,8 @@ fn security_group(spec: &Spec, alb: &Alb, placed: &Placed, doc: &mut Doc) {
     );
 }
 
-/// The load balancer, and its 5xx alarm when a function has alarms.
-fn load_balancer(spec: &Spec, alb: &Alb, placed: &Placed, doc: &mut Doc) {
+/// The load balancer (`protected`: with deletion protection).
+pub fn load_balancer(alb: &Alb, protected: bool, placed: &Placed, doc: &mut Doc) {
     let load_balancer = doc.resource(
         "LoadBalancer",
         "AWS::ElasticLoadBalancingV2::LoadBalancer",
@@ -75,13 +117,17 @@ fn load_balancer(spec: &Spec, alb: &Alb, placed: &Placed, doc: &mut Doc) {
             "LoadBalancerAttributes": [
                 { "Key": "idle_timeout.timeout_seconds", "Value": alb.idle_timeout.to_string() },
                 { "Key": "routing.http.drop_invalid_header_fields.enabled", "Value": "true" },
-                { "Key": "deletion_protection.enabled", "Value": spec.is_protected().to_string() },
+                { "Key": "deletion_protection.enabled", "Value": protected.to_string() },
             ],
         }),
     );
     if !placed.depends_on.is_empty() {
         load_balancer.insert("DependsOn".into(), json!(placed.depends_on));
     }
+}
+
+/// The load balancer's 5xx alarm, when a function has alarms.
+fn load_balancer_alarm(spec: &Spec, doc: &mut Doc) {
     if spec.functions.values().any(|f| f.alarms) {
         super::alarm(
             spec,
@@ -103,53 +149,79 @@ fn load_balancer(spec: &Spec, alb: &Alb, placed: &Placed, doc: &mut Doc) {
     }
 }
 
+/// A fixed 404 answer, for requests no rule matches.
+pub fn not_found() -> Value {
+    json!({
+        "Type": "fixed-response",
+        "FixedResponseConfig": {
+            "StatusCode": "404",
+            "ContentType": "application/json",
+            "MessageBody": "{\"message\":\"no route matches this request\"}",
+        },
+    })
+}
+
+/// A permanent redirect to HTTPS on 443.
+pub fn redirect_to_https() -> Value {
+    json!({
+        "Type": "redirect",
+        "RedirectConfig": { "Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301" },
+    })
+}
+
+/// What a listener of the env's does with requests no rule matches: the default-route
+/// function, or a 404.
+pub fn default_action(spec: &Spec) -> Value {
+    match spec.functions.iter().find(|(_, f)| f.default_route) {
+        Some((name, _)) => {
+            json!({ "Type": "forward", "TargetGroupArn": r#ref(&Ids::of(name).target_group) })
+        }
+        None => not_found(),
+    }
+}
+
+/// A listener of the template's load balancer (HTTPS when given a certificate).
+pub fn listener(doc: &mut Doc, id: &str, port: u16, action: Value, certificate: Option<&String>) {
+    let mut properties = serde_json::Map::new();
+    properties.insert("LoadBalancerArn".into(), r#ref("LoadBalancer"));
+    properties.insert("Port".into(), json!(port));
+    let protocol = if certificate.is_some() {
+        "HTTPS"
+    } else {
+        "HTTP"
+    };
+    properties.insert("Protocol".into(), json!(protocol));
+    if let Some(certificate) = certificate {
+        properties.insert("SslPolicy".into(), json!(TLS_POLICY));
+        properties.insert(
+            "Certificates".into(),
+            json!([{ "CertificateArn": certificate }]),
+        );
+    }
+    properties.insert("DefaultActions".into(), json!([action]));
+    doc.resource(
+        id,
+        "AWS::ElasticLoadBalancingV2::Listener",
+        Value::Object(properties),
+    );
+}
+
 /// The HTTP listener (a redirect to HTTPS when there is a certificate), the HTTPS one, and the
 /// `Url` output; the listener the routing rules go on.
 fn listeners(spec: &Spec, alb: &Alb, doc: &mut Doc) -> Listener {
     let https = alb.certificate_arn.is_some();
-    let default_action = match spec.functions.iter().find(|(_, f)| f.default_route) {
-        Some((name, _)) => {
-            json!({ "Type": "forward", "TargetGroupArn": r#ref(&Ids::of(name).target_group) })
-        }
-        None => json!({
-            "Type": "fixed-response",
-            "FixedResponseConfig": {
-                "StatusCode": "404",
-                "ContentType": "application/json",
-                "MessageBody": "{\"message\":\"no route matches this request\"}",
-            },
-        }),
+    let http_action = match https {
+        true => redirect_to_https(),
+        false => default_action(spec),
     };
-    let http_action: Value = if https {
-        json!({
-            "Type": "redirect",
-            "RedirectConfig": { "Protocol": "HTTPS", "Port": "443", "StatusCode": "HTTP_301" },
-        })
-    } else {
-        default_action.clone()
-    };
-    doc.resource(
-        "HttpListener",
-        "AWS::ElasticLoadBalancingV2::Listener",
-        json!({
-            "LoadBalancerArn": r#ref("LoadBalancer"),
-            "Port": 80,
-            "Protocol": "HTTP",
-            "DefaultActions": [http_action],
-        }),
-    );
+    listener(doc, "HttpListener", 80, http_action, None);
     if let Some(certificate) = &alb.certificate_arn {
-        doc.resource(
+        listener(
+            doc,
             "HttpsListener",
-            "AWS::ElasticLoadBalancingV2::Listener",
-            json!({
-                "LoadBalancerArn": r#ref("LoadBalancer"),
-                "Port": 443,
-                "Protocol": "HTTPS",
-                "SslPolicy": TLS_POLICY,
-                "Certificates": [{ "CertificateArn": certificate }],
-                "DefaultActions": [default_action],
-            }),
+            443,
+            default_action(spec),
+            Some(certificate),
         );
     }
     let scheme = if https { "https" } else { "http" };
@@ -159,11 +231,13 @@ fn listeners(spec: &Spec, alb: &Alb, doc: &mut Doc) -> Listener {
         json!({ "Fn::Sub": format!("{scheme}://${{LoadBalancer.DNSName}}") }),
     );
     Listener {
-        id: if https {
+        arn: r#ref(if https {
             "HttpsListener"
         } else {
             "HttpListener"
-        },
-        load_balancer: "LoadBalancer",
+        }),
+        load_balancer_full_name: super::get_att("LoadBalancer", "LoadBalancerFullName"),
+        priorities: Priorities::all(),
+        host: None,
     }
 }

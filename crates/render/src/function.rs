@@ -265,15 +265,20 @@ fn listener_rules(
     // Precedence follows the spec: functions top to bottom, each function's routes in order.
     // `up` renumbers these against the deployed stack (converge::transition) so that no rule
     // takes a priority another rule still holds.
-    let first_priority = spec
+    let first = spec
         .functions
         .iter()
         .take_while(|(n, _)| n.as_str() != name)
         .map(|(_, other)| other.routes.len() as u32)
         .sum::<u32>()
         + 1;
+    let total = spec.functions.values().map(|f| f.routes.len() as u32).sum();
+    let host = listener
+        .host
+        .as_ref()
+        .map(|host| json!({ "Field": "host-header", "HostHeaderConfig": { "Values": [host] } }));
     for (i, route) in f.routes.iter().enumerate() {
-        let mut conditions: Vec<Value> = Vec::new();
+        let mut conditions: Vec<Value> = host.iter().cloned().collect();
         if let Some(path) = &route.path {
             conditions.push(
                 json!({ "Field": "path-pattern", "PathPatternConfig": { "Values": [path] } }),
@@ -289,17 +294,49 @@ fn listener_rules(
                 "HttpRequestMethodConfig": { "Values": route.methods },
             }));
         }
-        doc.resource(
+        let priority = listener.priorities.nth(first + i as u32, total);
+        rule(
+            doc,
             format!("{}Route{}", ids.prefix, i + 1),
-            "AWS::ElasticLoadBalancingV2::ListenerRule",
-            json!({
-                "ListenerArn": r#ref(listener.id),
-                "Priority": (first_priority + i as u32) * PRIORITY_STEP,
-                "Conditions": conditions,
-                "Actions": [{ "Type": "forward", "TargetGroupArn": r#ref(&ids.target_group) }],
-            }),
+            listener,
+            priority,
+            conditions,
+            ids,
         );
     }
+    // On a shared listener the env's default route is its host alone, after its other rules.
+    if let (Some(host), true) = (host, f.default_route) {
+        let last = *listener.priorities.0.end();
+        rule(
+            doc,
+            format!("{}DefaultRoute", ids.prefix),
+            listener,
+            last,
+            vec![host],
+            ids,
+        );
+    }
+}
+
+/// A rule forwarding what matches `conditions` to the function's target group.
+fn rule(
+    doc: &mut Doc,
+    id: String,
+    listener: &Listener,
+    priority: u32,
+    conditions: Vec<Value>,
+    ids: &Ids,
+) {
+    doc.resource(
+        id,
+        "AWS::ElasticLoadBalancingV2::ListenerRule",
+        json!({
+            "ListenerArn": listener.arn,
+            "Priority": priority,
+            "Conditions": conditions,
+            "Actions": [{ "Type": "forward", "TargetGroupArn": r#ref(&ids.target_group) }],
+        }),
+    );
 }
 
 fn render_alarms(spec: &Spec, name: &str, ids: &Ids, listener: Option<&Listener>, doc: &mut Doc) {
@@ -328,7 +365,7 @@ fn render_alarms(spec: &Spec, name: &str, ids: &Ids, listener: Option<&Listener>
                 "Namespace": "AWS/ApplicationELB",
                 "MetricName": "HTTPCode_Target_5XX_Count",
                 "Dimensions": [
-                    { "Name": "LoadBalancer", "Value": get_att(listener.load_balancer, "LoadBalancerFullName") },
+                    { "Name": "LoadBalancer", "Value": listener.load_balancer_full_name },
                     { "Name": "TargetGroup", "Value": get_att(&ids.target_group, "TargetGroupFullName") },
                 ],
             }),

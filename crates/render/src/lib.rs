@@ -10,6 +10,7 @@ pub mod bootstrap;
 mod emit;
 mod function;
 mod network;
+pub mod shared;
 mod table;
 
 use serde_json::{Map, Value, json};
@@ -32,6 +33,9 @@ pub use network::{SUBNETS_PARAMETER, VPC_PARAMETER, uses_shared_vpc};
 pub struct Options {
     /// An ephemeral environment: tables are deleted with the stack instead of retained.
     pub ephemeral: bool,
+    /// Attached to the app's shared load balancer through this slot ([`shared`]), instead of
+    /// having one of its own.
+    pub shared_slot: Option<u32>,
 }
 
 /// A rendered CloudFormation template.
@@ -108,9 +112,16 @@ pub fn code_parameters(spec: &Spec) -> Vec<CodeParameters> {
         .collect()
 }
 
+/// The template's `Metadata` key for what deployer notes about the stack.
+pub const METADATA_KEY: &str = "Deployer";
+/// Under [`METADATA_KEY`]: `[first, last]`, the rule priorities the stack's rules must stay in
+/// (the band of a shared listener).
+pub const RULE_PRIORITIES: &str = "RulePriorities";
+
 /// The sections of a template under construction, in the order they are printed.
 #[derive(Default)]
 struct Doc {
+    metadata: Option<Value>,
     parameters: Map<String, Value>,
     mappings: Map<String, Value>,
     conditions: Map<String, Value>,
@@ -146,6 +157,9 @@ impl Doc {
         let mut t = Map::new();
         t.insert("AWSTemplateFormatVersion".into(), json!("2010-09-09"));
         t.insert("Description".into(), json!(description));
+        if let Some(metadata) = self.metadata {
+            t.insert("Metadata".into(), metadata);
+        }
         for (name, section) in [
             ("Parameters", self.parameters),
             ("Mappings", self.mappings),
@@ -165,12 +179,25 @@ impl Doc {
 ///
 /// Fails only when `extra` defines a logical id that deployer renders too.
 pub fn app(spec: &Spec, options: Options) -> Result<Template, Vec<Diag>> {
+    if options.shared_slot.is_some() {
+        refuse_hosts_on_preview_domain(spec)?;
+    }
     let mut doc = Doc::default();
-    let placement = network::place(spec, &mut doc);
-    let listener = spec
-        .alb
-        .as_ref()
-        .map(|alb| alb::render(spec, alb, &placement, &mut doc));
+    let listener = match (&spec.alb, options.shared_slot) {
+        (None, _) => None,
+        (Some(_), Some(slot)) => {
+            let listener = shared::attach(spec, slot, &mut doc);
+            // Where the rules' priorities may go: `up` keeps them in the band when it renumbers.
+            let band = &listener.priorities.0;
+            doc.metadata =
+                Some(json!({ METADATA_KEY: { RULE_PRIORITIES: [band.start(), band.end()] } }));
+            Some(listener)
+        }
+        (Some(alb), None) => {
+            let placement = network::place(spec, &mut doc);
+            Some(alb::render(spec, alb, &placement, &mut doc))
+        }
+    };
     // Where the template passes one of CloudFormation's count limits, to point the error there.
     let mut over_at: [Option<Pos>; 3] = [None; 3];
     let mut note = |doc: &Doc, pos: Pos| {
@@ -219,6 +246,26 @@ pub fn app(spec: &Spec, options: Options) -> Result<Template, Vec<Diag>> {
     } else {
         Err(diags)
     }
+}
+
+/// On a shared preview domain every rule matches the env's host, and an ALB rule takes one
+/// host condition: a route's own `host` cannot apply there.
+fn refuse_hosts_on_preview_domain(spec: &Spec) -> Result<(), Vec<Diag>> {
+    if shared::preview_host(spec).is_none() {
+        return Ok(());
+    }
+    let diags: Vec<Diag> = spec
+        .functions
+        .iter()
+        .flat_map(|(name, f)| f.routes.iter().filter(|r| r.host.is_some()).map(move |r| (name, r)))
+        .map(|(name, route)| {
+            Diag::new(
+                route.pos,
+                format!("a route of `{name}` matches `host`, but on the shared load balancer every rule of this env matches `<env>.<preview_domain>` (one host condition per rule): drop `host`, or set `alb.share: none`"),
+            )
+        })
+        .collect();
+    if diags.is_empty() { Ok(()) } else { Err(diags) }
 }
 
 /// Resources one CloudFormation stack may hold.

@@ -77,6 +77,9 @@ pub mod keys {
         "certificate_arn",
         "allowed_cidrs",
         "idle_timeout",
+        "share",
+        "preview_domain",
+        "hosted_zone_id",
     ];
     /// Keys of route.
     pub const ROUTE: &[&str] = &["path", "host", "methods"];
@@ -148,6 +151,12 @@ fn found(node: &Node) -> String {
 }
 
 /// `architecture`'s values.
+const SHARES: &[(&str, Share)] = &[
+    ("ephemeral", Share::Ephemeral),
+    ("all", Share::All),
+    ("none", Share::None),
+];
+
 const ARCHITECTURES: &[(&str, Architecture)] = &[
     ("arm64", Architecture::Arm64),
     ("x86_64", Architecture::X86_64),
@@ -560,11 +569,30 @@ impl Cx<'_> {
             .get("idle_timeout")
             .and_then(|n| self.bounded(n, "`idle_timeout`", IDLE_TIMEOUT))
             .unwrap_or(default_idle_timeout());
+        let share = f
+            .get("share")
+            .and_then(|n| self.choice(n, "`share`", SHARES))
+            .unwrap_or_default();
+        let preview_domain = f
+            .get("preview_domain")
+            .and_then(|n| self.checked(n, "preview_domain", names::check_preview_domain));
+        let hosted_zone_id = f
+            .get("hosted_zone_id")
+            .and_then(|n| self.checked(n, "hosted_zone_id", names::check_hosted_zone_id));
+        if let (Some(n), None) = (f.get("preview_domain"), &certificate_arn) {
+            self.err(n.pos, "`preview_domain` needs `certificate_arn`: a wildcard certificate for `*.<preview_domain>` (envs answer over HTTPS at `<env>.<preview_domain>`)");
+        }
+        if let (Some(n), None) = (f.get("hosted_zone_id"), f.get("preview_domain")) {
+            self.err(n.pos, "`hosted_zone_id` is where the `preview_domain` record goes: set `preview_domain` too");
+        }
         Some(Alb {
             internal,
             certificate_arn,
             allowed_cidrs,
             idle_timeout,
+            share,
+            preview_domain,
+            hosted_zone_id,
         })
     }
 

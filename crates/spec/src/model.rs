@@ -256,6 +256,42 @@ pub struct Alb {
     #[serde(default = "default_idle_timeout")]
     #[schemars(range(min = IDLE_TIMEOUT.min, max = IDLE_TIMEOUT.max))]
     pub idle_timeout: u32,
+    /// Which envs attach to one load balancer shared by the app's envs (the `<app>-shared-alb`
+    /// stack) instead of creating their own: `ephemeral` (default: envs made with `--ttl` or
+    /// `--env-from-branch`), `all`, or `none`.
+    #[serde(default)]
+    pub share: Share,
+    /// Shared envs answer at `<env>.<preview_domain>` (HTTPS, with `certificate_arn` a
+    /// wildcard certificate for `*.<preview_domain>`); without it, each shared env gets a
+    /// listener port of its own on the shared load balancer.
+    pub preview_domain: Option<String>,
+    /// The Route 53 hosted zone that gets the `*.<preview_domain>` alias record. Default: the
+    /// zone named after the preview domain's parent (`example.com` for `preview.example.com`).
+    pub hosted_zone_id: Option<String>,
+}
+
+/// Which envs of an app share one load balancer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Share {
+    /// Ephemeral envs (`--ttl`, `--env-from-branch`) share one; the others have their own.
+    #[default]
+    Ephemeral,
+    /// Every env of the app shares one.
+    All,
+    /// Each env has its own load balancer.
+    None,
+}
+
+impl Alb {
+    /// Whether an env attaches to the app's shared load balancer.
+    pub fn shared_for(&self, ephemeral: bool) -> bool {
+        match self.share {
+            Share::Ephemeral => ephemeral,
+            Share::All => true,
+            Share::None => false,
+        }
+    }
 }
 
 fn default_allowed_cidrs() -> Vec<String> {

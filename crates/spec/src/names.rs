@@ -38,9 +38,17 @@ pub fn check_app(s: &str) -> Result<(), String> {
     }
 }
 
+/// What follows `<app>-` in the name of the stack holding an app's shared load balancer: no env
+/// may be called that.
+pub const SHARED_ALB_ENV: &str = "shared-alb";
+
 /// Environment names end up in stack names: the same shape as `app`, 32 characters at most.
 pub fn check_env(s: &str) -> Result<(), String> {
-    if lower_dash_name(s, ENV_MAX) {
+    if s == SHARED_ALB_ENV || s.starts_with(&format!("{SHARED_ALB_ENV}-")) {
+        Err(format!(
+            "is reserved: `<app>-{SHARED_ALB_ENV}` is the stack of the app's shared load balancer"
+        ))
+    } else if lower_dash_name(s, ENV_MAX) {
         Ok(())
     } else {
         Err("must be a lowercase letter followed by up to 31 lowercase letters, digits or single dashes".into())
@@ -443,6 +451,42 @@ pub fn check_host_pattern(s: &str) -> Result<(), String> {
         Err("is not a host name such as `api.example.com`".into())
     } else {
         Ok(())
+    }
+}
+
+/// `alb.preview_domain`: a DNS name of at least two labels, lowercase letters, digits and `-`,
+/// short enough that `<env>.` of the longest env still makes a host name ALB accepts.
+pub fn check_preview_domain(s: &str) -> Result<(), String> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && all(l, |c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+            })
+    };
+    if s.len() + ENV_MAX + 1 > 128 {
+        Err(format!(
+            "is longer than {} characters: `<env>.{s}` would pass the 128 an ALB host condition allows",
+            127 - ENV_MAX
+        ))
+    } else if !s.contains('.') || !s.split('.').all(label_ok) {
+        Err("is not a domain such as `preview.example.com` (lowercase labels of letters, digits and `-`)".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Route 53 hosted zone ids: `Z` and uppercase letters or digits.
+pub fn check_hosted_zone_id(s: &str) -> Result<(), String> {
+    if s.starts_with('Z')
+        && s.len() <= 32
+        && all(s, |c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    {
+        Ok(())
+    } else {
+        Err("is not a Route 53 hosted zone id such as `Z0123456789ABCDEFGHIJ`".into())
     }
 }
 
