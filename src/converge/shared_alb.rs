@@ -260,7 +260,7 @@ async fn taken<C: Cloud>(cloud: &C, spec: &Spec, bucket: &str) -> Result<BTreeSe
 /// The env's slot: the one its stack holds when the record still says so, else the first free
 /// one taken with `If-None-Match: *` (another deploy that wrote it first makes this one try
 /// the next), else a stale one taken over with `If-Match`.
-async fn allocate<C: Cloud, U: Ui>(
+pub async fn allocate<C: Cloud, U: Ui>(
     engine: &Engine<'_, C, U>,
     cloud: &C,
     spec: &Spec,

@@ -84,6 +84,9 @@ struct Script {
     objects: RefCell<BTreeMap<String, Vec<u8>>>,
     /// Every PutObject, in order.
     written: RefCell<Vec<(String, Vec<u8>)>>,
+    /// Another deploy's writes that land just before this one's conditional write of the same
+    /// key (it listed the bucket before they did).
+    concurrent_writes: RefCell<Vec<(String, Vec<u8>)>>,
     /// Lambda functions by name.
     functions: RefCell<BTreeMap<String, Function>>,
     /// As AWS does: events carry the token of the operation that made them (the last one
@@ -299,6 +302,11 @@ impl Cloud for Script {
     ) -> Result<bool, CloudError> {
         self.call(format!("put_object_if {key}"));
         let mut objects = self.objects.borrow_mut();
+        let mut concurrent = self.concurrent_writes.borrow_mut();
+        if let Some(at) = concurrent.iter().position(|(k, _)| k == key) {
+            let (k, other) = concurrent.remove(at);
+            objects.insert(k, other);
+        }
         let holds = match (condition, objects.get(key)) {
             (Condition::Absent, existing) => existing.is_none(),
             (Condition::Matches(etag), Some(existing)) => etag_of(existing) == *etag,
@@ -2640,4 +2648,98 @@ async fn a_create_someone_confirms_is_reviewed_through_a_change_set() {
         _ => None,
     });
     assert_eq!(listed, Some(2), "what is created is still listed");
+}
+
+/// The slot of the shared load balancer an env takes: conditional writes decide between two
+/// deploys that listed the same free slot, and only an old record of a missing stack is taken
+/// over.
+mod shared_slots {
+    use super::*;
+    use deployer::converge::shared_alb::{Allocation, Slot, allocate};
+
+    fn record(stack: &str, at: &str) -> Vec<u8> {
+        serde_json::to_vec(&Allocation {
+            stack: stack.into(),
+            allocated_at: at.into(),
+        })
+        .unwrap()
+    }
+
+    fn spec(env: &str) -> deployer::spec::Spec {
+        let spec = crate::common::load(&crate::common::root().join("stacks/example.yaml"));
+        spec.for_env(env).unwrap()
+    }
+
+    const NOW: &str = "2030-01-01T12:00:00Z";
+
+    async fn take(script: &Script, env: &str) -> Slot {
+        let ui = Recorder::default();
+        let engine = Engine::new(script, &ui).with_poll(FAST);
+        let now = deployer::converge::ephemeral::parse_time(NOW).unwrap();
+        allocate(&engine, script, &spec(env), "artifacts", None, now)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_slot_written_first_by_another_deploy_makes_this_one_take_the_next() {
+        let script = Script::new(vec![None]);
+        script.concurrent_writes.borrow_mut().push((
+            "shared-alb/notes/1/0.json".into(),
+            record("notes-pr-1", NOW),
+        ));
+        let slot = take(&script, "pr-2").await;
+        assert_eq!(slot, Slot { index: 1, slot: 1 });
+        let puts: Vec<String> = script
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| c.starts_with("put_object_if"))
+            .cloned()
+            .collect();
+        assert_eq!(
+            puts,
+            [
+                "put_object_if shared-alb/notes/1/0.json",
+                "put_object_if shared-alb/notes/1/1.json"
+            ]
+        );
+        let objects = script.objects.borrow();
+        let owner: Allocation =
+            serde_json::from_slice(&objects["shared-alb/notes/1/0.json"]).unwrap();
+        assert_eq!(
+            owner.stack, "notes-pr-1",
+            "the other deploy's record stands"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_load_balancer_takes_over_an_old_slot_of_a_deleted_env_else_opens_another() {
+        // The example spec: 3 rules and 1 target group per env, so 33 envs per load balancer.
+        let capacity = deployer::render::shared::capacity(&spec("pr-1"));
+        assert_eq!(capacity, 33);
+        let fill = |script: &Script, old_slot: Option<u32>| {
+            for slot in 0..capacity {
+                let at = match Some(slot) == old_slot {
+                    true => "2030-01-01T10:00:00Z",
+                    false => "2030-01-01T11:30:00Z",
+                };
+                script.objects.borrow_mut().insert(
+                    format!("shared-alb/notes/1/{slot}.json"),
+                    record(&format!("notes-gone-{slot}"), at),
+                );
+            }
+        };
+        // No stack exists (the script answers None): slot 7 is two hours old, the rest recent.
+        let script = Script::new(vec![None]);
+        fill(&script, Some(7));
+        assert_eq!(take(&script, "pr-2").await, Slot { index: 1, slot: 7 });
+        let taken: Allocation =
+            serde_json::from_slice(&script.objects.borrow()["shared-alb/notes/1/7.json"]).unwrap();
+        assert_eq!(taken.stack, "notes-pr-2");
+        // Every record recent: none is taken over; the second shared load balancer opens.
+        let script = Script::new(vec![None]);
+        fill(&script, None);
+        assert_eq!(take(&script, "pr-2").await, Slot { index: 2, slot: 0 });
+    }
 }

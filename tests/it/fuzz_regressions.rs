@@ -25,12 +25,12 @@ fn every_saved_input_parses_or_fails_cleanly_and_renders_round_trip() {
             continue;
         };
         if let Ok(spec) = deployer::spec::parse(text, "fuzz.yaml") {
-            for ephemeral in [false, true] {
+            for (ephemeral, shared_slot) in [(false, None), (true, None), (true, Some(48))] {
                 if let Ok(template) = deployer::render::app(
                     &spec,
                     deployer::render::Options {
                         ephemeral,
-                        shared_slot: None,
+                        shared_slot,
                     },
                 ) {
                     let yaml = template.to_string(deployer::render::Format::Yaml);

@@ -259,3 +259,85 @@ async fn rule_count(moto: &Moto, listener: &str) -> usize {
         .filter(|r| r.is_default() != Some(true))
         .count()
 }
+
+/// With `alb.preview_domain`, envs answer at `<env>.<domain>` over the shared HTTPS listener:
+/// their rules sit there in bands of their own, and the shared stack owns the wildcard record.
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_preview_domain_envs_share_the_https_listener_in_bands_of_their_own() {
+    let moto = Moto::start();
+    let dir = common::project_with(&[("api.zip", "api")]);
+    // The zone the record goes in (found by name: the domain's parent) and the wildcard
+    // certificate, made in moto the way an account would have them.
+    let made = moto
+        .command(common::python_tool("python"))
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .args([
+            "-c",
+            "import boto3\n\
+             boto3.client('route53').create_hosted_zone(Name='example.com.', CallerReference='t')\n\
+             print(boto3.client('acm').request_certificate(DomainName='*.preview.example.com')['CertificateArn'])",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let certificate = String::from_utf8(made.stdout).unwrap().trim().to_string();
+    let spec_path = dir.path().join("stacks/example.yaml");
+    let spec = std::fs::read_to_string(&spec_path).unwrap().replace(
+        "  idle_timeout: 60\n",
+        &format!(
+            "  idle_timeout: 60\n  certificate_arn: {certificate}\n  preview_domain: preview.example.com\n"
+        ),
+    );
+    std::fs::write(&spec_path, spec).unwrap();
+    let artifact = format!("api={}", dir.path().join("api.zip").display());
+    for env in ["pr-1", "pr-2"] {
+        let out = moto.deployer(
+            dir.path(),
+            &[
+                "up",
+                "--env",
+                env,
+                "--ttl",
+                "2h",
+                "--artifact",
+                &artifact,
+                "--yes",
+                "--json",
+            ],
+        );
+        let summary = common::summary(&out.stdout);
+        assert_eq!(
+            summary["outputs"]["Url"],
+            format!("https://{env}.preview.example.com"),
+            "{}",
+            out.stderr
+        );
+    }
+    assert_eq!(load_balancers(&moto).await.len(), 1);
+    // HTTP:80 (a redirect) and HTTPS:443 with both envs' rules: 3 routes and a default each.
+    let found = listeners(&moto).await;
+    assert_eq!(found.len(), 2, "{found:?}");
+    let (port, priorities) = &found[1];
+    assert_eq!(*port, 443);
+    let mut priorities: Vec<u32> = priorities.iter().map(|p| p.parse().unwrap()).collect();
+    priorities.sort();
+    assert_eq!(priorities, [100, 200, 300, 1000, 1100, 1200, 1300, 2000]);
+    let record = moto
+        .command(common::python_tool("python"))
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .args([
+            "-c",
+            "import boto3\n\
+             r = boto3.client('route53')\n\
+             zone = r.list_hosted_zones_by_name(DNSName='example.com.')['HostedZones'][0]['Id']\n\
+             print([s['Name'] for s in r.list_resource_record_sets(HostedZoneId=zone)['ResourceRecordSets'] if s['Type'] == 'A'])",
+        ])
+        .output()
+        .unwrap();
+    let record = String::from_utf8_lossy(&record.stdout);
+    assert!(record.contains("*.preview.example.com."), "{record}");
+}

@@ -179,7 +179,14 @@ impl Doc {
 ///
 /// Fails only when `extra` defines a logical id that deployer renders too.
 pub fn app(spec: &Spec, options: Options) -> Result<Template, Vec<Diag>> {
-    if options.shared_slot.is_some() {
+    if let Some(slot) = options.shared_slot {
+        let slots = shared::slots(spec);
+        if slot >= slots {
+            return Err(vec![Diag::new(
+                Pos { line: 1, col: 1 },
+                format!("slot {slot} is past the last of a shared load balancer's {slots} slots"),
+            )]);
+        }
         refuse_hosts_on_preview_domain(spec)?;
     }
     let mut doc = Doc::default();

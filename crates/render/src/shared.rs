@@ -93,14 +93,22 @@ pub fn capacity(spec: &Spec) -> u32 {
         // The default route is a rule of its own on the shared listener.
         rules += 1;
     }
-    let slots = if domain {
-        MAX_BAND_SLOTS
-    } else {
-        MAX_PORT_SLOTS
-    };
-    slots
+    slots(spec)
         .min(RULES_PER_LOAD_BALANCER / rules.max(1))
         .min(TARGET_GROUPS_PER_LOAD_BALANCER / (routed.len() as u32).max(1))
+}
+
+/// The slots of a shared load balancer, quotas aside: priority bands with a preview domain,
+/// else listener ports.
+pub fn slots(spec: &Spec) -> u32 {
+    match spec
+        .alb
+        .as_ref()
+        .is_some_and(|a| a.preview_domain.is_some())
+    {
+        true => MAX_BAND_SLOTS,
+        false => MAX_PORT_SLOTS,
+    }
 }
 
 /// The host an attached env answers at, with a preview domain.
