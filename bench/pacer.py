@@ -11,6 +11,16 @@ moto finishes every operation at once. Through this proxy:
   included), as CloudFormation's do;
 - UpdateFunctionCode leaves LastUpdateStatus InProgress for U seconds.
 Every request is counted, so a benchmark reads how many a tool made and when.
+
+With a per-resource model (`Pacer(..., model=MODEL)`, bench/ephemeral), a stack operation takes
+no fixed D: each resource it touches takes its type's time, in standard mode or in express mode
+(`DeploymentConfig.Mode=EXPRESS` on CreateStack, UpdateStack, DeleteStack or the change set),
+and starts once the resources it references (Ref, Fn::GetAtt, Fn::Sub, DependsOn) are done, as
+CloudFormation orders them in both modes ("Deploy stacks faster with express mode": express
+respects dependencies, runs the rest in parallel, and ends a resource once its configuration is
+applied). The operation ends with its critical path plus the stack's own overhead. A load
+balancer provisions for its standard time whatever the mode: `ready_at(stack)` says when the
+stack's load balancer answers, which an express operation does not wait for.
 """
 
 import http.client
@@ -49,14 +59,95 @@ def parse_template(escaped):
         return {}
 
 
+# The per-resource model: (standard, express) seconds per resource type. Inputs of the model,
+# not measurements (this machine has no AWS); bench/results/ephemeral.md states where each comes
+# from. PACE_MODEL (a JSON object of the same shape) overrides entries.
+MODEL = {
+    # Provisioning: CloudFormation's standard mode waits for the load balancer to be `active`.
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": (180.0, 5.0),
+    "AWS::ElasticLoadBalancingV2::Listener": (3.0, 2.0),
+    "AWS::ElasticLoadBalancingV2::ListenerRule": (2.0, 1.0),
+    "AWS::ElasticLoadBalancingV2::TargetGroup": (3.0, 2.0),
+    "AWS::EC2::SecurityGroup": (5.0, 3.0),
+    # Standard waits for the role to propagate through IAM before dependents use it.
+    "AWS::IAM::Role": (12.0, 3.0),
+    # Standard waits for the function's State to be Active.
+    "AWS::Lambda::Function": (8.0, 3.0),
+    "AWS::Lambda::Permission": (2.0, 1.0),
+    "AWS::Logs::LogGroup": (2.0, 1.0),
+    # Standard waits for ACTIVE, then point-in-time recovery and TTL are applied.
+    "AWS::DynamoDB::Table": (15.0, 3.0),
+    "AWS::CloudWatch::Alarm": (2.0, 1.0),
+    "AWS::SNS::Topic": (2.0, 1.0),
+    # Standard waits for the change to be INSYNC on Route 53's name servers.
+    "AWS::Route53::RecordSet": (45.0, 3.0),
+}
+DEFAULT_RESOURCE = (3.0, 1.0)
+# The stack's own start and end around its resources.
+STACK_OVERHEAD = (2.0, 1.0)
+LOAD_BALANCER = "AWS::ElasticLoadBalancingV2::LoadBalancer"
+
+
+def references(value):
+    """Logical ids a resource's properties (or DependsOn) point at."""
+    found = set()
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if k == "Ref" and isinstance(v, str):
+                found.add(v)
+            elif k == "Fn::GetAtt":
+                target = v[0] if isinstance(v, list) and v else (v.split(".")[0] if isinstance(v, str) else None)
+                if target:
+                    found.add(target)
+            elif k == "Fn::Sub":
+                text = v[0] if isinstance(v, list) else v
+                if isinstance(text, str):
+                    found.update(m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text))
+                found |= references(v)
+            else:
+                found |= references(v)
+    elif isinstance(value, list):
+        for v in value:
+            found |= references(v)
+    return found
+
+
+def schedule(resources, model, express):
+    """(start, end) of each resource, from 0: each starts once what it references is done."""
+    times = {}
+    deps = {}
+    for logical, r in resources.items():
+        depends = r.get("DependsOn", [])
+        depends = [depends] if isinstance(depends, str) else depends
+        deps[logical] = {d for d in references(r.get("Properties", {})) | set(depends) if d in resources and d != logical}
+        standard, fast = model.get(r.get("Type", ""), DEFAULT_RESOURCE)
+        times[logical] = fast if express else standard
+    done = {}
+
+    def end(logical, seen=()):
+        if logical not in done:
+            if logical in seen:  # a cycle CloudFormation would refuse: no wait for it
+                return 0.0
+            start = max((end(d, seen + (logical,)) for d in deps[logical]), default=0.0)
+            done[logical] = (start, start + times[logical])
+        return done[logical][1]
+
+    for logical in resources:
+        end(logical)
+    return done
+
+
 def iso(t):
     return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 class Pacer:
-    def __init__(self, upstream_port, d, c, u):
+    def __init__(self, upstream_port, d, c, u, model=None):
         self.upstream_port = upstream_port
         self.d, self.c, self.u = d, c, u
+        self.model = model
+        self.express_change_sets = set()  # change sets (name or ARN) made in express mode
+        self.ready = {}  # stack name -> when its load balancer answers
         self.lock = threading.Lock()
         self.ops = {}  # stack name -> the running or last operation
         self.events = {}  # stack name -> synthesized events, oldest first
@@ -82,7 +173,7 @@ class Pacer:
     def waiting(self):
         """Whether something is running now (called with the lock held)."""
         now = time.time()
-        return (any(now < op["start"] + self.d for op in self.ops.values())
+        return (any(now < op["start"] + op["d"] for op in self.ops.values())
                 or any(now < t + self.c for t in self.change_sets.values())
                 or any(now < t + self.u for t in self.code_updates.values()))
 
@@ -106,37 +197,62 @@ class Pacer:
         return self.forward("POST", "/", headers, body)[3].decode()
 
     # --- the pace ----------------------------------------------------------------------------
-    def begin(self, name, kind, token, stack_id, start, changed=None):
+    def begin(self, name, kind, token, stack_id, start, changed=None, express=False):
         """An operation on `name` began at `start` (when its request arrived). As CloudFormation
         shows it: the resources it touches (`changed`, the change set's logical ids, for an
         update; every resource of the template otherwise) start and finish one after another
         over the first D - 1 seconds, then the stack's own end at D (after a cleanup phase for
-        an update)."""
+        an update); with a per-resource model, when the model schedules them. Returns the
+        operation's duration."""
         template = self.cfn("GetTemplate", StackName=name)
         body = re.search(r"<TemplateBody>(.*?)</TemplateBody>", template, re.S)
-        resources = list(parse_template(body.group(1) if body else "").get("Resources", {}).items())
+        all_resources = parse_template(body.group(1) if body else "").get("Resources", {})
+        resources = list(all_resources.items())
         if changed is not None:
             resources = [(logical, r) for logical, r in resources if logical in changed]
         verb = {"CREATE": "CREATE", "UPDATE": "UPDATE", "DELETE": "DELETE"}[kind]
         events = [(start, name, "AWS::CloudFormation::Stack", f"{verb}_IN_PROGRESS", "User Initiated")]
-        n = len(resources)
-        span = max(self.d - 1.0, self.d / 2)
-        for i, (logical, r) in enumerate(resources):
-            events.append((start + span * (i + 0.5) / n, logical, r.get("Type", ""), f"{verb}_IN_PROGRESS", ""))
-            events.append((start + span * (i + 1) / n, logical, r.get("Type", ""), f"{verb}_COMPLETE", ""))
+        if self.model is None:
+            d = self.d
+            n = len(resources)
+            span = max(d - 1.0, d / 2)
+            for i, (logical, r) in enumerate(resources):
+                events.append((start + span * (i + 0.5) / n, logical, r.get("Type", ""), f"{verb}_IN_PROGRESS", ""))
+                events.append((start + span * (i + 1) / n, logical, r.get("Type", ""), f"{verb}_COMPLETE", ""))
+        else:
+            overhead = STACK_OVERHEAD[1] if express else STACK_OVERHEAD[0]
+            planned = schedule(dict(resources), self.model, express)
+            if kind == "DELETE":  # dependents go first: the same path, run backwards
+                last = max((e for _, e in planned.values()), default=0.0)
+                planned = {k: (last - e, last - b) for k, (b, e) in planned.items()}
+            for logical, r in resources:
+                b, e = planned[logical]
+                events.append((start + overhead / 2 + b, logical, r.get("Type", ""), f"{verb}_IN_PROGRESS", ""))
+                events.append((start + overhead / 2 + e, logical, r.get("Type", ""), f"{verb}_COMPLETE", ""))
+                if r.get("Type") == LOAD_BALANCER and kind != "DELETE":
+                    provisioning = self.model.get(LOAD_BALANCER, DEFAULT_RESOURCE)[0]
+                    with self.lock:
+                        self.ready[name] = start + overhead / 2 + b + provisioning
+            d = overhead + max((e for _, e in planned.values()), default=0.0)
         if kind == "UPDATE":
-            events.append((start + self.d - 0.5, name, "AWS::CloudFormation::Stack", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", ""))
-        events.append((start + self.d, name, "AWS::CloudFormation::Stack", f"{verb}_COMPLETE", ""))
+            events.append((start + d - 0.5, name, "AWS::CloudFormation::Stack", "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS", ""))
+        events.append((start + d, name, "AWS::CloudFormation::Stack", f"{verb}_COMPLETE", ""))
         with self.lock:
-            self.ops[name] = {"start": start, "kind": kind, "id": stack_id}
+            self.ops[name] = {"start": start, "kind": kind, "id": stack_id, "d": d}
             self.events.setdefault(name, []).extend(
                 {"t": t, "logical": l, "type": ty, "status": s, "reason": why, "token": token, "id": str(uuid.uuid4()), "stack_id": stack_id}
                 for t, l, ty, s, why in sorted(events, key=lambda e: e[0]))
+        return d
+
+    def ready_at(self, name):
+        """When the load balancer of stack `name` answers (per-resource model); None without one."""
+        with self.lock:
+            return self.ready.get(name)
 
     def running(self, name_or_id):
         with self.lock:
             for name, op in self.ops.items():
-                if name_or_id in (name, op["id"]) and time.time() < op["start"] + self.d:
+                if name_or_id in (name, op["id"]) and time.time() < op["start"] + op["d"]:
                     return name, op
         return None
 
@@ -220,8 +336,9 @@ class Pacer:
                     stack_id = (re.search(r"<StackId>(.*?)</StackId>", described) or [None, name])[1]
                     stack_name = (re.search(r"<StackName>(.*?)</StackName>", described) or [None, stack])[1]
                     if "<StackStatus>DELETE_COMPLETE" not in described and not pacer.running(stack_name):
-                        pacer.begin(stack_name, "DELETE", params.get("ClientRequestToken"), stack_id, arrived)
-                        threading.Timer(max(0.0, arrived + pacer.d - time.time()), lambda: pacer.forward("POST", self.path, headers, body)).start()
+                        express = params.get("DeploymentConfig.Mode") == "EXPRESS"
+                        d = pacer.begin(stack_name, "DELETE", params.get("ClientRequestToken"), stack_id, arrived, express=express)
+                        threading.Timer(max(0.0, arrived + d - time.time()), lambda: pacer.forward("POST", self.path, headers, body)).start()
                     data = f'<DeleteStackResponse xmlns="{NS}"><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></DeleteStackResponse>'
                     return self.reply(200, "OK", [("Content-Type", "text/xml")], data.encode())
 
@@ -234,7 +351,10 @@ class Pacer:
                 text = None
                 if status == 200 and action in ("CreateStack", "UpdateStack", "ExecuteChangeSet"):
                     changed = None
+                    express = params.get("DeploymentConfig.Mode") == "EXPRESS"
                     if action == "ExecuteChangeSet":
+                        with pacer.lock:
+                            express = params["ChangeSetName"] in pacer.express_change_sets
                         cs = pacer.cfn("DescribeChangeSet", ChangeSetName=params["ChangeSetName"], **({"StackName": name} if name else {}))
                         name = re.search(r"<StackName>(.*?)</StackName>", cs)[1]
                         changed = set(re.findall(r"<LogicalResourceId>(.*?)</LogicalResourceId>", cs))
@@ -244,7 +364,7 @@ class Pacer:
                     if kind == "UPDATE" and changed is None:
                         changed = set()  # UpdateStack: tags or parameters; no resource listed
                     pacer.begin(name, kind, params.get("ClientRequestToken"), stack_id, arrived,
-                                changed if kind == "UPDATE" else None)
+                                changed if kind == "UPDATE" else None, express=express)
                 elif status == 200 and action == "CreateChangeSet":
                     text = data.decode()
                     with pacer.lock:
@@ -253,6 +373,10 @@ class Pacer:
                         found = re.search(r"<Id>(.*?)</Id>", text)
                         if found:
                             pacer.change_sets[found[1]] = now
+                        if params.get("DeploymentConfig.Mode") == "EXPRESS":
+                            pacer.express_change_sets.add(params.get("ChangeSetName"))
+                            if found:
+                                pacer.express_change_sets.add(found[1])
                 elif status == 200 and action == "DescribeStacks" and name:
                     running = pacer.running(name)
                     if running:

@@ -137,6 +137,20 @@ pub async fn attach<C: Cloud, U: Ui>(
         Mode::Apply { .. } => allocate(engine, cloud, spec, &boot.bucket, existing, now).await?,
     };
     let name = slot.shared_stack(&spec.app);
+    let place = match shared::preview_host(spec) {
+        Some(host) => format!("{host}, rule priorities {:?}", shared::band(slot.slot)),
+        None => format!("port {}", shared::port(slot.slot)),
+    };
+    engine.step(format!(
+        "{}: {} slot {} of the shared load balancer {name} ({place})",
+        spec.stack_name(),
+        if mode == Mode::Plan {
+            "would take"
+        } else {
+            "takes"
+        },
+        slot.slot
+    ));
     let described = describe(cloud, &name).await?;
     let stack = match (mode, described) {
         (Mode::Plan, None) => {

@@ -192,6 +192,31 @@ async fn two_ephemeral_envs_at_once_share_one_load_balancer_until_the_last_goes(
     let summary = common::summary(&again.stdout);
     assert_eq!(summary["status"], "no changes", "{}", again.stderr);
 
+    // `plan` of a new env shows its creation and takes no slot.
+    let plan = moto.deployer(
+        dir.path(),
+        &[
+            "plan",
+            "--env",
+            "pr-3",
+            "--ttl",
+            "2h",
+            "--artifact",
+            &artifact,
+            "--json",
+        ],
+    );
+    plan.expect_code(10);
+    assert!(
+        plan.stdout.contains(
+            "notes-pr-3: would take slot 2 of the shared load balancer notes-shared-alb (port 8002)"
+        ),
+        "{}",
+        plan.stdout
+    );
+    assert_eq!(slot_records(&moto).await.len(), 2, "plan writes no slot");
+    assert!(stack(&moto, "notes-pr-3").await.is_none());
+
     // `down` of one leaves the other's listener and rules, and the shared stack. (moto keeps
     // the ELB resources of a deleted stack, which AWS deletes: what is gone is read from
     // CloudFormation, what is left from both.)
