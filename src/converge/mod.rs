@@ -478,10 +478,20 @@ pub async fn up<C: Cloud, U: Ui>(
         slots: &slots,
         drift: &drift,
     };
-    if !(hotswap && matches!(mode, Mode::Apply { .. })) {
-        return full_deploy(engine, cloud, &changed, existing, recorded, mode).await;
+    // An env that leaves the shared load balancer (`alb.share` changed) frees its slot once
+    // its own load balancer has taken over.
+    let detached = existing
+        .clone()
+        .filter(|s| request.attach.is_none() && s.tags.contains_key(shared_alb::SHARED_TAG));
+    let up = if !(hotswap && matches!(mode, Mode::Apply { .. })) {
+        full_deploy(engine, cloud, &changed, existing, recorded, mode).await?
+    } else {
+        hotswap_or_deploy(engine, cloud, &changed, existing, recorded, mode).await?
+    };
+    if let (Some(detached), Mode::Apply { .. }) = (detached, mode) {
+        shared_alb::release(engine, cloud, &boot.bucket, &detached).await?;
     }
-    hotswap_or_deploy(engine, cloud, &changed, existing, recorded, mode).await
+    Ok(up)
 }
 
 /// What `up` submits: the template's parameters from the bootstrap stack and the artifacts;

@@ -440,10 +440,16 @@ pub async fn release<C: Cloud, U: Ui>(
             deleted: false,
         }));
     }
+    // Released before (its tag outlived the slot): nothing left to delete.
+    let Some(stack) = describe(cloud, &shared_stack).await? else {
+        return Ok(None);
+    };
     engine.step(format!(
         "{shared_stack}: no env uses it any more: deleting it"
     ));
-    engine.teardown(&shared_stack, false, true).await?;
+    engine
+        .teardown_from(&shared_stack, Some(stack), false, true, false)
+        .await?;
     Ok(Some(Released {
         shared_stack,
         deleted: true,

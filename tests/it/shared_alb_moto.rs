@@ -366,3 +366,54 @@ async fn on_a_preview_domain_envs_share_the_https_listener_in_bands_of_their_own
     let record = String::from_utf8_lossy(&record.stdout);
     assert!(record.contains("*.preview.example.com."), "{record}");
 }
+
+/// `alb.share: none` for an env that was attached: its own load balancer takes over, and its
+/// slot is freed (here the last one: the shared stack goes too).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_env_that_stops_sharing_frees_its_slot() {
+    let moto = Moto::start();
+    let dir = common::project_with(&[("api.zip", "api")]);
+    let artifact = format!("api={}", dir.path().join("api.zip").display());
+    let up = [
+        "up",
+        "--env",
+        "pr-1",
+        "--ttl",
+        "2h",
+        "--artifact",
+        &artifact,
+        "--yes",
+    ];
+    moto.deployer(dir.path(), &up).expect_code(0);
+    assert_eq!(slot_records(&moto).await.len(), 1);
+    let spec_path = dir.path().join("stacks/example.yaml");
+    let spec = std::fs::read_to_string(&spec_path).unwrap();
+    std::fs::write(
+        &spec_path,
+        spec.replace(
+            "  idle_timeout: 60\n",
+            "  idle_timeout: 60\n  share: none\n",
+        ),
+    )
+    .unwrap();
+    let out = moto.deployer(dir.path(), &up);
+    out.expect_code(0);
+    assert!(
+        out.stderr
+            .contains("notes-shared-alb: no env uses it any more"),
+        "{}",
+        out.stderr
+    );
+    // (The change set drops the stack's `deployer:shared-alb` tag; moto keeps an executed
+    // change set's stack tags as they were, so that is not checked here.)
+    assert!(slot_records(&moto).await.is_empty());
+    assert!(stack(&moto, "notes-shared-alb").await.is_none());
+    // Its own load balancer now: the shared one is gone, and a later `up` has nothing to free.
+    let again = moto.deployer(dir.path(), &up);
+    again.expect_code(0);
+    assert!(
+        !again.stderr.contains("notes-shared-alb"),
+        "{}",
+        again.stderr
+    );
+}
