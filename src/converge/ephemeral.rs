@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 
 use super::decide::is_in_progress;
-use super::model::{APP_TAG, ENV_TAG, Stack, StackStatus};
+use super::model::{APP_TAG, ENV_TAG, SHARED_TAG, Stack, StackStatus};
 pub use super::model::{EPHEMERAL_TAG, EXPIRES_TAG, TTL_TAG, VOLATILE_TAGS};
 
 /// Parses a duration such as `48h`, `30m`, `7d`, `1d 12h`.
@@ -80,7 +80,7 @@ pub fn gc_verdict(stack: &Stack, now: SystemTime, older_than: Option<Duration>) 
     if !stack.tags.contains_key(APP_TAG) {
         return Verdict::Skip("not managed by deployer".into());
     }
-    if !stack.tags.contains_key(ENV_TAG) && stack.tags.contains_key(super::shared_alb::SHARED_TAG) {
+    if !stack.tags.contains_key(ENV_TAG) && stack.tags.contains_key(SHARED_TAG) {
         return Verdict::Skip("the app's shared load balancer: deleted with its last env".into());
     }
     if !is_ephemeral(stack) {
@@ -242,7 +242,7 @@ impl StackRow {
             updated: stack.updated.or(stack.created),
             expires: stack.tags.get(EXPIRES_TAG).cloned(),
             termination_protection: stack.termination_protection,
-            shared_alb: stack.tags.get(super::shared_alb::SHARED_TAG).cloned(),
+            shared_alb: stack.tags.get(SHARED_TAG).cloned(),
         }
     }
 }
@@ -345,6 +345,15 @@ mod tests {
         assert_eq!(
             gc_verdict(&stack(&[(APP_TAG, "a")]), now, None),
             Verdict::Skip("not ephemeral".into())
+        );
+        // The shared load balancer goes with its last env's `down`, never by itself.
+        assert_eq!(
+            gc_verdict(
+                &stack(&[(APP_TAG, "a"), (SHARED_TAG, "a-shared-alb")]),
+                now,
+                Some(Duration::ZERO)
+            ),
+            Verdict::Skip("the app's shared load balancer: deleted with its last env".into())
         );
         assert_eq!(
             gc_verdict(

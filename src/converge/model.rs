@@ -28,6 +28,9 @@ pub const VOLATILE_TAGS: &[&str] = &[EXPIRES_TAG];
 pub const APP_TAG: &str = crate::render::APP_TAG;
 /// Stack tag naming the environment (on tables too).
 pub const ENV_TAG: &str = crate::render::ENV_TAG;
+/// Stack tag of an env attached to its app's shared load balancer: `<shared stack>/<slot>`;
+/// on the shared stack, its own name (see `shared_alb`). `down`, `gc` and `ls` read it.
+pub const SHARED_TAG: &str = "deployer:shared-alb";
 
 /// A Lambda function's code and the state of its last update, as GetFunctionConfiguration
 /// shows them.

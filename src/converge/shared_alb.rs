@@ -19,9 +19,7 @@ use crate::exit::Error;
 use crate::render::{self, shared};
 use crate::spec::Spec;
 
-/// Stack tag of an attached env: `<shared stack>/<slot>`; on the shared stack, its own name.
-/// `down`, `gc` and `ls` read it.
-pub const SHARED_TAG: &str = "deployer:shared-alb";
+pub use super::model::SHARED_TAG;
 /// Where slot records live in the artifact bucket: `shared-alb/<app>/<index>/<slot>.json`.
 const PREFIX: &str = "shared-alb";
 /// A record whose env stack does not exist is reclaimed only after this long: an `up` takes
