@@ -47,6 +47,7 @@ VARIANTS = [
 
 
 def main():
+    measured = commit()  # before the run: the binary is built from it
     model = dict(pacing.MODEL)
     model.update({k: tuple(v) for k, v in json.loads(os.environ.get("PACE_MODEL", "{}")).items()})
     work = Path(tempfile.mkdtemp(prefix="deployer-ephemeral-"))
@@ -81,7 +82,7 @@ def main():
         pacer = pacing.Pacer(port, 0.0, c, u, model=model)
         paced = {**env, "AWS_ENDPOINT_URL": f"http://localhost:{pacer.port}"}
         results, first = measure(project, paced, pacer)
-        report(model, c, results, first)
+        report(model, c, results, first, measured)
     finally:
         if pacer:
             pacer.close()
@@ -136,7 +137,7 @@ def measure(project, env, pacer):
     return results, first
 
 
-def report(model, c, results, first):
+def report(model, c, results, first, measured):
     base = statistics.median(a for _, a in results[VARIANTS[0][0]])
     alb_month = ALB_HOURLY_USD * HOURS_PER_MONTH
     lines = [
@@ -194,7 +195,7 @@ def report(model, c, results, first):
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}. "
         f"Versions: {version([str(DEPLOYER), '--version'])}; "
         f"moto {version([str(ROOT / '.venv/bin/python'), '-c', 'import moto; print(moto.__version__)'])}. "
-        f"deployer at commit {commit()}.",
+        f"deployer at commit {measured}.",
         "",
     ]
     text = "\n".join(lines)

@@ -14,8 +14,9 @@ use crate::converge::cloud::{
     ChangeSetRequest, Cloud, CloudError, Condition, Object, StackRequest,
 };
 use crate::converge::model::{
-    Change, ChangeAction, ChangeSet, ChangeSetStatus, FunctionCode, IndexState, Resource,
-    ResourceStatus, Stack, StackEvent, TableState, TableSummary, TimeToLiveStatus,
+    Change, ChangeAction, ChangeSet, ChangeSetStatus, DifferenceType, DriftDetection, FunctionCode,
+    IndexState, PropertyDifference, Resource, ResourceDrift, ResourceStatus, Stack,
+    StackDriftDetectionStatus, StackEvent, TableState, TableSummary, TimeToLiveStatus,
 };
 use crate::converge::preflight::{Decision, Evaluation, Probe};
 use crate::exit::{Code, Error};
@@ -540,6 +541,10 @@ impl Cloud for AwsCloud<'_> {
             .set_tags(Some(tags(&r.tags)))
             .capabilities(Capability::CapabilityNamedIam)
             .set_deployment_config(express_config(r.express))
+            .set_deployment_mode(
+                r.revert_drift
+                    .then_some(aws_sdk_cloudformation::types::DeploymentMode::RevertDrift),
+            )
             .send()
             .await
             .map_err(cloud_error)?;
@@ -722,6 +727,78 @@ impl Cloud for AwsCloud<'_> {
                 })
             })
             .collect())
+    }
+
+    async fn detect_stack_drift(&self, stack_name: &str) -> Result<String, CloudError> {
+        let out = self
+            .aws
+            .cfn
+            .detect_stack_drift()
+            .stack_name(stack_name)
+            .send()
+            .await
+            .map_err(cloud_error)?;
+        Ok(out
+            .stack_drift_detection_id()
+            .unwrap_or_default()
+            .to_string())
+    }
+
+    async fn drift_detection(&self, detection_id: &str) -> Result<DriftDetection, CloudError> {
+        let out = self
+            .aws
+            .cfn
+            .describe_stack_drift_detection_status()
+            .stack_drift_detection_id(detection_id)
+            .send()
+            .await
+            .map_err(cloud_error)?;
+        Ok(DriftDetection {
+            status: out
+                .detection_status()
+                .cloned()
+                .unwrap_or(StackDriftDetectionStatus::DetectionInProgress),
+            drift: out.stack_drift_status().cloned(),
+            reason: out.detection_status_reason().map(str::to_string),
+        })
+    }
+
+    async fn resource_drifts(&self, stack_name: &str) -> Result<Vec<ResourceDrift>, CloudError> {
+        let mut pages = self
+            .aws
+            .cfn
+            .describe_stack_resource_drifts()
+            .stack_name(stack_name)
+            .into_paginator()
+            .send();
+        let mut drifts = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(cloud_error)?;
+            for r in page.stack_resource_drifts() {
+                let Some(status) = r.stack_resource_drift_status() else {
+                    continue;
+                };
+                drifts.push(ResourceDrift {
+                    logical_id: r.logical_resource_id().unwrap_or_default().to_string(),
+                    resource_type: r.resource_type().unwrap_or_default().to_string(),
+                    status: status.clone(),
+                    differences: r
+                        .property_differences()
+                        .iter()
+                        .map(|d| PropertyDifference {
+                            path: d.property_path().unwrap_or_default().to_string(),
+                            expected: d.expected_value().unwrap_or_default().to_string(),
+                            actual: d.actual_value().unwrap_or_default().to_string(),
+                            kind: d
+                                .difference_type()
+                                .cloned()
+                                .unwrap_or(DifferenceType::NotEqual),
+                        })
+                        .collect(),
+                });
+            }
+        }
+        Ok(drifts)
     }
 
     async fn deployed_template(&self, stack_name: &str) -> Result<String, CloudError> {

@@ -16,7 +16,9 @@ use super::up::either;
 
 /// `deployer down`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Example:\n  deployer down --env pr-42 --yes")]
+#[command(
+    after_help = "Example:\n  deployer down --env pr-42 --yes\n\nAn env attached to its app's shared load balancer frees its slot; the last one's\n`down` deletes the shared load balancer (<app>-shared-alb) too."
+)]
 pub struct Args {
     #[command(flatten)]
     target: Target,

@@ -19,7 +19,7 @@ use super::session::{Session, now};
 /// `deployer gc`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  deployer gc --dry-run\n  deployer gc --app notes --yes --json        # nightly in CI\n  deployer gc --older-than 7d --yes\n\nNever touches a stack without deployer:ephemeral=true, nor one that is\ntermination-protected or has an operation running."
+    after_help = "Examples:\n  deployer gc --dry-run\n  deployer gc --app notes --yes --json        # nightly in CI\n  deployer gc --older-than 7d --yes\n\nNever touches a stack without deployer:ephemeral=true, nor one that is\ntermination-protected or has an operation running. An app's shared load balancer goes\nwith the last env attached to it."
 )]
 pub struct Args {
     /// Only this app's stacks

@@ -10,7 +10,7 @@ use super::session::{Session, resume_hint};
 /// `deployer status`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  deployer status --env dev\n  deployer status --watch --env pr-42   # resume watching after Ctrl-C"
+    after_help = "Examples:\n  deployer status --env dev\n  deployer status --watch --env pr-42   # resume watching after Ctrl-C\n  deployer status --drift --env prod    # what was changed by hand"
 )]
 pub struct Args {
     #[command(flatten)]
@@ -18,6 +18,10 @@ pub struct Args {
     /// Follow the running operation's events until it settles
     #[arg(short, long)]
     watch: bool,
+    /// Also detect drift: what was changed outside CloudFormation (each resource against the
+    /// template, and function code against what deployer deployed); `drift` records
+    #[arg(long)]
+    drift: bool,
     #[command(flatten)]
     output: Output,
 }
@@ -49,6 +53,15 @@ impl Args {
                 },
                 None => None,
             };
+            if let (true, Some(stack)) = (self.drift, &stack) {
+                let engine = session.engine(&cloud, &reporter);
+                let hotswapped = drift.clone().unwrap_or_default();
+                let spec = &loaded.spec;
+                let report =
+                    converge::stack_drift::detect(&engine, &cloud, spec, stack, &hotswapped)
+                        .await?;
+                super::plan::show_drift(&reporter, &name, &report);
+            }
             reporter.status(stack.as_ref(), &name, drift.as_ref());
             Ok(())
         })

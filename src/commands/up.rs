@@ -25,15 +25,16 @@ use super::session::{Session, now, resume_hint};
 /// `deployer up`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  deployer up --yes\n  deployer up -s stacks/example.yaml --env pr-42 --artifact api=target/api.zip --yes --json\n  deployer up --env staging --yes --adopt-retained   # after a down: bring its tables back\n\nRuns with nothing but AWS credentials: the first `up` in a region creates the\ndeployer-bootstrap stack (artifact bucket, shared VPC) without asking. An unchanged\nspec and artifact is detected without creating a change set and exits 0."
+    after_help = "Examples:\n  deployer up --yes\n  deployer up -s stacks/example.yaml --env pr-42 --artifact api=target/api.zip --yes --json\n  deployer up --env staging --yes --adopt-retained   # after a down: bring its tables back\n\nRuns with nothing but AWS credentials: the first `up` in a region creates the\ndeployer-bootstrap stack (artifact bucket, shared VPC) without asking, and the first\nephemeral env of an app its shared load balancer (<app>-shared-alb). An unchanged\nspec and artifact is detected without creating a change set and exits 0."
 )]
 pub struct Args {
     #[command(flatten)]
     target: Target,
     #[command(flatten)]
     artifacts: Artifacts,
-    /// Make the env ephemeral: tables are deleted with it, and `deployer gc` deletes it once
-    /// this long has passed since the last `up` (e.g. 48h, 7d)
+    /// Make the env ephemeral: tables are deleted with it, `deployer gc` deletes it once this
+    /// long has passed since the last `up` (e.g. 48h, 7d), and it attaches to the app's shared
+    /// load balancer (`alb.share`, default `ephemeral`) instead of creating its own
     #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
     ttl: Option<Duration>,
     /// Apply without asking (required when not on a terminal, e.g. in CI)
@@ -66,6 +67,11 @@ pub struct Args {
     /// Standard mode even where express mode is the default
     #[arg(long, overrides_with = "express")]
     no_express: bool,
+    /// Put what was changed outside CloudFormation back as the template says: the drift is
+    /// detected and listed first, then a drift-aware change set (`REVERT_DRIFT`) runs, under
+    /// the same data-loss guard
+    #[arg(long, conflicts_with = "hotswap")]
+    revert_drift: bool,
     /// When the env's earlier stack retained tables (its `down` keeps their data): import
     /// them into the new stack, data and all (a CloudFormation resource import)
     #[arg(long, conflicts_with = "fresh_tables")]
@@ -108,6 +114,8 @@ impl Args {
                 (_, true) => RetainedChoice::Fresh,
                 _ => RetainedChoice::Ask,
             },
+            detect_drift: self.revert_drift,
+            revert_drift: self.revert_drift,
         };
         let loaded = self.target.load()?;
         deploy(
@@ -140,6 +148,11 @@ pub struct Request {
     /// `--adopt-retained` / `--fresh-tables`: what to do with tables an earlier stack of the
     /// env retained.
     pub retained: RetainedChoice,
+    /// Detect the existing stack's drift too (`plan` without `--no-drift`, `up
+    /// --revert-drift`).
+    pub detect_drift: bool,
+    /// `up --revert-drift`: a drift-aware change set.
+    pub revert_drift: bool,
 }
 
 /// What `up` or `plan` did: the `summary` record that ends `--json` output (command `up` or
@@ -169,6 +182,9 @@ pub struct Deployed {
     pub verified: Option<Verified>,
     /// CloudFormation's express mode (no stabilization wait, no rollback) was asked for.
     pub express: bool,
+    /// `plan`: the resources a drift detection found changed outside CloudFormation; null
+    /// when there was none (`up`, `--no-drift`, no stack yet).
+    pub drifted: Option<Vec<String>>,
     /// The command's own time, prompts excluded.
     pub duration_s: Seconds,
 }
@@ -294,29 +310,28 @@ pub fn deploy(
 ) -> Result<(), Error> {
     let started = Instant::now();
     let spec = &loaded.spec;
-    let hotswap = request.mode != Mode::Plan && hotswap_wanted(request.hotswap, spec)?;
+    // A drift revert is a change set; a hotswap would skip it.
+    let hotswap = request.mode != Mode::Plan
+        && !request.revert_drift
+        && hotswap_wanted(request.hotswap, spec)?;
     let now = now()?;
     refuse_early(loaded, &request)?;
     let sources = super::artifact_sources(loaded, choice, &[])?;
     let watch = Some(resume_hint(loaded));
     Session::run(spec.region.as_deref(), reporter, watch, async |session| {
-        let aws = &session.aws;
         let deploy_started = SystemTime::now();
-        refuse_other_regions(spec, &aws.region())?;
-        let cloud = aws.cloud();
+        refuse_other_regions(spec, &session.aws.region())?;
+        let cloud = session.aws.cloud();
         let engine = session
             .engine(&cloud, reporter)
             .with_plan_uploads_template(request.upload_template);
-        let existing = converge::describe(&cloud, &spec.stack_name()).await?;
-        let described_at = Instant::now();
-        let lifetime = ephemeral::lifetime(spec, request.ttl, existing.as_ref(), now)?;
-        let ephemeral = !lifetime.tags.is_empty();
-        let express = express_for(spec, request.express, ephemeral)?;
-        let template = loaded.render(render::Options {
-            ephemeral,
-            shared_slot: None,
-        })?;
-        let shared = spec.alb.as_ref().is_some_and(|a| a.shared_for(ephemeral));
+        let env = Env::of(&cloud, loaded, &request, now).await?;
+        // `--revert-drift` lists what it will put back before anything runs.
+        if request.revert_drift {
+            let existing = env.existing.as_ref();
+            super::plan::detect_drift(session, &cloud, spec, existing, reporter).await?;
+        }
+        let ephemeral = env.ephemeral;
         let render_for = |slot| {
             loaded.render(render::Options {
                 ephemeral,
@@ -329,28 +344,107 @@ pub fn deploy(
             &cloud,
             &converge::UpRequest {
                 spec,
-                template: &template,
-                lifetime: &lifetime,
+                template: &env.template,
+                lifetime: &env.lifetime,
                 mode: request.mode,
                 check_permissions: request.check_permissions,
                 hotswap,
-                express,
+                express: env.express,
                 retained: request.retained,
                 described: Some(converge::Described {
-                    stack: existing,
-                    at: described_at,
+                    stack: env.existing.clone(),
+                    at: env.described_at,
                 }),
-                attach: shared.then_some(converge::RenderAttached(&render_for)),
+                attach: env.shared.then_some(converge::RenderAttached(&render_for)),
                 now,
+                revert_drift: request.revert_drift,
             },
             artifacts,
         )
         .await?;
         let mut deployed = result_of(&cloud, spec, &up, request.mode).await;
-        deployed.express = express;
-        if request.mode != Mode::Plan {
+        deployed.express = env.express;
+        let drift = after(
+            session,
+            &cloud,
+            spec,
+            &request,
+            &env,
+            &mut deployed,
+            deploy_started,
+            reporter,
+        )
+        .await?;
+        deployed.duration_s = Seconds(started.elapsed().saturating_sub(reporter.time_at_prompts()));
+        reporter.finish(&deployed);
+        exit_of(&up, drift.is_some_and(|d| d.is_drifted()))
+    })
+}
+
+/// The env as `up` finds it before converging: its stack, whether it is ephemeral, its mode,
+/// its template (without a slot of the shared load balancer), whether it shares one.
+struct Env {
+    existing: Option<crate::converge::model::Stack>,
+    described_at: Instant,
+    lifetime: converge::Lifetime,
+    ephemeral: bool,
+    express: bool,
+    template: render::Template,
+    shared: bool,
+}
+
+impl Env {
+    async fn of(
+        cloud: &crate::aws::AwsCloud<'_>,
+        loaded: &Loaded,
+        request: &Request,
+        now: SystemTime,
+    ) -> Result<Env, Error> {
+        let spec = &loaded.spec;
+        let existing = converge::describe(cloud, &spec.stack_name()).await?;
+        let described_at = Instant::now();
+        let lifetime = ephemeral::lifetime(spec, request.ttl, existing.as_ref(), now)?;
+        let ephemeral = !lifetime.tags.is_empty();
+        Ok(Env {
+            express: express_for(spec, request.express, ephemeral)?,
+            template: loaded.render(render::Options {
+                ephemeral,
+                shared_slot: None,
+            })?,
+            shared: spec.alb.as_ref().is_some_and(|a| a.shared_for(ephemeral)),
+            existing,
+            described_at,
+            lifetime,
+            ephemeral,
+        })
+    }
+}
+
+/// After converging: `plan` detects drift (unless `--no-drift`), `up` verifies the service.
+#[allow(clippy::too_many_arguments)]
+async fn after(
+    session: &Session,
+    cloud: &crate::aws::AwsCloud<'_>,
+    spec: &Spec,
+    request: &Request,
+    env: &Env,
+    deployed: &mut Deployed,
+    deploy_started: SystemTime,
+    reporter: &Reporter,
+) -> Result<Option<converge::stack_drift::Report>, Error> {
+    match request.mode {
+        Mode::Plan if request.detect_drift => {
+            let existing = env.existing.as_ref();
+            let drift = super::plan::detect_drift(session, cloud, spec, existing, reporter).await?;
+            deployed.drifted = drift
+                .as_ref()
+                .map(|d| d.drifted.iter().map(|r| r.logical_id.clone()).collect());
+            Ok(drift)
+        }
+        Mode::Plan => Ok(None),
+        Mode::Apply { .. } => {
             deployed.verified = super::verification::verify_deployed(
-                aws,
+                &session.aws,
                 spec,
                 &deployed.outputs,
                 request.verify,
@@ -358,18 +452,16 @@ pub fn deploy(
                 reporter,
             )
             .await?;
+            Ok(None)
         }
-        deployed.duration_s = Seconds(started.elapsed().saturating_sub(reporter.time_at_prompts()));
-        reporter.finish(&deployed);
-        exit_of(&up)
-    })
+    }
 }
 
-/// `plan`'s exit 3 when there are changes (or code to put back); 0 otherwise.
-fn exit_of(up: &converge::Up) -> Result<(), Error> {
+/// `plan`'s exit 10 when there are changes, code to put back, or drift; 0 otherwise.
+fn exit_of(up: &converge::Up, drifted: bool) -> Result<(), Error> {
     match up.outcome {
         Outcome::Planned { .. } => Err(Error::code_only(Code::Changes)),
-        _ if !up.pending_restores.is_empty() => Err(Error::code_only(Code::Changes)),
+        _ if !up.pending_restores.is_empty() || drifted => Err(Error::code_only(Code::Changes)),
         _ => Ok(()),
     }
 }

@@ -103,6 +103,8 @@ pub struct ChangeSetRequest {
     pub imports: Vec<ResourceToImport>,
     /// Run it in express mode (`DeploymentConfig { Mode: EXPRESS }`, see [`super::express`]).
     pub express: bool,
+    /// A drift-aware change set (`DeploymentMode: REVERT_DRIFT`).
+    pub revert_drift: bool,
 }
 
 /// A plain CreateStack/UpdateStack: deployer's own bootstrap stack, and an app stack's first
@@ -183,6 +185,18 @@ pub trait Cloud {
         stack_id: &str,
         since: SystemTime,
     ) -> Result<Vec<StackEvent>, CloudError>;
+    /// DetectStackDrift: starts a drift detection of the stack; its id.
+    async fn detect_stack_drift(&self, stack_name: &str) -> Result<String, CloudError>;
+    /// DescribeStackDriftDetectionStatus.
+    async fn drift_detection(
+        &self,
+        detection_id: &str,
+    ) -> Result<super::model::DriftDetection, CloudError>;
+    /// DescribeStackResourceDrifts (all pages): each resource as the last detection found it.
+    async fn resource_drifts(
+        &self,
+        stack_name: &str,
+    ) -> Result<Vec<super::model::ResourceDrift>, CloudError>;
     /// ListStackResources, all pages.
     async fn resources(&self, stack_name: &str) -> Result<Vec<Resource>, CloudError>;
     /// GetTemplate of the deployed stack (JSON or YAML text as stored).

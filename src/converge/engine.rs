@@ -283,6 +283,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             imports,
             // An import changes nothing to wait for, and keeps its rollback.
             express: false,
+            revert_drift: false,
         };
         self.step(format!("{name}: creating an IMPORT change set"));
         let (id, stack_id) = self.cloud.create_change_set(&request).await.map_err(|e| {
@@ -604,7 +605,9 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
         let name = &deployment.stack_name;
         let digest = deployment.digest();
         if let Some(stack) = existing.as_ref().filter(|s| {
-            recorded.as_ref() == Some(&digest) && decide(Some(&s.status)) == Action::Update
+            recorded.as_ref() == Some(&digest)
+                && decide(Some(&s.status)) == Action::Update
+                && !deployment.revert_drift
         }) {
             return self
                 .unchanged(deployment, mode, stack.clone(), &digest)
@@ -1087,6 +1090,8 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             tags: tags.clone(),
             imports: Vec::new(),
             express: deployment.express,
+            // Only an update has drift to revert.
+            revert_drift: deployment.revert_drift && !create,
         };
         self.step(format!(
             "{name}: creating {} change set",

@@ -390,6 +390,7 @@ mod tests {
             refresh_tags: false,
             bucket: None,
             check_permissions: false,
+            revert_drift: false,
             express: false,
         }
     }

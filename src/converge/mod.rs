@@ -17,6 +17,7 @@ pub mod preflight;
 pub mod recorded;
 pub mod retained;
 pub mod shared_alb;
+pub mod stack_drift;
 pub mod transition;
 pub mod watch;
 
@@ -342,6 +343,7 @@ pub fn deployment(
         refresh_tags: lifetime.refresh,
         bucket: Some(boot.bucket.clone()),
         check_permissions: false,
+        revert_drift: false,
         express: false,
     }
 }
@@ -407,6 +409,8 @@ pub struct UpRequest<'a> {
     pub attach: Option<RenderAttached<'a>>,
     /// The time slot records are written with.
     pub now: std::time::SystemTime,
+    /// `--revert-drift`: a drift-aware change set, even when nothing else changed.
+    pub revert_drift: bool,
 }
 
 /// Renders the env's template for a slot of the shared load balancer.
@@ -526,6 +530,7 @@ async fn deployment_of<C: Cloud, U: Ui>(
     let mut deployment = Deployment {
         check_permissions: request.check_permissions,
         express: request.express,
+        revert_drift: request.revert_drift,
         ..deployment(spec, template, boot, artifacts, request.lifetime)
     };
     if let Some((template, attached)) = &attached {

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 pub use aws_sdk_cloudformation::types::{
-    ChangeAction, ChangeSetStatus, Replacement, ResourceStatus, StackStatus,
+    ChangeAction, ChangeSetStatus, DifferenceType, Replacement, ResourceStatus,
+    StackDriftDetectionStatus, StackDriftStatus, StackResourceDriftStatus, StackStatus,
 };
 pub use aws_sdk_dynamodb::types::{IndexStatus, TableStatus, TimeToLiveStatus};
 pub use aws_sdk_lambda::types::LastUpdateStatus;
@@ -41,6 +42,45 @@ pub struct FunctionCode {
     /// The last update's state; `None` before any update.
     pub last_update: Option<LastUpdateStatus>,
     /// Why the last update failed, when it did.
+    pub reason: Option<String>,
+}
+
+/// One property of a drifted resource: what the template says and what the resource has
+/// (DescribeStackResourceDrifts' `PropertyDifferences`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyDifference {
+    /// The property's JSON pointer, e.g. `/MemorySize`.
+    pub path: String,
+    /// The template's value (JSON text; empty when the property was added out of band).
+    pub expected: String,
+    /// The resource's value (JSON text; empty when it was removed).
+    pub actual: String,
+    /// `ADD`, `REMOVE` or `NOT_EQUAL`.
+    pub kind: DifferenceType,
+}
+
+/// A resource whose configuration is not what the template says, as the last drift detection
+/// found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceDrift {
+    /// Its logical id.
+    pub logical_id: String,
+    /// Its type.
+    pub resource_type: String,
+    /// `MODIFIED`, `DELETED`, `NOT_CHECKED` (a type or property detection cannot read), ...
+    pub status: StackResourceDriftStatus,
+    /// What differs (for `MODIFIED`).
+    pub differences: Vec<PropertyDifference>,
+}
+
+/// Where a drift detection stands (DescribeStackDriftDetectionStatus).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriftDetection {
+    /// `DETECTION_IN_PROGRESS`, `DETECTION_COMPLETE` or `DETECTION_FAILED`.
+    pub status: StackDriftDetectionStatus,
+    /// The stack's drift once known: `DRIFTED`, `IN_SYNC`, ...
+    pub drift: Option<StackDriftStatus>,
+    /// Why the detection failed (some resources could not be checked).
     pub reason: Option<String>,
 }
 
@@ -476,6 +516,13 @@ pub enum Progress {
         /// Its changes.
         changes: Vec<Change>,
     },
+    /// The resources a drift detection found changed outside CloudFormation (or unreadable).
+    Drift {
+        /// The stack.
+        stack: String,
+        /// Each resource that is not in sync.
+        resources: Vec<ResourceDrift>,
+    },
     /// A new stack event.
     Event {
         /// The stack.
@@ -569,6 +616,10 @@ pub struct Deployment {
     pub check_permissions: bool,
     /// Run the operations in CloudFormation's express mode ([`super::express`]).
     pub express: bool,
+    /// `up --revert-drift`: a drift-aware change set (`DeploymentMode: REVERT_DRIFT`) that also
+    /// puts properties changed outside CloudFormation back to the template's values; made even
+    /// when the recorded digest says nothing changed.
+    pub revert_drift: bool,
 }
 
 impl Deployment {

@@ -27,10 +27,17 @@ pub const OWN_ACTIONS: &[&str] = &[
     "cloudformation:DescribeChangeSet",
     "cloudformation:DescribeStackEvents",
     "cloudformation:DescribeStacks",
+    // `plan` detects drift (unless --no-drift); CloudFormation then reads each resource with
+    // the caller's credentials, as the resource types' read handlers need.
+    "cloudformation:DescribeStackDriftDetectionStatus",
+    "cloudformation:DescribeStackResourceDrifts",
+    "cloudformation:DetectStackDrift",
     "cloudformation:ExecuteChangeSet",
     "cloudformation:GetTemplate",
     "cloudformation:ListStackResources",
     "cloudformation:UpdateStack",
+    // An env that leaves its app's shared load balancer frees its slot record.
+    "s3:DeleteObject",
     "s3:GetObject",
     // Without it S3 answers a missing key (a new artifact, no hotswap record) 403, not 404.
     "s3:ListBucket",

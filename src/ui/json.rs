@@ -80,6 +80,12 @@ impl Printer for JsonLines {
                 stack,
                 changes: changes.iter().map(record::ChangeRecord::from).collect(),
             },
+            Progress::Drift { stack, resources } => {
+                for r in &resources {
+                    self.record(&Record::drift(&stack, r));
+                }
+                return;
+            }
             Progress::Event {
                 stack,
                 event,

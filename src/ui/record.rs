@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::converge::model::{
-    Change, ChangeAction, IndexStatus, Phase, Replacement, ResourceStatus, StackEvent, StackStatus,
-    TableStatus, phase,
+    Change, ChangeAction, IndexStatus, Phase, Replacement, ResourceDrift, ResourceStatus,
+    StackEvent, StackResourceDriftStatus, StackStatus, TableStatus, phase,
 };
 
 /// One line of `--json` output. `type` names the record; a command's last line is its `summary`.
@@ -58,6 +58,19 @@ pub enum Record {
         stack: String,
         /// Its changes.
         changes: Vec<ChangeRecord>,
+    },
+    /// A resource a drift detection found not in sync with the template.
+    Drift {
+        /// The stack.
+        stack: String,
+        /// Its logical id.
+        logical_id: String,
+        /// Its type.
+        resource_type: String,
+        /// `MODIFIED`, `DELETED`, `NOT_CHECKED`, ...
+        status: Aws<StackResourceDriftStatus>,
+        /// What differs: the template's value and the resource's.
+        differences: Vec<DifferenceRecord>,
     },
     /// A new stack event.
     Event {
@@ -399,6 +412,38 @@ impl Built {
     }
 }
 
+/// One property of a drifted resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DifferenceRecord {
+    /// The property's JSON pointer (`/MemorySize`).
+    pub path: String,
+    /// The template's value (JSON text; empty when the property was added).
+    pub expected: String,
+    /// The resource's value (JSON text; empty when it was removed).
+    pub actual: String,
+}
+
+impl Record {
+    /// The `drift` record of one resource.
+    pub fn drift(stack: &str, r: &ResourceDrift) -> Record {
+        Record::Drift {
+            stack: stack.to_string(),
+            logical_id: r.logical_id.clone(),
+            resource_type: r.resource_type.clone(),
+            status: Aws(r.status.clone()),
+            differences: r
+                .differences
+                .iter()
+                .map(|d| DifferenceRecord {
+                    path: d.path.clone(),
+                    expected: d.expected.clone(),
+                    actual: d.actual.clone(),
+                })
+                .collect(),
+        }
+    }
+}
+
 /// One change of a change set.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChangeRecord {
@@ -518,7 +563,13 @@ macro_rules! aws_enum {
         }
     )*};
 }
-aws_enum!(StackStatus, ResourceStatus, TableStatus, IndexStatus);
+aws_enum!(
+    StackStatus,
+    ResourceStatus,
+    TableStatus,
+    IndexStatus,
+    StackResourceDriftStatus
+);
 
 impl<T: AwsEnum> Serialize for Aws<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -748,6 +799,17 @@ mod tests {
             Record::Changes {
                 stack: s("notes-dev"),
                 changes: vec![change],
+            },
+            Record::Drift {
+                stack: s("notes-dev"),
+                logical_id: s("ApiFunction"),
+                resource_type: s("AWS::Lambda::Function"),
+                status: Aws(StackResourceDriftStatus::Modified),
+                differences: vec![DifferenceRecord {
+                    path: s("/MemorySize"),
+                    expected: s("256"),
+                    actual: s("512"),
+                }],
             },
             Record::Event {
                 stack: s("notes-dev"),
@@ -988,6 +1050,7 @@ mod tests {
             Record::Build(_) => "build",
             Record::Artifact { .. } => "artifact",
             Record::Changes { .. } => "changes",
+            Record::Drift { .. } => "drift",
             Record::Event { .. } => "event",
             Record::CodeUpdate { .. } => "code_update",
             Record::TableWait { .. } => "table_wait",

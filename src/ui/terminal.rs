@@ -227,6 +227,14 @@ impl Printer for Terminal {
                 why,
                 elapsed,
             } => self.code_updated(&function, &lambda_name, &sha256, why, elapsed),
+            Progress::Drift { stack, resources } => {
+                self.say(format!(
+                    "Drift of {stack} (~ changed, - deleted outside CloudFormation; ? not checked):"
+                ));
+                for line in drift_lines(&resources) {
+                    self.say(format!("  {line}"));
+                }
+            }
             Progress::Changes { stack, changes } => {
                 self.say(format!(
                     "Changes to {stack} (+ add, ~ modify, - remove, ! replace):"
@@ -538,4 +546,39 @@ impl Printer for Terminal {
         let _ = write!(err, "{question} [y/N] ");
         let _ = err.flush();
     }
+}
+
+/// One line per drifted resource, and one per property that differs under it.
+fn drift_lines(resources: &[crate::converge::model::ResourceDrift]) -> Vec<String> {
+    use crate::converge::model::StackResourceDriftStatus as S;
+    let mut lines = Vec::new();
+    for r in resources {
+        let mark = match r.status {
+            S::Modified => '~',
+            S::Deleted => '-',
+            _ => '?',
+        };
+        lines.push(format!(
+            "{mark} {} ({}) {}",
+            r.logical_id,
+            r.resource_type,
+            r.status.as_str()
+        ));
+        for d in &r.differences {
+            let shown = |v: &str| {
+                if v.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    v.to_string()
+                }
+            };
+            lines.push(format!(
+                "    {}: {} -> {}",
+                d.path,
+                shown(&d.expected),
+                shown(&d.actual)
+            ));
+        }
+    }
+    lines
 }

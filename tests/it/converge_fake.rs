@@ -87,6 +87,12 @@ struct Script {
     /// Another deploy's writes that land just before this one's conditional write of the same
     /// key (it listed the bucket before they did).
     concurrent_writes: RefCell<Vec<(String, Vec<u8>)>>,
+    /// What DescribeStackDriftDetectionStatus answers, call by call (the last repeats), and
+    /// what DescribeStackResourceDrifts answers once it is done.
+    drift_detections: RefCell<VecDeque<deployer::converge::model::DriftDetection>>,
+    resource_drifts: RefCell<Vec<deployer::converge::model::ResourceDrift>>,
+    /// Resources of the app stack listed besides its table.
+    extra_resources: RefCell<Vec<Resource>>,
     /// Lambda functions by name.
     functions: RefCell<BTreeMap<String, Function>>,
     /// As AWS does: events carry the token of the operation that made them (the last one
@@ -276,6 +282,29 @@ impl Cloud for Script {
     }
     async fn get_object(&self, _bucket: &str, key: &str) -> Result<Option<Vec<u8>>, CloudError> {
         Ok(self.objects.borrow().get(key).cloned())
+    }
+    async fn detect_stack_drift(&self, stack_name: &str) -> Result<String, CloudError> {
+        self.call(format!("detect_stack_drift {stack_name}"));
+        Ok("drift-detection-1".into())
+    }
+    async fn drift_detection(
+        &self,
+        detection_id: &str,
+    ) -> Result<deployer::converge::model::DriftDetection, CloudError> {
+        self.call(format!("drift_detection {detection_id}"));
+        let mut states = self.drift_detections.borrow_mut();
+        Ok(if states.len() > 1 {
+            states.pop_front().unwrap()
+        } else {
+            states[0].clone()
+        })
+    }
+    async fn resource_drifts(
+        &self,
+        stack_name: &str,
+    ) -> Result<Vec<deployer::converge::model::ResourceDrift>, CloudError> {
+        self.call(format!("resource_drifts {stack_name}"));
+        Ok(self.resource_drifts.borrow().clone())
     }
     async fn list_objects(&self, _bucket: &str, prefix: &str) -> Result<Vec<String>, CloudError> {
         // ListObjectsV2 returns keys in UTF-8 binary order, as a BTreeMap iterates them.
@@ -615,11 +644,13 @@ impl Cloud for Script {
                 })
                 .collect());
         }
-        Ok(vec![Resource {
+        let mut resources = vec![Resource {
             logical_id: "NotesTable".into(),
             physical_id: "notes-dev-NotesTable-ABC".into(),
             resource_type: "AWS::DynamoDB::Table".into(),
-        }])
+        }];
+        resources.extend(self.extra_resources.borrow().iter().cloned());
+        Ok(resources)
     }
     async fn deployed_template(&self, _stack_name: &str) -> Result<String, CloudError> {
         self.call("get_template");
@@ -759,6 +790,7 @@ fn deployment() -> Deployment {
         refresh_tags: false,
         bucket: Some("artifacts".into()),
         check_permissions: false,
+        revert_drift: false,
         express: false,
     }
 }
@@ -2741,5 +2773,253 @@ mod shared_slots {
         let script = Script::new(vec![None]);
         fill(&script, None);
         assert_eq!(take(&script, "pr-2").await, Slot { index: 2, slot: 0 });
+    }
+}
+
+/// Drift detection as the CloudFormation API Reference describes it: DetectStackDrift starts
+/// it, DescribeStackDriftDetectionStatus says `DETECTION_IN_PROGRESS` until it ends
+/// (`DETECTION_COMPLETE`, or `DETECTION_FAILED` with a reason when some resources could not be
+/// checked: the others' results still stand), DescribeStackResourceDrifts gives each resource.
+mod drift {
+    use super::*;
+    use deployer::converge::hotswap;
+    use deployer::converge::model::{
+        DifferenceType, DriftDetection, PropertyDifference, ResourceDrift,
+        StackDriftDetectionStatus as D, StackDriftStatus, StackResourceDriftStatus as S,
+    };
+    use deployer::converge::stack_drift::{Report, detect};
+
+    const TEMPLATE_SHA: &str = "aa";
+
+    fn hex(byte: u8) -> String {
+        format!("{byte:02x}").repeat(32)
+    }
+
+    fn detection(
+        status: D,
+        drift: Option<StackDriftStatus>,
+        reason: Option<&str>,
+    ) -> DriftDetection {
+        DriftDetection {
+            status,
+            drift,
+            reason: reason.map(str::to_string),
+        }
+    }
+
+    fn resource(
+        id: &str,
+        kind: &str,
+        status: S,
+        differences: &[(&str, &str, &str)],
+    ) -> ResourceDrift {
+        ResourceDrift {
+            logical_id: id.into(),
+            resource_type: kind.into(),
+            status,
+            differences: differences
+                .iter()
+                .map(|(path, expected, actual)| PropertyDifference {
+                    path: path.to_string(),
+                    expected: expected.to_string(),
+                    actual: actual.to_string(),
+                    kind: DifferenceType::NotEqual,
+                })
+                .collect(),
+        }
+    }
+
+    /// The example's stack, whose function runs the code byte `live` (its template's is 0xaa).
+    fn script(detections: Vec<DriftDetection>, drifts: Vec<ResourceDrift>, live: u8) -> Script {
+        let mut deployed = stack("UPDATE_COMPLETE").unwrap();
+        deployed
+            .parameters
+            .insert("ApiCodeKey".into(), format!("notes/api/{}.zip", hex(0xaa)));
+        let script = Script::new(vec![Some(deployed)]);
+        *script.drift_detections.borrow_mut() = detections.into();
+        *script.resource_drifts.borrow_mut() = drifts;
+        script.extra_resources.borrow_mut().push(Resource {
+            logical_id: "ApiFunction".into(),
+            physical_id: "notes-dev-api".into(),
+            resource_type: "AWS::Lambda::Function".into(),
+        });
+        script.functions.borrow_mut().insert(
+            "notes-dev-api".into(),
+            Function {
+                sha256: aws_smithy_types::base64::encode([live; 32]),
+                ..Function::default()
+            },
+        );
+        script
+    }
+
+    async fn run(script: &Script, hotswapped: &hotswap::Drift) -> Report {
+        let spec = crate::common::load(&crate::common::root().join("stacks/example.yaml"));
+        let ui = Recorder::default();
+        let engine = Engine::new(script, &ui).with_poll(FAST);
+        let stack = script.states.borrow()[0].clone().unwrap();
+        detect(&engine, script, &spec, &stack, hotswapped)
+            .await
+            .unwrap()
+    }
+
+    fn ids(resources: &[ResourceDrift]) -> Vec<String> {
+        resources.iter().map(|r| r.logical_id.clone()).collect()
+    }
+
+    /// `up --revert-drift` makes a drift-aware change set even when the recorded digest says
+    /// nothing changed (the drift is outside what deployer deployed).
+    #[tokio::test]
+    async fn revert_drift_makes_a_drift_aware_change_set_even_without_changes() {
+        let revert = Deployment {
+            revert_drift: true,
+            ..deployment()
+        };
+        let mut current = stack("UPDATE_COMPLETE").unwrap();
+        current.tags.insert(DIGEST_TAG.into(), revert.digest());
+        let script = Script::new(vec![Some(current)]);
+        let ui = Recorder::default();
+        Engine::new(&script, &ui)
+            .with_poll(FAST)
+            .deploy(&revert, apply_yes())
+            .await
+            .unwrap();
+        {
+            let requests = script.requests.borrow();
+            assert_eq!(requests.len(), 1, "{:?}", script.calls());
+            assert!(requests[0].revert_drift);
+        }
+        // Without it, the same digest makes no change set.
+        let mut current = stack("UPDATE_COMPLETE").unwrap();
+        current
+            .tags
+            .insert(DIGEST_TAG.into(), deployment().digest());
+        let script = Script::new(vec![Some(current)]);
+        Engine::new(&script, &ui)
+            .with_poll(FAST)
+            .deploy(&deployment(), apply_yes())
+            .await
+            .unwrap();
+        assert!(script.requests.borrow().is_empty());
+    }
+
+    #[tokio::test]
+    async fn in_sync_after_waiting_for_the_detection() {
+        let script = script(
+            vec![
+                detection(D::DetectionInProgress, None, None),
+                detection(D::DetectionInProgress, None, None),
+                detection(D::DetectionComplete, Some(StackDriftStatus::InSync), None),
+            ],
+            vec![
+                resource("NotesTable", "AWS::DynamoDB::Table", S::InSync, &[]),
+                resource("ApiFunction", "AWS::Lambda::Function", S::InSync, &[]),
+            ],
+            0xaa,
+        );
+        let report = run(&script, &hotswap::Drift::default()).await;
+        assert_eq!(report, Report::default());
+        let polls = script
+            .calls
+            .borrow()
+            .iter()
+            .filter(|c| c.starts_with("drift_detection"))
+            .count();
+        assert_eq!(polls, 3, "polled until the detection ended");
+        let _ = TEMPLATE_SHA;
+    }
+
+    #[tokio::test]
+    async fn modified_deleted_and_not_checked_resources_are_told_apart() {
+        let script = script(
+            vec![detection(
+                D::DetectionComplete,
+                Some(StackDriftStatus::Drifted),
+                None,
+            )],
+            vec![
+                resource(
+                    "ApiFunction",
+                    "AWS::Lambda::Function",
+                    S::Modified,
+                    &[("/MemorySize", "256", "512")],
+                ),
+                resource("NotesTable", "AWS::DynamoDB::Table", S::Deleted, &[]),
+                resource("ApiErrorsAlarm", "AWS::CloudWatch::Alarm", S::InSync, &[]),
+                resource(
+                    "ApiAlbPermission",
+                    "AWS::Lambda::Permission",
+                    S::NotChecked,
+                    &[],
+                ),
+            ],
+            0xaa,
+        );
+        let report = run(&script, &hotswap::Drift::default()).await;
+        assert!(report.is_drifted());
+        assert_eq!(ids(&report.drifted), ["ApiFunction", "NotesTable"]);
+        assert_eq!(report.drifted[0].differences[0].path, "/MemorySize");
+        assert_eq!(report.drifted[0].differences[0].actual, "512");
+        assert_eq!(ids(&report.not_checked), ["ApiAlbPermission"]);
+        assert_eq!(report.failed, None);
+    }
+
+    #[tokio::test]
+    async fn a_failed_detection_says_why_and_keeps_what_it_checked() {
+        let script = script(
+            vec![detection(
+                D::DetectionFailed,
+                Some(StackDriftStatus::Drifted),
+                Some("Failed to detect drift on resource [ApiRole]"),
+            )],
+            vec![
+                resource(
+                    "NotesTable",
+                    "AWS::DynamoDB::Table",
+                    S::Modified,
+                    &[("/BillingMode", "\"PAY_PER_REQUEST\"", "\"PROVISIONED\"")],
+                ),
+                resource("ApiRole", "AWS::IAM::Role", S::UnknownValue, &[]),
+            ],
+            0xaa,
+        );
+        let report = run(&script, &hotswap::Drift::default()).await;
+        assert_eq!(
+            report.failed.as_deref(),
+            Some("Failed to detect drift on resource [ApiRole]")
+        );
+        assert_eq!(ids(&report.drifted), ["NotesTable"]);
+        assert_eq!(ids(&report.not_checked), ["ApiRole"]);
+    }
+
+    #[tokio::test]
+    async fn code_nobody_deployed_is_drift_and_a_recorded_hotswap_is_not() {
+        let complete = || {
+            vec![detection(
+                D::DetectionComplete,
+                Some(StackDriftStatus::InSync),
+                None,
+            )]
+        };
+        // CloudFormation sees nothing; the function runs 0xcc, neither 0xaa nor a hotswap.
+        let report = run(
+            &script(complete(), vec![], 0xcc),
+            &hotswap::Drift::default(),
+        )
+        .await;
+        assert_eq!(ids(&report.drifted), ["ApiFunction"]);
+        assert_eq!(report.drifted[0].differences[0].actual, hex(0xcc));
+        // The same code, recorded as hotswapped: no drift.
+        let mut hotswapped = hotswap::Drift::default();
+        hotswapped.functions.insert(
+            "api".into(),
+            hotswap::LiveCode {
+                key: format!("notes/api/{}.zip", hex(0xcc)),
+                sha256: hex(0xcc),
+                at: "2030-01-01T00:00:00Z".into(),
+            },
+        );
+        let report = run(&script(complete(), vec![], 0xcc), &hotswapped).await;
+        assert_eq!(report, Report::default());
     }
 }

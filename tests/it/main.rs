@@ -12,6 +12,7 @@ mod cli;
 mod converge_fake;
 mod converge_moto;
 mod docker_build;
+mod drift_moto;
 mod ephemeral_moto;
 mod faults;
 mod fuzz_regressions;

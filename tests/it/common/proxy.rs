@@ -26,6 +26,105 @@ pub struct Rules {
     pub iam: Option<IamAnswers>,
     /// The moto account every forwarded request acts in.
     pub account: Option<String>,
+    /// Answer CloudFormation's drift detection here (moto has none), as its API Reference
+    /// documents it.
+    pub drift: Option<DriftAnswers>,
+}
+
+/// What drift detection finds: DetectStackDrift starts it; DescribeStackDriftDetectionStatus
+/// answers `DETECTION_IN_PROGRESS` for `polls_in_progress` calls, then `DETECTION_COMPLETE` (or
+/// `DETECTION_FAILED` with `failed` as the reason); DescribeStackResourceDrifts lists
+/// `resources`.
+#[derive(Debug, Clone, Default)]
+pub struct DriftAnswers {
+    /// Status calls answered in progress.
+    pub polls_in_progress: usize,
+    /// Each resource: logical id, type, `MODIFIED`/`DELETED`/`IN_SYNC`/`NOT_CHECKED`, and its
+    /// differences (path, expected, actual).
+    pub resources: Vec<(String, String, String, Vec<(String, String, String)>)>,
+    /// The reason of a failed detection.
+    pub failed: Option<String>,
+}
+
+/// The answer of the drift detection stand-in, if `action` is one of its.
+fn drift_answer(drift: &DriftAnswers, action: &str, state: &Mutex<State>) -> Option<Vec<u8>> {
+    const NS: &str = "http://cloudformation.amazonaws.com/doc/2010-05-15/";
+    const AT: &str = "2030-01-01T00:00:00.000Z";
+    let escape = |v: &str| {
+        v.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('"', "&quot;")
+    };
+    match action {
+        "DetectStackDrift" => Some(query_answer(
+            action,
+            NS,
+            "<StackDriftDetectionId>drift-1</StackDriftDetectionId>",
+        )),
+        "DescribeStackDriftDetectionStatus" => {
+            let polls = {
+                let mut s = state.lock().unwrap();
+                s.drift_polls += 1;
+                s.drift_polls
+            };
+            let drifted = drift
+                .resources
+                .iter()
+                .filter(|r| r.2 == "MODIFIED" || r.2 == "DELETED")
+                .count();
+            let (status, reason) = match (polls > drift.polls_in_progress, &drift.failed) {
+                (false, _) => ("DETECTION_IN_PROGRESS", String::new()),
+                (true, None) => ("DETECTION_COMPLETE", String::new()),
+                (true, Some(why)) => (
+                    "DETECTION_FAILED",
+                    format!(
+                        "<DetectionStatusReason>{}</DetectionStatusReason>",
+                        escape(why)
+                    ),
+                ),
+            };
+            let stack_status = match (status, drifted) {
+                ("DETECTION_IN_PROGRESS", _) => String::new(),
+                (_, 0) => "<StackDriftStatus>IN_SYNC</StackDriftStatus>".into(),
+                _ => "<StackDriftStatus>DRIFTED</StackDriftStatus>".into(),
+            };
+            Some(query_answer(
+                action,
+                NS,
+                &format!(
+                    "<StackId>stack</StackId><StackDriftDetectionId>drift-1</StackDriftDetectionId>{stack_status}<DetectionStatus>{status}</DetectionStatus>{reason}<DriftedStackResourceCount>{drifted}</DriftedStackResourceCount><Timestamp>{AT}</Timestamp>"
+                ),
+            ))
+        }
+        "DescribeStackResourceDrifts" => {
+            let members: String = drift
+                .resources
+                .iter()
+                .map(|(id, kind, status, differences)| {
+                    let differences: String = differences
+                        .iter()
+                        .map(|(path, expected, actual)| {
+                            format!(
+                                "<member><PropertyPath>{}</PropertyPath><ExpectedValue>{}</ExpectedValue><ActualValue>{}</ActualValue><DifferenceType>NOT_EQUAL</DifferenceType></member>",
+                                escape(path),
+                                escape(expected),
+                                escape(actual)
+                            )
+                        })
+                        .collect();
+                    format!(
+                        "<member><StackId>stack</StackId><LogicalResourceId>{id}</LogicalResourceId><PhysicalResourceId>{id}</PhysicalResourceId><ResourceType>{kind}</ResourceType><PropertyDifferences>{differences}</PropertyDifferences><StackResourceDriftStatus>{status}</StackResourceDriftStatus><Timestamp>{AT}</Timestamp></member>"
+                    )
+                })
+                .collect();
+            Some(query_answer(
+                action,
+                NS,
+                &format!("<StackResourceDrifts>{members}</StackResourceDrifts>"),
+            ))
+        }
+        _ => None,
+    }
 }
 
 /// One request as the proxy received it.
@@ -282,6 +381,8 @@ pub enum FaultKind {
 #[derive(Debug, Default)]
 struct State {
     actions: Vec<String>,
+    /// DescribeStackDriftDetectionStatus calls answered.
+    drift_polls: usize,
     executed: bool,
     cancelled: bool,
     /// Requests each fault has hit so far.
@@ -640,6 +741,16 @@ fn serve(
             .iam
             .as_ref()
             .and_then(|iam| iam_answer(iam, &action, &request, state))
+        {
+            if writer.write_all(&answer).is_err() {
+                return;
+            }
+            continue;
+        }
+        if let Some(answer) = rules
+            .drift
+            .as_ref()
+            .and_then(|drift| drift_answer(drift, &action, state))
         {
             if writer.write_all(&answer).is_err() {
                 return;
