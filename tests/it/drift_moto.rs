@@ -6,9 +6,9 @@
 use crate::common;
 
 use common::moto::Moto;
-use common::proxy::{DriftAnswers, Proxy, Rules};
+use common::proxy::{DriftAnswers, DriftedResource, Proxy, Rules};
 
-fn memory_drift() -> Vec<(String, String, String, Vec<(String, String, String)>)> {
+fn memory_drift() -> Vec<DriftedResource> {
     vec![
         (
             "ApiFunction".into(),

@@ -40,11 +40,15 @@ pub struct DriftAnswers {
     /// Status calls answered in progress.
     pub polls_in_progress: usize,
     /// Each resource: logical id, type, `MODIFIED`/`DELETED`/`IN_SYNC`/`NOT_CHECKED`, and its
-    /// differences (path, expected, actual).
-    pub resources: Vec<(String, String, String, Vec<(String, String, String)>)>,
+    /// differences.
+    pub resources: Vec<DriftedResource>,
     /// The reason of a failed detection.
     pub failed: Option<String>,
 }
+
+/// One resource of a drift answer: logical id, type, status, and its differences (path,
+/// expected, actual).
+pub type DriftedResource = (String, String, String, Vec<(String, String, String)>);
 
 /// The answer of the drift detection stand-in, if `action` is one of its.
 fn drift_answer(drift: &DriftAnswers, action: &str, state: &Mutex<State>) -> Option<Vec<u8>> {
