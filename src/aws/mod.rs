@@ -429,6 +429,10 @@ fn stack_from(s: &aws_sdk_cloudformation::types::Stack) -> Stack {
             .collect(),
         created: s.creation_time().and_then(system_time),
         updated: s.last_updated_time().and_then(system_time),
+        drift: s
+            .drift_information()
+            .and_then(|d| d.stack_drift_status())
+            .cloned(),
     }
 }
 

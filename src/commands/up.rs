@@ -362,6 +362,7 @@ pub fn deploy(
             artifacts,
         )
         .await?;
+        say_known_drift(&up, reporter);
         let mut deployed = result_of(&cloud, spec, &up, request.mode).await;
         deployed.express = env.express;
         let drift = after(
@@ -454,6 +455,21 @@ async fn after(
             .await?;
             Ok(None)
         }
+    }
+}
+
+/// An unchanged stack whose last drift detection found drift: says so, and the way back,
+/// rather than a bare "no changes" (DescribeStacks carries it; no detection is run).
+fn say_known_drift(up: &converge::Up, reporter: &Reporter) {
+    use crate::converge::engine::{Progress, Ui};
+    use crate::converge::model::StackDriftStatus;
+    if let Outcome::NoChanges { stack } = &up.outcome
+        && stack.drift == Some(StackDriftStatus::Drifted)
+    {
+        reporter.progress(Progress::Step(format!(
+            "{}: no changes, but its last drift detection found resources changed outside CloudFormation: `deployer plan` shows which, `deployer up --revert-drift` puts them back",
+            stack.name
+        )));
     }
 }
 

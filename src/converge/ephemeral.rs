@@ -271,6 +271,7 @@ mod tests {
             parameters: BTreeMap::new(),
             created: Some(at(1_000)),
             updated: None,
+            drift: None,
         }
     }
 

@@ -420,6 +420,7 @@ mod tests {
             parameters: deployed.parameters,
             created: None,
             updated: None,
+            drift: None,
         }
     }
 

@@ -223,6 +223,9 @@ pub struct Stack {
     pub created: Option<SystemTime>,
     /// Last update time.
     pub updated: Option<SystemTime>,
+    /// The stack's drift as its last detection found it (`DRIFTED`, `IN_SYNC`; `NOT_CHECKED`
+    /// or none before any).
+    pub drift: Option<StackDriftStatus>,
 }
 
 impl Stack {
@@ -239,6 +242,7 @@ impl Stack {
             parameters: BTreeMap::new(),
             created: None,
             updated: None,
+            drift: None,
         }
     }
 

@@ -99,6 +99,7 @@ mod tests {
             parameters: Default::default(),
             created: None,
             updated: None,
+            drift: None,
         };
         let template = json!({ "Outputs": {
             "ApiFunctionArn": { "Value": { "Fn::GetAtt": ["ApiFunction", "Arn"] } },

@@ -31,6 +31,7 @@ fn stack(status: &str) -> Option<Stack> {
         parameters: BTreeMap::new(),
         created: None,
         updated: None,
+        drift: None,
     })
 }
 

@@ -139,6 +139,26 @@ async fn drift_is_shown_by_plan_and_status_and_reverted_by_up() {
         2
     );
 
+    // A no-op `up` after a detection that found drift says so (DescribeStacks carries it).
+    let proxy = Proxy::start(
+        &moto.endpoint,
+        Rules {
+            drift: Some(drifted.clone()),
+            ..Rules::default()
+        },
+    );
+    let env = [("AWS_ENDPOINT_URL", proxy.endpoint.as_str())];
+    moto.deployer_with(d, &["status", "--drift"], &env)
+        .expect_code(0);
+    let noop = moto.deployer_with(d, &["up", "--artifact", &artifact, "--yes"], &env);
+    noop.expect_code(0);
+    assert!(
+        noop.stderr.contains("no changes, but its last drift detection found resources changed outside CloudFormation"),
+        "{}",
+        noop.stderr
+    );
+    drop(proxy);
+
     // up --revert-drift: listed first, then a drift-aware change set although the template and
     // artifact are unchanged.
     let revert = [

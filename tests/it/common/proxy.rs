@@ -829,6 +829,20 @@ fn serve(
                     &format!("<StackStatus>{update}</StackStatus>"),
                 );
         }
+        // After a detection that found drift, DescribeStacks reports it, as CloudFormation's
+        // `DriftInformation` does (moto sends none).
+        let found_drift = rules.drift.as_ref().is_some_and(|d| {
+            state.lock().unwrap().drift_polls > d.polls_in_progress
+                && d.resources
+                    .iter()
+                    .any(|r| r.2 == "MODIFIED" || r.2 == "DELETED")
+        });
+        if action == "DescribeStacks" && found_drift {
+            body = body.replace(
+                "</StackStatus>",
+                "</StackStatus><DriftInformation><StackDriftStatus>DRIFTED</StackDriftStatus><LastCheckTimestamp>2030-01-01T00:00:00.000Z</LastCheckTimestamp></DriftInformation>",
+            );
+        }
         if action == "DescribeChangeSet" && rules.hold_change_sets {
             body = body.replace(
                 "<Status>CREATE_COMPLETE</Status>",
