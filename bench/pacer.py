@@ -142,9 +142,13 @@ def iso(t):
 
 
 class Pacer:
-    def __init__(self, upstream_port, d, c, u, model=None):
+    def __init__(self, upstream_port, d, c, u, model=None, drift=10.0):
         self.upstream_port = upstream_port
         self.d, self.c, self.u = d, c, u
+        # Drift detection (moto has none): DETECTION_IN_PROGRESS for this long, then every
+        # resource of the stack IN_SYNC.
+        self.drift = drift
+        self.detections = {}  # detection id -> (stack name, when it began)
         self.model = model
         self.express_change_sets = set()  # change sets (name or ARN) made in express mode
         self.ready = {}  # stack name -> when its load balancer answers
@@ -244,6 +248,35 @@ class Pacer:
                 for t, l, ty, s, why in sorted(events, key=lambda e: e[0]))
         return d
 
+    def drift_answer(self, action, params, now):
+        """The three drift calls as CloudFormation's API Reference documents them."""
+        def answer(result):
+            return (f'<{action}Response xmlns="{NS}"><{action}Result>{result}</{action}Result>'
+                    f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></{action}Response>")
+        if action == "DetectStackDrift":
+            detection = str(uuid.uuid4())
+            with self.lock:
+                self.detections[detection] = (params.get("StackName", ""), now)
+            return answer(f"<StackDriftDetectionId>{detection}</StackDriftDetectionId>")
+        if action == "DescribeStackDriftDetectionStatus":
+            detection = params.get("StackDriftDetectionId", "")
+            with self.lock:
+                _, began = self.detections.get(detection, ("", now))
+            if now < began + self.drift:
+                status = "<DetectionStatus>DETECTION_IN_PROGRESS</DetectionStatus>"
+            else:
+                status = "<StackDriftStatus>IN_SYNC</StackDriftStatus><DetectionStatus>DETECTION_COMPLETE</DetectionStatus><DriftedStackResourceCount>0</DriftedStackResourceCount>"
+            return answer(f"<StackId>stack</StackId><StackDriftDetectionId>{detection}</StackDriftDetectionId>{status}<Timestamp>{iso(now)}</Timestamp>")
+        name = params.get("StackName", "")
+        template = self.cfn("GetTemplate", StackName=name)
+        body = re.search(r"<TemplateBody>(.*?)</TemplateBody>", template, re.S)
+        resources = parse_template(body.group(1) if body else "").get("Resources", {})
+        members = "".join(
+            f"<member><StackId>stack</StackId><LogicalResourceId>{logical}</LogicalResourceId><PhysicalResourceId>{logical}</PhysicalResourceId>"
+            f"<ResourceType>{r.get('Type', '')}</ResourceType><StackResourceDriftStatus>IN_SYNC</StackResourceDriftStatus><Timestamp>{iso(now)}</Timestamp></member>"
+            for logical, r in resources.items())
+        return answer(f"<StackResourceDrifts>{members}</StackResourceDrifts>")
+
     def ready_at(self, name):
         """When the load balancer of stack `name` answers (per-resource model); None without one."""
         with self.lock:
@@ -340,6 +373,10 @@ class Pacer:
                         d = pacer.begin(stack_name, "DELETE", params.get("ClientRequestToken"), stack_id, arrived, express=express)
                         threading.Timer(max(0.0, arrived + d - time.time()), lambda: pacer.forward("POST", self.path, headers, body)).start()
                     data = f'<DeleteStackResponse xmlns="{NS}"><ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata></DeleteStackResponse>'
+                    return self.reply(200, "OK", [("Content-Type", "text/xml")], data.encode())
+
+                if action in ("DetectStackDrift", "DescribeStackDriftDetectionStatus", "DescribeStackResourceDrifts"):
+                    data = pacer.drift_answer(action, params, arrived)
                     return self.reply(200, "OK", [("Content-Type", "text/xml")], data.encode())
 
                 if action == "DescribeStackEvents":
