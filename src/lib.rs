@@ -15,6 +15,7 @@ pub mod build;
 pub mod cli;
 pub mod commands;
 pub mod converge;
+pub mod cost;
 pub mod exit;
 pub mod ui;
 pub mod verify;

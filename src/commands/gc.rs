@@ -56,6 +56,8 @@ pub struct Collected {
     pub stacks: Vec<String>,
     /// `stack: why`, for each deletion that failed.
     pub failed: Vec<String>,
+    /// What `stacks` cost a month before use (null: no prices for the region).
+    pub monthly_fixed_usd: Option<f64>,
 }
 
 /// How `gc` ended.
@@ -94,19 +96,29 @@ impl Args {
         let reporter = self.output.reporter();
         Session::run(self.region.as_deref(), &reporter, None, async |session| {
             let cloud = session.aws.cloud();
-            let doomed = self.expired(&cloud, now, &reporter).await?;
+            let (doomed, cents) = self.expired(&cloud, now, &reporter).await?;
+            let costing = cents.map_or(String::new(), |c| {
+                format!("; they cost ${:.2} a month", c as f64 / 100.0)
+            });
+            let monthly_fixed_usd = cents.map(|c| c as f64 / 100.0);
             if self.dry_run || doomed.is_empty() {
                 reporter.finish(&Collected {
                     status: GcStatus::Ok,
                     message: format!(
-                        "{} stack(s) to delete{}",
+                        "{} stack(s) to delete{}{}",
                         doomed.len(),
-                        if self.dry_run { " (dry run)" } else { "" }
+                        if self.dry_run { " (dry run)" } else { "" },
+                        if doomed.is_empty() {
+                            ""
+                        } else {
+                            costing.as_str()
+                        }
                     ),
                     duration_s: Seconds(started.elapsed()),
                     dry_run: self.dry_run,
                     stacks: doomed,
                     failed: Vec::new(),
+                    monthly_fixed_usd,
                 });
                 return Ok(());
             }
@@ -120,11 +132,16 @@ impl Args {
                 } else {
                     GcStatus::Failed
                 },
-                message: format!("deleted {} stack(s): {}", deleted.len(), deleted.join(", ")),
+                message: format!(
+                    "deleted {} stack(s): {}{costing}",
+                    deleted.len(),
+                    deleted.join(", ")
+                ),
                 duration_s: Seconds(started.elapsed()),
                 dry_run: false,
                 stacks: deleted,
                 failed: failed.clone(),
+                monthly_fixed_usd,
             });
             match failed.is_empty() {
                 true => Ok(()),
@@ -137,19 +154,23 @@ impl Args {
         })
     }
 
-    /// The app's stacks, each with its verdict reported; the names of those to delete.
+    /// The app's stacks, each with its verdict reported; the names of those to delete, and
+    /// what they cost a month, in cents (`None`: no prices for the region).
     async fn expired(
         &self,
         cloud: &impl Cloud,
         now: std::time::SystemTime,
         reporter: &Reporter,
-    ) -> Result<Vec<String>, Error> {
+    ) -> Result<(Vec<String>, Option<u64>), Error> {
         let stacks = cloud
             .list_stacks()
             .await
             .map_err(|e| cloud_failure("cannot list stacks", e))?;
         let app = self.app.as_deref();
         let mut doomed = Vec::new();
+        let mut cents = crate::cost::prices::of(&cloud.region()).map(|_| 0);
+        let bucket = converge::existing_bootstrap(cloud).await.ok().flatten();
+        let bucket = bucket.as_ref().map(|b| b.bucket.as_str());
         for stack in stacks
             .iter()
             .filter(|s| app.is_none_or(|a| s.tags.get(APP_TAG).is_some_and(|t| t == a)))
@@ -158,9 +179,11 @@ impl Args {
             reporter.gc_verdict(&stack.name, &verdict);
             if let ephemeral::Verdict::Delete(_) = verdict {
                 doomed.push(stack.name.clone());
+                let cost = converge::costing::stack_fixed_cents(cloud, stack, bucket).await;
+                cents = cents.map(|c| c + cost.unwrap_or(0));
             }
         }
-        Ok(doomed)
+        Ok((doomed, cents))
     }
 }
 

@@ -11,7 +11,7 @@ use super::session::Session;
 /// `deployer ls`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  deployer ls --app notes\n  deployer ls --retained --app notes   # tables kept after down, and what they cost"
+    after_help = "Examples:\n  deployer ls --app notes              # each env, its shared load balancer, what it costs a month\n  deployer ls --retained --app notes   # tables kept after down, and what they cost"
 )]
 pub struct Args {
     /// Only this app's stacks
@@ -45,12 +45,20 @@ impl Args {
                 reporter.retained_tables(&orphans);
                 return Ok(());
             }
-            let mut rows: Vec<_> = stacks
+            let listed: Vec<_> = stacks
                 .iter()
                 .filter(|s| s.tags.contains_key(APP_TAG))
                 .filter(|s| app.is_none_or(|a| s.tags.get(APP_TAG).is_some_and(|t| t == a)))
-                .map(ephemeral::StackRow::of)
                 .collect();
+            let bucket = converge::existing_bootstrap(&cloud).await.ok().flatten();
+            let bucket = bucket.as_ref().map(|b| b.bucket.as_str());
+            let mut rows = Vec::new();
+            for stack in listed {
+                let mut row = ephemeral::StackRow::of(stack);
+                row.monthly_fixed_cents =
+                    converge::costing::stack_fixed_cents(&cloud, stack, bucket).await;
+                rows.push(row);
+            }
             rows.sort();
             reporter.stack_list(&rows);
             Ok(())

@@ -185,6 +185,9 @@ pub struct Deployed {
     /// `plan`: the resources a drift detection found changed outside CloudFormation; null
     /// when there was none (`up`, `--no-drift`, no stack yet).
     pub drifted: Option<Vec<String>>,
+    /// What the stack costs a month, and what this change adds; null where the price table
+    /// has no prices for the region.
+    pub monthly_cost: Option<crate::cost::MonthlyCost>,
     /// The command's own time, prompts excluded.
     pub duration_s: Seconds,
 }
@@ -326,6 +329,7 @@ pub fn deploy(
             .engine(&cloud, reporter)
             .with_plan_uploads_template(request.upload_template);
         let env = Env::of(&cloud, loaded, &request, now).await?;
+        let monthly_cost = monthly_cost(&cloud, loaded, &env, reporter).await;
         // `--revert-drift` lists what it will put back before anything runs.
         if request.revert_drift {
             let existing = env.existing.as_ref();
@@ -365,6 +369,7 @@ pub fn deploy(
         say_known_drift(&up, reporter);
         let mut deployed = result_of(&cloud, spec, &up, request.mode).await;
         deployed.express = env.express;
+        deployed.monthly_cost = monthly_cost;
         let drift = after(
             session,
             &cloud,
@@ -419,6 +424,50 @@ impl Env {
             ephemeral,
         })
     }
+}
+
+/// The stack's monthly cost as the change would leave it, said before anything is asked.
+async fn monthly_cost(
+    cloud: &crate::aws::AwsCloud<'_>,
+    loaded: &Loaded,
+    env: &Env,
+    reporter: &Reporter,
+) -> Option<crate::cost::MonthlyCost> {
+    use crate::converge::engine::{Progress, Ui};
+    let region = crate::converge::cloud::Cloud::region(cloud);
+    let Some(prices) = crate::cost::prices::of(&region) else {
+        reporter.progress(Progress::Warning(format!(
+            "no cost estimate: the committed price table has no prices for {region}"
+        )));
+        return None;
+    };
+    // An attached env's template, with any slot: the cost does not depend on which.
+    let attached;
+    let wanted = match env.shared {
+        true => {
+            let options = render::Options {
+                ephemeral: env.ephemeral,
+                shared_slot: Some(0),
+            };
+            attached = loaded.render(options).ok()?;
+            &attached.0
+        }
+        false => &env.template.0,
+    };
+    let existing = env.existing.as_ref();
+    let boot = converge::existing_bootstrap(cloud).await.ok().flatten();
+    let shared = boot
+        .as_ref()
+        .filter(|_| env.shared)
+        .map(|b| (b.bucket.as_str(), loaded.spec.app.as_str()));
+    let facts = converge::costing::facts(cloud, existing, shared).await;
+    let deployed = converge::costing::deployed_template(cloud, existing).await;
+    let cost = crate::cost::estimate(wanted, deployed.as_ref(), &facts, prices);
+    reporter.progress(Progress::Step(crate::cost::sentence(
+        &loaded.spec.stack_name(),
+        &cost,
+    )));
+    Some(cost)
 }
 
 /// After converging: `plan` detects drift (unless `--no-drift`), `up` verifies the service.

@@ -229,6 +229,9 @@ pub struct StackRow {
     pub termination_protection: bool,
     /// The shared load balancer stack the env is attached to, and its slot (`<stack>/<slot>`).
     pub shared_alb: Option<String>,
+    /// What it costs a month before use, in cents (an attached env: with its share of the
+    /// shared load balancer); `None` where unknown.
+    pub monthly_fixed_cents: Option<u64>,
 }
 
 impl StackRow {
@@ -243,6 +246,7 @@ impl StackRow {
             expires: stack.tags.get(EXPIRES_TAG).cloned(),
             termination_protection: stack.termination_protection,
             shared_alb: stack.tags.get(SHARED_TAG).cloned(),
+            monthly_fixed_cents: None,
         }
     }
 }

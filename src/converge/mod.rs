@@ -4,6 +4,7 @@
 //! [`engine::Ui`]; this module wires spec, render, build and engine into `up`, `plan` and `down`.
 
 pub mod cloud;
+pub mod costing;
 pub mod data_loss;
 pub mod decide;
 pub mod engine;

@@ -46,6 +46,7 @@ pub fn stack_record(row: &StackRow, reason: Option<String>) -> Record {
         expires: row.expires.clone(),
         termination_protection: row.termination_protection,
         shared_alb: row.shared_alb.clone(),
+        monthly_fixed_usd: row.monthly_fixed_cents.map(|c| c as f64 / 100.0),
         hotswapped: None,
     }
 }
@@ -158,6 +159,7 @@ impl Printer for JsonLines {
                 expires: None,
                 termination_protection: false,
                 shared_alb: None,
+                monthly_fixed_usd: None,
                 hotswapped: None,
             });
         };

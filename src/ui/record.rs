@@ -185,6 +185,9 @@ pub enum Record {
         /// The shared load balancer the env is attached to, as `<stack>/<slot>`; null when it
         /// has its own (or none).
         shared_alb: Option<String>,
+        /// `ls`: what the stack costs a month before use (an attached env: with its share of
+        /// the shared load balancer); null in `status`, or where the region has no prices.
+        monthly_fixed_usd: Option<f64>,
         /// `status`: functions running hotswapped code, to its SHA-256 (empty: none; null: not
         /// read, as in `ls`).
         hotswapped: Option<BTreeMap<String, String>>,
@@ -874,6 +877,7 @@ mod tests {
                 expires: None,
                 termination_protection: false,
                 shared_alb: None,
+                monthly_fixed_usd: None,
                 hotswapped: Some(BTreeMap::from([(s("api"), s("ab"))])),
             },
             Record::Outputs {
@@ -1008,6 +1012,7 @@ mod tests {
                     dry_run: false,
                     stacks: vec![],
                     failed: vec![],
+                    monthly_fixed_usd: Some(0.0),
                 }),
             ),
             (

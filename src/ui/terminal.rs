@@ -333,19 +333,34 @@ impl Printer for Terminal {
     fn stack_list(&self, rows: &[StackRow]) {
         let width = rows.iter().map(|r| r.stack.len()).max().unwrap_or(5).max(5);
         self.sink.stdout_line(format!(
-            "{:width$}  {:12}  {:10}  {:26}  {:20}  {:20}  SHARED ALB",
-            "STACK", "APP", "ENV", "STATUS", "UPDATED", "EXPIRES"
+            "{:width$}  {:12}  {:10}  {:26}  {:20}  {:20}  {:>10}  SHARED ALB",
+            "STACK", "APP", "ENV", "STATUS", "UPDATED", "EXPIRES", "USD/MONTH"
         ));
         for r in rows {
             let expires = r.expires.as_deref().unwrap_or("-");
             let updated = r.updated.map(format_time).unwrap_or_default();
             let shared = r.shared_alb.as_deref().unwrap_or("-");
+            let usd = r
+                .monthly_fixed_cents
+                .map_or("-".to_string(), |c| format!("{:.2}", c as f64 / 100.0));
             self.sink.stdout_line(format!(
-                "{:width$}  {:12}  {:10}  {:26}  {updated:20}  {expires:20}  {shared}",
+                "{:width$}  {:12}  {:10}  {:26}  {updated:20}  {expires:20}  {usd:>10}  {shared}",
                 r.stack,
                 r.app,
                 r.env,
                 r.status.as_str()
+            ));
+        }
+        // A shared load balancer's stack is counted in its envs' shares, not again.
+        let total: u64 = rows
+            .iter()
+            .filter(|r| r.shared_alb.as_deref() != Some(r.stack.as_str()))
+            .filter_map(|r| r.monthly_fixed_cents)
+            .sum();
+        if rows.iter().any(|r| r.monthly_fixed_cents.is_some()) {
+            self.sink.stdout_line(format!(
+                "total: ${:.2} a month before use (a shared load balancer counted in its envs' shares)",
+                total as f64 / 100.0
             ));
         }
     }

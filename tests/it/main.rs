@@ -11,6 +11,7 @@ mod cargo_lambda_build;
 mod cli;
 mod converge_fake;
 mod converge_moto;
+mod cost_moto;
 mod docker_build;
 mod drift_moto;
 mod ephemeral_moto;
