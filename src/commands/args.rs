@@ -37,6 +37,15 @@ impl Output {
     }
 }
 
+/// Where cost estimates take their prices from.
+#[derive(Debug, Args)]
+pub struct PricesArg {
+    /// `table`: the committed price table (US East only); `live`: the Price List Query API
+    /// (pricing:GetProducts, any region), cached for a week
+    #[arg(long, value_enum, default_value = "table", value_name = "SOURCE")]
+    pub prices: crate::cost::prices::Source,
+}
+
 /// The permission pre-flight.
 #[derive(Debug, Args)]
 pub struct Preflight {

@@ -38,6 +38,8 @@ pub struct Args {
     #[arg(long)]
     region: Option<String>,
     #[command(flatten)]
+    prices: super::args::PricesArg,
+    #[command(flatten)]
     output: Output,
 }
 
@@ -96,7 +98,15 @@ impl Args {
         let reporter = self.output.reporter();
         Session::run(self.region.as_deref(), &reporter, None, async |session| {
             let cloud = session.aws.cloud();
-            let (doomed, cents) = self.expired(&cloud, now, &reporter).await?;
+            let region = session.aws.region();
+            let prices =
+                crate::aws::pricing::resolve(&session.aws, &region, self.prices.prices).await?;
+            if prices.is_none() {
+                reporter.warn_no_prices(&region);
+            }
+            let (doomed, cents) = self
+                .expired(&cloud, now, prices.as_ref(), &reporter)
+                .await?;
             let costing = cents.map_or(String::new(), |c| {
                 format!("; they cost ${:.2} a month", c as f64 / 100.0)
             });
@@ -160,6 +170,7 @@ impl Args {
         &self,
         cloud: &impl Cloud,
         now: std::time::SystemTime,
+        prices: Option<&crate::cost::Prices>,
         reporter: &Reporter,
     ) -> Result<(Vec<String>, Option<u64>), Error> {
         let stacks = cloud
@@ -168,7 +179,7 @@ impl Args {
             .map_err(|e| cloud_failure("cannot list stacks", e))?;
         let app = self.app.as_deref();
         let mut doomed = Vec::new();
-        let mut cents = crate::cost::prices::of(&cloud.region()).map(|_| 0);
+        let mut cents = prices.map(|_| 0);
         let bucket = converge::existing_bootstrap(cloud).await.ok().flatten();
         let bucket = bucket.as_ref().map(|b| b.bucket.as_str());
         for stack in stacks
@@ -179,8 +190,11 @@ impl Args {
             reporter.gc_verdict(&stack.name, &verdict);
             if let ephemeral::Verdict::Delete(_) = verdict {
                 doomed.push(stack.name.clone());
-                let cost = converge::costing::stack_fixed_cents(cloud, stack, bucket).await;
-                cents = cents.map(|c| c + cost.unwrap_or(0));
+                if let Some(prices) = prices {
+                    let cost =
+                        converge::costing::stack_fixed_cents(cloud, stack, bucket, prices).await;
+                    cents = cents.map(|c| c + cost.unwrap_or(0));
+                }
             }
         }
         Ok((doomed, cents))

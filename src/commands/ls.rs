@@ -25,6 +25,8 @@ pub struct Args {
     #[arg(long)]
     region: Option<String>,
     #[command(flatten)]
+    prices: super::args::PricesArg,
+    #[command(flatten)]
     output: Output,
 }
 
@@ -52,11 +54,19 @@ impl Args {
                 .collect();
             let bucket = converge::existing_bootstrap(&cloud).await.ok().flatten();
             let bucket = bucket.as_ref().map(|b| b.bucket.as_str());
+            let region = session.aws.region();
+            let prices =
+                crate::aws::pricing::resolve(&session.aws, &region, self.prices.prices).await?;
+            if prices.is_none() {
+                reporter.warn_no_prices(&region);
+            }
             let mut rows = Vec::new();
             for stack in listed {
                 let mut row = ephemeral::StackRow::of(stack);
-                row.monthly_fixed_cents =
-                    converge::costing::stack_fixed_cents(&cloud, stack, bucket).await;
+                if let Some(prices) = &prices {
+                    row.monthly_fixed_cents =
+                        converge::costing::stack_fixed_cents(&cloud, stack, bucket, prices).await;
+                }
                 rows.push(row);
             }
             rows.sort();

@@ -37,6 +37,8 @@ pub struct Args {
     #[command(flatten)]
     preflight: Preflight,
     #[command(flatten)]
+    prices: super::args::PricesArg,
+    #[command(flatten)]
     output: Output,
 }
 
@@ -54,6 +56,7 @@ impl Args {
             retained: Default::default(),
             detect_drift: !self.no_drift,
             revert_drift: false,
+            prices: self.prices.prices,
         };
         deploy(
             &self.target.load()?,

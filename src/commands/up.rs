@@ -83,6 +83,8 @@ pub struct Args {
     #[command(flatten)]
     preflight: Preflight,
     #[command(flatten)]
+    prices: super::args::PricesArg,
+    #[command(flatten)]
     output: Output,
 }
 
@@ -116,6 +118,7 @@ impl Args {
             },
             detect_drift: self.revert_drift,
             revert_drift: self.revert_drift,
+            prices: self.prices.prices,
         };
         let loaded = self.target.load()?;
         deploy(
@@ -153,6 +156,8 @@ pub struct Request {
     pub detect_drift: bool,
     /// `up --revert-drift`: a drift-aware change set.
     pub revert_drift: bool,
+    /// Where the cost estimate's prices come from.
+    pub prices: crate::cost::prices::Source,
 }
 
 /// What `up` or `plan` did: the `summary` record that ends `--json` output (command `up` or
@@ -329,7 +334,7 @@ pub fn deploy(
             .engine(&cloud, reporter)
             .with_plan_uploads_template(request.upload_template);
         let env = Env::of(&cloud, loaded, &request, now).await?;
-        let monthly_cost = monthly_cost(&cloud, loaded, &env, reporter).await;
+        let monthly_cost = monthly_cost(session, loaded, &env, request.prices, reporter).await?;
         // `--revert-drift` lists what it will put back before anything runs.
         if request.revert_drift {
             let existing = env.existing.as_ref();
@@ -367,9 +372,7 @@ pub fn deploy(
         )
         .await?;
         say_known_drift(&up, reporter);
-        let mut deployed = result_of(&cloud, spec, &up, request.mode).await;
-        deployed.express = env.express;
-        deployed.monthly_cost = monthly_cost;
+        let mut deployed = result_of(&cloud, spec, &up, &request, env.express, monthly_cost).await;
         let drift = after(
             session,
             &cloud,
@@ -428,18 +431,18 @@ impl Env {
 
 /// The stack's monthly cost as the change would leave it, said before anything is asked.
 async fn monthly_cost(
-    cloud: &crate::aws::AwsCloud<'_>,
+    session: &Session,
     loaded: &Loaded,
     env: &Env,
+    source: crate::cost::prices::Source,
     reporter: &Reporter,
-) -> Option<crate::cost::MonthlyCost> {
+) -> Result<Option<crate::cost::MonthlyCost>, Error> {
     use crate::converge::engine::{Progress, Ui};
-    let region = crate::converge::cloud::Cloud::region(cloud);
-    let Some(prices) = crate::cost::prices::of(&region) else {
-        reporter.progress(Progress::Warning(format!(
-            "no cost estimate: the committed price table has no prices for {region}"
-        )));
-        return None;
+    let cloud = &session.aws.cloud();
+    let region = session.aws.region();
+    let Some(prices) = crate::aws::pricing::resolve(&session.aws, &region, source).await? else {
+        reporter.warn_no_prices(&region);
+        return Ok(None);
     };
     // An attached env's template, with any slot: the cost does not depend on which.
     let attached;
@@ -449,7 +452,7 @@ async fn monthly_cost(
                 ephemeral: env.ephemeral,
                 shared_slot: Some(0),
             };
-            attached = loaded.render(options).ok()?;
+            attached = loaded.render(options)?;
             &attached.0
         }
         false => &env.template.0,
@@ -462,12 +465,12 @@ async fn monthly_cost(
         .map(|b| (b.bucket.as_str(), loaded.spec.app.as_str()));
     let facts = converge::costing::facts(cloud, existing, shared).await;
     let deployed = converge::costing::deployed_template(cloud, existing).await;
-    let cost = crate::cost::estimate(wanted, deployed.as_ref(), &facts, prices);
+    let cost = crate::cost::estimate(wanted, deployed.as_ref(), &facts, &prices);
     reporter.progress(Progress::Step(crate::cost::sentence(
         &loaded.spec.stack_name(),
         &cost,
     )));
-    Some(cost)
+    Ok(Some(cost))
 }
 
 /// After converging: `plan` detects drift (unless `--no-drift`), `up` verifies the service.
@@ -548,8 +551,11 @@ async fn result_of(
     cloud: &crate::aws::AwsCloud<'_>,
     spec: &Spec,
     up: &converge::Up,
-    mode: Mode,
+    request: &Request,
+    express: bool,
+    monthly_cost: Option<crate::cost::MonthlyCost>,
 ) -> Deployed {
+    let mode = request.mode;
     let hotswapped = up.code_updates.iter().any(|u| u.why == Why::Hotswap);
     let none = Vec::<Change>::new;
     let (status, changed, outputs, changes) = match &up.outcome {
@@ -589,6 +595,8 @@ async fn result_of(
         outputs,
         changes: changes.iter().map(ChangeRecord::from).collect(),
         code_updates: up.code_updates.iter().map(CodeUpdateRecord::of).collect(),
+        express,
+        monthly_cost,
         ..Deployed::default()
     }
 }

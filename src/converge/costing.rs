@@ -56,14 +56,14 @@ pub async fn facts<C: Cloud>(
 }
 
 /// The fixed monthly cost of a deployed stack, in cents, from its deployed template (`None`: no
-/// prices for the region, or no template). An attached env includes its share of the shared
+/// template). An attached env includes its share of the shared
 /// load balancer (`bucket`: where the slots are recorded).
 pub async fn stack_fixed_cents<C: Cloud>(
     cloud: &C,
     stack: &Stack,
     bucket: Option<&str>,
+    prices: &crate::cost::Prices,
 ) -> Option<u64> {
-    let prices = crate::cost::prices::of(&cloud.region())?;
     let template = deployed_template(cloud, Some(stack)).await?;
     let app = stack.tags.get(super::model::APP_TAG).map(String::as_str);
     let attached = stack

@@ -5,7 +5,8 @@
 //! Fixed: load balancer hours (or an attached env's share of the shared one), provisioned
 //! capacity of tables and their indexes, table storage and point-in-time recovery at the
 //! tables' current size, alarms. Usage (per million requests): Lambda at each function's memory
-//! and architecture, DynamoDB on-demand reads and writes; the load balancer's LCU-hours.
+//! and architecture, DynamoDB on-demand reads and writes, the load balancer's LCU-hours at a new
+//! connection per request, 1 KB of logs per request ingested and kept.
 
 pub mod prices;
 
@@ -20,6 +21,10 @@ pub use prices::Prices;
 pub const HOURS_PER_MONTH: f64 = 730.0;
 /// Lambda duration assumed for the per-million price: 100 ms per request.
 pub const REQUEST_SECONDS: f64 = 0.1;
+/// Log lines assumed per request for the per-million price: 1 KB.
+pub const LOG_BYTES_PER_REQUEST: f64 = 1024.0;
+/// New connections one LCU takes a second (Elastic Load Balancing pricing, "LCU details").
+pub const NEW_CONNECTIONS_PER_LCU_SECOND: f64 = 25.0;
 
 /// One line of the fixed cost.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -177,6 +182,26 @@ pub fn usage(template: &Value, prices: &Prices) -> Vec<Usage> {
                         if arm { "arm64" } else { "x86_64" }
                     ),
                     usd_per_million: prices.lambda_request_million + duration,
+                });
+            }
+            "AWS::ElasticLoadBalancingV2::LoadBalancer" => {
+                // At one new connection per request: 1e6 / 25 LCU-seconds.
+                let lcu_hours = 1e6 / NEW_CONNECTIONS_PER_LCU_SECOND / 3600.0;
+                usage.push(Usage {
+                    what: format!("{id}: LCU-hours at a new connection per request"),
+                    usd_per_million: lcu_hours * prices.alb_lcu_hour,
+                });
+            }
+            "AWS::Logs::LogGroup" => {
+                let gb = 1e6 * LOG_BYTES_PER_REQUEST / (1u64 << 30) as f64;
+                let months = props["RetentionInDays"].as_f64().unwrap_or(30.0) / 30.0;
+                usage.push(Usage {
+                    what: format!(
+                        "{id}: 1 KB logged per request, ingested and kept {} days",
+                        props["RetentionInDays"].as_u64().unwrap_or(30)
+                    ),
+                    usd_per_million: gb
+                        * (prices.logs_ingest_gb + prices.logs_storage_gb_month * months),
                 });
             }
             "AWS::DynamoDB::Table" if props["BillingMode"] == "PAY_PER_REQUEST" => {
@@ -339,6 +364,22 @@ mod tests {
         assert!((of("X86:") - 0.616_667_5).abs() < 1e-6, "{usage:?}");
         assert_eq!(of("T: on-demand writes"), 0.625);
         assert_eq!(of("T: on-demand reads"), 0.125);
+        // A load balancer at a new connection per request: 1e6 / 25 = 40,000 LCU-seconds =
+        // 11.111 LCU-hours × $0.008 = $0.0889. A log group kept 14 days, 1 KB a request:
+        // 1e6 KB = 0.9537 GB × ($0.50 + $0.03 × 14/30) = $0.4902.
+        let template = json!({ "Resources": {
+            "LoadBalancer": { "Type": "AWS::ElasticLoadBalancingV2::LoadBalancer", "Properties": {} },
+            "Logs": { "Type": "AWS::Logs::LogGroup", "Properties": { "RetentionInDays": 14 } },
+        }});
+        let usage = super::usage(&template, us_east_1());
+        assert!(
+            (usage[0].usd_per_million - 0.088_89).abs() < 1e-4,
+            "{usage:?}"
+        );
+        assert!(
+            (usage[1].usd_per_million - 0.490_2).abs() < 1e-4,
+            "{usage:?}"
+        );
     }
 
     #[test]

@@ -2,13 +2,16 @@
 //! the on-demand price AWS publishes on the service's pricing page (named per field); the table
 //! says when it was read. A region not in it is a warning, and no estimate.
 
+use std::borrow::Cow;
+
 /// Prices of one region, in USD.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Prices {
     /// The region.
-    pub region: &'static str,
-    /// When these were read from the pricing pages (YYYY-MM-DD).
-    pub as_of: &'static str,
+    pub region: Cow<'static, str>,
+    /// When these were read (YYYY-MM-DD): from the pricing pages for the committed table, from
+    /// the Price List Query API for live prices.
+    pub as_of: Cow<'static, str>,
     /// Application Load Balancer, per hour or partial hour (Elastic Load Balancing pricing).
     pub alb_hour: f64,
     /// Application Load Balancer, per LCU-hour (Elastic Load Balancing pricing).
@@ -36,13 +39,15 @@ pub struct Prices {
     pub alarm_month: f64,
     /// Log ingestion, per GB (CloudWatch pricing, "Logs", Standard log class).
     pub logs_ingest_gb: f64,
+    /// Log storage, per GB-month (CloudWatch pricing, "Logs", "Store (Archival)").
+    pub logs_storage_gb_month: f64,
 }
 
 /// The committed table. Only regions whose prices were read from the pricing pages are here;
 /// `--prices live` reads any other from the Price List Query API.
 pub const TABLE: &[Prices] = &[Prices {
-    region: "us-east-1",
-    as_of: "2025-06-01",
+    region: Cow::Borrowed("us-east-1"),
+    as_of: Cow::Borrowed("2025-06-01"),
     alb_hour: 0.0225,
     alb_lcu_hour: 0.008,
     dynamodb_wcu_hour: 0.00065,
@@ -56,9 +61,20 @@ pub const TABLE: &[Prices] = &[Prices {
     lambda_arm_gb_second: 0.000_013_333_4,
     alarm_month: 0.10,
     logs_ingest_gb: 0.50,
+    logs_storage_gb_month: 0.03,
 }];
 
 /// The committed prices of `region`, if the table has them.
 pub fn of(region: &str) -> Option<&'static Prices> {
     TABLE.iter().find(|p| p.region == region)
+}
+
+/// Where prices come from (`--prices`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Source {
+    /// The committed table (`src/cost/prices.rs`).
+    #[default]
+    Table,
+    /// The Price List Query API (`pricing:GetProducts`), cached for a week.
+    Live,
 }

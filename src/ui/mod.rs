@@ -302,6 +302,13 @@ impl Reporter {
         self.printer.stack_list(rows);
     }
 
+    /// A warning: no cost estimate, the committed price table lacking the region.
+    pub fn warn_no_prices(&self, region: &str) {
+        self.printer.progress(Progress::Warning(format!(
+            "no cost estimate: the committed price table has no prices for {region} (`--prices live` reads them from the Price List Query API)"
+        )));
+    }
+
     /// `ls --retained`: one line per table, and the monthly total; or a record each.
     pub fn retained_tables(&self, tables: &[crate::converge::retained::Orphan]) {
         self.printer.retained_tables(tables);

@@ -29,6 +29,55 @@ pub struct Rules {
     /// Answer CloudFormation's drift detection here (moto has none), as its API Reference
     /// documents it.
     pub drift: Option<DriftAnswers>,
+    /// Answer the Price List Query API's GetProducts here (moto has none) with these products:
+    /// (service code, region code, usage type, on-demand USD per unit); each product's first
+    /// tier is free, as DynamoDB's storage and Lambda's requests are, and answers come two
+    /// products a page, as the API pages them (`NextToken`).
+    pub pricing: Option<Vec<(String, String, String, String)>>,
+}
+
+/// GetProducts, as the Price List Query API answers it: the products of the request's
+/// `ServiceCode` whose attributes match each `TERM_MATCH` filter, each a JSON string, paged.
+fn pricing_answer(products: &[(String, String, String, String)], request: &Message) -> Vec<u8> {
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+    let service = body["ServiceCode"].as_str().unwrap_or_default();
+    let region = body["Filters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|f| f["Field"] == "regionCode")
+        .and_then(|f| f["Value"].as_str())
+        .unwrap_or_default();
+    let matching: Vec<String> = products
+        .iter()
+        .filter(|(s, r, _, _)| s == service && r == region)
+        .map(|(s, r, usage, usd)| {
+            serde_json::json!({
+                "product": { "productFamily": "x", "attributes": { "usagetype": usage, "regionCode": r, "servicecode": s }, "sku": "SKU" },
+                "serviceCode": s,
+                "terms": { "OnDemand": { "SKU.TERM": { "priceDimensions": {
+                    "SKU.TERM.FREE": { "beginRange": "0", "endRange": "1", "unit": "x", "pricePerUnit": { "USD": "0.0000000000" } },
+                    "SKU.TERM.PAID": { "beginRange": "1", "endRange": "Inf", "unit": "x", "pricePerUnit": { "USD": usd } },
+                }}}},
+                "publicationDate": "2030-01-01T00:00:00Z",
+            })
+            .to_string()
+        })
+        .collect();
+    let start: usize = body["NextToken"]
+        .as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let end = (start + 2).min(matching.len());
+    let mut answer =
+        serde_json::json!({ "FormatVersion": "aws_v1", "PriceList": matching[start..end] });
+    if end < matching.len() {
+        answer["NextToken"] = serde_json::json!(end.to_string());
+    }
+    with_length(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.1\r\n",
+        answer.to_string().as_bytes(),
+    )
 }
 
 /// What drift detection finds: DetectStackDrift starts it; DescribeStackDriftDetectionStatus
@@ -747,6 +796,17 @@ fn serve(
             .and_then(|iam| iam_answer(iam, &action, &request, state))
         {
             if writer.write_all(&answer).is_err() {
+                return;
+            }
+            continue;
+        }
+        if let (Some(products), "AWSPriceListService.GetProducts") =
+            (&rules.pricing, action.as_str())
+        {
+            if writer
+                .write_all(&pricing_answer(products, &request))
+                .is_err()
+            {
                 return;
             }
             continue;
