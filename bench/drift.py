@@ -8,18 +8,16 @@ round-trip longer (PACE_DRIFT plus the poll that sees it end).
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import pacer as pacing  # noqa: E402
-from peers import commit, free_port, version  # noqa: E402
+from peers import commit, free_port, moto_env, placeholder_zip, start_moto, version  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOYER = Path(os.environ.get("DEPLOYER_BIN", ROOT / "target/release/deployer"))
@@ -32,29 +30,15 @@ def main():
     measured = commit()
     work = Path(tempfile.mkdtemp(prefix="deployer-drift-"))
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ENDPOINT_URL=f"http://localhost:{port}", AWS_REGION="us-east-1",
-               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-               AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/nonexistent",
-               AWS_SHARED_CREDENTIALS_FILE="/nonexistent", NO_COLOR="1")
-    moto = subprocess.Popen([str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
+    env = moto_env(port)
+    moto = start_moto(port, work, env)
     c, drift = (float(os.environ.get(k, v)) for k, v in (("PACE_C", "3"), ("PACE_DRIFT", "10")))
     pacer = None
     try:
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         project = work / "project"
         (project / "stacks").mkdir(parents=True)
         shutil.copy(ROOT / "stacks/example.yaml", project / "stacks/example.yaml")
-        info = zipfile.ZipInfo("bootstrap", date_time=(1980, 1, 1, 0, 0, 0))
-        info.external_attr = 0o100755 << 16
-        with zipfile.ZipFile(project / "api.zip", "w") as z:
-            z.writestr(info, "#!/bin/sh\n# placeholder: moto stores Lambda code but never runs it\n")
+        placeholder_zip(project / "api.zip")
         art = f"api={project / 'api.zip'}"
         out = subprocess.run([str(DEPLOYER), "up", "--artifact", art, "--yes", "--no-verify"], env=env, cwd=project, capture_output=True, text=True)
         if out.returncode != 0:

@@ -43,35 +43,9 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="deployer-peers-"))
     recording = work / "recording.jsonl"
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(
-        # `localhost`, not 127.0.0.1: moto reads the bucket of a TemplateURL (which `sam deploy`
-        # sends) from the host name unless the URL says localhost.
-        AWS_ENDPOINT_URL=f"http://localhost:{port}",
-        AWS_REGION="us-east-1",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_CONFIG_FILE="/nonexistent",
-        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
-        SAM_CLI_TELEMETRY="0",
-        NO_COLOR="1",
-    )
-    moto = subprocess.Popen(
-        [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        env={**env, "MOTO_ENABLE_RECORDING": "True", "MOTO_RECORDER_FILEPATH": str(recording)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=work,
-    )
+    env = moto_env(port)
+    moto = start_moto(port, work, env, {"MOTO_ENABLE_RECORDING": "True", "MOTO_RECORDER_FILEPATH": str(recording)})
     try:
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         instant = run(work, env, recording)
         d, c, u = (float(os.environ.get(k, v)) for k, v in (("PACE_D", "20"), ("PACE_C", "3"), ("PACE_U", "3")))
         rounds = int(os.environ.get("PACED_ROUNDS", "3"))
@@ -88,6 +62,53 @@ def main():
         moto.terminate()
         moto.wait()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def moto_env(port):
+    """The environment every tool runs with: moto's endpoint, dummy credentials, no host config."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        # `localhost`, not 127.0.0.1: moto reads the bucket of a TemplateURL (which `sam deploy`
+        # sends) from the host name unless the URL says localhost.
+        AWS_ENDPOINT_URL=f"http://localhost:{port}",
+        AWS_REGION="us-east-1",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE="/nonexistent",
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent",
+        SAM_CLI_TELEMETRY="0",
+        NO_COLOR="1",
+    )
+    return env
+
+
+def start_moto(port, work, env, extra=None):
+    """moto's server on `port`, once it accepts connections."""
+    moto = subprocess.Popen(
+        [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        env={**env, **(extra or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=work,
+    )
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    return moto
+
+
+def placeholder_zip(path, marker="placeholder: moto stores Lambda code but never runs it"):
+    """A deployment zip whose `bootstrap` is a shell comment, deterministic byte for byte."""
+    info = zipfile.ZipInfo("bootstrap", date_time=(1980, 1, 1, 0, 0, 0))
+    info.external_attr = 0o100755 << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(info, f"#!/bin/sh\n# {marker}\n")
 
 
 def sh(cmd, env, cwd):

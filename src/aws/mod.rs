@@ -819,24 +819,7 @@ impl Cloud for AwsCloud<'_> {
     }
 
     async fn get_object(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, CloudError> {
-        match self
-            .aws
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => match out.body.collect().await {
-                Ok(body) => Ok(Some(body.into_bytes().to_vec())),
-                Err(e) => Err(CloudError::unreachable(format!(
-                    "reading s3://{bucket}/{key} broke off: {e}"
-                ))),
-            },
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(cloud_error(e)),
-        }
+        Ok(self.read_object(bucket, key).await?.map(|o| o.body))
     }
 
     async fn update_function_code(

@@ -16,7 +16,7 @@ use super::up::{Request, deploy};
 /// `deployer plan`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "plan builds the artifacts locally and writes nothing: its only calls that are not reads are\nCreateChangeSet and DeleteChangeSet (a new stack's resources are listed from the template),\nand DetectStackDrift: an existing stack's drift is detected too, unless --no-drift, and\ndrift makes plan exit 10 even when the template has no changes.\n\nExamples:\n  deployer plan --env staging || [ $? -eq 10 ] && echo \"changes or drift pending\"\n  deployer plan --env prod --no-drift --json"
+    after_help = "plan builds the artifacts locally and writes nothing: its only calls that are not reads are\nCreateChangeSet and DeleteChangeSet (a new stack's resources are listed from the template),\nand DetectStackDrift: an existing stack's drift is detected too, unless --no-drift, and\ndrift makes plan exit 10 even when the template has no changes.\n\nExamples:\n  deployer plan --env staging || [ $? -eq 10 ] && echo \"changes or drift pending\"\n  deployer plan --env prod --no-drift --json\n  deployer plan --env prod --prices live   # the monthly cost in a region the price table lacks"
 )]
 pub struct Args {
     #[command(flatten)]

@@ -25,7 +25,7 @@ use super::session::{Session, now, resume_hint};
 /// `deployer up`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  deployer up --yes\n  deployer up -s stacks/example.yaml --env pr-42 --artifact api=target/api.zip --yes --json\n  deployer up --env staging --yes --adopt-retained   # after a down: bring its tables back\n\nRuns with nothing but AWS credentials: the first `up` in a region creates the\ndeployer-bootstrap stack (artifact bucket, shared VPC) without asking, and the first\nephemeral env of an app its shared load balancer (<app>-shared-alb). An unchanged\nspec and artifact is detected without creating a change set and exits 0."
+    after_help = "Examples:\n  deployer up --yes\n  deployer up -s stacks/example.yaml --env pr-42 --artifact api=target/api.zip --yes --json\n  deployer up --env staging --yes --adopt-retained   # after a down: bring its tables back\n  deployer up --env prod --revert-drift               # put back what was changed by hand\n\nRuns with nothing but AWS credentials: the first `up` in a region creates the\ndeployer-bootstrap stack (artifact bucket, shared VPC) without asking, and the first\nephemeral env of an app its shared load balancer (<app>-shared-alb). Before any change\nset it says what the stack will cost a month (`--prices live` outside us-east-1). An\nunchanged spec and artifact is detected without creating a change set and exits 0."
 )]
 pub struct Args {
     #[command(flatten)]

@@ -95,6 +95,9 @@ pub fn fixed(template: &Value, facts: &Facts, prices: &Prices) -> Vec<Item> {
             )),
             "AWS::DynamoDB::Table" => items.extend(table(id, props, facts, prices)),
             "AWS::CloudWatch::Alarm" => items.push(item(id, "alarm".into(), prices.alarm_month)),
+            // Listed so that it is seen to be counted: a standard topic has no monthly charge
+            // (its deliveries are billed per notification).
+            "AWS::SNS::Topic" => items.push(item(id, "topic (no monthly charge)".into(), 0.0)),
             _ => {}
         }
     }
