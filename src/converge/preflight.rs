@@ -19,6 +19,12 @@ pub use super::model::{ContextEntry, ContextKeyType, Decision, Evaluation, Probe
 use crate::exit::{Code, Error};
 
 /// The calls deployer itself makes for `up` once the bootstrap stack exists.
+///
+/// Not here, since a role without them still deploys: drift detection's
+/// (`cloudformation:DetectStackDrift`, `DescribeStackDriftDetectionStatus`,
+/// `DescribeStackResourceDrifts`: `plan` warns when it cannot detect drift), `s3:DeleteObject`
+/// (only an env that stops sharing its app's load balancer frees its slot record with it) and
+/// `pricing:GetProducts` (`--prices live` only).
 pub const OWN_ACTIONS: &[&str] = &[
     "cloudformation:CreateChangeSet",
     // A first create nobody reviews is one CreateStack; tags-only changes are an UpdateStack.
@@ -27,17 +33,10 @@ pub const OWN_ACTIONS: &[&str] = &[
     "cloudformation:DescribeChangeSet",
     "cloudformation:DescribeStackEvents",
     "cloudformation:DescribeStacks",
-    // `plan` detects drift (unless --no-drift); CloudFormation then reads each resource with
-    // the caller's credentials, as the resource types' read handlers need.
-    "cloudformation:DescribeStackDriftDetectionStatus",
-    "cloudformation:DescribeStackResourceDrifts",
-    "cloudformation:DetectStackDrift",
     "cloudformation:ExecuteChangeSet",
     "cloudformation:GetTemplate",
     "cloudformation:ListStackResources",
     "cloudformation:UpdateStack",
-    // An env that leaves its app's shared load balancer frees its slot record.
-    "s3:DeleteObject",
     "s3:GetObject",
     // Without it S3 answers a missing key (a new artifact, no hotswap record) 403, not 404.
     "s3:ListBucket",
