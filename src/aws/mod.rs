@@ -315,8 +315,8 @@ fn one_line(s: &str) -> String {
 }
 
 /// An SDK error reduced to its code and message; no answer at all is "unreachable".
-fn cloud_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fmt::Debug>(
-    e: SdkError<E, R>,
+fn cloud_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    e: SdkError<E, aws_smithy_runtime_api::http::Response>,
 ) -> CloudError {
     if no_answer(&e) {
         // The innermost cause ("Connection refused", "timed out") is the one worth a line.
@@ -329,12 +329,23 @@ fn cloud_error<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fm
             one_line(&cause.to_string())
         ));
     }
+    // An answer that is no AWS error at all (an emulator's HTML 500 for a call it lacks): its
+    // HTTP status, not the SDK's dump of the whole response.
+    let bare_status = match (e.code(), e.message(), &e) {
+        (None, None, SdkError::ServiceError(service)) => Some(service.raw().status().as_u16()),
+        _ => None,
+    };
     CloudError {
         code: e.code().map(str::to_string),
-        message: e
-            .message()
-            .map(str::to_string)
-            .unwrap_or_else(|| one_line(&DisplayErrorContext(&e).to_string())),
+        message: match bare_status {
+            Some(status) => format!(
+                "the service answered HTTP {status} with no AWS error in it (an endpoint that does not implement this call answers so)"
+            ),
+            None => e
+                .message()
+                .map(str::to_string)
+                .unwrap_or_else(|| one_line(&DisplayErrorContext(&e).to_string())),
+        },
         unreachable: false,
     }
 }
