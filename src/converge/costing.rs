@@ -40,12 +40,15 @@ pub async fn facts<C: Cloud>(
     }
     let sharing = match shared {
         Some((bucket, app)) => {
-            let keys = cloud
-                .list_objects(bucket, &format!("shared-alb/{app}/"))
+            // The envs of the env's own shared load balancer (a new env: the first one's).
+            let held = stack
+                .and_then(|s| s.tags.get(super::model::SHARED_TAG))
+                .and_then(|tag| super::shared_alb::Slot::from_tag(app, tag));
+            let index = held.map_or(1, |slot| slot.index);
+            let keys = super::shared_alb::holders(cloud, bucket, app, index)
                 .await
                 .unwrap_or_default();
-            let holds = stack.is_some_and(|s| s.tags.contains_key(super::model::SHARED_TAG));
-            Some(keys.len() as u32 + u32::from(!holds))
+            Some(keys.len() as u32 + u32::from(held.is_none()))
         }
         None => None,
     };

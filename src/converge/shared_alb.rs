@@ -269,6 +269,18 @@ async fn taken<C: Cloud>(cloud: &C, spec: &Spec, bucket: &str) -> Result<BTreeSe
         .collect())
 }
 
+/// The slot records of the app's `index`-th shared load balancer: the envs that hold one.
+pub async fn holders<C: Cloud>(
+    cloud: &C,
+    bucket: &str,
+    app: &str,
+    index: u32,
+) -> Result<Vec<String>, super::cloud::CloudError> {
+    cloud
+        .list_objects(bucket, &format!("{PREFIX}/{app}/{index}/"))
+        .await
+}
+
 /// The env's slot: the one its stack holds when the record still says so, else the first free
 /// one taken with `If-None-Match: *` (another deploy that wrote it first makes this one try
 /// the next), else a stale one taken over with `If-Match`.
@@ -427,9 +439,7 @@ pub async fn release<C: Cloud, U: Ui>(
             .map_err(|e| fail("its shared load balancer slot was not freed", e))?;
     }
     let shared_stack = slot.shared_stack(app);
-    let prefix = format!("{PREFIX}/{app}/{}/", slot.index);
-    let left = cloud
-        .list_objects(bucket, &prefix)
+    let left = holders(cloud, bucket, app, slot.index)
         .await
         .map_err(|e| fail("listing the shared load balancer's slots failed", e))?;
     if !left.is_empty() {
