@@ -22,6 +22,7 @@ use crate::converge::preflight::{Decision, Evaluation, Probe};
 use crate::exit::{Code, Error};
 
 pub mod dynamodb;
+pub mod lookups;
 pub mod pricing;
 pub mod query;
 

@@ -1,7 +1,8 @@
-//! EC2 and IAM calls over the AWS query protocol, signed with `aws-sigv4`. Why not their SDK
-//! crates: aws-sdk-ec2 and aws-sdk-iam are 80 MB of generated source, more than half of
-//! deployer's build time, for three read-only calls (DescribeAvailabilityZones,
-//! DescribeSubnets, SimulatePrincipalPolicy).
+//! Calls to the services deployer needs a handful of operations of, signed with `aws-sigv4`:
+//! EC2 and IAM over the query protocol, SSM, Secrets Manager, ACM and KMS over JSON 1.1, Route 53's
+//! one REST lookup. Why not their SDK crates: aws-sdk-ec2 and aws-sdk-iam alone are 80 MB of
+//! generated source, more than half of deployer's build time, for three read-only calls; the
+//! others would add as much again for eight.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime};
@@ -28,6 +29,16 @@ pub enum Service {
     Ec2,
     /// IAM (global: one endpoint per partition, signed for that partition's home region).
     Iam,
+    /// SSM Parameter Store (JSON 1.1).
+    Ssm,
+    /// Secrets Manager (JSON 1.1).
+    SecretsManager,
+    /// Certificate Manager (JSON 1.1).
+    Acm,
+    /// KMS (JSON 1.1).
+    Kms,
+    /// Route 53 (REST, global like IAM).
+    Route53,
 }
 
 impl Service {
@@ -35,13 +46,24 @@ impl Service {
         match self {
             Service::Ec2 => "ec2",
             Service::Iam => "iam",
+            Service::Ssm => "ssm",
+            Service::SecretsManager => "secretsmanager",
+            Service::Acm => "acm",
+            Service::Kms => "kms",
+            Service::Route53 => "route53",
         }
     }
 
+    /// The query protocol's `Version`; the JSON protocol's target prefix.
     fn api_version(self) -> &'static str {
         match self {
             Service::Ec2 => "2016-11-15",
             Service::Iam => "2010-05-08",
+            Service::Ssm => "AmazonSSM",
+            Service::SecretsManager => "secretsmanager",
+            Service::Acm => "CertificateManager",
+            Service::Kms => "TrentService",
+            Service::Route53 => "2013-04-01",
         }
     }
 
@@ -50,6 +72,11 @@ impl Service {
         match self {
             Service::Ec2 => "EC2",
             Service::Iam => "IAM",
+            Service::Ssm => "SSM",
+            Service::SecretsManager => "SecretsManager",
+            Service::Acm => "ACM",
+            Service::Kms => "KMS",
+            Service::Route53 => "Route53",
         }
     }
 
@@ -58,8 +85,22 @@ impl Service {
         match self {
             Service::Ec2 => "AWS_ENDPOINT_URL_EC2",
             Service::Iam => "AWS_ENDPOINT_URL_IAM",
+            Service::Ssm => "AWS_ENDPOINT_URL_SSM",
+            Service::SecretsManager => "AWS_ENDPOINT_URL_SECRETS_MANAGER",
+            Service::Acm => "AWS_ENDPOINT_URL_ACM",
+            Service::Kms => "AWS_ENDPOINT_URL_KMS",
+            Service::Route53 => "AWS_ENDPOINT_URL_ROUTE_53",
         }
     }
+}
+
+/// One request, before signing.
+struct Outgoing {
+    method: &'static str,
+    url: String,
+    content_type: Option<&'static str>,
+    target: Option<String>,
+    body: String,
 }
 
 /// The URL and signing region of `service` in `region`, from AWS's endpoint rules for the
@@ -71,8 +112,26 @@ pub fn endpoint(service: Service, region: &str) -> (String, String) {
     } else {
         "amazonaws.com"
     };
+    let global = |china: (&str, &str), gov: (&str, &str), commercial: (&str, &str)| {
+        let (url, home) = if region.starts_with("cn-") {
+            china
+        } else if region.starts_with("us-gov-") {
+            gov
+        } else {
+            commercial
+        };
+        (url.to_string(), home.to_string())
+    };
     match service {
-        Service::Ec2 => (format!("https://ec2.{region}.{suffix}"), region.to_string()),
+        Service::Route53 => global(
+            ("https://route53.amazonaws.com.cn", "cn-northwest-1"),
+            ("https://route53.us-gov.amazonaws.com", "us-gov-west-1"),
+            ("https://route53.amazonaws.com", "us-east-1"),
+        ),
+        Service::Ec2 | Service::Ssm | Service::SecretsManager | Service::Acm | Service::Kms => (
+            format!("https://{}.{region}.{suffix}", service.signing_name()),
+            region.to_string(),
+        ),
         Service::Iam if china => (
             "https://iam.cn-north-1.amazonaws.com.cn".into(),
             "cn-north-1".into(),
@@ -163,13 +222,73 @@ impl QueryClient {
         action: &str,
         params: &[(String, String)],
     ) -> Result<String, CloudError> {
+        let (url, _) = self.target(service);
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("Action", action)
+            .append_pair("Version", service.api_version())
+            .extend_pairs(params)
+            .finish();
+        let outgoing = Outgoing {
+            method: "POST",
+            url,
+            content_type: Some("application/x-www-form-urlencoded; charset=utf-8"),
+            target: None,
+            body,
+        };
+        self.send(service, action, &outgoing).await
+    }
+
+    /// Calls a JSON 1.1 `operation` with `input` and returns the answer's JSON.
+    pub async fn call_json(
+        &self,
+        service: Service,
+        operation: &str,
+        input: &serde_json::Value,
+    ) -> Result<serde_json::Value, CloudError> {
+        let (url, _) = self.target(service);
+        let outgoing = Outgoing {
+            method: "POST",
+            url,
+            content_type: Some("application/x-amz-json-1.1"),
+            target: Some(format!("{}.{operation}", service.api_version())),
+            body: input.to_string(),
+        };
+        let text = self.send(service, operation, &outgoing).await?;
+        serde_json::from_str(&text)
+            .map_err(|e| CloudError::new("InvalidResponse", format!("{operation}: not JSON: {e}")))
+    }
+
+    /// GETs `path_and_query` of a REST service and returns the XML answer.
+    pub async fn get(
+        &self,
+        service: Service,
+        operation: &str,
+        path_and_query: &str,
+    ) -> Result<String, CloudError> {
+        let (url, _) = self.target(service);
+        let outgoing = Outgoing {
+            method: "GET",
+            url: format!("{}{path_and_query}", url.trim_end_matches('/')),
+            content_type: None,
+            target: None,
+            body: String::new(),
+        };
+        self.send(service, operation, &outgoing).await
+    }
+
+    async fn send(
+        &self,
+        service: Service,
+        action: &str,
+        outgoing: &Outgoing,
+    ) -> Result<String, CloudError> {
         let started = Instant::now();
         let mut result = Err(CloudError::unreachable("no attempt was made"));
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
             }
-            result = self.attempt(service, action, params).await;
+            result = self.attempt(service, outgoing).await;
             if !result.as_ref().is_err_and(is_retryable) {
                 break;
             }
@@ -185,26 +304,21 @@ impl QueryClient {
         result
     }
 
-    async fn attempt(
-        &self,
-        service: Service,
-        action: &str,
-        params: &[(String, String)],
-    ) -> Result<String, CloudError> {
-        let (url, signing_region) = self.target(service);
-        let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair("Action", action)
-            .append_pair("Version", service.api_version())
-            .extend_pairs(params)
-            .finish();
-        let mut request = http::Request::post(&url)
-            .header(
-                "content-type",
-                "application/x-www-form-urlencoded; charset=utf-8",
-            )
-            .body(Full::new(Bytes::from(body.clone())))
+    async fn attempt(&self, service: Service, outgoing: &Outgoing) -> Result<String, CloudError> {
+        let (_, signing_region) = self.target(service);
+        let url = &outgoing.url;
+        let mut builder = http::Request::builder().method(outgoing.method).uri(url);
+        if let Some(content_type) = outgoing.content_type {
+            builder = builder.header("content-type", content_type);
+        }
+        if let Some(target) = &outgoing.target {
+            builder = builder.header("x-amz-target", target);
+        }
+        let body = outgoing.body.as_bytes();
+        let mut request = builder
+            .body(Full::new(Bytes::from(outgoing.body.clone())))
             .map_err(|e| CloudError::new("InvalidEndpoint", format!("{url}: {e}")))?;
-        self.sign(&mut request, service, &signing_region, body.as_bytes())
+        self.sign(&mut request, service, &signing_region, body)
             .await?;
         let exchange = async {
             let response = self
@@ -227,9 +341,12 @@ impl QueryClient {
         if status.is_success() {
             return Ok(text);
         }
-        let code = first_text(&text, "Code").unwrap_or_else(|| format!("Http{}", status.as_u16()));
-        let message = first_text(&text, "Message").unwrap_or_else(|| status.to_string());
-        Err(CloudError::new(&code, message))
+        let (code, message) = error_of(&text);
+        let code = code.unwrap_or_else(|| format!("Http{}", status.as_u16()));
+        Err(CloudError::new(
+            &code,
+            message.unwrap_or_else(|| status.to_string()),
+        ))
     }
 
     async fn sign(
@@ -254,7 +371,8 @@ impl QueryClient {
             .headers()
             .iter()
             .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?)));
-        let signable = SignableRequest::new("POST", &uri, headers, SignableBody::Bytes(body))
+        let method = request.method().as_str().to_string();
+        let signable = SignableRequest::new(&method, &uri, headers, SignableBody::Bytes(body))
             .map_err(|e| CloudError::new("SigningError", e.to_string()))?;
         let (instructions, _) = sign(signable, &params)
             .map_err(|e| CloudError::new("SigningError", e.to_string()))?
@@ -296,6 +414,22 @@ fn is_retryable(e: &CloudError) -> bool {
                 "Throttling" | "RequestLimitExceeded" | "ServiceUnavailable" | "InternalError"
             ) || c.starts_with("Http5")
         })
+}
+
+/// The code and message of an error answer: XML (`<Code>`, `<Message>`) or JSON (`__type`,
+/// whose part after `#` is the code, and `message` or `Message`).
+fn error_of(text: &str) -> (Option<String>, Option<String>) {
+    if let Ok(json) = serde_json::from_str::<serde_json::Value>(text) {
+        let code = json["__type"]
+            .as_str()
+            .map(|t| t.rsplit('#').next().unwrap_or(t).to_string());
+        let message = json["message"]
+            .as_str()
+            .or(json["Message"].as_str())
+            .map(str::to_string);
+        return (code, message);
+    }
+    (first_text(text, "Code"), first_text(text, "Message"))
 }
 
 /// The text of the first element named `name`, anywhere in the document (error codes and

@@ -16,6 +16,7 @@ pub mod outputs;
 pub mod plan;
 pub mod render;
 pub mod schema;
+pub mod secret;
 pub mod session;
 pub mod status;
 pub mod table_import;
@@ -71,6 +72,13 @@ pub enum Command {
     },
     /// Print the JSON Schema of the stack spec, for editor completion
     Schema(schema::Args),
+    /// Set and list the secrets functions read (SSM Parameter Store, Secrets Manager); values
+    /// are never arguments and never printed
+    Secret {
+        /// The `secret` verb.
+        #[command(subcommand)]
+        command: secret::Command,
+    },
 }
 
 /// `table` verbs.
@@ -104,6 +112,7 @@ impl Command {
                 command: TableCommand::Import(args),
             } => args.run(),
             Command::Schema(args) => args.run(),
+            Command::Secret { command } => command.run(),
         }
     }
 }

@@ -334,7 +334,8 @@ pub fn deploy(
             .engine(&cloud, reporter)
             .with_plan_uploads_template(request.upload_template);
         let env = Env::of(&cloud, loaded, &request, now).await?;
-        let monthly_cost = monthly_cost(session, loaded, &env, request.prices, reporter).await?;
+        let monthly_cost =
+            monthly_cost(session, &env.resolved, &env, request.prices, reporter).await?;
         // `--revert-drift` lists what it will put back before anything runs.
         if request.revert_drift {
             let existing = env.existing.as_ref();
@@ -342,7 +343,7 @@ pub fn deploy(
         }
         let ephemeral = env.ephemeral;
         let render_for = |slot| {
-            loaded.render(render::Options {
+            env.resolved.render(render::Options {
                 ephemeral,
                 shared_slot: Some(slot),
             })
@@ -400,6 +401,8 @@ struct Env {
     express: bool,
     template: render::Template,
     shared: bool,
+    /// The spec with what AWS said filled in ([`converge::resolve`]): what is rendered.
+    resolved: Loaded,
 }
 
 impl Env {
@@ -414,13 +417,20 @@ impl Env {
         let described_at = Instant::now();
         let lifetime = ephemeral::lifetime(spec, request.ttl, existing.as_ref(), now)?;
         let ephemeral = !lifetime.tags.is_empty();
+        let shared = spec.alb.as_ref().is_some_and(|a| a.shared_for(ephemeral));
+        // The domain's zone and the secrets' keys, before anything changes.
+        let resolved = Loaded {
+            spec: converge::resolve::resolve(cloud, spec, shared).await?,
+            path: loaded.path.clone(),
+        };
         Ok(Env {
             express: express_for(spec, request.express, ephemeral)?,
-            template: loaded.render(render::Options {
+            template: resolved.render(render::Options {
                 ephemeral,
                 shared_slot: None,
             })?,
-            shared: spec.alb.as_ref().is_some_and(|a| a.shared_for(ephemeral)),
+            resolved,
+            shared,
             existing,
             described_at,
             lifetime,

@@ -16,6 +16,7 @@ pub mod model;
 pub mod outputs;
 pub mod preflight;
 pub mod recorded;
+pub mod resolve;
 pub mod retained;
 pub mod shared_alb;
 pub mod stack_drift;

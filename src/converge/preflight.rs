@@ -63,6 +63,11 @@ pub const OWN_TYPE_ACTIONS: &[(&str, &[&str])] = &[
         &["elasticloadbalancing:DescribeTargetHealth"],
     ),
     ("AWS::Logs::LogGroup", &["logs:FilterLogEvents"]),
+    // `alb.domain`'s zone, found by name or checked (converge::resolve).
+    (
+        "AWS::Route53::RecordSet",
+        &["route53:GetHostedZone", "route53:ListHostedZonesByName"],
+    ),
 ];
 
 /// What CloudFormation's handlers call for one resource type, as deployer configures it: a subset
@@ -88,6 +93,17 @@ pub const RESOURCE_ACTIONS: &[TypeActions] = &[
             "cloudwatch:TagResource",
         ],
         delete: &["cloudwatch:DeleteAlarms"],
+    },
+    TypeActions {
+        kind: "AWS::CertificateManager::Certificate",
+        // DNS validation: the handler writes the validation record into the zone itself.
+        write: &[
+            "acm:AddTagsToCertificate",
+            "acm:DescribeCertificate",
+            "acm:RequestCertificate",
+            "route53:ChangeResourceRecordSets",
+        ],
+        delete: &["acm:DeleteCertificate"],
     },
     TypeActions {
         kind: "AWS::DynamoDB::Table",
@@ -222,6 +238,16 @@ pub const RESOURCE_ACTIONS: &[TypeActions] = &[
         kind: "AWS::Lambda::Permission",
         write: &["lambda:AddPermission"],
         delete: &["lambda:RemovePermission"],
+    },
+    TypeActions {
+        kind: "AWS::Route53::RecordSet",
+        write: &[
+            "route53:ChangeResourceRecordSets",
+            "route53:GetChange",
+            "route53:GetHostedZone",
+            "route53:ListResourceRecordSets",
+        ],
+        delete: &["route53:ChangeResourceRecordSets", "route53:GetChange"],
     },
     TypeActions {
         kind: "AWS::Logs::LogGroup",
@@ -931,7 +957,7 @@ mod tests {
     #[test]
     fn every_rendered_type_is_covered() {
         let spec = crate::spec::parse(
-            "app: a\nnetwork: { dedicated: true }\nalb: {}\nalarms: { email: [a@b.co] }\nfunctions:\n  f:\n    path: x\n    routes: [{ path: /x }]\n    tables: { t: read }\ntables:\n  t:\n    partition_key: { name: pk, type: S }\n",
+            "app: a\nnetwork: { dedicated: true }\nalb: { domain: api.example.com }\nalarms: { email: [a@b.co] }\nfunctions:\n  f:\n    path: x\n    routes: [{ path: /x }]\n    tables: { t: read }\ntables:\n  t:\n    partition_key: { name: pk, type: S }\n",
             "s.yaml",
         )
         .unwrap();

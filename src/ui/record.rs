@@ -939,7 +939,7 @@ mod tests {
 
     /// Each command's summary record, as `--json` ends with it.
     fn summary_samples() -> Vec<(String, String)> {
-        use crate::commands::{bootstrap, build, down, gc, local, table_import, up};
+        use crate::commands::{bootstrap, build, down, gc, local, secret, table_import, up};
         use crate::ui::summary_line;
         let d = Seconds(Duration::from_millis(8_215));
         let (counts, change, built) = parts(d);
@@ -1024,6 +1024,29 @@ mod tests {
                     vpc_id: s("vpc-1"),
                     subnet_ids: vec![],
                     duration_s: d,
+                }),
+            ),
+            (
+                "summary (secret set)".into(),
+                summary_line(&secret::Written {
+                    function: s("api"),
+                    name: s("DB_PASSWORD"),
+                    reference: s("ssm:/notes/prod/db-password"),
+                    version: s("3"),
+                }),
+            ),
+            (
+                "summary (secret ls)".into(),
+                summary_line(&secret::Listing {
+                    stack: s("notes-prod"),
+                    secrets: vec![secret::Listed {
+                        function: s("api"),
+                        name: s("DB_PASSWORD"),
+                        reference: s("ssm:/notes/prod/db-password"),
+                        version: None,
+                        last_changed: None,
+                    }],
+                    missing: 1,
                 }),
             ),
             (

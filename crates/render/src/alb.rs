@@ -52,14 +52,80 @@ impl Priorities {
 
 /// Adds an env's own security group, load balancer and listeners; returns where routes attach.
 pub fn render(spec: &Spec, alb: &Alb, placed: &Placed, doc: &mut Doc) -> Listener {
-    let ingress: &[(u16, u16, &str)] = match alb.certificate_arn {
+    let certificate = certificate(spec, alb, doc);
+    let ingress: &[(u16, u16, &str)] = match certificate {
         Some(_) => &[(80, 80, "HTTP"), (443, 443, "HTTPS")],
         None => &[(80, 80, "HTTP")],
     };
     security_group(&spec.stack_name(), alb, placed, ingress, doc);
     load_balancer(alb, spec.is_protected(), placed, doc);
     load_balancer_alarm(spec, doc);
-    listeners(spec, alb, doc)
+    if let Some(name) = spec.domain_name() {
+        alias_record(&name, alb, doc);
+    }
+    listeners(spec, certificate, doc)
+}
+
+/// The parameter that carries the hosted zone of `alb.domain` when the spec does not name it:
+/// `up` finds the zone by name and passes it.
+pub const HOSTED_ZONE_PARAMETER: &str = "HostedZoneId";
+
+/// The HTTPS listener's certificate: `certificate_arn`, else with `domain` one the stack makes,
+/// validated by DNS in the domain's zone (CloudFormation adds the validation record itself and
+/// waits until ACM issues the certificate).
+fn certificate(spec: &Spec, alb: &Alb, doc: &mut Doc) -> Option<Value> {
+    if let Some(arn) = &alb.certificate_arn {
+        return Some(json!(arn));
+    }
+    let name = spec.domain_name()?;
+    let zone = hosted_zone(alb, doc);
+    doc.resource(
+        "Certificate",
+        "AWS::CertificateManager::Certificate",
+        json!({
+            "DomainName": name,
+            "ValidationMethod": "DNS",
+            "DomainValidationOptions": [{ "DomainName": name, "HostedZoneId": zone }],
+        }),
+    );
+    Some(r#ref("Certificate"))
+}
+
+/// The domain's hosted zone: `hosted_zone_id`, else the [`HOSTED_ZONE_PARAMETER`].
+fn hosted_zone(alb: &Alb, doc: &mut Doc) -> Value {
+    match &alb.hosted_zone_id {
+        Some(id) => json!(id),
+        None => {
+            doc.parameters.insert(
+                HOSTED_ZONE_PARAMETER.into(),
+                json!({
+                    "Type": "AWS::Route53::HostedZone::Id",
+                    "Description": "The public hosted zone of alb.domain (up finds it by name)",
+                }),
+            );
+            r#ref(HOSTED_ZONE_PARAMETER)
+        }
+    }
+}
+
+/// `name` as an alias of the load balancer: an A record (the load balancer is IPv4-only, so
+/// no AAAA).
+fn alias_record(name: &str, alb: &Alb, doc: &mut Doc) {
+    let zone = hosted_zone(alb, doc);
+    doc.resource(
+        "AliasRecord",
+        "AWS::Route53::RecordSet",
+        json!({
+            "HostedZoneId": zone,
+            "Name": format!("{name}."),
+            "Type": "A",
+            "AliasTarget": {
+                "DNSName": super::get_att("LoadBalancer", "DNSName"),
+                "HostedZoneId": super::get_att("LoadBalancer", "CanonicalHostedZoneID"),
+                "EvaluateTargetHealth": false,
+            },
+        }),
+    );
 }
 
 /// The load balancer's security group: the allowed CIDRs in on each `(from, to, what)` port
@@ -181,7 +247,7 @@ pub fn default_action(spec: &Spec) -> Value {
 }
 
 /// A listener of the template's load balancer (HTTPS when given a certificate).
-pub fn listener(doc: &mut Doc, id: &str, port: u16, action: Value, certificate: Option<&String>) {
+pub fn listener(doc: &mut Doc, id: &str, port: u16, action: Value, certificate: Option<Value>) {
     let mut properties = serde_json::Map::new();
     properties.insert("LoadBalancerArn".into(), r#ref("LoadBalancer"));
     properties.insert("Port".into(), json!(port));
@@ -207,29 +273,34 @@ pub fn listener(doc: &mut Doc, id: &str, port: u16, action: Value, certificate: 
 }
 
 /// The HTTP listener (a redirect to HTTPS when there is a certificate), the HTTPS one, and the
-/// `Url` output; the listener the routing rules go on.
-fn listeners(spec: &Spec, alb: &Alb, doc: &mut Doc) -> Listener {
-    let https = alb.certificate_arn.is_some();
+/// `Url` output (the domain when there is one); the listener the routing rules go on.
+fn listeners(spec: &Spec, certificate: Option<Value>, doc: &mut Doc) -> Listener {
+    let https = certificate.is_some();
     let http_action = match https {
         true => redirect_to_https(),
         false => default_action(spec),
     };
     listener(doc, "HttpListener", 80, http_action, None);
-    if let Some(certificate) = &alb.certificate_arn {
-        listener(
-            doc,
-            "HttpsListener",
-            443,
-            default_action(spec),
-            Some(certificate),
-        );
+    if certificate.is_some() {
+        listener(doc, "HttpsListener", 443, default_action(spec), certificate);
     }
     let scheme = if https { "https" } else { "http" };
-    doc.output(
-        "Url",
-        "Where the service answers",
-        json!({ "Fn::Sub": format!("{scheme}://${{LoadBalancer.DNSName}}") }),
-    );
+    let load_balancer_url = json!({ "Fn::Sub": format!("{scheme}://${{LoadBalancer.DNSName}}") });
+    match spec.domain_name() {
+        Some(name) => {
+            doc.output(
+                "Url",
+                "Where the service answers",
+                json!(format!("https://{name}")),
+            );
+            doc.output(
+                "LoadBalancerUrl",
+                "The load balancer's own name (its certificate is for the domain)",
+                load_balancer_url,
+            );
+        }
+        None => doc.output("Url", "Where the service answers", load_balancer_url),
+    }
     Listener {
         arn: r#ref(if https {
             "HttpsListener"

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::alb::Listener;
 use super::{Doc, get_att, r#ref};
-use deployer_spec::{Access, Function, Spec, names};
+use deployer_spec::{Access, Function, Secret, SecretStore, Spec, names};
 
 /// The logical ids derived from a function's spec name.
 pub struct Ids {
@@ -126,6 +126,7 @@ fn role(spec: &Spec, name: &str, f: &Function, ids: &Ids, doc: &mut Doc) {
             "Resource": resources,
         }));
     }
+    statements.extend(secret_statements(spec, f));
     doc.resource(
         &ids.role,
         "AWS::IAM::Role",
@@ -147,6 +148,54 @@ fn role(spec: &Spec, name: &str, f: &Function, ids: &Ids, doc: &mut Doc) {
     );
 }
 
+/// Reading exactly the function's secrets: `ssm:GetParameter(s)` on each parameter,
+/// `secretsmanager:GetSecretValue` on each secret (its ARN ends in `-` and six random
+/// characters), and `kms:Decrypt` on the customer keys `up` found, only through the service
+/// that keeps the secret.
+fn secret_statements(spec: &Spec, f: &Function) -> Vec<Value> {
+    let arn = |service: &str, resource: String| json!({ "Fn::Sub": format!("arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}") });
+    let mut statements = Vec::new();
+    for store in [SecretStore::Ssm, SecretStore::SecretsManager] {
+        let of_store: Vec<&Secret> = f.secrets.values().filter(|s| s.store == store).collect();
+        if of_store.is_empty() {
+            continue;
+        }
+        let names = of_store.iter().map(|s| s.full_name(&spec.app, &spec.env));
+        let (service, actions, resources): (&str, &[&str], Vec<Value>) = match store {
+            SecretStore::Ssm => (
+                "ssm",
+                &["ssm:GetParameter", "ssm:GetParameters"],
+                names.map(|n| arn("ssm", format!("parameter{n}"))).collect(),
+            ),
+            SecretStore::SecretsManager => (
+                "secretsmanager",
+                &["secretsmanager:GetSecretValue"],
+                names
+                    .map(|n| arn("secretsmanager", format!("secret:{n}-??????")))
+                    .collect(),
+            ),
+        };
+        statements.push(json!({ "Effect": "Allow", "Action": actions, "Resource": resources }));
+        let mut keys: Vec<&String> = of_store
+            .iter()
+            .filter_map(|s| s.kms_key_arn.as_ref())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        if !keys.is_empty() {
+            statements.push(json!({
+                "Effect": "Allow",
+                "Action": "kms:Decrypt",
+                "Resource": keys,
+                "Condition": { "StringEquals": {
+                    "kms:ViaService": { "Fn::Sub": format!("{service}.${{AWS::Region}}.amazonaws.com") },
+                } },
+            }));
+        }
+    }
+    statements
+}
+
 /// The Lambda function, on the code of its parameters, and its `FunctionArn` output.
 fn lambda_function(
     spec: &Spec,
@@ -163,6 +212,11 @@ fn lambda_function(
     }
     for table in f.tables.keys() {
         variables.insert(names::table_env_var(table), r#ref(&super::table::id(table)));
+    }
+    // The secret's name, never its value: the function reads it at start-up.
+    for (key, secret) in &f.secrets {
+        let name = secret.full_name(&spec.app, &spec.env);
+        variables.insert(secret.variable(key), json!(name));
     }
     let mut properties = json!({
         "FunctionName": physical_name,

@@ -214,7 +214,13 @@ pub fn template(spec: &Spec, index: u32) -> Template {
     alb::listener(&mut doc, "HttpListener", 80, http_action, None);
     let listener = match (&alb.preview_domain, &alb.certificate_arn) {
         (Some(domain), Some(certificate)) => {
-            alb::listener(&mut doc, "HttpsListener", 443, not_found, Some(certificate));
+            alb::listener(
+                &mut doc,
+                "HttpsListener",
+                443,
+                not_found,
+                Some(json!(certificate)),
+            );
             alias_record(alb, domain, &mut doc);
             "HttpsListener"
         }

@@ -13,6 +13,7 @@ pub fn decode(root: &Node, diags: &mut Vec<Diag>) -> Option<Spec> {
         diags,
         declared_tables: Vec::new(),
         region: None,
+        env: None,
     };
     // A best-effort spec even when fields are wrong, so cross-checks still report their problems.
     let spec = cx.spec(root);
@@ -57,6 +58,7 @@ pub mod keys {
         "alarms",
         "health_check",
         "build",
+        "secrets",
     ];
     /// Keys of table.
     pub const TABLE: &[&str] = &[
@@ -80,6 +82,7 @@ pub mod keys {
         "share",
         "preview_domain",
         "hosted_zone_id",
+        "domain",
     ];
     /// Keys of route.
     pub const ROUTE: &[&str] = &["path", "host", "methods"];
@@ -105,6 +108,8 @@ struct Cx<'d> {
     declared_tables: Vec<String>,
     /// The spec's `region`, once read: ARNs that must be in it are checked against it.
     region: Option<String>,
+    /// The spec's `env`, once read: the env `alb.domain` names as it is.
+    env: Option<String>,
 }
 
 /// A mapping whose keys were checked against the allowed ones.
@@ -340,6 +345,7 @@ impl Cx<'_> {
             .get("region")
             .and_then(|n| self.checked(n, "region", names::check_region));
         self.region = region.clone();
+        self.env = env.clone();
         let tags = f.get("tags").map(|n| self.tags(n)).unwrap_or_default();
         let protected_envs = f
             .get("protected_envs")
@@ -582,9 +588,7 @@ impl Cx<'_> {
         if let (Some(n), None) = (f.get("preview_domain"), &certificate_arn) {
             self.err(n.pos, "`preview_domain` needs `certificate_arn`: a wildcard certificate for `*.<preview_domain>` (envs answer over HTTPS at `<env>.<preview_domain>`)");
         }
-        if let (Some(n), None) = (f.get("hosted_zone_id"), f.get("preview_domain")) {
-            self.err(n.pos, "`hosted_zone_id` is where the `preview_domain` record goes: set `preview_domain` too");
-        }
+        let domain = self.alb_domain(&f, share);
         Some(Alb {
             internal,
             certificate_arn,
@@ -593,7 +597,32 @@ impl Cx<'_> {
             share,
             preview_domain,
             hosted_zone_id,
+            domain,
         })
+    }
+
+    /// `alb.domain`, and the checks that tie it to `hosted_zone_id` and `share`.
+    fn alb_domain(&mut self, f: &Fields, share: Share) -> Option<Domain> {
+        let domain = f.get("domain").and_then(|n| {
+            let name = self.checked(n, "domain", names::check_domain)?;
+            let env = self.env.clone().unwrap_or_default();
+            Some(Domain {
+                name,
+                env,
+                pos: n.pos,
+            })
+        });
+        if let (Some(n), None, None) = (
+            f.get("hosted_zone_id"),
+            f.get("preview_domain"),
+            f.get("domain"),
+        ) {
+            self.err(n.pos, "`hosted_zone_id` is where the `domain` or `preview_domain` records go: set one of them too");
+        }
+        if let (Some(n), Share::All) = (f.get("domain"), share) {
+            self.err(n.pos, "`domain` is the name of an env's own load balancer, and with `share: all` no env has one: use `preview_domain` (envs answer at `<env>.<preview_domain>`)");
+        }
+        domain
     }
 
     fn function(&mut self, node: &Node, name: &str, pos: Pos) -> Option<Function> {
@@ -629,14 +658,7 @@ impl Cx<'_> {
             .and_then(|n| self.bool(n, "`default_route`"))
             .unwrap_or(false);
         let default_route_pos = f.get("default_route").map_or(pos, |n| n.pos);
-        let routes = match f.get("routes") {
-            Some(n) => self
-                .list(n, "`routes`")
-                .iter()
-                .filter_map(|r| self.route(r))
-                .collect(),
-            None => Vec::new(),
-        };
+        let routes = self.routes(f.get("routes"));
         let (tables, table_ref_pos) = match f.get("tables") {
             Some(n) => self.function_tables(n),
             None => (IndexMap::new(), Vec::new()),
@@ -653,6 +675,10 @@ impl Cx<'_> {
             .get("health_check")
             .and_then(|n| self.health_check(n, name, f.get("routes").is_some() || default_route));
         let build = f.get("build").and_then(|n| self.build(n));
+        let secrets = f
+            .get("secrets")
+            .map(|n| self.secrets(n, &environment))
+            .unwrap_or_default();
         Some(Function {
             pos,
             path: path?,
@@ -671,7 +697,71 @@ impl Cx<'_> {
             alarms,
             health_check,
             build,
+            secrets,
         })
+    }
+
+    /// A function's `routes`, each checked.
+    fn routes(&mut self, n: Option<&Node>) -> Vec<Route> {
+        let Some(n) = n else {
+            return Vec::new();
+        };
+        self.list(n, "`routes`")
+            .iter()
+            .filter_map(|r| self.route(r))
+            .collect()
+    }
+
+    /// A function's `secrets`: `NAME: ssm:<parameter>` or `NAME: secretsmanager:<name>`.
+    fn secrets(
+        &mut self,
+        node: &Node,
+        environment: &IndexMap<String, String>,
+    ) -> IndexMap<String, Secret> {
+        let mut secrets = IndexMap::new();
+        for (key, value) in self.map_entries(node, "`secrets`") {
+            let Some(name) = self.checked(key, "secret variable", names::check_env_var) else {
+                continue;
+            };
+            let Some(text) = self.string(value, &format!("secret `{name}`")) else {
+                continue;
+            };
+            let parsed = match text.split_once(':') {
+                Some(("ssm", rest)) => Some((
+                    SecretStore::Ssm,
+                    rest,
+                    names::check_ssm_parameter as fn(&str) -> Result<(), String>,
+                )),
+                Some(("secretsmanager", rest)) => Some((
+                    SecretStore::SecretsManager,
+                    rest,
+                    names::check_secret_name as fn(&str) -> Result<(), String>,
+                )),
+                _ => None,
+            };
+            let Some((store, rest, rule)) = parsed else {
+                self.err(value.pos, format!("secret `{name}` is `{text}`: write where it is kept, `ssm:/path/name` (or `ssm:name`, under `/<app>/<env>/`) or `secretsmanager:name`; the value itself never goes in the spec (`deployer secret set`)"));
+                continue;
+            };
+            if let Err(why) = rule(rest) {
+                self.err(value.pos, format!("secret `{name}`: `{rest}` {why}"));
+                continue;
+            }
+            let secret = Secret {
+                store,
+                name: rest.to_string(),
+                pos: value.pos,
+                kms_key_arn: None,
+            };
+            let variable = secret.variable(&name);
+            for clash in [&name, &variable] {
+                if environment.contains_key(clash) {
+                    self.err(key.pos, format!("secret `{name}` sets `{variable}`, and `{clash}` is also in `environment`: rename one"));
+                }
+            }
+            secrets.insert(name, secret);
+        }
+        secrets
     }
 
     /// `health_check`: a path, on a routed function (only that has a target group to check).

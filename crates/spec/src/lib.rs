@@ -39,6 +39,15 @@ impl Spec {
         for name in self.functions.keys() {
             names::check_function_name(&self.app, env, name)?;
         }
+        if let Some(domain) = self.alb.as_ref().and_then(|a| a.domain.as_ref()) {
+            let name = domain.for_env(env);
+            if name.len() > names::CERTIFICATE_DOMAIN_MAX {
+                return Err(format!(
+                    "its HTTPS name `{name}` (`<env>.<alb.domain>`) is longer than the {} characters ACM takes as a certificate's domain name",
+                    names::CERTIFICATE_DOMAIN_MAX
+                ));
+            }
+        }
         Ok(Spec {
             env: env.to_string(),
             ..self.clone()
@@ -48,6 +57,13 @@ impl Spec {
     /// The CloudFormation stack name, `<app>-<env>`.
     pub fn stack_name(&self) -> String {
         names::stack_name(&self.app, &self.env)
+    }
+
+    /// The env's own HTTPS name from `alb.domain`: the domain for the spec's own env,
+    /// `<env>.<domain>` for another.
+    pub fn domain_name(&self) -> Option<String> {
+        let domain = self.alb.as_ref()?.domain.as_ref()?;
+        Some(domain.for_env(&self.env))
     }
 
     /// Whether the current env is listed in `protected_envs`.

@@ -265,9 +265,38 @@ pub struct Alb {
     /// wildcard certificate for `*.<preview_domain>`); without it, each shared env gets a
     /// listener port of its own on the shared load balancer.
     pub preview_domain: Option<String>,
-    /// The Route 53 hosted zone that gets the `*.<preview_domain>` alias record. Default: the
-    /// zone named after the preview domain's parent (`example.com` for `preview.example.com`).
+    /// The Route 53 hosted zone of `domain` and of the `*.<preview_domain>` record. Default:
+    /// the public zone `up` finds by name (`ListHostedZonesByName`); for `preview_domain`, the
+    /// zone named after its parent (`example.com` for `preview.example.com`).
     pub hosted_zone_id: Option<String>,
+    /// The env's own HTTPS name, such as `api.example.com`: the stack makes an ACM certificate
+    /// validated by DNS in the zone, an HTTPS listener with it, and an alias record. It names
+    /// the spec's own `env`; another env with its own load balancer answers at
+    /// `<env>.<domain>`, an env on the shared load balancer at its `preview_domain` name.
+    #[serde(default)]
+    #[schemars(schema_with = "domain_schema")]
+    pub domain: Option<Domain>,
+}
+
+/// `alb.domain`: the name, and the env it names as it is (the spec's `env`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain {
+    /// The domain as written.
+    pub name: String,
+    /// The spec's `env`: the env that answers at `name` itself.
+    pub env: String,
+    /// Where it is in the spec.
+    pub pos: Pos,
+}
+
+impl Domain {
+    /// The HTTPS name of `env`: the domain for the spec's own env, `<env>.<domain>` for another.
+    pub fn for_env(&self, env: &str) -> String {
+        match env == self.env {
+            true => self.name.clone(),
+            false => format!("{env}.{}", self.name),
+        }
+    }
 }
 
 /// Which envs of an app share one load balancer.
@@ -379,6 +408,77 @@ pub struct Function {
     pub health_check: Option<String>,
     /// How the deployment zip is made.
     pub build: Option<Build>,
+    /// Secrets the function reads at start-up, by environment variable name:
+    /// `ssm:/path/name` (an SSM parameter; `ssm:name` is `/<app>/<env>/name`) or
+    /// `secretsmanager:name`. Only the name reaches the function, as `<NAME>_PARAMETER` or
+    /// `<NAME>_SECRET_ID`, with read access to exactly that parameter or secret.
+    #[serde(default)]
+    #[schemars(schema_with = "secrets_schema")]
+    pub secrets: IndexMap<String, Secret>,
+}
+
+/// Where a secret is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum SecretStore {
+    /// An SSM Parameter Store parameter (a `SecureString`).
+    Ssm,
+    /// An AWS Secrets Manager secret.
+    SecretsManager,
+}
+
+impl SecretStore {
+    /// The prefix of a reference in the spec.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            SecretStore::Ssm => "ssm",
+            SecretStore::SecretsManager => "secretsmanager",
+        }
+    }
+
+    /// The suffix of the environment variable that carries the name to the function.
+    pub fn variable_suffix(self) -> &'static str {
+        match self {
+            SecretStore::Ssm => "_PARAMETER",
+            SecretStore::SecretsManager => "_SECRET_ID",
+        }
+    }
+}
+
+/// A secret a function reads: where it is, never its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    /// Parameter Store or Secrets Manager.
+    pub store: SecretStore,
+    /// The name as written after the prefix.
+    pub name: String,
+    /// Where the reference is in the spec.
+    pub pos: Pos,
+    /// The customer-managed KMS key that encrypts it, when `up` found one (never in the spec):
+    /// the function then gets `kms:Decrypt` on that key, through the secret's service only.
+    pub kms_key_arn: Option<String>,
+}
+
+impl Secret {
+    /// The parameter's or secret's name in `app`/`env`: a relative SSM name (no leading `/`)
+    /// lives under `/<app>/<env>/`.
+    pub fn full_name(&self, app: &str, env: &str) -> String {
+        match self.store {
+            SecretStore::Ssm if !self.name.starts_with('/') => {
+                format!("/{app}/{env}/{}", self.name)
+            }
+            _ => self.name.clone(),
+        }
+    }
+
+    /// The reference as the spec writes it, with the full name: `ssm:/notes/prod/db`.
+    pub fn reference(&self, app: &str, env: &str) -> String {
+        format!("{}:{}", self.store.prefix(), self.full_name(app, env))
+    }
+
+    /// The environment variable that carries the name to a function, for secret `name`.
+    pub fn variable(&self, name: &str) -> String {
+        format!("{name}{}", self.store.variable_suffix())
+    }
 }
 
 pub(super) fn default_memory() -> u32 {
@@ -677,6 +777,23 @@ fn extra_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
             "Mappings": section, "Parameters": section
         },
         "additionalProperties": false
+    })
+}
+
+fn secrets_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "Secrets by environment variable name: `ssm:/path/name`, `ssm:name` (under `/<app>/<env>/`) or `secretsmanager:name`.",
+        "type": "object",
+        "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" },
+        "additionalProperties": { "type": "string", "pattern": "^(ssm:[A-Za-z0-9_./-]+|secretsmanager:[A-Za-z0-9/_+=.@-]+)$" }
+    })
+}
+
+fn domain_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "The env's own HTTPS name, such as `api.example.com` (an ACM certificate validated in the Route 53 zone, and an alias record); another env answers at `<env>.<domain>`.",
+        "type": "string",
+        "maxLength": 64
     })
 }
 

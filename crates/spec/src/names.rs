@@ -294,7 +294,12 @@ pub fn environment_size(spec: &super::Spec, f: &super::Function) -> usize {
         .keys()
         .map(|t| table_env_var(t).len() + generated_table_name_len(spec, t))
         .sum();
-    own + tables
+    let secrets: usize = f
+        .secrets
+        .iter()
+        .map(|(k, s)| s.variable(k).len() + s.full_name(&spec.app, &spec.env).len())
+        .sum();
+    own + tables + secrets
 }
 
 fn aws_id(s: &str, prefix: &str) -> bool {
@@ -473,6 +478,63 @@ pub fn check_preview_domain(s: &str) -> Result<(), String> {
         ))
     } else if !s.contains('.') || !s.split('.').all(label_ok) {
         Err("is not a domain such as `preview.example.com` (lowercase labels of letters, digits and `-`)".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// ACM's limit on a certificate's first domain name (RequestCertificate, `DomainName`).
+pub const CERTIFICATE_DOMAIN_MAX: usize = 64;
+
+/// `alb.domain`: lowercase DNS labels, at most 64 characters (the certificate's domain name).
+pub fn check_domain(s: &str) -> Result<(), String> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && all(l, |c| {
+                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+            })
+    };
+    if s.len() > CERTIFICATE_DOMAIN_MAX {
+        Err(format!(
+            "is longer than {CERTIFICATE_DOMAIN_MAX} characters, the most ACM takes as a certificate's domain name"
+        ))
+    } else if !s.contains('.') || !s.split('.').all(label_ok) {
+        Err("is not a domain such as `api.example.com` (lowercase labels of letters, digits and `-`)".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// The name after `ssm:`: an SSM parameter name (letters, digits, `_.-/`; a hierarchy starts
+/// with `/`, has at most 15 levels; no `aws`/`ssm` prefix; at most 1011 characters).
+pub fn check_ssm_parameter(s: &str) -> Result<(), String> {
+    let bare = s.trim_start_matches('/').to_ascii_lowercase();
+    if s.is_empty() || s.len() > 1011 {
+        Err("is not an SSM parameter name of 1 to 1011 characters".into())
+    } else if !all(s, |c| c.is_ascii_alphanumeric() || "_.-/".contains(c)) {
+        Err("has characters an SSM parameter name cannot have (letters, digits, `_`, `.`, `-`, `/`)".into())
+    } else if bare.starts_with("aws") || bare.starts_with("ssm") {
+        Err("starts with `aws` or `ssm`, prefixes SSM reserves".into())
+    } else if s.contains("//") || s.ends_with('/') {
+        Err("has an empty level: a parameter path is `/level/name`".into())
+    } else if s.matches('/').count() > 15 {
+        Err("has more than 15 levels, the most SSM allows".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// The name after `secretsmanager:`: 1 to 512 of `A-Za-z0-9/_+=.@-`.
+pub fn check_secret_name(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.len() > 512 {
+        Err("is not a Secrets Manager name of 1 to 512 characters".into())
+    } else if !all(s, |c| c.is_ascii_alphanumeric() || "/_+=.@-".contains(c)) {
+        Err("has characters a Secrets Manager name cannot have (letters, digits, `/_+=.@-`)".into())
+    } else if s.starts_with("arn:") {
+        Err("is an ARN: give the secret's name".into())
     } else {
         Ok(())
     }
