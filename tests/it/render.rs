@@ -242,3 +242,35 @@ fn extra_that_clashes_with_a_rendered_id_is_an_error() {
         "`extra.Resources.ApiFunction` clashes with a logical id deployer renders; pick another name"
     );
 }
+
+/// Secrets: names in the environment, reads on exactly those, and `kms:Decrypt` only on the
+/// customer keys `up` found, only through the secret's own service.
+#[test]
+fn secrets_grant_reads_on_exactly_their_names_and_decrypt_on_customer_keys() {
+    let mut spec = common::load(&common::root().join("tests/specs/production.yaml"));
+    let statements = |spec: &deployer::spec::Spec| {
+        let t = render::app(spec, Options::default()).unwrap();
+        t.0["Resources"]["ApiRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let without = statements(&spec);
+    assert!(!serde_json::to_string(&without).unwrap().contains("kms:"));
+    let key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let api = spec.functions.get_mut("api").unwrap();
+    api.secrets.get_mut("DB_PASSWORD").unwrap().kms_key_arn = Some(key.to_string());
+    let with = statements(&spec);
+    let decrypt: Vec<&serde_json::Value> = with
+        .iter()
+        .filter(|s| s["Action"] == "kms:Decrypt")
+        .collect();
+    assert_eq!(decrypt.len(), 1, "{with:?}");
+    assert_eq!(decrypt[0]["Resource"], serde_json::json!([key]));
+    assert_eq!(
+        decrypt[0]["Condition"]["StringEquals"]["kms:ViaService"]["Fn::Sub"],
+        "ssm.${AWS::Region}.amazonaws.com"
+    );
+    // The Secrets Manager secret uses the managed key: no statement for it.
+    assert_eq!(with.len(), without.len() + 1);
+}
