@@ -111,15 +111,7 @@ async fn a_domain_gets_its_certificate_listener_and_record() {
         "{}",
         up.stdout
     );
-    let config = moto.sdk_config().await;
-    let cfn = aws_sdk_cloudformation::Client::new(&config);
-    let body = cfn
-        .get_template()
-        .stack_name("notes-dev")
-        .send()
-        .await
-        .unwrap();
-    let template: serde_json::Value = serde_json::from_str(body.template_body().unwrap()).unwrap();
+    let template = moto.template("notes-dev").await;
     let resources = &template["Resources"];
     assert_eq!(
         resources["AliasRecord"]["Properties"]["HostedZoneId"],

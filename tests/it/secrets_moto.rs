@@ -112,15 +112,7 @@ async fn secrets_reach_the_function_by_name_only() {
     assert!(!up.stdout.contains(API_KEY) && !up.stderr.contains(API_KEY));
 
     // The function gets the names; its role reads exactly those two.
-    let config = moto.sdk_config().await;
-    let cfn = aws_sdk_cloudformation::Client::new(&config);
-    let body = cfn
-        .get_template()
-        .stack_name("notes-dev")
-        .send()
-        .await
-        .unwrap();
-    let template: serde_json::Value = serde_json::from_str(body.template_body().unwrap()).unwrap();
+    let template = moto.template("notes-dev").await;
     let variables = &template["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"];
     assert_eq!(variables["API_KEY_PARAMETER"], "/notes/dev/api-key");
     assert_eq!(variables["STRIPE_KEY_SECRET_ID"], "notes/stripe");

@@ -459,24 +459,26 @@ pub fn check_host_pattern(s: &str) -> Result<(), String> {
     }
 }
 
+/// A lowercase DNS label: 1 to 63 letters, digits and `-`, not at either end.
+fn is_dns_label(l: &str) -> bool {
+    !l.is_empty()
+        && l.len() <= 63
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+        && all(l, |c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+        })
+}
+
 /// `alb.preview_domain`: a DNS name of at least two labels, lowercase letters, digits and `-`,
 /// short enough that `<env>.` of the longest env still makes a host name ALB accepts.
 pub fn check_preview_domain(s: &str) -> Result<(), String> {
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && all(l, |c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
-            })
-    };
     if s.len() + ENV_MAX + 1 > 128 {
         Err(format!(
             "is longer than {} characters: `<env>.{s}` would pass the 128 an ALB host condition allows",
             127 - ENV_MAX
         ))
-    } else if !s.contains('.') || !s.split('.').all(label_ok) {
+    } else if !s.contains('.') || !s.split('.').all(is_dns_label) {
         Err("is not a domain such as `preview.example.com` (lowercase labels of letters, digits and `-`)".into())
     } else {
         Ok(())
@@ -488,20 +490,11 @@ pub const CERTIFICATE_DOMAIN_MAX: usize = 64;
 
 /// `alb.domain`: lowercase DNS labels, at most 64 characters (the certificate's domain name).
 pub fn check_domain(s: &str) -> Result<(), String> {
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && all(l, |c| {
-                c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
-            })
-    };
     if s.len() > CERTIFICATE_DOMAIN_MAX {
         Err(format!(
             "is longer than {CERTIFICATE_DOMAIN_MAX} characters, the most ACM takes as a certificate's domain name"
         ))
-    } else if !s.contains('.') || !s.split('.').all(label_ok) {
+    } else if !s.contains('.') || !s.split('.').all(is_dns_label) {
         Err("is not a domain such as `api.example.com` (lowercase labels of letters, digits and `-`)".into())
     } else {
         Ok(())

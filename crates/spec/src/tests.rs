@@ -537,3 +537,57 @@ fn the_schema_states_the_decoders_ranges_and_defaults() {
     assert_eq!(billing["read"]["minimum"], CAPACITY.min);
     assert_eq!(billing["write"]["maximum"], CAPACITY.max);
 }
+
+#[test]
+fn secret_names_follow_ssm_and_secrets_manager_rules() {
+    use crate::names::{check_secret_name, check_ssm_parameter};
+    for ok in ["db", "/notes/prod/db-password", "a.b_c-d"] {
+        assert_eq!(check_ssm_parameter(ok), Ok(()), "{ok}");
+    }
+    for bad in [
+        "",
+        "/aws/x",
+        "ssm-key",
+        "/a//b",
+        "/a/",
+        "a b",
+        &"/l".repeat(16),
+    ] {
+        assert!(check_ssm_parameter(bad).is_err(), "{bad}");
+    }
+    for ok in ["notes/stripe", "a+b=c.d@e-f_g"] {
+        assert_eq!(check_secret_name(ok), Ok(()), "{ok}");
+    }
+    for bad in ["", "a b", "arn:aws:secretsmanager:x", &"s".repeat(513)] {
+        assert!(check_secret_name(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn relative_parameters_live_under_the_app_and_env() {
+    let spec = parse(
+        "app: notes\nenv: prod\nalb: { domain: api.example.com }\nfunctions:\n  api:\n    path: svc\n    secrets:\n      A: ssm:db\n      B: ssm:/shared/key\n      C: secretsmanager:notes/stripe\n",
+        "s.yaml",
+    )
+    .unwrap();
+    let secrets = &spec.functions["api"].secrets;
+    assert_eq!(secrets["A"].full_name("notes", "prod"), "/notes/prod/db");
+    assert_eq!(secrets["B"].full_name("notes", "prod"), "/shared/key");
+    assert_eq!(
+        secrets["C"].reference("notes", "prod"),
+        "secretsmanager:notes/stripe"
+    );
+    assert_eq!(secrets["A"].variable("A"), "A_PARAMETER");
+    assert_eq!(secrets["C"].variable("C"), "C_SECRET_ID");
+    // The domain names the spec's env; another env answers under it.
+    assert_eq!(spec.domain_name().as_deref(), Some("api.example.com"));
+    let staging = spec.for_env("staging").unwrap();
+    assert_eq!(
+        staging.domain_name().as_deref(),
+        Some("staging.api.example.com")
+    );
+    assert_eq!(
+        staging.functions["api"].secrets["A"].full_name("notes", "staging"),
+        "/notes/staging/db"
+    );
+}

@@ -223,6 +223,13 @@ impl Moto {
         }
     }
 
+    /// The template of `stack` as CloudFormation holds it (GetTemplate).
+    pub async fn template(&self, stack: &str) -> serde_json::Value {
+        let cfn = aws_sdk_cloudformation::Client::new(&self.sdk_config().await);
+        let body = cfn.get_template().stack_name(stack).send().await.unwrap();
+        serde_json::from_str(body.template_body().unwrap()).unwrap()
+    }
+
     /// An SDK config for this moto, for tests that read back what deployer made.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
         aws_config::defaults(aws_config::BehaviorVersion::latest())
