@@ -112,9 +112,10 @@ pub fn endpoint(service: Service, region: &str) -> (String, String) {
     } else {
         "amazonaws.com"
     };
-    let global = |china: (&str, &str), gov: (&str, &str), commercial: (&str, &str)| {
-        let (url, home) = if region.starts_with("cn-") {
-            china
+    // A global service: one endpoint per partition, signed for its home region.
+    let global = |cn: (&str, &str), gov: (&str, &str), commercial: (&str, &str)| {
+        let (url, home) = if china {
+            cn
         } else if region.starts_with("us-gov-") {
             gov
         } else {
@@ -132,15 +133,11 @@ pub fn endpoint(service: Service, region: &str) -> (String, String) {
             format!("https://{}.{region}.{suffix}", service.signing_name()),
             region.to_string(),
         ),
-        Service::Iam if china => (
-            "https://iam.cn-north-1.amazonaws.com.cn".into(),
-            "cn-north-1".into(),
+        Service::Iam => global(
+            ("https://iam.cn-north-1.amazonaws.com.cn", "cn-north-1"),
+            ("https://iam.us-gov.amazonaws.com", "us-gov-west-1"),
+            ("https://iam.amazonaws.com", "us-east-1"),
         ),
-        Service::Iam if region.starts_with("us-gov-") => (
-            "https://iam.us-gov.amazonaws.com".into(),
-            "us-gov-west-1".into(),
-        ),
-        Service::Iam => ("https://iam.amazonaws.com".into(), "us-east-1".into()),
     }
 }
 
@@ -535,6 +532,15 @@ mod tests {
         );
         assert_eq!(endpoint(Service::Iam, "cn-north-1").1, "cn-north-1");
         assert_eq!(endpoint(Service::Iam, "us-gov-east-1").1, "us-gov-west-1");
+        assert_eq!(
+            endpoint(Service::Route53, "eu-west-1"),
+            ("https://route53.amazonaws.com".into(), "us-east-1".into())
+        );
+        assert_eq!(endpoint(Service::Route53, "cn-north-1").1, "cn-northwest-1");
+        assert_eq!(
+            endpoint(Service::Ssm, "eu-west-1").0,
+            "https://ssm.eu-west-1.amazonaws.com"
+        );
     }
 
     #[test]

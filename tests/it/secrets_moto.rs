@@ -2,9 +2,6 @@
 //! Manager: values go in through stdin and never come out, the template carries names only,
 //! the role reads exactly the named secrets, and `up` stops on a missing one before any change.
 
-use std::io::Write;
-use std::process::Stdio;
-
 use crate::common;
 
 use common::moto::{Moto, Output};
@@ -21,29 +18,10 @@ fn with_secrets(dir: &std::path::Path) {
     std::fs::write(&spec, text).unwrap();
 }
 
-/// `deployer secret set FUNCTION NAME --json` with `value` on stdin.
+/// `deployer secret set api NAME --json` with `value` on stdin.
 fn set(moto: &Moto, dir: &std::path::Path, name: &str, value: &str) -> Output {
-    let mut child = moto
-        .command(assert_cmd::cargo::cargo_bin("deployer"))
-        .current_dir(dir)
-        .args(["secret", "set", "api", name, "--json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{value}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    Output {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    let args = ["secret", "set", "api", name, "--json"];
+    moto.deployer_with_stdin(dir, &args, &format!("{value}\n"))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -606,11 +606,7 @@ impl Cx<'_> {
         let domain = f.get("domain").and_then(|n| {
             let name = self.checked(n, "domain", names::check_domain)?;
             let env = self.env.clone().unwrap_or_default();
-            Some(Domain {
-                name,
-                env,
-                pos: n.pos,
-            })
+            Some(Domain { name, env })
         });
         if let (Some(n), None, None) = (
             f.get("hosted_zone_id"),
@@ -750,7 +746,6 @@ impl Cx<'_> {
             let secret = Secret {
                 store,
                 name: rest.to_string(),
-                pos: value.pos,
                 kms_key_arn: None,
             };
             let variable = secret.variable(&name);

@@ -285,8 +285,6 @@ pub struct Domain {
     pub name: String,
     /// The spec's `env`: the env that answers at `name` itself.
     pub env: String,
-    /// Where it is in the spec.
-    pub pos: Pos,
 }
 
 impl Domain {
@@ -451,8 +449,6 @@ pub struct Secret {
     pub store: SecretStore,
     /// The name as written after the prefix.
     pub name: String,
-    /// Where the reference is in the spec.
-    pub pos: Pos,
     /// The customer-managed KMS key that encrypts it, when `up` found one (never in the spec):
     /// the function then gets `kms:Decrypt` on that key, through the secret's service only.
     pub kms_key_arn: Option<String>,

@@ -209,18 +209,27 @@ impl Moto {
 
     /// `deployer ARGS` with extra environment variables.
     pub fn deployer_with(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let out = self
+        let mut cmd = self.command(assert_cmd::cargo::cargo_bin("deployer"));
+        cmd.current_dir(dir).args(args).envs(env.iter().copied());
+        Output::of(cmd.output().unwrap())
+    }
+
+    /// `deployer ARGS` with `input` on its stdin (a value `secret set` reads).
+    pub fn deployer_with_stdin(&self, dir: &Path, args: &[&str], input: &str) -> Output {
+        use std::io::Write as _;
+        let mut child = self
             .command(assert_cmd::cargo::cargo_bin("deployer"))
             .current_dir(dir)
             .args(args)
-            .envs(env.iter().copied())
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
-        Output {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+        drop(stdin);
+        Output::of(child.wait_with_output().unwrap())
     }
 
     /// The template of `stack` as CloudFormation holds it (GetTemplate).
@@ -259,6 +268,15 @@ pub struct Output {
 }
 
 impl Output {
+    /// A finished process's exit code and text.
+    fn of(out: std::process::Output) -> Output {
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Panics with the output unless the exit code is `code`.
     #[track_caller]
     pub fn expect_code(&self, code: i32) -> &Self {
