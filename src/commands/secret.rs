@@ -6,7 +6,6 @@ use std::io::{IsTerminal, Read};
 
 use serde::Serialize;
 
-use crate::converge::resolve::Lookups;
 use crate::exit::Error;
 use crate::spec::{Secret, Spec};
 use crate::ui::{Human, Outcome};
@@ -225,25 +224,17 @@ impl LsArgs {
         let reporter = self.output.reporter();
         Session::run(spec.region.as_deref(), &reporter, None, async |session| {
             let cloud = session.aws.cloud();
-            let mut secrets = Vec::new();
-            for (function, f) in &spec.functions {
-                for (name, secret) in &f.secrets {
-                    let full_name = secret.full_name(&spec.app, &spec.env);
-                    let info = cloud.secret(secret.store, &full_name).await.map_err(|e| {
-                        crate::converge::engine::cloud_failure(
-                            &format!("cannot look up {full_name}"),
-                            e,
-                        )
-                    })?;
-                    secrets.push(Listed {
-                        function: function.clone(),
-                        name: name.clone(),
-                        reference: secret.reference(&spec.app, &spec.env),
-                        version: info.as_ref().map(|i| i.version.clone()),
-                        last_changed: info.and_then(|i| i.last_changed),
-                    });
-                }
-            }
+            let found = crate::converge::resolve::look_up_secrets(&cloud, spec).await?;
+            let secrets: Vec<Listed> = found
+                .into_iter()
+                .map(|s| Listed {
+                    version: s.info.as_ref().map(|i| i.version.clone()),
+                    last_changed: s.info.and_then(|i| i.last_changed),
+                    function: s.function,
+                    name: s.name,
+                    reference: s.reference,
+                })
+                .collect();
             let missing = secrets.iter().filter(|s| s.version.is_none()).count();
             reporter.finish(&Listing {
                 stack: spec.stack_name(),

@@ -145,27 +145,22 @@ pub async fn resolve<L: Lookups>(lookups: &L, spec: &Spec, shared: bool) -> Resu
         }
     }
     let mut missing = Vec::new();
-    for (function, f) in resolved.functions.iter_mut() {
-        for (variable, secret) in f.secrets.iter_mut() {
-            let name = secret.full_name(&spec.app, &spec.env);
-            let info = lookups
-                .secret(secret.store, &name)
+    for found in look_up_secrets(lookups, spec).await? {
+        let Some(info) = &found.info else {
+            missing.push(format!(
+                "  {}.{}: {}",
+                found.function, found.name, found.reference
+            ));
+            continue;
+        };
+        if let Some(key) = customer_key(info.kms_key.as_deref()) {
+            let arn = lookups
+                .key_arn(key)
                 .await
-                .map_err(|e| lookup_failed("secret", e))?;
-            let Some(info) = info else {
-                missing.push(format!(
-                    "  {function}.{variable}: {}:{name}",
-                    secret.store.prefix()
-                ));
-                continue;
-            };
-            if let Some(key) = customer_key(info.kms_key.as_deref()) {
-                let arn = lookups
-                    .key_arn(key)
-                    .await
-                    .map_err(|e| lookup_failed("KMS key", e))?;
-                secret.kms_key_arn = Some(arn);
-            }
+                .map_err(|e| lookup_failed("KMS key", e))?;
+            let function = resolved.functions.get_mut(&found.function);
+            let secret = function.and_then(|f| f.secrets.get_mut(&found.name));
+            secret.expect("found in this spec").kms_key_arn = Some(arn);
         }
     }
     match missing.is_empty() {
@@ -175,6 +170,43 @@ pub async fn resolve<L: Lookups>(lookups: &L, spec: &Spec, shared: bool) -> Resu
             missing.join("\n")
         ))),
     }
+}
+
+/// One secret the spec names, as its service describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundSecret {
+    /// The function whose `secrets` name it.
+    pub function: String,
+    /// Its variable name there.
+    pub name: String,
+    /// Where it is kept, with its full name: `ssm:/notes/prod/db-password`.
+    pub reference: String,
+    /// What the service says of it; `None`: it does not exist.
+    pub info: Option<SecretInfo>,
+}
+
+/// Every secret of the spec, in spec order, looked up where it is kept (`up`, `secret ls`).
+pub async fn look_up_secrets<L: Lookups>(
+    lookups: &L,
+    spec: &Spec,
+) -> Result<Vec<FoundSecret>, Error> {
+    let mut found = Vec::new();
+    for (function, f) in &spec.functions {
+        for (name, secret) in &f.secrets {
+            let full_name = secret.full_name(&spec.app, &spec.env);
+            let info = lookups
+                .secret(secret.store, &full_name)
+                .await
+                .map_err(|e| lookup_failed(&format!("secret {full_name}"), e))?;
+            found.push(FoundSecret {
+                function: function.clone(),
+                name: name.clone(),
+                reference: secret.reference(&spec.app, &spec.env),
+                info,
+            });
+        }
+    }
+    Ok(found)
 }
 
 /// Every zone named `domain` or one of its parents (ListHostedZonesByName from each name).
