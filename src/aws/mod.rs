@@ -1268,6 +1268,97 @@ impl Cloud for AwsCloud<'_> {
             .and_then(|lb| lb.dns_name())
             .map(str::to_string))
     }
+
+    async fn forward(
+        &self,
+        forwarder: &crate::converge::model::Forwarder,
+        groups: &[(String, u32)],
+    ) -> Result<(), CloudError> {
+        use crate::converge::model::Forwarder;
+        use aws_sdk_elasticloadbalancingv2::types::{
+            Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple,
+        };
+        let tuples = groups
+            .iter()
+            .map(|(arn, weight)| {
+                TargetGroupTuple::builder()
+                    .target_group_arn(arn)
+                    .weight(i32::try_from(*weight).unwrap_or(i32::MAX))
+                    .build()
+            })
+            .collect();
+        let action = Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .set_target_groups(Some(tuples))
+                    .build(),
+            )
+            .build();
+        match forwarder {
+            Forwarder::Rule(arn) => self
+                .aws
+                .elb
+                .modify_rule()
+                .rule_arn(arn)
+                .actions(action)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(cloud_error),
+            Forwarder::Listener(arn) => self
+                .aws
+                .elb
+                .modify_listener()
+                .listener_arn(arn)
+                .default_actions(action)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(cloud_error),
+        }
+    }
+
+    async fn alarm_states(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<crate::converge::model::AlarmState>, CloudError> {
+        use crate::converge::model::{AlarmState, AlarmStatus};
+        let mut states = Vec::new();
+        // DescribeAlarms takes at most 100 names a call.
+        for chunk in names.chunks(100) {
+            let params: Vec<(String, String)> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, name)| (format!("AlarmNames.member.{}", i + 1), name.clone()))
+                .chain([("MaxRecords".to_string(), "100".to_string())])
+                .collect();
+            let xml = self
+                .aws
+                .query
+                .call(query::Service::CloudWatch, "DescribeAlarms", &params)
+                .await?;
+            let alarms = query::list_items(
+                &xml,
+                "MetricAlarms",
+                &["AlarmName", "StateValue", "StateReason"],
+            );
+            for alarm in alarms {
+                let (Some(name), Some(status)) = (
+                    alarm.get("AlarmName"),
+                    alarm.get("StateValue").and_then(|v| AlarmStatus::parse(v)),
+                ) else {
+                    continue;
+                };
+                states.push(AlarmState {
+                    name: name.clone(),
+                    status,
+                    reason: alarm.get("StateReason").cloned().unwrap_or_default(),
+                });
+            }
+        }
+        Ok(states)
+    }
 }
 
 #[cfg(test)]

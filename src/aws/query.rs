@@ -39,6 +39,8 @@ pub enum Service {
     Kms,
     /// Route 53 (REST, global like IAM).
     Route53,
+    /// CloudWatch (query): alarm states during a rollout.
+    CloudWatch,
 }
 
 impl Service {
@@ -51,6 +53,7 @@ impl Service {
             Service::Acm => "acm",
             Service::Kms => "kms",
             Service::Route53 => "route53",
+            Service::CloudWatch => "monitoring",
         }
     }
 
@@ -64,6 +67,7 @@ impl Service {
             Service::Acm => "CertificateManager",
             Service::Kms => "TrentService",
             Service::Route53 => "2013-04-01",
+            Service::CloudWatch => "2010-08-01",
         }
     }
 
@@ -77,6 +81,7 @@ impl Service {
             Service::Acm => "ACM",
             Service::Kms => "KMS",
             Service::Route53 => "Route53",
+            Service::CloudWatch => "CloudWatch",
         }
     }
 
@@ -90,6 +95,7 @@ impl Service {
             Service::Acm => "AWS_ENDPOINT_URL_ACM",
             Service::Kms => "AWS_ENDPOINT_URL_KMS",
             Service::Route53 => "AWS_ENDPOINT_URL_ROUTE_53",
+            Service::CloudWatch => "AWS_ENDPOINT_URL_CLOUDWATCH",
         }
     }
 }
@@ -129,7 +135,12 @@ pub fn endpoint(service: Service, region: &str) -> (String, String) {
             ("https://route53.us-gov.amazonaws.com", "us-gov-west-1"),
             ("https://route53.amazonaws.com", "us-east-1"),
         ),
-        Service::Ec2 | Service::Ssm | Service::SecretsManager | Service::Acm | Service::Kms => (
+        Service::Ec2
+        | Service::Ssm
+        | Service::SecretsManager
+        | Service::Acm
+        | Service::Kms
+        | Service::CloudWatch => (
             format!("https://{}.{region}.{suffix}", service.signing_name()),
             region.to_string(),
         ),

@@ -154,7 +154,7 @@ pub struct Request {
     /// Detect the existing stack's drift too (`plan` without `--no-drift`, `up
     /// --revert-drift`).
     pub detect_drift: bool,
-    /// `up --revert-drift`: a drift-aware change set.
+    /// `up --revert-drift`: a drift-aware change set (never a hotswap, which would skip it).
     pub revert_drift: bool,
     /// Where the cost estimate's prices come from.
     pub prices: crate::cost::prices::Source,
@@ -273,6 +273,42 @@ pub fn hotswap_wanted(flag: Option<bool>, spec: &Spec) -> Result<bool, Error> {
     }
 }
 
+/// Whether a rollout rules the hotswap out: traffic goes to the `live` alias's version, which
+/// a hotswap (it updates `$LATEST`) would not change. `--hotswap` is refused (exit 2, naming
+/// the rollout); the spec's `hotswap: true` gives way, and says so. Ephemeral envs have no
+/// rollouts.
+fn rollouts_refuse_hotswap(
+    spec: &Spec,
+    env: &Env,
+    flag: Option<bool>,
+    reporter: &Reporter,
+) -> Result<bool, Error> {
+    use crate::converge::engine::{Progress, Ui};
+    let Some((name, rollout)) = spec
+        .functions
+        .iter()
+        .find_map(|(name, f)| Some((name, f.rollout.as_ref()?)))
+        .filter(|_| !env.ephemeral)
+    else {
+        return Ok(false);
+    };
+    let why = format!(
+        "`{name}` has a rollout (`{}`, line {}): its requests go to a published version, which a hotswap would not change",
+        rollout.strategy.as_str(),
+        rollout.pos.line
+    );
+    match flag {
+        Some(true) => Err(Error::usage(format!(
+            "--hotswap is refused in env `{}`: {why}; deploy without --hotswap to roll the change out",
+            spec.env
+        ))),
+        _ => {
+            reporter.progress(Progress::Step(format!("no hotswap: {why}")));
+            Ok(true)
+        }
+    }
+}
+
 /// What is refused before any AWS call: `--ttl` or `--express` for a protected env, a spec over
 /// the stack limits (500 resources, 1 MB; the template sent later differs only in the deletion
 /// policies of an ephemeral env).
@@ -318,7 +354,6 @@ pub fn deploy(
 ) -> Result<(), Error> {
     let started = Instant::now();
     let spec = &loaded.spec;
-    // A drift revert is a change set; a hotswap would skip it.
     let hotswap = request.mode != Mode::Plan
         && !request.revert_drift
         && hotswap_wanted(request.hotswap, spec)?;
@@ -358,7 +393,8 @@ pub fn deploy(
                 lifetime: &env.lifetime,
                 mode: request.mode,
                 check_permissions: request.check_permissions,
-                hotswap,
+                hotswap: hotswap
+                    && !rollouts_refuse_hotswap(spec, &env, request.hotswap, reporter)?,
                 express: env.express,
                 retained: request.retained,
                 described: Some(converge::Described {

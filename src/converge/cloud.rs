@@ -270,6 +270,17 @@ pub trait Cloud {
     async fn availability_zones(&self) -> Result<Vec<String>, CloudError>;
     /// DescribeSubnets: the zone of each subnet, in the order given.
     async fn subnet_zones(&self, subnet_ids: &[String]) -> Result<Vec<String>, CloudError>;
+    /// ModifyRule or ModifyListener: `forwarder` forwards to these target groups (ARN, weight).
+    async fn forward(
+        &self,
+        forwarder: &super::model::Forwarder,
+        groups: &[(String, u32)],
+    ) -> Result<(), CloudError>;
+    /// DescribeAlarms: the state of each alarm of these names that exists.
+    async fn alarm_states(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<super::model::AlarmState>, CloudError>;
 }
 
 /// Whether CloudFormation refused a create or update because another operation got there

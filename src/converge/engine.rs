@@ -24,6 +24,9 @@ pub struct Engine<'a, C, U> {
     ui: &'a U,
     poll: Poll,
     interrupts: Interrupts,
+    /// Ctrl-C presses already answered (a rollout's "roll back or finish?"): the command goes
+    /// on as if they had not been pressed.
+    answered: std::cell::Cell<usize>,
     resume_hint: String,
     /// `plan --upload-template`: a template over the inline limit may be uploaded to preview it.
     plan_uploads_template: bool,
@@ -176,6 +179,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             ui,
             poll: Poll::default(),
             interrupts: Interrupts::default(),
+            answered: std::cell::Cell::new(0),
             plan_uploads_template: false,
             express_own_stack: false,
             resume_hint: "deployer status --watch".into(),
@@ -229,12 +233,17 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
     }
 
     fn interrupted(&self) -> bool {
-        self.interrupts.count() > 0
+        self.interrupts.count() > self.answered.get()
     }
 
     /// Ctrl-C presses so far.
     pub(super) fn interrupt_count(&self) -> usize {
         self.interrupts.count()
+    }
+
+    /// The Ctrl-C presses so far were answered: what follows runs as if none had been.
+    pub(super) fn answered_interrupts(&self) {
+        self.answered.set(self.interrupts.count());
     }
 
     /// Sleeps `delay`; `true` when a Ctrl-C beyond the first `handled` came first.
@@ -1422,7 +1431,7 @@ impl<'a, C: Cloud, U: Ui> Engine<'a, C, U> {
             }
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
-                () = self.interrupts.beyond(0) => {}
+                () = self.interrupts.beyond(self.answered.get()) => {}
             }
             delay = poll.next(delay);
         }

@@ -18,6 +18,7 @@ pub mod preflight;
 pub mod recorded;
 pub mod resolve;
 pub mod retained;
+pub mod rollout;
 pub mod shared_alb;
 pub mod stack_drift;
 pub mod transition;
@@ -497,7 +498,92 @@ pub async fn up<C: Cloud, U: Ui>(
     if let (Some(detached), Mode::Apply { .. }) = (detached, mode) {
         shared_alb::release(engine, cloud, &boot.bucket, &detached).await?;
     }
-    Ok(up)
+    match mode {
+        Mode::Apply { .. } => roll_out(engine, cloud, spec, &deployment, up).await,
+        Mode::Plan => Ok(up),
+    }
+}
+
+/// After the stack update: shifts the traffic of each function whose `live` alias does not
+/// serve its newest version yet ([`rollout`]), then points `live` at the versions that took
+/// all of it (a parameter-only update) and puts their weights back on `live`. A rollback ends
+/// `up` with an error naming the alarm, once the functions that finished are promoted.
+pub async fn roll_out<C: Cloud, U: Ui>(
+    engine: &Engine<'_, C, U>,
+    cloud: &C,
+    spec: &Spec,
+    deployment: &Deployment,
+    mut up: Up,
+) -> Result<Up, Error> {
+    let stack = match &up.outcome {
+        Outcome::Applied { stack, .. } | Outcome::NoChanges { stack } => stack.clone(),
+        Outcome::Planned { .. } => return Ok(up),
+    };
+    let pending = rollout::pending(spec, &stack_outputs(cloud, &stack).await);
+    if pending.is_empty() {
+        return Ok(up);
+    }
+    let template: serde_json::Value =
+        serde_json::from_str(&deployment.template_body).unwrap_or_default();
+    let physical: BTreeMap<String, String> = cloud
+        .resources(&stack.name)
+        .await
+        .map_err(|e| engine::cloud_failure(&format!("cannot list {}'s resources", stack.name), e))?
+        .into_iter()
+        .map(|r| (r.logical_id, r.physical_id))
+        .collect();
+    let mut finished = Vec::new();
+    let mut rolled_back = None;
+    for pending in &pending {
+        let Some(rollout) = spec.functions[&pending.function].rollout.as_ref() else {
+            continue;
+        };
+        let Some(shift) = rollout::Shift::of(&stack.name, pending, rollout, &template, &physical)
+        else {
+            engine.warn(format!(
+                "{}: `{}` has versions {} and {} but not every resource of its rollout; `deployer up` again completes it",
+                stack.name, pending.function, pending.from, pending.to
+            ));
+            continue;
+        };
+        match engine.shift(&shift).await? {
+            rollout::Ended::Finished => finished.push(shift),
+            rollout::Ended::RolledBack(alarm) => {
+                rolled_back = Some((shift, alarm));
+                break;
+            }
+        }
+    }
+    if !finished.is_empty() {
+        let mut promoted = deployment.clone();
+        for shift in &finished {
+            let parameter = render::rollout::RolloutIds::of(&shift.function).live_version_parameter;
+            promoted.parameters.insert(parameter, shift.to.clone());
+        }
+        engine.step(format!(
+            "{}: the `live` alias takes the new version{}",
+            stack.name,
+            if finished.len() > 1 { "s" } else { "" }
+        ));
+        let apply = Mode::Apply {
+            yes: true,
+            allow_data_loss: false,
+        };
+        let promotion = engine.deploy(&promoted, apply).await?;
+        for shift in &finished {
+            engine.forward_to_live(shift).await?;
+        }
+        up.outcome = match (up.outcome, promotion) {
+            (Outcome::Applied { changes, .. }, Outcome::Applied { stack, .. }) => {
+                Outcome::Applied { stack, changes }
+            }
+            (_, promotion) => promotion,
+        };
+    }
+    match rolled_back {
+        None => Ok(up),
+        Some((shift, alarm)) => Err(rollout::rolled_back_error(&shift, alarm.as_ref())),
+    }
 }
 
 /// What `up` submits: the template's parameters from the bootstrap stack and the artifacts;
@@ -535,6 +621,26 @@ async fn deployment_of<C: Cloud, U: Ui>(
         revert_drift: request.revert_drift,
         ..deployment(spec, template, boot, artifacts, request.lifetime)
     };
+    // A rollout's `live` alias stays on the version it serves; `up` moves it after the shift.
+    for (name, _) in spec.functions.iter().filter(|(_, f)| f.rollout.is_some()) {
+        let ids = render::rollout::RolloutIds::of(name);
+        if template.0["Parameters"]
+            .get(&ids.live_version_parameter)
+            .is_some()
+        {
+            let serving = existing
+                .and_then(|s| {
+                    s.outputs
+                        .iter()
+                        .find(|(k, _)| *k == ids.live_version_output)
+                })
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            deployment
+                .parameters
+                .insert(ids.live_version_parameter, serving);
+        }
+    }
     if let Some((template, attached)) = &attached {
         let declared = &template.0["Parameters"];
         deployment.parameters.extend(

@@ -136,6 +136,105 @@ pub struct ResourceToImport {
     pub identifier: BTreeMap<String, String>,
 }
 
+/// What forwards a function's requests: a listener rule, or a listener's default action (by ARN).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forwarder {
+    /// A listener rule (ModifyRule).
+    Rule(String),
+    /// A listener's default action (ModifyListener).
+    Listener(String),
+}
+
+/// Where a shift is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShiftPhase {
+    /// Traffic just moved to a step.
+    Moved,
+    /// A step is held; the alarms are fine so far.
+    Holding,
+    /// Every request goes to the new version.
+    Finished,
+    /// Every request went back to the old version.
+    RolledBack,
+}
+
+impl ShiftPhase {
+    /// As records spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShiftPhase::Moved => "moved",
+            ShiftPhase::Holding => "holding",
+            ShiftPhase::Finished => "finished",
+            ShiftPhase::RolledBack => "rolled_back",
+        }
+    }
+}
+
+/// A shift as reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShiftState {
+    /// The stack.
+    pub stack: String,
+    /// The function's name in the spec.
+    pub function: String,
+    /// The version serving the rest.
+    pub from: String,
+    /// The new version.
+    pub to: String,
+    /// Percent of requests on the new version.
+    pub percent: u32,
+    /// Until the shift ends if no alarm fires.
+    pub left: Duration,
+    /// Where it is.
+    pub phase: ShiftPhase,
+    /// The alarm that fired, when one did.
+    pub alarm: Option<AlarmState>,
+}
+
+/// A CloudWatch alarm's state (DescribeAlarms' `StateValue`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlarmStatus {
+    /// `OK`.
+    Ok,
+    /// `ALARM`.
+    Alarm,
+    /// `INSUFFICIENT_DATA`.
+    InsufficientData,
+}
+
+impl AlarmStatus {
+    /// From CloudWatch's spelling; `None` for a value it does not document.
+    pub fn parse(value: &str) -> Option<AlarmStatus> {
+        match value {
+            "OK" => Some(AlarmStatus::Ok),
+            "ALARM" => Some(AlarmStatus::Alarm),
+            "INSUFFICIENT_DATA" => Some(AlarmStatus::InsufficientData),
+            _ => None,
+        }
+    }
+
+    /// As CloudWatch spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlarmStatus::Ok => "OK",
+            AlarmStatus::Alarm => "ALARM",
+            AlarmStatus::InsufficientData => "INSUFFICIENT_DATA",
+        }
+    }
+}
+
+/// One alarm as DescribeAlarms answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmState {
+    /// Its name.
+    pub name: String,
+    /// Its state.
+    pub status: AlarmStatus,
+    /// CloudWatch's reason for the state.
+    pub reason: String,
+}
+
 /// What a table waits for before it can be updated again: none when it and every index are
 /// ACTIVE.
 #[derive(Debug, Clone, PartialEq)]
@@ -561,6 +660,8 @@ pub enum Progress {
         /// Since the wait began.
         elapsed: Duration,
     },
+    /// A rollout moved a function's traffic, or is holding a step while it watches alarms.
+    Shift(ShiftState),
     /// A poll found the operation still running (drives heartbeats and the live view's clock).
     Waiting {
         /// The stack.

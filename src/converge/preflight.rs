@@ -235,6 +235,25 @@ pub const RESOURCE_ACTIONS: &[TypeActions] = &[
         delete: &["lambda:DeleteFunction"],
     },
     TypeActions {
+        kind: "AWS::Lambda::Version",
+        write: &[
+            "lambda:GetFunctionConfiguration",
+            "lambda:ListVersionsByFunction",
+            "lambda:PublishVersion",
+        ],
+        // Retained: a replaced version stays (its `live` alias may still point at it).
+        delete: &[],
+    },
+    TypeActions {
+        kind: "AWS::Lambda::Alias",
+        write: &[
+            "lambda:CreateAlias",
+            "lambda:GetAlias",
+            "lambda:UpdateAlias",
+        ],
+        delete: &["lambda:DeleteAlias", "lambda:GetAlias"],
+    },
+    TypeActions {
         kind: "AWS::Lambda::Permission",
         write: &["lambda:AddPermission"],
         delete: &["lambda:RemovePermission"],
@@ -957,7 +976,7 @@ mod tests {
     #[test]
     fn every_rendered_type_is_covered() {
         let spec = crate::spec::parse(
-            "app: a\nnetwork: { dedicated: true }\nalb: { domain: api.example.com }\nalarms: { email: [a@b.co] }\nfunctions:\n  f:\n    path: x\n    routes: [{ path: /x }]\n    tables: { t: read }\ntables:\n  t:\n    partition_key: { name: pk, type: S }\n",
+            "app: a\nnetwork: { dedicated: true }\nalb: { domain: api.example.com }\nalarms: { email: [a@b.co] }\nfunctions:\n  f:\n    path: x\n    routes: [{ path: /x }]\n    rollout: { strategy: canary }\n    tables: { t: read }\ntables:\n  t:\n    partition_key: { name: pk, type: S }\n",
             "s.yaml",
         )
         .unwrap();

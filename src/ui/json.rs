@@ -105,6 +105,17 @@ impl Printer for JsonLines {
                 why: why.into(),
                 duration_s: Seconds(elapsed),
             },
+            Progress::Shift(shift) => Record::Shift {
+                alarm_reason: shift.alarm.as_ref().map(|a| a.reason.clone()),
+                alarm: shift.alarm.map(|a| a.name),
+                stack: shift.stack,
+                function: shift.function,
+                from_version: shift.from,
+                to_version: shift.to,
+                percent: shift.percent,
+                left_s: shift.left.as_secs(),
+                phase: shift.phase,
+            },
             Progress::Waiting {
                 stack,
                 status,

@@ -415,6 +415,34 @@ pub fn table_wait_line(table: &str, busy: &TableBusy, elapsed: Duration) -> Stri
     }
 }
 
+/// A rollout's step for people: `api: 10 % on version 42, 4 min 50 s left, alarms OK`.
+pub fn shift_line(shift: &crate::converge::model::ShiftState) -> String {
+    use crate::converge::model::ShiftPhase;
+    let (function, from, to) = (&shift.function, &shift.from, &shift.to);
+    match shift.phase {
+        ShiftPhase::Moved | ShiftPhase::Holding => {
+            let left = shift.left.as_secs();
+            let left = match left {
+                0..60 => format!("{left} s"),
+                _ => format!("{} min {} s", left / 60, left % 60),
+            };
+            format!(
+                "{function}: {} % on version {to} (the rest on {from}), {left} left, alarms OK",
+                shift.percent
+            )
+        }
+        ShiftPhase::Finished => format!("{function}: every request on version {to}"),
+        ShiftPhase::RolledBack => match &shift.alarm {
+            Some(alarm) => format!(
+                "{function}: alarm {} is {}: every request back on version {from}",
+                alarm.name,
+                alarm.status.as_str()
+            ),
+            None => format!("{function}: every request back on version {from}"),
+        },
+    }
+}
+
 /// A line for people on stderr from outside a command's reporter (`validate`, `init`, the final
 /// error): the one other place deployer writes to the terminal.
 pub fn note(line: impl std::fmt::Display) {
@@ -427,6 +455,14 @@ impl Ui for Reporter {
     }
 
     fn progress(&self, progress: Progress) {
+        if let Progress::Shift(shift) = &progress {
+            // A held step is shown again only as a heartbeat; each move, end or rollback is.
+            let holding = shift.phase == crate::converge::model::ShiftPhase::Holding;
+            if holding && !self.printer.sink().due_for_heartbeat() {
+                return;
+            }
+            return self.printer.progress(progress);
+        }
         let Progress::TableBusy {
             stack,
             table,

@@ -121,6 +121,28 @@ pub enum Record {
         /// Storage a month, in USD, at us-east-1's Standard price.
         monthly_storage_usd: Option<f64>,
     },
+    /// A rollout moved a function's traffic, holds a step while it watches alarms, finished,
+    /// or rolled back.
+    Shift {
+        /// The stack.
+        stack: String,
+        /// The function's name in the spec.
+        function: String,
+        /// The version serving the rest of the requests.
+        from_version: String,
+        /// The new version.
+        to_version: String,
+        /// Percent of requests on the new version.
+        percent: u32,
+        /// Whole seconds until the shift ends, if no alarm fires.
+        left_s: u64,
+        /// Where the shift is.
+        phase: crate::converge::model::ShiftPhase,
+        /// The alarm whose `ALARM` state rolled it back.
+        alarm: Option<String>,
+        /// CloudWatch's reason for that state.
+        alarm_reason: Option<String>,
+    },
     /// An update waits for a table, or one of its indexes, to become ACTIVE.
     TableWait {
         /// The stack.
@@ -840,6 +862,19 @@ mod tests {
                 items: Some(1234),
                 monthly_storage_usd: Some(0.0012),
             },
+            Record::Shift {
+                stack: s("notes-prod"),
+                function: s("api"),
+                from_version: s("41"),
+                to_version: s("42"),
+                percent: 0,
+                left_s: 0,
+                phase: crate::converge::model::ShiftPhase::RolledBack,
+                alarm: Some(s("notes-prod-ApiNextErrorsAlarm-1A2B3C")),
+                alarm_reason: Some(s(
+                    "Threshold Crossed: 1 datapoint [3.0] was greater than or equal to the threshold (1.0).",
+                )),
+            },
             Record::TableWait {
                 stack: s("notes-dev"),
                 table: s("NotesTable"),
@@ -1082,6 +1117,7 @@ mod tests {
             Record::Event { .. } => "event",
             Record::CodeUpdate { .. } => "code_update",
             Record::TableWait { .. } => "table_wait",
+            Record::Shift { .. } => "shift",
             Record::RetainedTable { .. } => "retained_table",
             Record::Heartbeat { .. } => "heartbeat",
             Record::Gc { .. } => "gc",

@@ -235,6 +235,7 @@ impl Printer for Terminal {
                     self.say(format!("  {line}"));
                 }
             }
+            Progress::Shift(shift) => self.say(format!("{arrow} {}", super::shift_line(&shift))),
             Progress::Changes { stack, changes } => {
                 self.say(format!(
                     "Changes to {stack} (+ add, ~ modify, - remove, ! replace):"

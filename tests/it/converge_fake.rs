@@ -109,6 +109,18 @@ struct Script {
     /// The region's DynamoDB tables, as ListTables, DescribeTable and ListTagsOfResource see
     /// them.
     tables: RefCell<Vec<deployer::converge::model::TableSummary>>,
+    /// The load balancer's rules and listeners by ARN, with the weights of their forward
+    /// action: ModifyRule/ModifyListener on another ARN fail as on AWS.
+    forwarders: RefCell<BTreeMap<String, Vec<(String, u32)>>>,
+    /// Every weight change: the forwarder's ARN and the weight of its second target group.
+    moves: RefCell<Vec<(String, u32)>>,
+    /// CloudWatch's alarms.
+    alarms: RefCell<Vec<deployer::converge::model::AlarmState>>,
+    /// An alarm that goes to ALARM (name, reason) at this DescribeAlarms call.
+    alarm_fires: RefCell<Option<(usize, String, String)>>,
+    alarm_calls: std::cell::Cell<usize>,
+    /// Ctrl-C pressed at this DescribeAlarms call.
+    interrupt_at: RefCell<Option<(usize, deployer::converge::engine::Interrupts)>>,
 }
 
 /// The stack's table as DynamoDB keeps it: an index created or deleted by an update stays
@@ -730,6 +742,53 @@ impl Cloud for Script {
             "eu-west-1a".into(),
             "eu-west-1b".into(),
         ])
+    }
+    async fn forward(
+        &self,
+        forwarder: &deployer::converge::model::Forwarder,
+        groups: &[(String, u32)],
+    ) -> Result<(), CloudError> {
+        use deployer::converge::model::Forwarder;
+        let (Forwarder::Rule(arn) | Forwarder::Listener(arn)) = forwarder;
+        // ELB API Reference, TargetGroupTuple: a weight is 0 to 999.
+        if groups.iter().any(|(_, w)| *w > 999) {
+            return Err(CloudError::new("ValidationError", "weight out of range"));
+        }
+        let mut forwarders = self.forwarders.borrow_mut();
+        let Some(current) = forwarders.get_mut(arn) else {
+            return Err(CloudError::new("RuleNotFound", format!("{arn} not found")));
+        };
+        *current = groups.to_vec();
+        self.moves
+            .borrow_mut()
+            .push((arn.clone(), groups.get(1).map_or(0, |g| g.1)));
+        Ok(())
+    }
+    async fn alarm_states(
+        &self,
+        names: &[String],
+    ) -> Result<Vec<deployer::converge::model::AlarmState>, CloudError> {
+        use deployer::converge::model::AlarmStatus;
+        let call = self.alarm_calls.get() + 1;
+        self.alarm_calls.set(call);
+        if let Some((at, interrupts)) = &*self.interrupt_at.borrow()
+            && *at == call
+        {
+            interrupts.bump();
+        }
+        let mut alarms = self.alarms.borrow_mut();
+        if let Some((at, name, reason)) = &*self.alarm_fires.borrow()
+            && *at == call
+            && let Some(alarm) = alarms.iter_mut().find(|a| a.name == *name)
+        {
+            alarm.status = AlarmStatus::Alarm;
+            alarm.reason = reason.clone();
+        }
+        Ok(alarms
+            .iter()
+            .filter(|a| names.contains(&a.name))
+            .cloned()
+            .collect())
     }
     async fn subnet_zones(&self, subnet_ids: &[String]) -> Result<Vec<String>, CloudError> {
         self.call(format!("subnet_zones {}", subnet_ids.join(",")));
@@ -3022,5 +3081,288 @@ mod drift {
         );
         let report = run(&script(complete(), vec![], 0xcc), &hotswapped).await;
         assert_eq!(report, Report::default());
+    }
+}
+
+/// Gradual rollouts: the shift after a stack update, its alarms, Ctrl-C, and the promotion of
+/// the new version to `live`.
+mod rollout {
+    use super::*;
+    use deployer::converge::model::{AlarmState, AlarmStatus, ShiftPhase, ShiftState};
+
+    const SPEC: &str = "app: notes\nenv: dev\nalb: {}\nfunctions:\n  api:\n    path: svc\n    default_route: true\n    routes: [{ path: /admin* }]\n    rollout: { strategy: linear, percent: 50, wait: 1s, alarms: [notes-latency] }\n";
+    const RULE: &str =
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener-rule/app/lb/1/2/3";
+    const LISTENER: &str =
+        "arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/lb/1/2";
+    const LIVE: &str = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/live/1";
+    const NEXT: &str = "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/next/2";
+    const ERRORS: &str = "notes-dev-ApiNextErrorsAlarm-1A2B";
+
+    fn spec() -> deployer::spec::Spec {
+        deployer::spec::parse(SPEC, "s.yaml").unwrap()
+    }
+
+    fn with_versions(status: &str, live: &str, next: &str) -> Option<Stack> {
+        let mut s = stack(status)?;
+        s.outputs = vec![
+            ("ApiLiveVersion".into(), live.into()),
+            ("ApiNextVersion".into(), next.into()),
+        ];
+        Some(s)
+    }
+
+    /// A stack just updated to version 4 while `live` serves 3; the promotion's update follows.
+    fn script() -> (Script, Deployment) {
+        let template = deployer::render::app(&spec(), Default::default()).unwrap();
+        let deployment = Deployment {
+            template_body: template.body(),
+            parameters: BTreeMap::from([("ApiLiveVersion".into(), "3".into())]),
+            ..deployment()
+        };
+        let script = Script::new(vec![
+            with_versions("UPDATE_COMPLETE", "3", "4"),
+            with_versions("UPDATE_IN_PROGRESS", "3", "4"),
+            with_versions("UPDATE_COMPLETE", "4", "4"),
+        ]);
+        *script.deployed.borrow_mut() = Some(deployment.template_body.clone());
+        let resource = |logical: &str, physical: &str, kind: &str| Resource {
+            logical_id: logical.into(),
+            physical_id: physical.into(),
+            resource_type: kind.into(),
+        };
+        *script.extra_resources.borrow_mut() = vec![
+            resource(
+                "ApiRoute1",
+                RULE,
+                "AWS::ElasticLoadBalancingV2::ListenerRule",
+            ),
+            resource(
+                "HttpListener",
+                LISTENER,
+                "AWS::ElasticLoadBalancingV2::Listener",
+            ),
+            resource(
+                "ApiTargetGroup",
+                LIVE,
+                "AWS::ElasticLoadBalancingV2::TargetGroup",
+            ),
+            resource(
+                "ApiNextTargetGroup",
+                NEXT,
+                "AWS::ElasticLoadBalancingV2::TargetGroup",
+            ),
+            resource("ApiNextErrorsAlarm", ERRORS, "AWS::CloudWatch::Alarm"),
+            resource(
+                "ApiNext5xxAlarm",
+                "notes-dev-ApiNext5xxAlarm-3C4D",
+                "AWS::CloudWatch::Alarm",
+            ),
+        ];
+        let template_weights = vec![(LIVE.to_string(), 100), (NEXT.to_string(), 0)];
+        *script.forwarders.borrow_mut() = BTreeMap::from([
+            (RULE.to_string(), template_weights.clone()),
+            (LISTENER.to_string(), template_weights),
+        ]);
+        let ok = |name: &str| AlarmState {
+            name: name.into(),
+            status: AlarmStatus::Ok,
+            reason: "Threshold Crossed: no datapoints were received".into(),
+        };
+        *script.alarms.borrow_mut() = vec![
+            ok(ERRORS),
+            ok("notes-dev-ApiNext5xxAlarm-3C4D"),
+            ok("notes-latency"),
+        ];
+        (script, deployment)
+    }
+
+    fn updated() -> deployer::converge::Up {
+        deployer::converge::Up {
+            outcome: Outcome::Applied {
+                stack: with_versions("UPDATE_COMPLETE", "3", "4").unwrap(),
+                changes: Vec::new(),
+            },
+            code_updates: Vec::new(),
+            pending_restores: Vec::new(),
+        }
+    }
+
+    fn shifts(ui: &Recorder) -> Vec<ShiftState> {
+        ui.seen
+            .borrow()
+            .iter()
+            .filter_map(|p| match p {
+                Progress::Shift(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The weight of `next` on the rule, change by change.
+    fn rule_moves(script: &Script) -> Vec<u32> {
+        let moves = script.moves.borrow();
+        let rule: Vec<u32> = moves
+            .iter()
+            .filter(|(a, _)| a == RULE)
+            .map(|m| m.1)
+            .collect();
+        let listener: Vec<u32> = moves
+            .iter()
+            .filter(|(a, _)| a == LISTENER)
+            .map(|m| m.1)
+            .collect();
+        assert_eq!(
+            rule, listener,
+            "the rule and the default action move together"
+        );
+        rule
+    }
+
+    #[tokio::test]
+    async fn a_shift_moves_in_steps_then_live_takes_the_new_version() {
+        let (script, deployment) = script();
+        let ui = Recorder::default();
+        let engine = Engine::new(&script, &ui).with_poll(FAST);
+        let spec = spec();
+        let started = std::time::Instant::now();
+        let up = deployer::converge::roll_out(&engine, &script, &spec, &deployment, updated())
+            .await
+            .unwrap();
+        // 50 % for the one-second step, all, then (once `live` is 4) the template's weights.
+        assert_eq!(rule_moves(&script), [50, 100, 0]);
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "the step was held"
+        );
+        assert!(
+            script.alarm_calls.get() > 2,
+            "alarms were read while holding"
+        );
+        let promotion = script.requests.borrow().last().cloned().unwrap();
+        assert_eq!(promotion.parameters["ApiLiveVersion"], "4");
+        assert_eq!(promotion.template_body, deployment.template_body);
+        let phases: Vec<(ShiftPhase, u32)> =
+            shifts(&ui).iter().map(|s| (s.phase, s.percent)).collect();
+        assert_eq!(phases.first(), Some(&(ShiftPhase::Moved, 50)));
+        assert!(phases.contains(&(ShiftPhase::Holding, 50)), "{phases:?}");
+        assert!(phases.contains(&(ShiftPhase::Moved, 100)), "{phases:?}");
+        assert_eq!(phases.last(), Some(&(ShiftPhase::Finished, 100)));
+        let Outcome::Applied { stack, .. } = up.outcome else {
+            panic!("{:?}", up.outcome)
+        };
+        assert!(
+            stack
+                .outputs
+                .contains(&("ApiLiveVersion".into(), "4".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_alarm_moves_every_request_back_and_up_fails_naming_it() {
+        let (script, deployment) = script();
+        *script.alarm_fires.borrow_mut() = Some((
+            4,
+            ERRORS.into(),
+            "Threshold Crossed: 1 datapoint [3.0] was greater than or equal to the threshold (1.0).".into(),
+        ));
+        let ui = Recorder::default();
+        let engine = Engine::new(&script, &ui).with_poll(FAST);
+        let spec = spec();
+        let e = deployer::converge::roll_out(&engine, &script, &spec, &deployment, updated())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, deployer::exit::Code::Failed);
+        assert!(
+            e.message
+                .contains(&format!("Alarm `{ERRORS}` is ALARM: Threshold Crossed")),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.contains("rolled `api` back to version 3"),
+            "{}",
+            e.message
+        );
+        assert_eq!(rule_moves(&script), [50, 0]);
+        assert!(
+            !script
+                .calls()
+                .iter()
+                .any(|c| c.starts_with("create_change_set")),
+            "`live` stays: no promotion"
+        );
+        let last = shifts(&ui).pop().unwrap();
+        assert_eq!((last.phase, last.percent), (ShiftPhase::RolledBack, 0));
+        assert_eq!(last.alarm.unwrap().name, ERRORS);
+    }
+
+    #[tokio::test]
+    async fn ctrl_c_asks_and_finishes_or_rolls_back() {
+        for (answer, moves) in [
+            (Confirmation::No, vec![50, 100, 0]),
+            (Confirmation::Yes, vec![50, 0]),
+        ] {
+            let (script, deployment) = script();
+            let interrupts = deployer::converge::engine::Interrupts::default();
+            *script.interrupt_at.borrow_mut() = Some((3, interrupts.clone()));
+            let ui = Recorder::default();
+            ui.answer.set(Some(answer));
+            let engine = Engine::new(&script, &ui)
+                .with_poll(FAST)
+                .with_interrupts(interrupts, "deployer status --watch");
+            let spec = spec();
+            let started = std::time::Instant::now();
+            let result =
+                deployer::converge::roll_out(&engine, &script, &spec, &deployment, updated()).await;
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "{answer:?}: the step was cut short"
+            );
+            assert_eq!(rule_moves(&script), moves, "{answer:?}");
+            match answer {
+                Confirmation::No => assert!(result.is_ok(), "{result:?}"),
+                _ => {
+                    let e = result.unwrap_err();
+                    assert_eq!(e.code, deployer::exit::Code::Interrupted);
+                    assert!(e.message.contains("back to version 3"), "{}", e.message);
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_missing_alarm_is_refused_before_any_traffic_moves() {
+        let (script, deployment) = script();
+        script
+            .alarms
+            .borrow_mut()
+            .retain(|a| a.name != "notes-latency");
+        let ui = Recorder::default();
+        let engine = Engine::new(&script, &ui).with_poll(FAST);
+        let spec = spec();
+        let e = deployer::converge::roll_out(&engine, &script, &spec, &deployment, updated())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, deployer::exit::Code::Usage);
+        assert!(e.message.contains("notes-latency"), "{}", e.message);
+        assert!(script.moves.borrow().is_empty());
+    }
+
+    #[tokio::test]
+    async fn nothing_moves_when_live_serves_the_newest_version() {
+        let (script, deployment) = script();
+        let ui = Recorder::default();
+        let engine = Engine::new(&script, &ui).with_poll(FAST);
+        let mut up = updated();
+        up.outcome = Outcome::NoChanges {
+            stack: with_versions("UPDATE_COMPLETE", "4", "4").unwrap(),
+        };
+        let spec = spec();
+        deployer::converge::roll_out(&engine, &script, &spec, &deployment, up)
+            .await
+            .unwrap();
+        assert!(script.moves.borrow().is_empty());
+        assert_eq!(script.alarm_calls.get(), 0);
     }
 }

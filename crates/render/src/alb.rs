@@ -5,7 +5,6 @@ use std::ops::RangeInclusive;
 
 use serde_json::{Value, json};
 
-use super::function::Ids;
 use super::network::Placed;
 use super::{Doc, r#ref};
 use deployer_spec::{Alb, Spec};
@@ -239,9 +238,7 @@ pub fn redirect_to_https() -> Value {
 /// function, or a 404.
 pub fn default_action(spec: &Spec) -> Value {
     match spec.functions.iter().find(|(_, f)| f.default_route) {
-        Some((name, _)) => {
-            json!({ "Type": "forward", "TargetGroupArn": r#ref(&Ids::of(name).target_group) })
-        }
+        Some((name, f)) => super::rollout::forward(name, f.rollout.is_some()),
         None => not_found(),
     }
 }

@@ -96,6 +96,15 @@ pub fn render(spec: &Spec, name: &str, f: &Function, listener: Option<&Listener>
     let routed = f.default_route || !f.routes.is_empty();
     if let (Some(listener), true) = (listener, routed) {
         render_routing(spec, name, f, &ids, listener, doc);
+        if f.rollout.is_some() {
+            super::rollout::alarms(
+                spec,
+                name,
+                &ids.function,
+                &listener.load_balancer_full_name,
+                doc,
+            );
+        }
     }
     if f.alarms {
         render_alarms(spec, name, &ids, listener.filter(|_| routed), doc);
@@ -237,6 +246,9 @@ fn lambda_function(
     if let Some(n) = f.reserved_concurrency {
         props.insert("ReservedConcurrentExecutions".into(), json!(n));
     }
+    if f.rollout.is_some() {
+        super::rollout::versions(name, &ids.function, &code.key, &properties, doc);
+    }
     doc.resource(&ids.function, "AWS::Lambda::Function", properties);
     doc.output(
         format!("{}FunctionArn", ids.prefix),
@@ -271,14 +283,53 @@ fn render_routing(
     listener: &Listener,
     doc: &mut Doc,
 ) {
+    let stack = spec.stack_name();
+    match f.rollout {
+        None => target_group(
+            f,
+            &target_group_name(&stack, name),
+            (&ids.target_group, &ids.permission),
+            get_att(&ids.function, "Arn"),
+            doc,
+        ),
+        Some(_) => {
+            // One group per alias: `live` keeps the function's usual group (and its name).
+            let r = super::rollout::RolloutIds::of(name);
+            target_group(
+                f,
+                &target_group_name(&stack, name),
+                (&ids.target_group, &ids.permission),
+                r#ref(&r.live_alias),
+                doc,
+            );
+            target_group(
+                f,
+                &target_group_name(&stack, &format!("{name}-{}", super::rollout::NEXT_ALIAS)),
+                (&r.next_target_group, &r.next_permission),
+                r#ref(&r.next_alias),
+                doc,
+            );
+        }
+    }
+    listener_rules(spec, name, f, ids, listener, doc);
+}
+
+/// A target group named `group_name` with one Lambda target, `target` (a function or alias
+/// ARN), and the permission that lets the load balancer invoke it: `(group id, permission id)`.
+fn target_group(
+    f: &Function,
+    group_name: &str,
+    (group_id, permission_id): (&str, &str),
+    target: Value,
+    doc: &mut Doc,
+) {
     // The group must wait for this permission to exist, so SourceArn cannot reference it: the
     // group gets a fixed name instead, and the permission names that name.
-    let group_name = target_group_name(&spec.stack_name(), name);
     doc.resource(
-        &ids.permission,
+        permission_id,
         "AWS::Lambda::Permission",
         json!({
-            "FunctionName": get_att(&ids.function, "Arn"),
+            "FunctionName": target,
             "Action": "lambda:InvokeFunction",
             "Principal": "elasticloadbalancing.amazonaws.com",
             "SourceAccount": r#ref("AWS::AccountId"),
@@ -288,7 +339,7 @@ fn render_routing(
     let mut group = json!({
         "Name": group_name,
         "TargetType": "lambda",
-        "Targets": [{ "Id": get_att(&ids.function, "Arn") }],
+        "Targets": [{ "Id": target }],
         "TargetGroupAttributes": [{ "Key": "lambda.multi_value_headers.enabled", "Value": "true" }],
         "HealthCheckEnabled": f.health_check.is_some(),
     });
@@ -298,13 +349,8 @@ fn render_routing(
         group.insert("HealthCheckIntervalSeconds".into(), json!(60));
         group.insert("HealthCheckTimeoutSeconds".into(), json!(30));
     }
-    doc.resource(
-        &ids.target_group,
-        "AWS::ElasticLoadBalancingV2::TargetGroup",
-        group,
-    )
-    .insert("DependsOn".into(), json!(ids.permission));
-    listener_rules(spec, name, f, ids, listener, doc);
+    doc.resource(group_id, "AWS::ElasticLoadBalancingV2::TargetGroup", group)
+        .insert("DependsOn".into(), json!(permission_id));
 }
 
 /// One listener rule per route.
@@ -355,7 +401,7 @@ fn listener_rules(
             listener,
             priority,
             conditions,
-            ids,
+            (name, f),
         );
     }
     // On a shared listener the env's default route is its host alone, after its other rules.
@@ -367,19 +413,19 @@ fn listener_rules(
             listener,
             last,
             vec![host],
-            ids,
+            (name, f),
         );
     }
 }
 
-/// A rule forwarding what matches `conditions` to the function's target group.
+/// A rule forwarding what matches `conditions` to function `name`'s target group (or groups).
 fn rule(
     doc: &mut Doc,
     id: String,
     listener: &Listener,
     priority: u32,
     conditions: Vec<Value>,
-    ids: &Ids,
+    (name, f): (&str, &Function),
 ) {
     doc.resource(
         id,
@@ -388,7 +434,7 @@ fn rule(
             "ListenerArn": listener.arn,
             "Priority": priority,
             "Conditions": conditions,
-            "Actions": [{ "Type": "forward", "TargetGroupArn": r#ref(&ids.target_group) }],
+            "Actions": [super::rollout::forward(name, f.rollout.is_some())],
         }),
     );
 }

@@ -10,6 +10,7 @@ pub mod bootstrap;
 mod emit;
 mod function;
 mod network;
+pub mod rollout;
 pub mod shared;
 mod table;
 
@@ -179,6 +180,7 @@ impl Doc {
 ///
 /// Fails only when `extra` defines a logical id that deployer renders too.
 pub fn app(spec: &Spec, options: Options) -> Result<Template, Vec<Diag>> {
+    let spec = &*rolled_out_where_it_applies(spec, options);
     if let Some(slot) = options.shared_slot {
         let slots = shared::slots(spec);
         if slot >= slots {
@@ -252,6 +254,19 @@ pub fn app(spec: &Spec, options: Options) -> Result<Template, Vec<Diag>> {
         Ok(template)
     } else {
         Err(diags)
+    }
+}
+
+/// The spec as rendered: an ephemeral env's traffic is its testers', so its new versions serve
+/// all of it at once (no rollouts).
+fn rolled_out_where_it_applies(spec: &Spec, options: Options) -> std::borrow::Cow<'_, Spec> {
+    match options.ephemeral {
+        true => {
+            let mut plain = spec.clone();
+            plain.functions.values_mut().for_each(|f| f.rollout = None);
+            std::borrow::Cow::Owned(plain)
+        }
+        false => std::borrow::Cow::Borrowed(spec),
     }
 }
 

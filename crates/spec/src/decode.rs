@@ -59,7 +59,10 @@ pub mod keys {
         "health_check",
         "build",
         "secrets",
+        "rollout",
     ];
+    /// Keys of a function's rollout.
+    pub const ROLLOUT: &[&str] = &["strategy", "percent", "wait", "alarms"];
     /// Keys of table.
     pub const TABLE: &[&str] = &[
         "partition_key",
@@ -671,6 +674,9 @@ impl Cx<'_> {
             .get("health_check")
             .and_then(|n| self.health_check(n, name, f.get("routes").is_some() || default_route));
         let build = f.get("build").and_then(|n| self.build(n));
+        let rollout = f
+            .get("rollout")
+            .and_then(|n| self.rollout(n, name, f.get("routes").is_some() || default_route));
         let secrets = f
             .get("secrets")
             .map(|n| self.secrets(n, &environment))
@@ -694,6 +700,71 @@ impl Cx<'_> {
             health_check,
             build,
             secrets,
+            rollout,
+        })
+    }
+
+    /// A function's `rollout`: a strategy, its step and wait, and the alarms it watches.
+    fn rollout(&mut self, node: &Node, name: &str, routed: bool) -> Option<Rollout> {
+        let f = self.fields(node, "`rollout`", keys::ROLLOUT)?;
+        if !routed {
+            self.err(node.pos, format!("function `{name}` has a `rollout` but no routes: only traffic through the load balancer is shifted"));
+        }
+        let strategy = self.required(&f, "strategy", "`rollout`").and_then(|n| {
+            self.choice(
+                n,
+                "`rollout.strategy`",
+                &[
+                    ("canary", Strategy::Canary),
+                    ("linear", Strategy::Linear),
+                    ("all_at_once", Strategy::AllAtOnce),
+                ],
+            )
+        })?;
+        let percent = match (f.get("percent"), strategy) {
+            (Some(n), Strategy::AllAtOnce) => {
+                self.err(n.pos, "`rollout.percent` is for `canary` and `linear`: `all_at_once` moves every request at once");
+                None
+            }
+            (Some(n), _) => self.bounded(n, "`rollout.percent`", ROLLOUT_PERCENT),
+            (None, _) => Some(default_rollout_percent()),
+        };
+        let wait = match f.get("wait") {
+            Some(n) => {
+                let text = self.string(n, "`rollout.wait`")?;
+                match names::parse_wait(&text) {
+                    Ok(wait) => Some(wait),
+                    Err(why) => {
+                        self.err(n.pos, format!("`rollout.wait` `{text}` {why}"));
+                        None
+                    }
+                }
+            }
+            None => Some(strategy.default_wait()),
+        };
+        let mut alarms: Vec<String> = Vec::new();
+        if let Some(n) = f.get("alarms") {
+            let items = self.list(n, "`rollout.alarms`");
+            if items.len() > ROLLOUT_ALARMS_MAX {
+                self.err(n.pos, format!("`rollout.alarms` names {} alarms; a rollout watches at most {ROLLOUT_ALARMS_MAX} besides its own", items.len()));
+            }
+            for item in items {
+                let Some(alarm) = self.checked(item, "alarm", names::check_alarm_name) else {
+                    continue;
+                };
+                if alarms.contains(&alarm) {
+                    self.err(item.pos, format!("alarm `{alarm}` is listed twice"));
+                    continue;
+                }
+                alarms.push(alarm);
+            }
+        }
+        Some(Rollout {
+            pos: node.pos,
+            strategy,
+            percent: percent?,
+            wait: wait?,
+            alarms,
         })
     }
 

@@ -413,6 +413,85 @@ pub struct Function {
     #[serde(default)]
     #[schemars(schema_with = "secrets_schema")]
     pub secrets: IndexMap<String, Secret>,
+    /// How a new version of a routed function takes traffic: in steps (`canary`, `linear`) or
+    /// at once (`all_at_once`), watching alarms and moving traffic back if one fires. Absent:
+    /// a change serves all traffic as soon as the stack is updated.
+    pub rollout: Option<Rollout>,
+}
+
+/// `functions.<fn>.rollout`: how `up` shifts traffic to a new version.
+#[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rollout {
+    /// Where `rollout` is in the spec.
+    #[schemars(skip)]
+    pub pos: Pos,
+    /// `canary`: `percent`, then all after `wait`; `linear`: `percent` more at each `wait`;
+    /// `all_at_once`: all at once, then alarms watched for `wait`.
+    pub strategy: Strategy,
+    /// The share of requests the new version takes first (`canary`) or gains at each step
+    /// (`linear`). Default 10; not for `all_at_once`.
+    #[serde(default = "default_rollout_percent")]
+    #[schemars(range(min = ROLLOUT_PERCENT.min, max = ROLLOUT_PERCENT.max))]
+    pub percent: u32,
+    /// How long each step is held while the alarms are watched: `30s`, `5m`, `1h` (at most
+    /// one hour). Default `5m` for `canary`, `1m` for `linear`, `0s` for `all_at_once`.
+    #[serde(default)]
+    #[schemars(schema_with = "wait_schema", extend("default" = "5m"))]
+    pub wait: std::time::Duration,
+    /// CloudWatch alarms, by name, watched besides the new version's own (its errors, and
+    /// the 5xx answers of its target group).
+    #[serde(default)]
+    pub alarms: Vec<String>,
+}
+
+/// How a new version takes traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// A share first, the rest after a wait.
+    Canary,
+    /// Equal steps, a wait after each.
+    Linear,
+    /// Everything at once; the wait only watches the alarms.
+    AllAtOnce,
+}
+
+impl Strategy {
+    /// As the spec writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Canary => "canary",
+            Strategy::Linear => "linear",
+            Strategy::AllAtOnce => "all_at_once",
+        }
+    }
+
+    /// The wait when the spec gives none.
+    pub fn default_wait(self) -> std::time::Duration {
+        std::time::Duration::from_secs(match self {
+            Strategy::Canary => 300,
+            Strategy::Linear => 60,
+            Strategy::AllAtOnce => 0,
+        })
+    }
+}
+
+/// `rollout.percent`.
+pub const ROLLOUT_PERCENT: Bounds = Bounds {
+    min: 1,
+    max: 99,
+    default: Some(10),
+};
+
+/// The longest `rollout.wait`: a step held longer is better served by a separate env.
+pub const ROLLOUT_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The most alarms a rollout watches besides its own (each is read at every poll).
+pub const ROLLOUT_ALARMS_MAX: usize = 10;
+
+pub(super) fn default_rollout_percent() -> u32 {
+    default_of(ROLLOUT_PERCENT)
 }
 
 /// Where a secret is kept.
@@ -782,6 +861,14 @@ fn secrets_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "type": "object",
         "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" },
         "additionalProperties": { "type": "string", "pattern": "^(ssm:[A-Za-z0-9_./-]+|secretsmanager:[A-Za-z0-9/_+=.@-]+)$" }
+    })
+}
+
+fn wait_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "How long each step is held while alarms are watched: a whole number of seconds, minutes or hours (`30s`, `5m`, `1h`), at most one hour.",
+        "type": "string",
+        "pattern": "^[0-9]+(s|m|h)$"
     })
 }
 

@@ -280,6 +280,43 @@ pub fn check_health_check_path(s: &str) -> Result<(), String> {
     }
 }
 
+/// A rollout's wait: a whole number of seconds, minutes or hours (`30s`, `5m`, `1h`), at most
+/// [`super::ROLLOUT_WAIT_MAX`].
+pub fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    let unit = |c: char| match c {
+        's' => Some(1),
+        'm' => Some(60),
+        'h' => Some(3600),
+        _ => None,
+    };
+    let shape = || {
+        "must be a whole number of seconds, minutes or hours, such as `30s`, `5m` or `1h`"
+            .to_string()
+    };
+    let (digits, last) = s.split_at(s.len().saturating_sub(1));
+    let seconds = last.chars().next().and_then(unit).ok_or_else(shape)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(shape());
+    }
+    let n: u64 = digits.parse().map_err(|_| shape())?;
+    let wait = std::time::Duration::from_secs(n.saturating_mul(seconds));
+    match wait > super::ROLLOUT_WAIT_MAX {
+        true => Err("is longer than an hour, the longest step a rollout holds".into()),
+        false => Ok(wait),
+    }
+}
+
+/// A CloudWatch alarm name: 1 to 255 characters, none of them a control character.
+pub fn check_alarm_name(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.chars().count() > 255 {
+        Err("must be 1 to 255 characters long".into())
+    } else if s.chars().any(char::is_control) {
+        Err("holds a control character".into())
+    } else {
+        Ok(())
+    }
+}
+
 /// The longest name CloudFormation generates for a table: `<stack>-<LogicalId>-<13 characters>`.
 pub fn generated_table_name_len(spec: &super::Spec, table: &str) -> usize {
     spec.stack_name().len() + 1 + logical_id(table).len() + "Table".len() + 1 + 13

@@ -591,3 +591,59 @@ fn relative_parameters_live_under_the_app_and_env() {
         "/notes/staging/db"
     );
 }
+
+#[test]
+fn rollout_waits_and_defaults() {
+    use super::names::parse_wait;
+    use std::time::Duration;
+    for (text, seconds) in [
+        ("0s", 0),
+        ("30s", 30),
+        ("5m", 300),
+        ("1h", 3600),
+        ("60m", 3600),
+    ] {
+        assert_eq!(parse_wait(text), Ok(Duration::from_secs(seconds)), "{text}");
+    }
+    for bad in [
+        "",
+        "m",
+        "5",
+        "5 m",
+        "-5m",
+        "1.5m",
+        "5d",
+        "61m",
+        "99999999999999999999s",
+    ] {
+        assert!(parse_wait(bad).is_err(), "{bad}");
+    }
+    let spec = |rollout: &str| {
+        parse(
+            &format!("app: notes\nalb: {{}}\nfunctions:\n  api:\n    path: svc\n    default_route: true\n    rollout: {rollout}\n"),
+            "s.yaml",
+        )
+        .unwrap()
+        .functions["api"]
+            .rollout
+            .clone()
+            .unwrap()
+    };
+    let canary = spec("{ strategy: canary }");
+    assert_eq!(
+        (canary.percent, canary.wait),
+        (10, Duration::from_secs(300))
+    );
+    let linear = spec("{ strategy: linear, percent: 25, alarms: [a, b] }");
+    assert_eq!((linear.percent, linear.wait), (25, Duration::from_secs(60)));
+    assert_eq!(linear.alarms, ["a", "b"]);
+    assert_eq!(spec("{ strategy: all_at_once }").wait, Duration::ZERO);
+    rejects(
+        "app: notes\nalb: {}\nfunctions:\n  api:\n    path: svc\n    default_route: true\n    rollout: { strategy: canary, alarms: [a, a] }\n",
+        "7:46: alarm `a` is listed twice",
+    );
+    rejects(
+        "app: notes\nalb: {}\nfunctions:\n  api:\n    path: svc\n    default_route: true\n    rollout: { strategy: linear, percent: 100 }\n",
+        "7:43: `rollout.percent` must be from 1 to 99, found 100",
+    );
+}
