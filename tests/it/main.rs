@@ -25,5 +25,6 @@ mod local;
 mod notes_service;
 mod oracles;
 mod render;
+mod rollout_moto;
 mod secrets_moto;
 mod shared_alb_moto;

@@ -274,3 +274,62 @@ fn secrets_grant_reads_on_exactly_their_names_and_decrypt_on_customer_keys() {
     // The Secrets Manager secret uses the managed key: no statement for it.
     assert_eq!(with.len(), without.len() + 1);
 }
+
+#[test]
+fn a_rollout_forwards_to_live_and_next_and_ephemeral_envs_have_none() {
+    let spec = common::load(&common::root().join("tests/specs/production.yaml"));
+    let t = render::app(&spec, Options::default()).unwrap().0;
+    let r = &t["Resources"];
+    // Every forward action of the function: all on `live`, none on `next`.
+    let forward = serde_json::json!({
+        "Type": "forward",
+        "ForwardConfig": { "TargetGroups": [
+            { "TargetGroupArn": { "Ref": "ApiTargetGroup" }, "Weight": 100 },
+            { "TargetGroupArn": { "Ref": "ApiNextTargetGroup" }, "Weight": 0 },
+        ] },
+    });
+    assert_eq!(r["ApiRoute1"]["Properties"]["Actions"][0], forward);
+    assert_eq!(
+        r["HttpsListener"]["Properties"]["DefaultActions"][0],
+        forward
+    );
+    assert_eq!(
+        r["ApiTargetGroup"]["Properties"]["Targets"][0]["Id"],
+        serde_json::json!({ "Ref": "ApiLiveAlias" })
+    );
+    assert_eq!(
+        r["ApiNextAlbPermission"]["Properties"]["FunctionName"],
+        serde_json::json!({ "Ref": "ApiNextAlias" })
+    );
+    // A new code key publishes a version: the description names it.
+    let description = r["ApiVersion"]["Properties"]["Description"]["Fn::Sub"]
+        .as_str()
+        .unwrap();
+    assert!(
+        description.starts_with("code ${ApiCodeKey}, configuration "),
+        "{description}"
+    );
+    assert_eq!(
+        r["ApiNextErrorsAlarm"]["Properties"]["Dimensions"][1]["Value"]["Fn::Sub"],
+        "${ApiFunction}:next"
+    );
+    assert_eq!(t["Parameters"]["ApiLiveVersion"]["Default"], "");
+
+    let ephemeral = render::app(
+        &spec.for_env("pr-7").unwrap(),
+        Options {
+            ephemeral: true,
+            shared_slot: None,
+        },
+    )
+    .unwrap()
+    .0;
+    for id in [
+        "ApiVersion",
+        "ApiLiveAlias",
+        "ApiNextTargetGroup",
+        "ApiNextErrorsAlarm",
+    ] {
+        assert!(ephemeral["Resources"].get(id).is_none(), "{id}");
+    }
+}

@@ -246,10 +246,11 @@ fn lambda_function(
     if let Some(n) = f.reserved_concurrency {
         props.insert("ReservedConcurrentExecutions".into(), json!(n));
     }
-    if f.rollout.is_some() {
-        super::rollout::versions(name, &ids.function, &code.key, &properties, doc);
-    }
+    let configuration = f.rollout.as_ref().map(|_| properties.clone());
     doc.resource(&ids.function, "AWS::Lambda::Function", properties);
+    if let Some(configuration) = configuration {
+        super::rollout::versions(name, &ids.function, &code.key, &configuration, doc);
+    }
     doc.output(
         format!("{}FunctionArn", ids.prefix),
         &format!("ARN of the `{name}` function"),
