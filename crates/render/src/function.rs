@@ -249,7 +249,7 @@ fn lambda_function(
     let configuration = f.rollout.as_ref().map(|_| properties.clone());
     doc.resource(&ids.function, "AWS::Lambda::Function", properties);
     if let Some(configuration) = configuration {
-        super::rollout::versions(name, &ids.function, &code.key, &configuration, doc);
+        super::rollout::versions(spec, name, &ids.function, &code.key, &configuration, doc);
     }
     doc.output(
         format!("{}FunctionArn", ids.prefix),

@@ -95,16 +95,15 @@ fn live_version(r: &RolloutIds) -> Value {
 /// `up`. `configuration` is the function's rendered properties: a change to them (or to the
 /// code key) changes the version's description, which publishes a new version.
 pub(crate) fn versions(
+    spec: &Spec,
     name: &str,
     function_id: &str,
     code_key: &str,
     configuration: &Value,
     doc: &mut Doc,
 ) {
-    use sha2::Digest as _;
     let r = RolloutIds::of(name);
-    let hash = sha2::Sha256::digest(configuration.to_string().as_bytes());
-    let hash: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let description = version_description(spec, name, code_key, configuration);
     doc.parameters.insert(
         r.live_version_parameter.clone(),
         json!({
@@ -123,7 +122,7 @@ pub(crate) fn versions(
         "AWS::Lambda::Version",
         json!({
             "FunctionName": r#ref(function_id),
-            "Description": { "Fn::Sub": format!("code ${{{code_key}}}, configuration {hash}") },
+            "Description": { "Fn::Sub": description },
         }),
     );
     // `live` may still serve the version this one replaces, and a rollback needs it.
@@ -149,6 +148,32 @@ pub(crate) fn versions(
         &format!("The newest version of `{name}` (its `next` alias)"),
         get_att(&r.version, "Version"),
     );
+}
+
+/// A version's description: what makes `$LATEST` differ from the last version, so that any
+/// change of it replaces the version (a new one is published). The code key and the rendered
+/// configuration, and the names of the tables the function's variables carry, which change
+/// without the configuration's text when a table is replaced. Those go in while the
+/// description fits Lambda's 256 characters; one that does not reaches `next` with the next
+/// code or configuration change.
+fn version_description(spec: &Spec, name: &str, code_key: &str, configuration: &Value) -> String {
+    use sha2::Digest as _;
+    let hash = sha2::Sha256::digest(configuration.to_string().as_bytes());
+    let hash: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let mut text = format!("code ${{{code_key}}}, configuration {hash}");
+    // The code key resolves to `<app>/<function>/<sha256>.zip`.
+    let mut resolved = text.len() - code_key.len() - 3 + spec.app.len() + name.len() + 70;
+    for table in spec.functions[name].tables.keys() {
+        let id = super::table::id(table);
+        let more =
+            2 + table.len() + 1 + deployer_spec::names::generated_table_name_len(spec, table);
+        if resolved + more > 256 {
+            break;
+        }
+        text.push_str(&format!(", {table} ${{{id}}}"));
+        resolved += more;
+    }
+    text
 }
 
 /// The alarms that stop a shift: errors of `next` alone (Lambda's per-alias `Resource`
