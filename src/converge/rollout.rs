@@ -242,7 +242,10 @@ impl<C: Cloud, U: Ui> Engine<'_, C, U> {
             self.weigh(shift, step.percent).await?;
             let until = Instant::now() + step.hold;
             let left = || total.saturating_sub(started.elapsed());
-            self.report_shift(shift, step.percent, left(), ShiftPhase::Moved, None);
+            // The last move of a canary or linear shift is its end, reported as such below.
+            if step.percent < 100 || !step.hold.is_zero() {
+                self.report_shift(shift, step.percent, left(), ShiftPhase::Moved, None);
+            }
             while !step.hold.is_zero() {
                 let states = self
                     .cloud()

@@ -426,10 +426,14 @@ pub fn shift_line(shift: &crate::converge::model::ShiftState) -> String {
                 0..60 => format!("{left} s"),
                 _ => format!("{} min {} s", left / 60, left % 60),
             };
-            format!(
-                "{function}: {} % on version {to} (the rest on {from}), {left} left, alarms OK",
-                shift.percent
-            )
+            match shift.percent {
+                100 => {
+                    format!("{function}: every request on version {to}, alarms watched {left} more")
+                }
+                p => format!(
+                    "{function}: {p} % on version {to} (the rest on {from}), {left} left, alarms OK"
+                ),
+            }
         }
         ShiftPhase::Finished => format!("{function}: every request on version {to}"),
         ShiftPhase::RolledBack => match &shift.alarm {
@@ -504,6 +508,53 @@ impl Ui for Reporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shift_reads_as_where_the_requests_go() {
+        use crate::converge::model::{AlarmState, AlarmStatus, ShiftPhase, ShiftState};
+        let state = |percent, left, phase, alarm: Option<&str>| ShiftState {
+            stack: "notes-prod".into(),
+            function: "api".into(),
+            from: "41".into(),
+            to: "42".into(),
+            percent,
+            left: Duration::from_secs(left),
+            phase,
+            alarm: alarm.map(|name| AlarmState {
+                name: name.into(),
+                status: AlarmStatus::Alarm,
+                reason: "Threshold Crossed".into(),
+            }),
+        };
+        for (shift, line) in [
+            (
+                state(10, 300, ShiftPhase::Moved, None),
+                "api: 10 % on version 42 (the rest on 41), 5 min 0 s left, alarms OK",
+            ),
+            (
+                state(10, 42, ShiftPhase::Holding, None),
+                "api: 10 % on version 42 (the rest on 41), 42 s left, alarms OK",
+            ),
+            (
+                state(100, 90, ShiftPhase::Holding, None),
+                "api: every request on version 42, alarms watched 1 min 30 s more",
+            ),
+            (
+                state(100, 0, ShiftPhase::Finished, None),
+                "api: every request on version 42",
+            ),
+            (
+                state(0, 0, ShiftPhase::RolledBack, Some("errors")),
+                "api: alarm errors is ALARM: every request back on version 41",
+            ),
+            (
+                state(0, 0, ShiftPhase::RolledBack, None),
+                "api: every request back on version 41",
+            ),
+        ] {
+            assert_eq!(shift_line(&shift), line);
+        }
+    }
 
     fn built() -> crate::build::Built {
         crate::build::Built {

@@ -3246,7 +3246,6 @@ mod rollout {
             shifts(&ui).iter().map(|s| (s.phase, s.percent)).collect();
         assert_eq!(phases.first(), Some(&(ShiftPhase::Moved, 50)));
         assert!(phases.contains(&(ShiftPhase::Holding, 50)), "{phases:?}");
-        assert!(phases.contains(&(ShiftPhase::Moved, 100)), "{phases:?}");
         assert_eq!(phases.last(), Some(&(ShiftPhase::Finished, 100)));
         let Outcome::Applied { stack, .. } = up.outcome else {
             panic!("{:?}", up.outcome)
