@@ -30,7 +30,7 @@ const LOCAL_ACCOUNT: &str = "123456789012";
 /// `deployer local`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  deployer local --build-method cargo-lambda --dynamodb-endpoint http://127.0.0.1:5000\n  deployer local --artifact api=target/api.zip --port 0 --json\n\nThe listener rules come from the rendered template and are evaluated in priority\norder (paths, methods, hosts; then the default route or the fixed 404). Each routed\nfunction's `bootstrap` starts on its first request (the cold start is shown) behind\na Lambda Runtime API, with the environment it gets on Lambda: `TABLE_*` name tables\ncreated from the spec at --dynamodb-endpoint (moto, DynamoDB Local), kept with their\ndata between runs. An arm64 bootstrap on an x86_64 machine runs under qemu-user\n(Debian: qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross).\nOne request at a time per function.\nFunction logs stream to stderr, prefixed by function. Ctrl-C stops everything."
+    after_help = "Examples:\n  deployer local --build-method cargo-lambda --dynamodb-endpoint http://127.0.0.1:5000\n  deployer local --artifact api=target/api.zip --port 0 --json\n\nThe listener rules come from the rendered template and are evaluated in priority\norder (paths, methods, hosts; then the default route or the fixed 404). Each routed\nfunction's `bootstrap` starts on its first request (the cold start is shown) behind\na Lambda Runtime API, with the environment it gets on Lambda: `TABLE_*` name tables\ncreated from the spec at --dynamodb-endpoint (moto, DynamoDB Local), kept with their\ndata between runs; `<NAME>_PARAMETER` and `<NAME>_SECRET_ID` name the spec's secrets,\nread at --secrets-endpoint (set them there with `deployer secret set`).\nAn arm64 bootstrap on an x86_64 machine runs under qemu-user\n(Debian: qemu-user-static libc6-arm64-cross libgcc-s1-arm64-cross).\nOne request at a time per function.\nFunction logs stream to stderr, prefixed by function. Ctrl-C stops everything."
 )]
 pub struct Args {
     #[command(flatten)]
@@ -44,8 +44,22 @@ pub struct Args {
     /// [default: AWS_ENDPOINT_URL_DYNAMODB, then AWS_ENDPOINT_URL]
     #[arg(long, value_name = "URL")]
     dynamodb_endpoint: Option<String>,
+    /// The SSM and Secrets Manager endpoint the functions read their `secrets` from (moto,
+    /// LocalStack) [default: AWS_ENDPOINT_URL_SSM, then AWS_ENDPOINT_URL; else your AWS
+    /// account's, with your credentials]
+    #[arg(long, value_name = "URL")]
+    secrets_endpoint: Option<String>,
     #[command(flatten)]
     output: Output,
+}
+
+/// Where the functions' AWS clients go instead of AWS.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Endpoints<'a> {
+    /// DynamoDB (`AWS_ENDPOINT_URL_DYNAMODB`).
+    pub dynamodb: Option<&'a str>,
+    /// SSM and Secrets Manager (`AWS_ENDPOINT_URL_SSM`, `AWS_ENDPOINT_URL_SECRETS_MANAGER`).
+    pub secrets: Option<&'a str>,
 }
 
 impl Args {
@@ -103,12 +117,12 @@ pub fn local_table_name(stack: &str, table: &str) -> String {
 
 /// What a function's process gets: what Lambda sets for a `provided.al2023` function, the
 /// template's variables with table references resolved to local names, region and credentials
-/// for the SDK, and the DynamoDB endpoint. Nothing else of deployer's environment leaks in.
+/// for the SDK, and the local endpoints. Nothing else of deployer's environment leaks in.
 pub fn function_env(
     def: &FunctionDef,
     tables: &HashMap<String, String>,
     region: &str,
-    endpoint: Option<&str>,
+    endpoints: Endpoints,
     credentials: &[(String, String)],
     task_root: &Path,
 ) -> Result<Vec<(String, String)>, String> {
@@ -142,8 +156,13 @@ pub fn function_env(
     for (key, value) in credentials {
         set(key, value.clone());
     }
-    if let Some(endpoint) = endpoint {
+    if let Some(endpoint) = endpoints.dynamodb {
         set("AWS_ENDPOINT_URL_DYNAMODB", endpoint.into());
+    }
+    // The secrets' variables (`<NAME>_PARAMETER`, `<NAME>_SECRET_ID`) are the template's.
+    if let Some(endpoint) = endpoints.secrets {
+        set("AWS_ENDPOINT_URL_SSM", endpoint.into());
+        set("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint.into());
     }
     for (key, value) in &def.environment {
         let value = match value {
@@ -378,7 +397,7 @@ impl Served {
 struct Runtime<'a> {
     spec: &'a crate::spec::Spec,
     region: &'a str,
-    endpoint: Option<&'a str>,
+    endpoints: Endpoints<'a>,
     credentials: &'a [(String, String)],
     local_tables: &'a HashMap<String, String>,
     dir: &'a Path,
@@ -429,7 +448,7 @@ impl Runtime<'_> {
             def,
             self.local_tables,
             self.region,
-            self.endpoint,
+            self.endpoints,
             self.credentials,
             &dir,
         )
@@ -466,6 +485,11 @@ pub fn local(
     let stack = spec.stack_name();
     let served = Served::of(loaded)?;
     let endpoint = served.endpoint(options.dynamodb_endpoint.as_deref())?;
+    let secrets_endpoint = options.secrets_endpoint.clone().or_else(|| {
+        ["AWS_ENDPOINT_URL_SSM", "AWS_ENDPOINT_URL"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    });
     let region = spec
         .region
         .clone()
@@ -492,7 +516,10 @@ pub fn local(
         let runtime = Runtime {
             spec,
             region: &region,
-            endpoint: endpoint.as_deref(),
+            endpoints: Endpoints {
+                dynamodb: endpoint.as_deref(),
+                secrets: secrets_endpoint.as_deref(),
+            },
             credentials: &credentials,
             local_tables: &local_tables,
             dir: &temp.0,
@@ -645,7 +672,10 @@ mod tests {
             &def,
             &tables,
             "eu-west-1",
-            Some("http://127.0.0.1:5000"),
+            Endpoints {
+                dynamodb: Some("http://127.0.0.1:5000"),
+                secrets: Some("http://127.0.0.1:5001"),
+            },
             &credentials,
             Path::new("/tmp/api"),
         )
@@ -656,6 +686,8 @@ mod tests {
             ("TABLE_NOTES", "notes-dev-notes"),
             ("RUST_LOG", "info"),
             ("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:5000"),
+            ("AWS_ENDPOINT_URL_SSM", "http://127.0.0.1:5001"),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", "http://127.0.0.1:5001"),
             ("AWS_REGION", "eu-west-1"),
             ("AWS_LAMBDA_FUNCTION_NAME", "notes-dev-api"),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
@@ -671,8 +703,15 @@ mod tests {
             "nothing of deployer's own environment"
         );
 
-        let missing =
-            function_env(&def, &HashMap::new(), "r", None, &[], Path::new("/")).unwrap_err();
+        let missing = function_env(
+            &def,
+            &HashMap::new(),
+            "r",
+            Endpoints::default(),
+            &[],
+            Path::new("/"),
+        )
+        .unwrap_err();
         assert!(missing.contains("NotesTable"), "{missing}");
     }
 }

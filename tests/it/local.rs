@@ -345,3 +345,51 @@ fn local_refuses_to_point_tables_at_aws_without_an_endpoint() {
     assert!(stderr.contains("--dynamodb-endpoint"), "{stderr}");
     assert!(stderr.contains("(notes)"), "{stderr}");
 }
+
+/// A function with a secret gets its variable, as on Lambda, and reads the value at start-up
+/// from the local endpoint (here moto's SSM, where `deployer secret set` put it): the example
+/// service then wants the key for writes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_reads_its_secret_from_the_local_endpoint() {
+    let dir = example_for_this_machine();
+    let spec = dir.path().join("stacks/example.yaml");
+    let text = std::fs::read_to_string(&spec).unwrap().replace(
+        "    tables: { notes: read_write }\n",
+        "    tables: { notes: read_write }\n    secrets: { API_KEY: ssm:api-key }\n",
+    );
+    std::fs::write(&spec, text).unwrap();
+    let moto = Moto::start();
+    let key = "local-api-key-2f9e";
+    moto.deployer_with_stdin(
+        dir.path(),
+        &["secret", "set", "api", "API_KEY"],
+        &format!("{key}\n"),
+    )
+    .expect_code(0);
+    let local = Local::start(
+        &moto,
+        dir.path(),
+        &["--artifact", "api=api.zip"],
+        &[],
+        Duration::from_secs(60),
+    );
+    let note = br#"{"title":"keyed"}"#;
+    let json = ("Content-Type", "application/json");
+    let refused = local.request("POST", "/notes", &[json], note);
+    assert_eq!(
+        refused.status,
+        401,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+    let created = local.request("POST", "/notes", &[json, ("x-api-key", key)], note);
+    assert_eq!(
+        created.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+    let stopped = local.stop();
+    assert_eq!(stopped.code, Some(0), "{}", stopped.stderr);
+    assert!(!stopped.stderr.contains(key), "the value is never shown");
+}

@@ -19,6 +19,61 @@ pub struct App {
     pub db: aws_sdk_dynamodb::Client,
     /// The table name (from `TABLE_NOTES`).
     pub table: String,
+    /// When set, writes need it in `x-api-key` ([`read_api_key`]).
+    pub api_key: Option<String>,
+}
+
+/// The variable deployer sets for the spec's `secrets: { API_KEY: ssm:... }`: the parameter's
+/// name, never its value.
+pub const API_KEY_PARAMETER: &str = "API_KEY_PARAMETER";
+
+/// The API key, read once at start-up (a cold start) and kept for the life of the process:
+/// the SSM `SecureString` parameter `parameter` names (the value of [`API_KEY_PARAMETER`]),
+/// decrypted. `None` without a parameter (the spec names no such secret): writes are then open.
+pub async fn read_api_key(
+    ssm: &aws_sdk_ssm::Client,
+    parameter: Option<&str>,
+) -> Result<Option<String>, String> {
+    let Some(name) = parameter else {
+        return Ok(None);
+    };
+    let answer = ssm
+        .get_parameter()
+        .name(name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| {
+            let e = aws_sdk_ssm::error::DisplayErrorContext(e);
+            format!("cannot read the API key from SSM parameter {name}: {e}")
+        })?;
+    let value = answer
+        .parameter()
+        .and_then(|p| p.value())
+        .unwrap_or_default();
+    match value.is_empty() {
+        true => Err(format!("SSM parameter {name} is empty")),
+        false => Ok(Some(value.to_string())),
+    }
+}
+
+/// Whether `request` may write: always without a key, else with it in `x-api-key` (compared in
+/// constant time, so the answer's timing does not tell how much of a guess was right).
+fn may_write(app: &App, request: &Request) -> bool {
+    let Some(key) = &app.api_key else {
+        return true;
+    };
+    let given = request
+        .headers()
+        .get("x-api-key")
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    given.len() == key.len()
+        && given
+            .iter()
+            .zip(key.as_bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
 }
 
 /// Every route the service answers: method and path template.
@@ -270,6 +325,16 @@ async fn dispatch(app: &App, request: &Request) -> Response<Body> {
         Err(rejection) => return rejection.into_response(),
     };
     let id = id.unwrap_or_default();
+    let writes = matches!(
+        *request.method(),
+        Method::POST | Method::PUT | Method::DELETE
+    );
+    if writes && !may_write(app, request) {
+        return problem(
+            StatusCode::UNAUTHORIZED,
+            "writes need the API key in the x-api-key header",
+        );
+    }
     match (request.method(), template) {
         (&Method::GET, "/health") => health(),
         (&Method::GET, "/openapi.json") => openapi_json(),
@@ -373,6 +438,7 @@ pub fn docs() -> Response<Body> {
 /// Create a note.
 #[utoipa::path(post, path = "/notes", request_body = NewNote, responses(
     (status = 201, description = "Created", body = Note),
+    (status = 401, description = "The service has an API key and the request's `x-api-key` is not it", body = Problem),
     (status = 400, description = "Invalid input", body = Problem),
     (status = 503, description = "Throttled; retry", body = Problem),
 ))]
@@ -438,6 +504,7 @@ pub async fn get_note(app: &App, id: &str) -> Response<Body> {
 /// Change a note, if it is still at the version given (no lost updates).
 #[utoipa::path(put, path = "/notes/{id}", params(("id" = String, Path, description = "Note id")), request_body = NoteUpdate, responses(
     (status = 200, description = "The updated note", body = Note),
+    (status = 401, description = "The service has an API key and the request's `x-api-key` is not it", body = Problem),
     (status = 400, description = "Invalid input", body = Problem),
     (status = 404, description = "No such note", body = Problem),
     (status = 409, description = "Changed by someone else since it was read", body = Problem),
@@ -459,6 +526,7 @@ pub async fn update_note(app: &App, id: &str, request: &Request) -> Response<Bod
 /// Delete a note.
 #[utoipa::path(delete, path = "/notes/{id}", params(("id" = String, Path, description = "Note id")), responses(
     (status = 204, description = "Deleted"),
+    (status = 401, description = "The service has an API key and the request's `x-api-key` is not it", body = Problem),
     (status = 404, description = "No such note", body = Problem),
 ))]
 pub async fn delete_note(app: &App, id: &str) -> Response<Body> {

@@ -83,7 +83,11 @@ fn moto() -> &'static str {
 }
 
 async fn dynamodb() -> aws_sdk_dynamodb::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    aws_sdk_dynamodb::Client::new(&moto_config().await)
+}
+
+async fn moto_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url(moto())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
@@ -94,8 +98,7 @@ async fn dynamodb() -> aws_sdk_dynamodb::Client {
             "test",
         ))
         .load()
-        .await;
-    aws_sdk_dynamodb::Client::new(&config)
+        .await
 }
 
 /// The app over a new table of its own, keyed as the spec declares it (pk, sk).
@@ -134,7 +137,11 @@ async fn app() -> App {
         .send()
         .await
         .unwrap();
-    App { db, table }
+    App {
+        db,
+        table,
+        api_key: None,
+    }
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -433,6 +440,7 @@ async fn works_against_the_table_named_in_notes_table() {
         Ok(table) => App {
             db: dynamodb().await,
             table,
+            api_key: None,
         },
         Err(_) => app().await,
     };
@@ -447,4 +455,63 @@ async fn works_against_the_table_named_in_notes_table() {
     assert_eq!(status, 201, "{note}");
     let (status, page) = send(&app, "GET", "/notes", &[], None).await;
     assert_eq!((status, page["items"].as_array().unwrap().len()), (200, 1));
+}
+
+/// With an API key, a write without it (or with another) is 401 and changes nothing; with it,
+/// the write goes through. Reads never need it.
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_need_the_api_key_once_one_is_set() {
+    let app = App {
+        api_key: Some("k3y-from-ssm".into()),
+        ..app().await
+    };
+    let create = |key: Option<&str>| {
+        let mut event: Value = serde_json::from_str(&event(
+            "POST",
+            "/notes",
+            &[],
+            Some(r#"{"title":"keyed"}"#),
+            false,
+        ))
+        .unwrap();
+        if let Some(key) = key {
+            event["headers"]["x-api-key"] = json!(key);
+        }
+        event.to_string()
+    };
+    for wrong in [None, Some("k3y-from-ssX"), Some("k3y")] {
+        let (status, problem, _) = call(&app, &create(wrong)).await;
+        assert_eq!(status, 401, "{wrong:?}: {problem}");
+    }
+    let (status, listed) = send(&app, "GET", "/notes", &[], None).await;
+    assert_eq!(
+        (status, listed["items"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+    let (status, note, _) = call(&app, &create(Some("k3y-from-ssm"))).await;
+    assert_eq!(status, 201, "{note}");
+}
+
+/// `read_api_key` reads the SecureString parameter `API_KEY_PARAMETER` names, decrypted;
+/// without one there is no key, and a missing one is an error naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_key_is_read_from_the_parameter_the_variable_names() {
+    let ssm = aws_sdk_ssm::Client::new(&moto_config().await);
+    let name = format!("/notes/test-{}/api-key", std::process::id());
+    ssm.put_parameter()
+        .name(&name)
+        .value("k3y-from-ssm")
+        .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(notes::read_api_key(&ssm, None).await, Ok(None));
+    assert_eq!(
+        notes::read_api_key(&ssm, Some(&name)).await,
+        Ok(Some("k3y-from-ssm".to_string()))
+    );
+    let missing = notes::read_api_key(&ssm, Some("/notes/missing"))
+        .await
+        .unwrap_err();
+    assert!(missing.contains("/notes/missing"), "{missing}");
 }
