@@ -62,8 +62,26 @@ impl Args {
                         .await?;
                 super::plan::show_drift(&reporter, &name, &report);
             }
+            if let Some(stack) = &stack {
+                say_pending_rollouts(&loaded.spec, stack, &reporter);
+            }
             reporter.status(stack.as_ref(), &name, drift.as_ref());
             Ok(())
         })
+    }
+}
+
+/// A function whose newest version serves nothing yet: its rollout rolled back, or deployer
+/// stopped mid-shift (the stack's outputs say; `up` shifts again).
+fn say_pending_rollouts(
+    spec: &crate::spec::Spec,
+    stack: &converge::model::Stack,
+    reporter: &crate::ui::Reporter,
+) {
+    for pending in converge::rollout::pending(spec, &stack.outputs) {
+        reporter.progress(Progress::Warning(format!(
+            "{}: `{}` serves version {} while version {} waits on `next` (a rollout rolled back, or stopped mid-shift): `deployer up` shifts to it again",
+            stack.name, pending.function, pending.from, pending.to
+        )));
     }
 }

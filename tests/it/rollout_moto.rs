@@ -304,3 +304,43 @@ async fn an_env_with_a_rollout_refuses_hotswap() {
     let template = moto.template("notes-pr-7").await;
     assert!(template["Resources"].get("ApiLiveAlias").is_none());
 }
+
+/// `status` names a function whose newest version serves nothing yet (the stack's outputs say
+/// `live` and `next` differ: a rollback, or a shift deployer did not finish).
+#[tokio::test(flavor = "multi_thread")]
+async fn status_names_a_version_left_on_next() {
+    let moto = Moto::start();
+    let dir = common::project_with(&[("api.zip", "api")]);
+    let d = dir.path();
+    let spec = d.join("stacks/example.yaml");
+    let plain = std::fs::read_to_string(&spec).unwrap();
+    // moto cannot create the aliases: a stack with the outputs a rolled-back rollout leaves.
+    let with_outputs = format!(
+        "{plain}extra:\n  Outputs:\n    ApiLiveVersion: {{ Value: \"3\" }}\n    ApiNextVersion: {{ Value: \"4\" }}\n"
+    );
+    std::fs::write(&spec, with_outputs).unwrap();
+    let artifact = format!("api={}", d.join("api.zip").display());
+    moto.deployer(d, &["up", "--artifact", &artifact, "--yes"])
+        .expect_code(0);
+    let status = moto.deployer(d, &["status"]);
+    status.expect_code(0);
+    assert!(
+        !status.stderr.contains("waits on `next`"),
+        "no rollout in the spec: {}",
+        status.stderr
+    );
+    let rollout = plain.replace(
+        "    tables: { notes: read_write }\n",
+        "    tables: { notes: read_write }\n    rollout: { strategy: canary }\n",
+    );
+    std::fs::write(&spec, rollout).unwrap();
+    let status = moto.deployer(d, &["status"]);
+    status.expect_code(0);
+    assert!(
+        status
+            .stderr
+            .contains("`api` serves version 3 while version 4 waits on `next`"),
+        "{}",
+        status.stderr
+    );
+}
