@@ -555,7 +555,11 @@ pub async fn roll_out<C: Cloud, U: Ui>(
         }
     }
     if !finished.is_empty() {
-        let mut promoted = deployment.clone();
+        // The first update's permission check covered `UpdateAlias` already.
+        let mut promoted = Deployment {
+            check_permissions: false,
+            ..deployment.clone()
+        };
         for shift in &finished {
             let parameter = render::rollout::RolloutIds::of(&shift.function).live_version_parameter;
             promoted.parameters.insert(parameter, shift.to.clone());

@@ -3188,6 +3188,17 @@ mod rollout {
         }
     }
 
+    /// `up`'s rollout after `up`, on `script`, with the test spec.
+    async fn roll_out(
+        script: &Script,
+        ui: &Recorder,
+        deployment: &Deployment,
+        up: deployer::converge::Up,
+    ) -> Result<deployer::converge::Up, deployer::exit::Error> {
+        let engine = Engine::new(script, ui).with_poll(FAST);
+        deployer::converge::roll_out(&engine, script, &spec(), deployment, up).await
+    }
+
     fn shifts(ui: &Recorder) -> Vec<ShiftState> {
         ui.seen
             .borrow()
@@ -3223,10 +3234,8 @@ mod rollout {
     async fn a_shift_moves_in_steps_then_live_takes_the_new_version() {
         let (script, deployment) = script();
         let ui = Recorder::default();
-        let engine = Engine::new(&script, &ui).with_poll(FAST);
-        let spec = spec();
         let started = std::time::Instant::now();
-        let up = deployer::converge::roll_out(&engine, &script, &spec, &deployment, updated())
+        let up = roll_out(&script, &ui, &deployment, updated())
             .await
             .unwrap();
         // 50 % for the one-second step, all, then (once `live` is 4) the template's weights.
@@ -3266,9 +3275,7 @@ mod rollout {
             "Threshold Crossed: 1 datapoint [3.0] was greater than or equal to the threshold (1.0).".into(),
         ));
         let ui = Recorder::default();
-        let engine = Engine::new(&script, &ui).with_poll(FAST);
-        let spec = spec();
-        let e = deployer::converge::roll_out(&engine, &script, &spec, &deployment, updated())
+        let e = roll_out(&script, &ui, &deployment, updated())
             .await
             .unwrap_err();
         assert_eq!(e.code, deployer::exit::Code::Failed);
@@ -3338,9 +3345,7 @@ mod rollout {
             .borrow_mut()
             .retain(|a| a.name != "notes-latency");
         let ui = Recorder::default();
-        let engine = Engine::new(&script, &ui).with_poll(FAST);
-        let spec = spec();
-        let e = deployer::converge::roll_out(&engine, &script, &spec, &deployment, updated())
+        let e = roll_out(&script, &ui, &deployment, updated())
             .await
             .unwrap_err();
         assert_eq!(e.code, deployer::exit::Code::Usage);
@@ -3352,15 +3357,11 @@ mod rollout {
     async fn nothing_moves_when_live_serves_the_newest_version() {
         let (script, deployment) = script();
         let ui = Recorder::default();
-        let engine = Engine::new(&script, &ui).with_poll(FAST);
         let mut up = updated();
         up.outcome = Outcome::NoChanges {
             stack: with_versions("UPDATE_COMPLETE", "4", "4").unwrap(),
         };
-        let spec = spec();
-        deployer::converge::roll_out(&engine, &script, &spec, &deployment, up)
-            .await
-            .unwrap();
+        roll_out(&script, &ui, &deployment, up).await.unwrap();
         assert!(script.moves.borrow().is_empty());
         assert_eq!(script.alarm_calls.get(), 0);
     }
