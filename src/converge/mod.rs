@@ -504,6 +504,38 @@ pub async fn up<C: Cloud, U: Ui>(
     }
 }
 
+/// Points `live` at the new version of each `finished` shift (a parameter-only update of the
+/// same template), then puts their weights back on `live`, which now serves it.
+async fn promote<C: Cloud, U: Ui>(
+    engine: &Engine<'_, C, U>,
+    deployment: &Deployment,
+    stack_name: &str,
+    finished: &[rollout::Shift],
+) -> Result<Outcome, Error> {
+    // The first update's permission check covered `UpdateAlias` already.
+    let mut promoted = Deployment {
+        check_permissions: false,
+        ..deployment.clone()
+    };
+    for shift in finished {
+        let parameter = render::rollout::RolloutIds::of(&shift.function).live_version_parameter;
+        promoted.parameters.insert(parameter, shift.to.clone());
+    }
+    engine.step(format!(
+        "{stack_name}: the `live` alias takes the new version{}",
+        if finished.len() > 1 { "s" } else { "" }
+    ));
+    let apply = Mode::Apply {
+        yes: true,
+        allow_data_loss: false,
+    };
+    let promotion = engine.deploy(&promoted, apply).await?;
+    for shift in finished {
+        engine.forward_to_live(shift).await?;
+    }
+    Ok(promotion)
+}
+
 /// After the stack update: shifts the traffic of each function whose `live` alias does not
 /// serve its newest version yet ([`rollout`]), then points `live` at the versions that took
 /// all of it (a parameter-only update) and puts their weights back on `live`. A rollback ends
@@ -555,28 +587,7 @@ pub async fn roll_out<C: Cloud, U: Ui>(
         }
     }
     if !finished.is_empty() {
-        // The first update's permission check covered `UpdateAlias` already.
-        let mut promoted = Deployment {
-            check_permissions: false,
-            ..deployment.clone()
-        };
-        for shift in &finished {
-            let parameter = render::rollout::RolloutIds::of(&shift.function).live_version_parameter;
-            promoted.parameters.insert(parameter, shift.to.clone());
-        }
-        engine.step(format!(
-            "{}: the `live` alias takes the new version{}",
-            stack.name,
-            if finished.len() > 1 { "s" } else { "" }
-        ));
-        let apply = Mode::Apply {
-            yes: true,
-            allow_data_loss: false,
-        };
-        let promotion = engine.deploy(&promoted, apply).await?;
-        for shift in &finished {
-            engine.forward_to_live(shift).await?;
-        }
+        let promotion = promote(engine, deployment, &stack.name, &finished).await?;
         up.outcome = match (up.outcome, promotion) {
             (Outcome::Applied { changes, .. }, Outcome::Applied { stack, .. }) => {
                 Outcome::Applied { stack, changes }
