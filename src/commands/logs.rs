@@ -62,8 +62,16 @@ impl Args {
         Session::run(spec.region.as_deref(), &reporter, None, async |session| {
             let aws = &session.aws;
             let mut seen = std::collections::HashSet::new();
+            // One listener for the whole run: a Ctrl-C that comes during a call, not during the
+            // wait between polls, still ends it (a listener made later would not see it).
+            let ctrl_c = tokio::signal::ctrl_c();
+            tokio::pin!(ctrl_c);
             loop {
-                for event in aws.log_events(&group, start_ms).await? {
+                let events = tokio::select! {
+                    events = aws.log_events(&group, start_ms) => events?,
+                    _ = &mut ctrl_c => return Ok(()),
+                };
+                for event in events {
                     if seen.insert(event.id.clone()) {
                         start_ms = start_ms.max(event.timestamp_ms);
                         reporter.log_event(&function, &event);
@@ -74,7 +82,7 @@ impl Args {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(2)) => {}
-                    _ = tokio::signal::ctrl_c() => return Ok(()),
+                    _ = &mut ctrl_c => return Ok(()),
                 }
             }
         })

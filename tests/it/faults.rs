@@ -304,3 +304,67 @@ async fn down_survives_faults_and_deletes_once() {
     let again = deployer(&moto, &proxy.endpoint, dir.path(), &["down", "--yes"]);
     assert_eq!(again.code, Some(0), "{}", again.stderr);
 }
+
+/// `logs --follow` ends on a Ctrl-C that comes while a poll's call is still out: a listener
+/// made only for the wait between polls missed such a press, and the command ran on.
+#[test]
+fn logs_follow_ends_on_a_ctrl_c_during_a_call() {
+    let moto = Moto::start();
+    let dir = project();
+    let held = Duration::from_secs(20);
+    let proxy = Proxy::start(
+        &moto.endpoint,
+        Rules {
+            faults: vec![fault(
+                Some("Logs_20140328.FilterLogEvents"),
+                100,
+                FaultKind::Delay(held),
+            )],
+            ..Rules::default()
+        },
+    );
+    let mut follow = moto
+        .command(assert_cmd::cargo::cargo_bin("deployer"))
+        .current_dir(dir.path())
+        .args(["logs", "--follow"])
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .env("DEPLOYER_ATTEMPT_TIMEOUT_MS", "60000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !proxy
+        .actions()
+        .iter()
+        .any(|a| a.contains("FilterLogEvents"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no FilterLogEvents call: {:?}",
+            proxy.actions()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let pressed = std::time::Instant::now();
+    unsafe {
+        libc::kill(follow.id() as i32, libc::SIGINT);
+    }
+    // Well before the held answer comes back, or never.
+    let status = loop {
+        if let Some(status) = follow.try_wait().unwrap() {
+            break Some(status);
+        }
+        if pressed.elapsed() > held / 2 {
+            follow.kill().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "Ctrl-C during the call did not end `logs --follow`"
+    );
+}
