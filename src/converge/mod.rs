@@ -500,7 +500,19 @@ pub async fn up<C: Cloud, U: Ui>(
     }
     match mode {
         Mode::Apply { .. } => roll_out(engine, cloud, spec, &deployment, up).await,
-        Mode::Plan => Ok(up),
+        Mode::Plan => {
+            say_planned_rollouts(engine, spec, &up);
+            Ok(up)
+        }
+    }
+}
+
+/// `plan`: how the functions whose new version the changes publish would take traffic.
+fn say_planned_rollouts<C: Cloud, U: Ui>(engine: &Engine<'_, C, U>, spec: &Spec, up: &Up) {
+    if let Outcome::Planned { changes } = &up.outcome {
+        for line in rollout::planned(spec, changes) {
+            engine.step(format!("{}: {line}", spec.stack_name()));
+        }
     }
 }
 

@@ -93,6 +93,33 @@ pub fn pending(spec: &Spec, outputs: &[(String, String)]) -> Vec<Pending> {
         .collect()
 }
 
+/// What `up` would do after the changes `plan` shows: for each function with a rollout whose
+/// version they publish (add or replace), how its traffic would move.
+pub fn planned(spec: &Spec, changes: &[super::model::Change]) -> Vec<String> {
+    spec.functions
+        .iter()
+        .filter_map(|(name, f)| Some((name, f.rollout.as_ref()?)))
+        .filter(|(name, _)| {
+            let version = RolloutIds::of(name).version;
+            changes.iter().any(|c| c.logical_id == version)
+        })
+        .map(|(name, rollout)| {
+            let moves: Vec<String> = steps(rollout)
+                .iter()
+                .map(|s| match s.hold.as_secs() {
+                    0 => format!("{} %", s.percent),
+                    held => format!("{} % for {}", s.percent, humantime::format_duration(Duration::from_secs(held))),
+                })
+                .collect();
+            format!(
+                "`{name}` publishes a version; `up` then moves its requests to it ({}: {}), back at once if an alarm fires",
+                rollout.strategy.as_str(),
+                moves.join(", ")
+            )
+        })
+        .collect()
+}
+
 /// Where the template forwards function `name`'s requests: the logical ids of the rules
 /// (`true`) and listeners (`false`) whose forward action names its `live` target group.
 pub fn forwarders(template: &Value, name: &str) -> Vec<(String, bool)> {
@@ -494,6 +521,29 @@ mod tests {
         };
         assert!(super::super::data_loss::losses(&[replaced], &old, &new).is_empty());
         assert_eq!(old["Resources"]["ApiVersion"]["DeletionPolicy"], "Retain");
+    }
+
+    #[test]
+    fn plan_says_how_a_new_version_would_take_traffic() {
+        use super::super::model::{Change, ChangeAction, Replacement};
+        let spec = crate::spec::parse(
+            "app: notes\nalb: {}\nfunctions:\n  api:\n    path: svc\n    default_route: true\n    rollout: { strategy: linear, percent: 40, wait: 2m }\n  web:\n    path: svc\n    routes: [{ path: /w* }]\n    rollout: { strategy: canary }\n",
+            "s.yaml",
+        )
+        .unwrap();
+        let change = |id: &str| Change {
+            action: ChangeAction::Modify,
+            logical_id: id.into(),
+            resource_type: "AWS::Lambda::Version".into(),
+            replacement: Some(Replacement::True),
+        };
+        assert_eq!(
+            planned(&spec, &[change("ApiVersion"), change("WebFunction")]),
+            [
+                "`api` publishes a version; `up` then moves its requests to it (linear: 40 % for 2m, 80 % for 2m, 100 %), back at once if an alarm fires"
+            ]
+        );
+        assert!(planned(&spec, &[change("ApiLiveAlias")]).is_empty());
     }
 
     #[test]

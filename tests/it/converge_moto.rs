@@ -560,8 +560,23 @@ async fn logs_prints_the_function_log_events() {
         .status()
         .unwrap();
     assert!(interrupted.success());
-    let status = follow.wait().unwrap();
-    assert_eq!(status.code(), Some(0), "Ctrl-C ends --follow cleanly");
+    // Bounded: a Ctrl-C that `--follow` missed must fail this test, not hang the suite.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = follow.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            follow.kill().unwrap();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "Ctrl-C ends --follow cleanly"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

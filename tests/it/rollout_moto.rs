@@ -277,6 +277,17 @@ async fn an_env_with_a_rollout_refuses_hotswap() {
     );
     std::fs::write(&spec, text).unwrap();
     let artifact = format!("api={}", d.join("api.zip").display());
+    // `plan` says how the new version would take traffic (once there is a bootstrap stack to
+    // plan the app stack against).
+    moto.deployer(d, &["bootstrap"]).expect_code(0);
+    let plan = moto.deployer(d, &["plan", "--artifact", &artifact]);
+    plan.expect_code(10);
+    assert!(
+        plan.stderr.contains("`api` publishes a version; `up` then moves its requests to it (canary: 20 % for 1m, 100 %)"),
+        "{}",
+        plan.stderr
+    );
+    moto.reset_recording();
     let up = moto.deployer(d, &["up", "--hotswap", "--artifact", &artifact, "--yes"]);
     up.expect_code(2);
     assert!(
