@@ -1323,47 +1323,86 @@ impl Cloud for AwsCloud<'_> {
         &self,
         names: &[String],
     ) -> Result<Vec<crate::converge::model::AlarmState>, CloudError> {
-        use crate::converge::model::{AlarmState, AlarmStatus};
         let mut states = Vec::new();
-        // DescribeAlarms takes at most 100 names a call.
+        // DescribeAlarms takes at most 100 names a call, and answers only metric alarms unless
+        // `AlarmTypes` names composite ones too.
         for chunk in names.chunks(100) {
             let params: Vec<(String, String)> = chunk
                 .iter()
                 .enumerate()
                 .map(|(i, name)| (format!("AlarmNames.member.{}", i + 1), name.clone()))
-                .chain([("MaxRecords".to_string(), "100".to_string())])
+                .chain([
+                    ("AlarmTypes.member.1".to_string(), "MetricAlarm".to_string()),
+                    (
+                        "AlarmTypes.member.2".to_string(),
+                        "CompositeAlarm".to_string(),
+                    ),
+                    ("MaxRecords".to_string(), "100".to_string()),
+                ])
                 .collect();
             let xml = self
                 .aws
                 .query
                 .call(query::Service::CloudWatch, "DescribeAlarms", &params)
                 .await?;
-            let alarms = query::list_items(
-                &xml,
-                "MetricAlarms",
-                &["AlarmName", "StateValue", "StateReason"],
-            );
-            for alarm in alarms {
-                let (Some(name), Some(status)) = (
-                    alarm.get("AlarmName"),
-                    alarm.get("StateValue").and_then(|v| AlarmStatus::parse(v)),
-                ) else {
-                    continue;
-                };
-                states.push(AlarmState {
-                    name: name.clone(),
-                    status,
-                    reason: alarm.get("StateReason").cloned().unwrap_or_default(),
-                });
-            }
+            states.extend(alarm_states_of(&xml));
         }
         Ok(states)
     }
 }
 
+/// The alarms of a DescribeAlarms answer, metric and composite, with their states.
+fn alarm_states_of(xml: &str) -> Vec<crate::converge::model::AlarmState> {
+    use crate::converge::model::{AlarmState, AlarmStatus};
+    let fields = ["AlarmName", "StateValue", "StateReason"];
+    ["MetricAlarms", "CompositeAlarms"]
+        .iter()
+        .flat_map(|list| query::list_items(xml, list, &fields))
+        .filter_map(|alarm| {
+            Some(AlarmState {
+                name: alarm.get("AlarmName")?.clone(),
+                status: AlarmStatus::parse(alarm.get("StateValue")?)?,
+                reason: alarm.get("StateReason").cloned().unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn describe_alarms_answers_metric_and_composite_alarms() {
+        use crate::converge::model::AlarmStatus;
+        // The shape the CloudWatch API Reference documents for DescribeAlarms.
+        let xml = r#"<DescribeAlarmsResponse xmlns="http://monitoring.amazonaws.com/doc/2010-08-01/">
+  <DescribeAlarmsResult>
+    <CompositeAlarms>
+      <member><AlarmName>notes-health</AlarmName><AlarmRule>ALARM(a)</AlarmRule><StateValue>ALARM</StateValue><StateReason>a is ALARM</StateReason></member>
+    </CompositeAlarms>
+    <MetricAlarms>
+      <member><AlarmName>notes-p99</AlarmName><StateValue>OK</StateValue><StateReason>fine</StateReason><Dimensions><member><Name>F</Name><Value>v</Value></member></Dimensions></member>
+      <member><AlarmName>odd</AlarmName><StateValue>SOMETHING_NEW</StateValue></member>
+    </MetricAlarms>
+  </DescribeAlarmsResult>
+</DescribeAlarmsResponse>"#;
+        let states: Vec<(String, AlarmStatus, String)> = alarm_states_of(xml)
+            .into_iter()
+            .map(|a| (a.name, a.status, a.reason))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("notes-p99".into(), AlarmStatus::Ok, "fine".into()),
+                (
+                    "notes-health".into(),
+                    AlarmStatus::Alarm,
+                    "a is ALARM".into()
+                ),
+            ]
+        );
+    }
 
     /// A SimulatePrincipalPolicy answer in the shape the IAM API Reference documents
     /// (EvaluationResults of members with nested MatchedStatements and MissingContextValues

@@ -260,7 +260,7 @@ impl<C: Cloud, U: Ui> Engine<'_, C, U> {
     /// Moves `shift`'s traffic step by step, watching its alarms; an alarm in `ALARM` moves it
     /// all back. The first Ctrl-C asks whether to roll back or to finish at once.
     pub async fn shift(&self, shift: &Shift) -> Result<Ended, Error> {
-        self.check_alarms_exist(shift).await?;
+        self.check_alarms_before_moving(shift).await?;
         let total: Duration = shift.steps.iter().map(|s| s.hold).sum();
         let started = Instant::now();
         let handled = self.interrupt_count();
@@ -314,30 +314,43 @@ impl<C: Cloud, U: Ui> Engine<'_, C, U> {
         Ok(Ended::Finished)
     }
 
-    /// A named alarm that does not exist would never fire: refused before traffic moves.
-    async fn check_alarms_exist(&self, shift: &Shift) -> Result<(), Error> {
+    /// Before any traffic moves: a named alarm that does not exist would never fire (exit 2),
+    /// and one already in `ALARM` (the last rollback's, say, not yet back to `OK`) would roll
+    /// the first step back at once, after sending it requests for nothing (exit 1).
+    async fn check_alarms_before_moving(&self, shift: &Shift) -> Result<(), Error> {
         let states = self
             .cloud()
             .alarm_states(&shift.alarms)
             .await
             .map_err(|e| cloud_failure("cannot read the rollout's alarms", e))?;
-        let missing: Vec<&String> = shift
+        let missing: Vec<&str> = shift
             .alarms
             .iter()
             .filter(|name| !states.iter().any(|s| s.name == **name))
+            .map(String::as_str)
             .collect();
-        match missing.is_empty() {
-            true => Ok(()),
-            false => Err(Error::usage(format!(
-                "{}: the rollout of `{}` watches alarms that do not exist: {}; no traffic was moved (version {} still serves every request)",
+        let nothing_moved = format!(
+            "no traffic was moved (version {} still serves every request)",
+            shift.from
+        );
+        if !missing.is_empty() {
+            return Err(Error::usage(format!(
+                "{}: the rollout of `{}` watches alarms that do not exist: {}; {nothing_moved}",
                 shift.stack,
                 shift.function,
-                missing
-                    .iter()
-                    .map(|s| s.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                shift.from
+                missing.join(", "),
+            )));
+        }
+        match fired(&states) {
+            None => Ok(()),
+            Some(alarm) => Err(Error::failed(format!(
+                "{}: alarm `{}` is already {} ({}), so the rollout of `{}` to version {} did not start: {nothing_moved}. `deployer up` again once it is OK",
+                shift.stack,
+                alarm.name,
+                alarm.status.as_str(),
+                alarm.reason,
+                shift.function,
+                shift.to
             ))),
         }
     }

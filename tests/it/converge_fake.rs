@@ -3354,6 +3354,27 @@ mod rollout {
     }
 
     #[tokio::test]
+    async fn an_alarm_already_firing_stops_the_shift_before_any_traffic_moves() {
+        let (script, deployment) = script();
+        // The alarm the last rollback left in ALARM: it is read before anything moves.
+        *script.alarm_fires.borrow_mut() = Some((1, ERRORS.into(), "Threshold Crossed".into()));
+        let ui = Recorder::default();
+        let e = roll_out(&script, &ui, &deployment, updated())
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, deployer::exit::Code::Failed);
+        assert!(
+            e.message.contains(&format!(
+                "alarm `{ERRORS}` is already ALARM (Threshold Crossed)"
+            )) && e.message.contains("no traffic was moved"),
+            "{}",
+            e.message
+        );
+        assert!(script.moves.borrow().is_empty());
+        assert_eq!(script.alarm_calls.get(), 1);
+    }
+
+    #[tokio::test]
     async fn nothing_moves_when_live_serves_the_newest_version() {
         let (script, deployment) = script();
         let ui = Recorder::default();
