@@ -159,18 +159,6 @@ pub enum ShiftPhase {
     RolledBack,
 }
 
-impl ShiftPhase {
-    /// As records spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ShiftPhase::Moved => "moved",
-            ShiftPhase::Holding => "holding",
-            ShiftPhase::Finished => "finished",
-            ShiftPhase::RolledBack => "rolled_back",
-        }
-    }
-}
-
 /// A shift as reported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShiftState {
